@@ -14,8 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8700)
     sim.add_argument("--world", default=None, help="TOML world file")
-    sim.add_argument("--seed", type=int, default=1)
-    sim.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
+    sim.add_argument("--seed", type=int, default=None)
+    sim.add_argument("--speed", type=float, default=None, help="simulated seconds per real second")
     return parser
 
 
@@ -24,7 +24,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "simulate":
         from fleet.simulator.server import serve
 
-        return serve(host=args.host, port=args.port, world=args.world, seed=args.seed, speed=args.speed)
+        return serve(
+            host=args.host, port=args.port, world=args.world, seed=args.seed, speed=args.speed
+        )
     return 2
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.simulator_fixtures"]
+
 _DIR_MARKERS = ("unit", "contract", "integration", "simulator", "migration", "e2e")
 
 
@@ -45,7 +47,16 @@ class PostgresCluster:
     def create_database(self) -> str:
         name = f"t_{uuid.uuid4().hex[:16]}"
         subprocess.run(
-            [str(self.bindir / "createdb"), "-h", self.host, "-p", str(self.port), "-U", self.user, name],
+            [
+                str(self.bindir / "createdb"),
+                "-h",
+                self.host,
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                name,
+            ],
             check=True,
             capture_output=True,
         )
@@ -82,16 +93,39 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         prefix = ["runuser", "-u", "postgres", "--"]
     data, port = workdir / "data", _free_port()
     subprocess.run(
-        [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-         "--no-sync"],
+        [
+            *prefix,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
         check=True,
         capture_output=True,
     )
-    options = (f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
-               "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+    options = (
+        f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
     subprocess.run(
-        [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(workdir / "log"), "-w", "-o", options,
-         "start"],
+        [
+            *prefix,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(workdir / "log"),
+            "-w",
+            "-o",
+            options,
+            "start",
+        ],
         check=True,
         capture_output=True,
     )

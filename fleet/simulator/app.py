@@ -1,0 +1,86 @@
+"""The simulator's aiohttp application: middleware, the `/_sim` control plane, and the dialects."""
+
+from __future__ import annotations
+
+import random
+import string
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from fleet.simulator import huawei_bms, huawei_ecs, huawei_iam, keystone, nova
+from fleet.simulator.control import apply_spec_limits_and_faults
+from fleet.simulator.control import setup as setup_control
+from fleet.simulator.core import (
+    CTX,
+    DROP,
+    ENTRY,
+    SIM,
+    Credentials,
+    SimContext,
+    SimReply,
+    ctx_of,
+    entry_of,
+)
+from fleet.simulator.world import World
+from fleet.simulator.worldgen import WorldSpec, build_world
+
+_OPENSTACK_PREFIXES = ("/identity", "/compute")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def sim_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Settle due transitions, log the call, answer SimReply, stamp request ids, drop if asked."""
+    ctx = ctx_of(request)
+    ctx.world.settle()
+    entry = ctx.log.start(request)
+    request[ENTRY] = entry
+    if request.path.startswith("/_sim"):
+        entry["dialect"] = SIM
+    try:
+        response: web.StreamResponse = await handler(request)
+    except SimReply as reply:
+        response = reply.response
+    except web.HTTPException as exc:
+        response = exc
+    entry["status"] = response.status
+    request_id = entry_request_id(entry)
+    response.headers["X-Request-Id"] = request_id
+    if request.path.startswith(_OPENSTACK_PREFIXES):
+        response.headers["X-Openstack-Request-Id"] = f"req-{request_id}"
+    if request.get(DROP) and request.transport is not None:
+        entry["dropped"] = True
+        request.transport.abort()
+    return response
+
+
+def entry_request_id(entry: dict[str, object]) -> str:
+    rid = entry.get("request_id")
+    if not isinstance(rid, str):
+        rid = f"{entry['seq']:08x}" + "".join(random.choices(string.hexdigits.lower(), k=24))
+        entry["request_id"] = rid
+    return rid
+
+
+def make_credentials(seed: int) -> Credentials:
+    rng = random.Random(seed * 7919 + 1)
+    ak = "".join(rng.choices(string.ascii_uppercase + string.digits, k=20))
+    sk = "".join(rng.choices(string.ascii_letters + string.digits, k=40))
+    return Credentials(huawei_ak=ak, huawei_sk=sk)
+
+
+def build_app(spec: WorldSpec | None = None, world: World | None = None) -> web.Application:
+    """The whole simulator as one aiohttp application (no socket yet)."""
+    spec = spec or WorldSpec()
+    ctx = SimContext(world=world or build_world(spec), credentials=make_credentials(spec.seed))
+    apply_spec_limits_and_faults(ctx, spec)
+    app = web.Application(middlewares=[sim_middleware], client_max_size=16 * 1024 * 1024)
+    app[CTX] = ctx
+    setup_control(app)
+    for dialect in (huawei_iam, huawei_ecs, huawei_bms, nova, keystone):
+        dialect.setup(app)
+    return app
+
+
+__all__ = ["build_app", "entry_of"]

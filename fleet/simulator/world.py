@@ -1,0 +1,259 @@
+"""The simulated world: projects, servers, flavors and their status changes on a simulated clock.
+
+The simulator is an independent oracle written from the API digest: it never imports fleet's drivers
+or domain code, so it cannot share their bugs. Status changes follow the digest's Table A-4 (Huawei)
+and the EasyStack pre/post-conditions: an action puts a server into an interim status (e.g. ACTIVE +
+`powering-off`) and a `Transition` settles it after a number of simulated seconds. Settling is lazy:
+every request calls `World.settle()` first, so there are no background tasks to manage.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+# Server kinds (which surface owns the server).
+ECS, BMS, OPENSTACK = "ecs", "bms", "openstack"
+KINDS = (ECS, BMS, OPENSTACK)
+
+# Simulated seconds each action takes before the server settles.
+DEFAULT_DURATIONS: dict[str, float] = {
+    "start": 20.0,
+    "stop": 20.0,
+    "stop_hard": 5.0,
+    "reboot": 30.0,
+    "reboot_hard": 15.0,
+    "resize": 60.0,
+    "confirm_resize": 5.0,
+    "revert_resize": 20.0,
+    "live_resize": 30.0,
+    "delete": 15.0,
+}
+
+# (status, vm_state, power_state) for the settled states.
+RUNNING = ("ACTIVE", "active", 1)
+STOPPED = ("SHUTOFF", "stopped", 4)
+
+
+class SimClock:
+    """Simulated time: real elapsed time times `speed`, plus whatever tests `advance` by hand."""
+
+    def __init__(self, speed: float = 1.0, start: datetime | None = None) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.speed = speed
+        self._mono0 = time.monotonic()
+        self._offset = 0.0
+        self._wall0 = start or datetime.now(UTC)
+
+    def seconds(self) -> float:
+        """Simulated seconds since the simulator started."""
+        return (time.monotonic() - self._mono0) * self.speed + self._offset
+
+    def now(self) -> datetime:
+        return self._wall0 + timedelta(seconds=self.seconds())
+
+    def advance(self, seconds: float) -> None:
+        self._offset += max(0.0, seconds)
+
+
+def iso(dt: datetime) -> str:
+    """Nova-style timestamp: `2026-11-23T10:00:00Z`."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_ms(dt: datetime) -> str:
+    """Huawei job-style timestamp: `2026-11-23T10:00:00.000Z`."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class Flavor:
+    id: str
+    name: str
+    vcpus: int
+    ram: int  # MiB
+    disk: int  # GiB
+    kind: str  # which server kind may use it
+
+
+@dataclass
+class Transition:
+    """An action in progress on one server."""
+
+    action: str
+    done_at: float  # simulated seconds
+    end_status: str
+    end_vm_state: str
+    end_power: int
+    flavor_id: str | None = None
+    old_flavor_id: str | None = None
+    fail: tuple[str, str] | None = None  # (error_code, reason): the action fails when it settles
+    before: tuple[str, str, int] | None = None  # status to return to on failure
+
+
+@dataclass
+class Server:
+    id: str
+    name: str
+    kind: str
+    project_id: str
+    status: str
+    vm_state: str
+    power_state: int
+    flavor_id: str
+    created: datetime
+    updated: datetime
+    tags: dict[str, str] = field(default_factory=dict)  # 2D key -> value ("" for a bare 1D tag)
+    task_state: str | None = None
+    old_flavor_id: str | None = None
+    locked: bool = False
+    deleted_at: datetime | None = None
+    fault: dict[str, object] | None = None
+    image_id: str = "img-0001"
+    availability_zone: str = "az1"
+    transition: Transition | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.transition is not None
+
+
+@dataclass
+class SubJob:
+    """One server's part of a Huawei cloud job."""
+
+    id: str
+    server_id: str
+    done_at: float
+    fail: tuple[str, str] | None = None
+
+
+@dataclass
+class CloudJob:
+    """A Huawei asynchronous job (`/v1/{project_id}/jobs/{job_id}`)."""
+
+    id: str
+    job_type: str
+    project_id: str
+    kind: str  # ECS or BMS: which rate key its queries count against
+    created: float  # simulated seconds
+    begin_time: datetime
+    sub_jobs: list[SubJob]
+
+    def sub_status(self, sub: SubJob, now: float) -> str:
+        if now < sub.done_at:
+            return "RUNNING" if now >= self.created + 1.0 else "INIT"
+        return "FAIL" if sub.fail else "SUCCESS"
+
+    def status(self, now: float) -> str:
+        if now < self.created + 1.0:
+            return "INIT"
+        states = [self.sub_status(s, now) for s in self.sub_jobs]
+        if any(s in ("RUNNING", "INIT") for s in states):
+            return "RUNNING"
+        return "FAIL" if "FAIL" in states else "SUCCESS"
+
+    def end_time(self, now: float, clock: SimClock) -> datetime | None:
+        if self.status(now) not in ("SUCCESS", "FAIL"):
+            return None
+        last = max((s.done_at for s in self.sub_jobs), default=self.created)
+        return clock.now() - timedelta(seconds=max(0.0, now - last))
+
+
+@dataclass
+class World:
+    clock: SimClock
+    huawei_project_id: str
+    openstack_project_id: str
+    flavors: dict[str, Flavor]
+    servers: dict[str, Server] = field(default_factory=dict)
+    jobs: dict[str, CloudJob] = field(default_factory=dict)
+    durations: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_DURATIONS))
+    # server id -> (error_code, reason): the next action on that server fails (fault "job_fail").
+    failing: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def settle(self) -> None:
+        """Apply every transition whose time has come."""
+        now = self.clock.seconds()
+        for server in self.servers.values():
+            t = server.transition
+            if t is not None and now >= t.done_at:
+                self._finish(server, t)
+
+    def _finish(self, server: Server, t: Transition) -> None:
+        server.transition = None
+        server.task_state = None
+        server.updated = self.clock.now()
+        if t.fail is not None and t.before is not None:
+            server.status, server.vm_state, server.power_state = t.before
+            server.fault = {"code": 500, "message": t.fail[1], "created": iso(server.updated)}
+            return
+        server.status, server.vm_state, server.power_state = (
+            t.end_status,
+            t.end_vm_state,
+            t.end_power,
+        )
+        if t.flavor_id is not None:
+            server.flavor_id = t.flavor_id
+        server.old_flavor_id = t.old_flavor_id
+        if t.action == "delete":
+            server.deleted_at = server.updated
+
+    def begin(
+        self,
+        server: Server,
+        action: str,
+        *,
+        interim: tuple[str, str | None],
+        end: tuple[str, str, int],
+        flavor_id: str | None = None,
+        old_flavor_id: str | None = None,
+    ) -> Transition:
+        """Start `action` on `server`: interim (status, task_state) now, `end` when it settles."""
+        now = self.clock.seconds()
+        fail = self.failing.pop(server.id, None)
+        t = Transition(
+            action=action,
+            done_at=now + self.durations.get(action, 10.0),
+            end_status=end[0],
+            end_vm_state=end[1],
+            end_power=end[2],
+            flavor_id=flavor_id,
+            old_flavor_id=old_flavor_id,
+            fail=fail,
+            before=(server.status, server.vm_state, server.power_state),
+        )
+        server.transition = t
+        server.status, server.task_state = interim
+        server.fault = None
+        server.updated = self.clock.now()
+        return t
+
+    def new_job(self, job_type: str, kind: str, project_id: str, parts: list[SubJob]) -> CloudJob:
+        job = CloudJob(
+            id=new_id(),
+            job_type=job_type,
+            project_id=project_id,
+            kind=kind,
+            created=self.clock.seconds(),
+            begin_time=self.clock.now(),
+            sub_jobs=parts,
+        )
+        self.jobs[job.id] = job
+        return job
+
+    def visible(self, kind: str | None = None, project_id: str | None = None) -> list[Server]:
+        """Servers not (yet) purged, optionally of one kind / project, in creation order."""
+        return [
+            s
+            for s in self.servers.values()
+            if (kind is None or s.kind == kind)
+            and (project_id is None or s.project_id == project_id)
+        ]
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
