@@ -21,7 +21,10 @@ async def authenticate(request: web.Request, project_id: str, dialect: str = HUA
         if token.project_id != project_id:
             raise SimReply(
                 error_response(
-                    dialect, 400, "project_id in token mismatches with project_id in url.", "Ecs.0023"
+                    dialect,
+                    400,
+                    "project_id in token mismatches with project_id in url.",
+                    "Ecs.0023",
                 )
             )
         return
