@@ -1,0 +1,73 @@
+"""structlog set-up: JSON lines in production, readable in a terminal, secrets redacted.
+
+Context (operation id, sub-job id, endpoint, server id) is bound with contextvars by the code that
+handles a sub-job, so every line it logs carries them. Event names are constant and past tense
+(`subjob_claimed`), so logs can be counted and searched.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Literal
+
+import structlog
+
+# Keys whose values are never logged, whatever their nesting.
+_SECRET_KEY = re.compile(
+    r"(password|passwd|secret|token|authorization|x-auth-token|x-subject-token|\bsk\b|signature|cookie)",
+    re.IGNORECASE,
+)
+REDACTED = "***"
+
+
+def redact(value: object) -> object:
+    """Recursively replace the values of secret-looking keys."""
+    if isinstance(value, Mapping):
+        return {
+            k: (REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) else redact(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(redact(v) for v in value)
+    return value
+
+
+def _redact_processor(
+    _logger: object, _name: str, event_dict: MutableMapping[str, object]
+) -> MutableMapping[str, object]:
+    for key in list(event_dict):
+        if key != "event" and _SECRET_KEY.search(key):
+            event_dict[key] = REDACTED
+        else:
+            event_dict[key] = redact(event_dict[key])
+    return event_dict
+
+
+def configure_logging(
+    fmt: Literal["auto", "json", "console"] = "auto", level: str = "info"
+) -> None:
+    """Configure structlog (and route stdlib logging through the same output)."""
+    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact_processor,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, force=True)
