@@ -43,7 +43,10 @@ async def sim_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     except SimReply as reply:
         response = reply.response
     except web.HTTPException as exc:
-        response = exc
+        # Returning the exception object itself is deprecated in aiohttp: answer with a copy.
+        response = web.Response(
+            status=exc.status, reason=exc.reason, body=exc.body, headers=exc.headers
+        )
     entry["status"] = response.status
     request_id = entry_request_id(entry)
     response.headers["X-Request-Id"] = request_id

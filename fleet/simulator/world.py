@@ -234,7 +234,7 @@ class World:
 
     def new_job(self, job_type: str, kind: str, project_id: str, parts: list[SubJob]) -> CloudJob:
         job = CloudJob(
-            id=new_id(),
+            id=uuid.uuid4().hex,  # Huawei job ids are 32 hex digits (digest §4.1)
             job_type=job_type,
             project_id=project_id,
             kind=kind,
