@@ -1,0 +1,247 @@
+"""What every driver is: the `Driver` Protocol, its capabilities as data, and what it returns.
+
+A driver owns HTTP to one endpoint and nothing else. It gets an `aiohttp.ClientSession` and a
+`RequestGate` injected, speaks its dialect, returns the frozen values below and raises only the
+error tree of `fleet.drivers.errors`. Capabilities are data (not scattered `if`s) so the planner
+can refuse what a dialect cannot do, batch within the documented maximums and compute an ETA from
+the rate limits before a single call is made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Protocol
+
+from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef, ServerStatus
+from fleet.drivers.errors import Permanent, Unsupported
+
+# --- rate limiting hooks ----------------------------------------------------------------------------
+
+
+class BudgetUnit(StrEnum):
+    REQUESTS = "requests"
+    SERVERS = "servers"
+
+
+@dataclass(frozen=True)
+class RateBudget:
+    """At most `limit` units in any window of `period` seconds (plain data; the engine enforces)."""
+
+    limit: int
+    period: float
+    unit: BudgetUnit = BudgetUnit.REQUESTS
+
+
+class RequestGate(Protocol):
+    """Every HTTP call a driver makes passes here first, so lists and polls are limited too.
+
+    The composition root adapts this to the engine's limiter with the key `"{endpoint}:{api_class}"`.
+    """
+
+    async def before(self, api_class: str, servers: int) -> None:
+        """Wait until a call of `api_class` carrying `servers` servers may leave now."""
+        ...
+
+    def throttled(self, api_class: str, retry_after: float | None) -> None:
+        """The cloud answered a call of `api_class` with its throttling error."""
+        ...
+
+
+class UnlimitedGate:
+    """A gate that never waits (tests, and endpoints whose limits are enforced elsewhere)."""
+
+    async def before(self, api_class: str, servers: int) -> None:
+        return None
+
+    def throttled(self, api_class: str, retry_after: float | None) -> None:
+        return None
+
+
+# --- capabilities ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """How one dialect performs one action.
+
+    - `api_class`: the rate class of the submitting call (the engine's rate key is
+      `"{endpoint}:{api_class}"`); `counts_servers`: its budget is counted in servers.
+    - `max_batch`: servers per call (1 = no batch API).
+    - `applies_to`: statuses from which the action makes sense; `leads_to`: the status it ends in
+      (None: no single one: tags keep the status, confirm/revert return to the one before).
+    - `cloud_job`: completion is read from a cloud job rather than from the server.
+    """
+
+    action: Action
+    api_class: str
+    max_batch: int
+    applies_to: frozenset[ServerStatus]
+    leads_to: ServerStatus | None
+    counts_servers: bool = False
+    cloud_job: bool = False
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    actions: Mapping[Action, ActionSpec]
+    # api_class -> default budgets (from the seeds, or a documented conservative default)
+    budgets: Mapping[str, tuple[RateBudget, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "actions", MappingProxyType(dict(self.actions)))
+        object.__setattr__(self, "budgets", MappingProxyType(dict(self.budgets)))
+
+    @property
+    def supported(self) -> frozenset[Action]:
+        return frozenset(self.actions)
+
+
+# --- results ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What a cloud accepted: enough to poll it later, also after a restart (see `as_dict`).
+
+    `job_id` is the cloud job id (Huawei v1) or None (Nova dialects: completion is read from the
+    server). `done` is True when the call completed synchronously (tags, dry-run resize).
+    """
+
+    action: Action
+    server_ids: tuple[str, ...]
+    api_class: str
+    job_id: str | None = None
+    request_id: str | None = None
+    done: bool = False
+    flavor: str | None = None  # target flavor of a resize, to recognise its end on Nova dialects
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "action": self.action.value,
+            "server_ids": list(self.server_ids),
+            "api_class": self.api_class,
+            "job_id": self.job_id,
+            "request_id": self.request_id,
+            "done": self.done,
+            "flavor": self.flavor,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Submission:
+        ids = data.get("server_ids")
+        return cls(
+            action=Action(str(data["action"])),
+            server_ids=tuple(str(i) for i in ids) if isinstance(ids, list | tuple) else (),
+            api_class=str(data["api_class"]),
+            job_id=_opt_str(data.get("job_id")),
+            request_id=_opt_str(data.get("request_id")),
+            done=bool(data.get("done", False)),
+            flavor=_opt_str(data.get("flavor")),
+        )
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+class OutcomeState(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ServerOutcome:
+    """One server's part of a submission. `kind` says whether a failure is worth retrying."""
+
+    server_id: str
+    state: OutcomeState
+    code: str | None = None
+    reason: str | None = None
+    kind: str | None = None  # an ErrorKind value for failures
+    status: ServerStatus | None = None  # the server's status when it was read (Nova dialects)
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """The state of every server of one submission, from one poll."""
+
+    outcomes: Mapping[str, ServerOutcome]
+    job_status: str | None = None  # the cloud job's own status word, when there is a job
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outcomes", MappingProxyType(dict(self.outcomes)))
+
+    @property
+    def finished(self) -> bool:
+        return all(o.state is not OutcomeState.RUNNING for o in self.outcomes.values())
+
+
+# --- the Protocol ----------------------------------------------------------------------------------
+
+
+class Driver(Protocol):
+    """One endpoint of one provider."""
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint's configured name (the first half of every rate key)."""
+        ...
+
+    @property
+    def provider(self) -> Provider: ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    def max_batch(self, action: Action) -> int:
+        """Servers per call for `action` (1 = no batch API); raises Unsupported."""
+        ...
+
+    def check(self, action: Action, params: ActionParams) -> None:
+        """Raise Unsupported (with the reason) if this dialect cannot do `action` with `params`."""
+        ...
+
+    def list_servers(self, selector: Selector) -> AsyncIterator[ServerRef]:
+        """Every server matching `selector`, following the dialect's paging to the end."""
+        ...
+
+    async def get_server(self, server_id: str) -> ServerRef: ...
+
+    async def submit(
+        self, action: Action, ids: Sequence[str], params: ActionParams
+    ) -> Submission: ...
+
+    async def poll(self, submission: Submission) -> PollResult: ...
+
+
+def spec_or_unsupported(caps: Capabilities, action: Action, dialect: str) -> ActionSpec:
+    """The spec of `action`, or a clear Unsupported naming the dialect."""
+    spec = caps.actions.get(action)
+    if spec is None:
+        raise Unsupported(f"{dialect} does not support {action.value}")
+    return spec
+
+
+def check_batch(spec: ActionSpec, ids: Sequence[str]) -> None:
+    """Refuse an empty batch, duplicates, or more servers than the dialect takes in one call."""
+    if not ids:
+        raise Permanent(f"{spec.action.value}: no server ids given")
+    if len(set(ids)) != len(ids):
+        raise Permanent(f"{spec.action.value}: duplicate server ids in one call")
+    if len(ids) > spec.max_batch:
+        raise Permanent(
+            f"{spec.action.value}: {len(ids)} servers in one call, at most {spec.max_batch}"
+        )
+
+
+def all_done(submission: Submission) -> PollResult:
+    """The result of a submission that completed when it was accepted (tags, dry runs)."""
+    return PollResult(
+        {i: ServerOutcome(i, OutcomeState.DONE) for i in submission.server_ids}, job_status=None
+    )

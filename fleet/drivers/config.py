@@ -1,0 +1,168 @@
+"""Endpoint configuration and credentials as frozen values.
+
+Configuration names where a secret lives (an environment variable or a file), never the secret
+itself; the secret is read when a driver authenticates. Every credential object's `repr` hides the
+secret, so a config dump or a traceback cannot leak it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from fleet.domain import Provider
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot work; the message names the field."""
+
+
+@dataclass(frozen=True, repr=False)
+class Secret:
+    """A secret value that never shows itself in `repr`/`str`."""
+
+    _value: str
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """Where a secret lives: an environment variable's NAME and/or a file's path (env wins)."""
+
+    env: str | None = None
+    file: str | None = None
+
+    def resolve(self, environ: Mapping[str, str] | None = None) -> Secret:
+        env = os.environ if environ is None else environ
+        if self.env and env.get(self.env):
+            return Secret(env[self.env])
+        if self.file:
+            try:
+                text = Path(self.file).expanduser().read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"secret file {self.file!r} cannot be read: {exc}") from exc
+            return Secret(text.strip())
+        raise ConfigError(f"secret not found (env {self.env!r}, file {self.file!r})")
+
+
+SecretSource = SecretRef | Secret
+
+
+def resolve_secret(source: SecretSource, environ: Mapping[str, str] | None = None) -> Secret:
+    return source if isinstance(source, Secret) else source.resolve(environ)
+
+
+@dataclass(frozen=True)
+class AkSkCredentials:
+    """Huawei access key / secret key: requests are signed (SDK-HMAC-SHA256)."""
+
+    ak: SecretSource
+    sk: SecretSource
+
+
+@dataclass(frozen=True)
+class PasswordCredentials:
+    """A user and password for a Keystone-style token (Huawei IAM or OpenStack Keystone).
+
+    Huawei IAM: `user_domain_name` is the account name; the project is scoped by name or id.
+    """
+
+    username: str | None
+    password: SecretSource
+    user_id: str | None = None
+    user_domain_name: str | None = None
+    user_domain_id: str | None = None
+    project_domain_name: str | None = None
+    project_domain_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.username and not self.user_id:
+            raise ConfigError("credentials: username or user_id is required")
+
+
+Credentials = AkSkCredentials | PasswordCredentials
+
+
+class Flavour:
+    """Values of the `flavour` option of an `openstack` endpoint."""
+
+    OPENSTACK = "openstack"
+    EASYSTACK = "easystack"
+    ALL = (OPENSTACK, EASYSTACK)
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """One endpoint. Huawei endpoints use `iam_url`/`ecs_url`/`bms_url`; OpenStack ones `auth_url`
+    (Keystone v3) with the compute URL discovered from the catalog unless `compute_url` is given."""
+
+    name: str
+    provider: Provider
+    credentials: Credentials
+    region: str | None = None
+    project_id: str | None = None
+    project_name: str | None = None
+    # Huawei
+    iam_url: str | None = None
+    ecs_url: str | None = None
+    bms_url: str | None = None
+    # OpenStack / EasyStack
+    auth_url: str | None = None
+    compute_url: str | None = None
+    interface: str = "public"
+    flavour: str = Flavour.OPENSTACK
+    # HTTP hygiene
+    timeout: float = 30.0
+    connect_timeout: float = 10.0
+    connection_limit: int = 16
+    page_size: int = 1000
+    read_retries: int = 2
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ConfigError("endpoint: name is required")
+        if self.timeout <= 0 or self.connect_timeout <= 0:
+            raise ConfigError(f"endpoint {self.name}: timeouts must be positive")
+        if self.connection_limit < 1:
+            raise ConfigError(f"endpoint {self.name}: connection_limit must be >= 1")
+        if not 1 <= self.page_size <= 1000:
+            raise ConfigError(f"endpoint {self.name}: page_size must be within 1..1000")
+        if self.provider is Provider.OPENSTACK:
+            self._check_openstack()
+        else:
+            self._check_huawei()
+
+    def _check_openstack(self) -> None:
+        if self.flavour not in Flavour.ALL:
+            raise ConfigError(f"endpoint {self.name}: flavour must be one of {Flavour.ALL}")
+        if not isinstance(self.credentials, PasswordCredentials):
+            raise ConfigError(f"endpoint {self.name}: OpenStack needs password credentials")
+        if not self.auth_url:
+            raise ConfigError(f"endpoint {self.name}: auth_url is required")
+        if not (self.project_id or self.project_name):
+            raise ConfigError(f"endpoint {self.name}: project_name or project_id is required")
+
+    def _check_huawei(self) -> None:
+        if not self.ecs_url:
+            raise ConfigError(f"endpoint {self.name}: ecs_url is required")
+        if self.provider is Provider.HUAWEI_BMS and not self.bms_url:
+            raise ConfigError(f"endpoint {self.name}: bms_url is required for huawei-bms")
+        if isinstance(self.credentials, AkSkCredentials):
+            if not self.project_id:
+                raise ConfigError(f"endpoint {self.name}: AK/SK signing needs project_id")
+        else:
+            if not self.iam_url:
+                raise ConfigError(f"endpoint {self.name}: iam_url is required for password auth")
+            if not (self.project_id or self.project_name or self.region):
+                raise ConfigError(
+                    f"endpoint {self.name}: project_id, project_name or region is required"
+                )

@@ -1,0 +1,280 @@
+"""The one place drivers send HTTP: gate, authenticate, time out, classify, log.
+
+Every call passes the injected `RequestGate` first (so lists and polls are rate limited too), then
+gets its auth headers (a cached token, or an AK/SK signature computed on the exact bytes sent), and
+runs under a timeout. The dialect's classifier looks at every response, 2xx included (Huawei can
+answer HTTP 202 with a throttling error). A 401 refreshes the token once; idempotent reads are
+retried a bounded number of times on throttling and transient errors; everything else is raised
+for the engine to decide. Logs name the endpoint, API class, path, status and request id, never a
+header: tokens and signatures stay out of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import quote
+
+import aiohttp
+import structlog
+import yarl
+
+from fleet.drivers.base import RequestGate
+from fleet.drivers.errors import AuthError, DriverError, Throttled, Transient
+from fleet.drivers.query import QueryValue, canonical_query
+
+log = structlog.get_logger("fleet.drivers")
+
+USER_AGENT = "fleet/0.1"
+REQUEST_ID_HEADERS = (
+    "X-Request-Id",
+    "X-Openstack-Request-Id",
+    "X-Compute-Request-Id",
+    "X-Openstack-Nova-Request-Id",
+    "RequestId",
+)
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """One call. `path` is appended to the base URL and must already be percent-encoded."""
+
+    method: str
+    path: str
+    api_class: str
+    query: Sequence[tuple[str, QueryValue]] = ()
+    json_body: object = None
+    server_ids: tuple[str, ...] = ()  # the servers this call acts on (gate budget and logs)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    close_connection: bool = False  # Huawei native OpenStack APIs: no long connections
+
+    @property
+    def servers(self) -> int:
+        return len(self.server_ids)
+
+    @property
+    def retry_safe(self) -> bool:
+        return self.method in ("GET", "HEAD")
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    headers: Mapping[str, str]  # lower-case names
+    data: object  # parsed JSON, or None
+    text: str
+    request_id: str | None
+    method: str
+    path: str
+
+
+class Authenticator(Protocol):
+    async def headers(
+        self, method: str, url: yarl.URL, headers: Mapping[str, str], body: bytes | None
+    ) -> dict[str, str]:
+        """Headers that authenticate this exact request (token, or a signature)."""
+        ...
+
+    def invalidate(self, applied: Mapping[str, str]) -> bool:
+        """The cloud refused `applied`; return True if a retry with fresh credentials may work."""
+        ...
+
+
+class NoAuth:
+    async def headers(
+        self, method: str, url: yarl.URL, headers: Mapping[str, str], body: bytes | None
+    ) -> dict[str, str]:
+        return {}
+
+    def invalidate(self, applied: Mapping[str, str]) -> bool:
+        return False
+
+
+Classifier = Callable[[HttpResponse], DriverError | None]
+
+
+def encode_body(body: object) -> bytes | None:
+    if body is None:
+        return None
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def seg(value: str) -> str:
+    """One path segment (a server id, a tag), percent-encoded; `/` included."""
+    return quote(value, safe="")
+
+
+def join_url(base: str, path: str, query: str) -> yarl.URL:
+    """`base` + already-encoded `path` + canonical `query`, never re-encoded by yarl/aiohttp."""
+    raw = base.rstrip("/") + path
+    if query:
+        raw += "?" + query
+    return yarl.URL(raw, encoded=True)
+
+
+def _shown(ids: tuple[str, ...], limit: int = 10) -> list[str]:
+    """The first ids of a call, enough to find it in the logs without a 1,000-id line."""
+    return list(ids[:limit])
+
+
+def _request_id(headers: Mapping[str, str], data: object) -> str | None:
+    for name in REQUEST_ID_HEADERS:
+        value = headers.get(name.lower())
+        if value:
+            return value
+    if isinstance(data, dict):
+        for key in ("request_id", "RequestId", "requestId"):
+            value = data.get(key)
+            if isinstance(value, str) and value:
+                return value
+    return None
+
+
+@dataclass
+class Transport:
+    """HTTP to one base URL of one endpoint."""
+
+    session: aiohttp.ClientSession
+    gate: RequestGate
+    endpoint: str
+    base_url: str
+    classify: Classifier
+    auth: Authenticator = field(default_factory=NoAuth)
+    timeout: float = 30.0
+    connect_timeout: float = 10.0
+    read_retries: int = 2
+    max_retry_wait: float = 5.0
+
+    async def call(self, req: HttpRequest) -> HttpResponse:
+        refreshed = False
+        attempt = 0
+        while True:
+            await self.gate.before(req.api_class, req.servers)
+            applied: dict[str, str] = {}
+            try:
+                response, applied = await self._send(req)
+                error = self.classify(response)
+                if error is None:
+                    return response
+                log.info(
+                    "http_call_refused",
+                    endpoint=self.endpoint,
+                    api_class=req.api_class,
+                    method=req.method,
+                    path=response.path,
+                    status=response.status,
+                    server_ids=_shown(req.server_ids),
+                    code=error.code,
+                    error=error.kind.value,
+                    request_id=response.request_id,
+                )
+                if isinstance(error, Throttled):
+                    self.gate.throttled(req.api_class, error.retry_after)
+                raise error
+            except AuthError:
+                if refreshed or not self.auth.invalidate(applied):
+                    raise
+                refreshed = True
+                log.info("token_invalidated", endpoint=self.endpoint, api_class=req.api_class)
+            except (Throttled, Transient) as exc:
+                if not req.retry_safe or attempt >= self.read_retries:
+                    raise
+                attempt += 1
+                await asyncio.sleep(self._retry_delay(exc, attempt))
+
+    def _retry_delay(self, exc: DriverError, attempt: int) -> float:
+        hinted = exc.retry_after if isinstance(exc, Throttled) else None
+        delay = hinted if hinted is not None else 0.2 * 2**attempt
+        return min(delay, self.max_retry_wait)
+
+    async def _send(self, req: HttpRequest) -> tuple[HttpResponse, dict[str, str]]:
+        query = canonical_query(req.query)
+        url = join_url(self.base_url, req.path, query)
+        body = encode_body(req.json_body)
+        headers = {
+            "Host": url.host_port_subcomponent or "",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+            **req.headers,
+        }
+        if req.close_connection:
+            headers["Connection"] = "close"
+        applied = await self.auth.headers(req.method, url, headers, body)
+        headers.update(applied)
+        started = time.monotonic()
+        try:
+            response = await self._exchange(req, url, headers, body)
+        except DriverError as exc:
+            log.warning(
+                "http_call_failed",
+                endpoint=self.endpoint,
+                api_class=req.api_class,
+                method=req.method,
+                path=url.path,
+                server_ids=_shown(req.server_ids),
+                error=exc.kind.value,
+                detail=exc.message,
+            )
+            raise
+        log.debug(
+            "http_call_completed",
+            endpoint=self.endpoint,
+            api_class=req.api_class,
+            method=req.method,
+            path=url.path,
+            status=response.status,
+            request_id=response.request_id,
+            servers=req.servers,
+            server_ids=_shown(req.server_ids),
+            elapsed_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        return response, applied
+
+    async def _exchange(
+        self, req: HttpRequest, url: yarl.URL, headers: dict[str, str], body: bytes | None
+    ) -> HttpResponse:
+        timeout = aiohttp.ClientTimeout(total=self.timeout, connect=self.connect_timeout)
+        try:
+            async with self.session.request(
+                req.method, url, headers=headers, data=body, timeout=timeout, allow_redirects=False
+            ) as resp:
+                raw = await resp.read()
+                resp_headers = {k.lower(): v for k, v in resp.headers.items()}
+                status = resp.status
+        except TimeoutError as exc:
+            raise Transient(f"{req.method} {url.path} timed out", ambiguous=True) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise Transient(f"cannot connect for {req.method} {url.path}: {exc}") from exc
+        except aiohttp.ClientError as exc:
+            raise Transient(
+                f"{req.method} {url.path} failed: {type(exc).__name__}: {exc}", ambiguous=True
+            ) from exc
+        text = raw.decode("utf-8", errors="replace")
+        data: object = None
+        if text.strip():
+            try:
+                data = json.loads(text)
+            except ValueError:
+                data = None
+        return HttpResponse(
+            status=status,
+            headers=resp_headers,
+            data=data,
+            text=text,
+            request_id=_request_id(resp_headers, data),
+            method=req.method,
+            path=url.path,
+        )
+
+
+def new_session(connection_limit: int, *, timeout: float = 30.0) -> aiohttp.ClientSession:
+    """A session for one endpoint, with a bounded connector (call inside a running loop)."""
+    connector = aiohttp.TCPConnector(limit=connection_limit, limit_per_host=connection_limit)
+    return aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=timeout), raise_for_status=False
+    )

@@ -1,0 +1,220 @@
+"""Huawei Bare Metal Servers: the BMS v1 API on the BMS endpoint, native 1D tags on the ECS one.
+
+- start/stop/reboot: `POST /v1/{project_id}/baremetalservers/action` with a server list, returning a
+  job polled at `GET /v1/{project_id}/jobs/{job_id}` on the BMS endpoint. The seeds give the URIs
+  and limits but no bodies (A-3); the bodies are ECS v1's, which is also what the official BMS SDK
+  models say. `type` is always sent: the BMS API's default is HARD, ECS's is SOFT.
+- listing: `GET /v1/{project_id}/baremetalservers/detail`, whose `offset` is a page NUMBER starting
+  at 1 (official SDK), read page by page until a short page; one server: `.../baremetalservers/{id}`.
+- tags: the native 1D tag API on the ECS endpoint ("key=value" strings; S0 "1D tag management").
+- resize and delete: no BMS API in the seeds, so unsupported.
+Budgets per URI from the BMS API constraints table (seed 000): action 50/min (start, stop and reboot
+share one URI, A-2), jobs 2,000/min, detail 500/min, show 1,000/min.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
+
+import aiohttp
+
+from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef, ServerStatus
+from fleet.drivers.base import (
+    ActionSpec,
+    BudgetUnit,
+    Capabilities,
+    PollResult,
+    RateBudget,
+    RequestGate,
+    Submission,
+    UnlimitedGate,
+    all_done,
+    check_batch,
+    spec_or_unsupported,
+)
+from fleet.drivers.config import EndpointConfig
+from fleet.drivers.errors import NotFound, Transient, Unsupported
+from fleet.drivers.http import HttpRequest, seg
+from fleet.drivers.huawei import requests as rq
+from fleet.drivers.huawei.auth import IAM_API_CLASS
+from fleet.drivers.huawei.common import (
+    BAREMETAL_TAG,
+    JOBS,
+    NOVA_TAGS,
+    HuaweiClient,
+)
+from fleet.drivers.jsonutil import as_dict, as_list
+from fleet.drivers.novacommon import parse_server
+from fleet.drivers.query import QueryValue
+
+S = ServerStatus
+ACTION, DETAIL, SHOW = "action", "detail", "show"
+# Not documented (A-2/A-3); ECS v1 takes 1,000. Bare-metal fleets are small and each call is
+# one of only 50 per minute, so a large batch is what keeps a campaign moving.
+MAX_BATCH = 100
+_ALIVE = frozenset(set(S) - {S.DELETED, S.DELETING})
+
+CAPABILITIES = Capabilities(
+    actions={
+        a.action: a
+        for a in (
+            ActionSpec(
+                Action.START, ACTION, MAX_BATCH, frozenset({S.STOPPED}), S.RUNNING, cloud_job=True
+            ),
+            ActionSpec(
+                Action.STOP, ACTION, MAX_BATCH, frozenset({S.RUNNING}), S.STOPPED, cloud_job=True
+            ),
+            ActionSpec(
+                Action.REBOOT, ACTION, MAX_BATCH, frozenset({S.RUNNING}), S.RUNNING, cloud_job=True
+            ),
+            ActionSpec(Action.TAG_ADD, NOVA_TAGS, 1, _ALIVE, None),
+            ActionSpec(Action.TAG_REMOVE, NOVA_TAGS, 1, _ALIVE, None),
+        )
+    },
+    # BMS API constraints table (seed 000), per URI.
+    budgets={
+        ACTION: (RateBudget(50, 60.0, BudgetUnit.REQUESTS),),
+        JOBS: (RateBudget(2000, 60.0, BudgetUnit.REQUESTS),),
+        DETAIL: (RateBudget(500, 60.0, BudgetUnit.REQUESTS),),
+        SHOW: (RateBudget(1000, 60.0, BudgetUnit.REQUESTS),),
+        NOVA_TAGS: (),  # native API on the ECS endpoint: no documented limit
+        IAM_API_CLASS: (),
+    },
+)
+
+
+_SHOW_EACH_LIMIT = 20
+_STATUS_FILTER = {S.RUNNING: "ACTIVE", S.STOPPED: "SHUTOFF", S.ERROR: "ERROR"}
+
+
+def _status_query(selector: Selector) -> list[tuple[str, QueryValue]]:
+    if len(selector.statuses) == 1:
+        (status,) = selector.statuses
+        if status in _STATUS_FILTER:
+            return [("status", _STATUS_FILTER[status])]
+    return []
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class HuaweiBmsDriver:
+    def __init__(
+        self,
+        config: EndpointConfig,
+        session: aiohttp.ClientSession,
+        gate: RequestGate | None = None,
+        *,
+        now: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._client = HuaweiClient(config, session, gate or UnlimitedGate(), now=now)
+        self._config = config
+
+    def __repr__(self) -> str:
+        return f"HuaweiBmsDriver(endpoint={self.endpoint!r})"
+
+    @property
+    def endpoint(self) -> str:
+        return self._config.name
+
+    @property
+    def provider(self) -> Provider:
+        return Provider.HUAWEI_BMS
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return CAPABILITIES
+
+    def max_batch(self, action: Action) -> int:
+        return spec_or_unsupported(CAPABILITIES, action, "Huawei BMS").max_batch
+
+    def check(self, action: Action, params: ActionParams) -> None:
+        spec_or_unsupported(CAPABILITIES, action, "Huawei BMS")
+        if action in (Action.TAG_ADD, Action.TAG_REMOVE):
+            tags = rq.require_tags(params)
+            if BAREMETAL_TAG in tags:
+                raise Unsupported(f"{BAREMETAL_TAG} is a system tag of every BMS")
+
+    async def get_server(self, server_id: str) -> ServerRef:
+        pid = seg(await self._client.project_id())
+        response = await self._client.bms.call(
+            HttpRequest(
+                "GET",
+                f"/v1/{pid}/baremetalservers/{seg(server_id)}",
+                SHOW,
+                server_ids=(server_id,),
+            )
+        )
+        body = as_dict(response.data).get("server")
+        return parse_server(body, endpoint=self.endpoint, provider=self.provider)
+
+    async def list_servers(self, selector: Selector) -> AsyncIterator[ServerRef]:
+        if selector.ids and len(selector.ids) <= _SHOW_EACH_LIMIT:
+            for server_id in sorted(selector.ids):
+                try:
+                    server = await self.get_server(server_id)
+                except NotFound:
+                    continue
+                if selector.matches(server):
+                    yield server
+            return
+        seen: set[str] = set()
+        async for body in self._detail_pages(_status_query(selector)):
+            server = parse_server(body, endpoint=self.endpoint, provider=self.provider)
+            if server.id not in seen and selector.matches(server):
+                seen.add(server.id)
+                yield server
+
+    async def _detail_pages(self, query: list[tuple[str, QueryValue]]) -> AsyncIterator[object]:
+        """Every server body of the v1 detail list, page number by page number."""
+        pid = seg(await self._client.project_id())
+        size = self._config.page_size
+        page_number = 1
+        while True:
+            params: list[tuple[str, QueryValue]] = [
+                *query,
+                ("limit", str(size)),
+                ("offset", str(page_number)),
+            ]
+            response = await self._client.bms.call(
+                HttpRequest("GET", f"/v1/{pid}/baremetalservers/detail", DETAIL, query=params)
+            )
+            page = as_list(as_dict(response.data).get("servers"))
+            for item in page:
+                yield item
+            if len(page) < size:
+                return
+            page_number += 1
+
+    async def submit(self, action: Action, ids: Sequence[str], params: ActionParams) -> Submission:
+        self.check(action, params)
+        spec = CAPABILITIES.actions[action]
+        check_batch(spec, ids)
+        if action in (Action.TAG_ADD, Action.TAG_REMOVE):
+            if action is Action.TAG_ADD:
+                await self._client.add_1d_tags(ids[0], params.tags)
+            else:
+                await self._client.remove_1d_tags(ids[0], params.tags)
+            return Submission(action, (ids[0],), NOVA_TAGS, done=True)
+        pid = seg(await self._client.project_id())
+        body = rq.v1_power_body(action, ids, params)
+        job_id, response = await self._client.post_job(
+            self._client.bms, f"/v1/{pid}/baremetalservers/action", ACTION, body, ids
+        )
+        if job_id is None:
+            raise Transient(
+                f"{action.value} accepted without a job id",
+                ambiguous=True,
+                http_status=response.status,
+                request_id=response.request_id,
+            )
+        return Submission(action, tuple(ids), ACTION, job_id=job_id, request_id=response.request_id)
+
+    async def poll(self, submission: Submission) -> PollResult:
+        if submission.done:
+            return all_done(submission)
+        if submission.job_id is None:
+            raise Transient("a BMS submission without a job id cannot be polled")
+        return await self._client.job(self._client.bms, submission.job_id, submission.server_ids)

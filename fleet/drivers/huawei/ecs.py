@@ -1,0 +1,355 @@
+"""Huawei Cloud ECS: the v1 API for actions (batched, with cloud jobs), the native API for reading.
+
+- start/stop/reboot: `POST /v1/{project_id}/cloudservers/action`, up to 1,000 servers per call,
+  one job with a sub-job per server; the documented budget is 1,000 servers per minute.
+- resize: `POST /v1/{project_id}/cloudservers/{id}/resize` (stopped servers only; `dry_run` checks
+  without changing anything and completes at once).
+- delete: `POST /v1/{project_id}/cloudservers/delete`, up to 1,000 per call.
+- tags: 2D `POST /v1/{project_id}/servers/{id}/tags/action` (idempotent, synchronous).
+- confirm/revert resize: native `POST /v2.1/{project_id}/servers/{id}/action` (for servers a native
+  resize left in VERIFY_RESIZE).
+- listing: the native server detail list (status, flavor, tags), narrowed by the v1 query-by-tag API
+  when the selector has tag criteria (it is the documented 2D tag filter with AND/OR/NOT).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
+
+import aiohttp
+
+from fleet.domain import (
+    Action,
+    ActionParams,
+    Provider,
+    Selector,
+    ServerRef,
+    ServerStatus,
+    tag_to_1d,
+)
+from fleet.drivers.base import (
+    ActionSpec,
+    BudgetUnit,
+    Capabilities,
+    OutcomeState,
+    PollResult,
+    RateBudget,
+    RequestGate,
+    ServerOutcome,
+    Submission,
+    UnlimitedGate,
+    all_done,
+    check_batch,
+    spec_or_unsupported,
+)
+from fleet.drivers.config import EndpointConfig
+from fleet.drivers.errors import NotFound, Transient, Unsupported
+from fleet.drivers.http import HttpRequest, seg
+from fleet.drivers.huawei import requests as rq
+from fleet.drivers.huawei.auth import IAM_API_CLASS
+from fleet.drivers.huawei.common import (
+    JOBS,
+    NOVA_ACTION,
+    NOVA_LIST,
+    NOVA_SHOW,
+    HuaweiClient,
+    is_baremetal,
+)
+from fleet.drivers.jsonutil import as_dict, as_list, opt_str
+from fleet.drivers.novacommon import server_outcome
+from fleet.drivers.query import QueryValue
+
+S = ServerStatus
+ACTION, RESIZE, DELETE, TAGS, QUERY = "action", "resize", "delete", "tags", "query"
+MAX_BATCH = 1000  # "A maximum of 1,000 ECSs can be deleted in a batch"; per minute for the others
+_ALIVE = frozenset(set(S) - {S.DELETED, S.DELETING})
+
+CAPABILITIES = Capabilities(
+    actions={
+        a.action: a
+        for a in (
+            ActionSpec(
+                Action.START,
+                ACTION,
+                MAX_BATCH,
+                frozenset({S.STOPPED}),
+                S.RUNNING,
+                counts_servers=True,
+                cloud_job=True,
+            ),
+            ActionSpec(
+                Action.STOP,
+                ACTION,
+                MAX_BATCH,
+                frozenset({S.RUNNING}),
+                S.STOPPED,
+                counts_servers=True,
+                cloud_job=True,
+            ),
+            ActionSpec(
+                Action.REBOOT,
+                ACTION,
+                MAX_BATCH,
+                frozenset({S.RUNNING}),
+                S.RUNNING,
+                counts_servers=True,
+                cloud_job=True,
+            ),
+            ActionSpec(Action.RESIZE, RESIZE, 1, frozenset({S.STOPPED}), S.STOPPED, cloud_job=True),
+            ActionSpec(Action.CONFIRM_RESIZE, NOVA_ACTION, 1, frozenset({S.VERIFY_RESIZE}), None),
+            ActionSpec(Action.REVERT_RESIZE, NOVA_ACTION, 1, frozenset({S.VERIFY_RESIZE}), None),
+            ActionSpec(Action.TAG_ADD, TAGS, 1, _ALIVE, None),
+            ActionSpec(Action.TAG_REMOVE, TAGS, 1, _ALIVE, None),
+            ActionSpec(Action.DELETE, DELETE, MAX_BATCH, _ALIVE, S.DELETED, cloud_job=True),
+        )
+    },
+    # Only batch start/stop/reboot has a documented limit; every other class is listed without a
+    # budget so the engine knows the keys (and configuration can give them one).
+    budgets={
+        ACTION: (RateBudget(1000, 60.0, BudgetUnit.SERVERS),),
+        **{c: () for c in (RESIZE, DELETE, TAGS, QUERY, JOBS, NOVA_LIST, NOVA_SHOW, NOVA_ACTION)},
+        IAM_API_CLASS: (),
+    },
+)
+
+# Above this many explicit ids, one paged list is cheaper than one GET per server.
+_SHOW_EACH_LIMIT = 20
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+_STATUS_FILTER = {
+    S.RUNNING: "ACTIVE",
+    S.STOPPED: "SHUTOFF",
+    S.VERIFY_RESIZE: "VERIFY_RESIZE",
+    S.ERROR: "ERROR",
+}
+
+
+def native_list_query(selector: Selector) -> list[tuple[str, QueryValue]]:
+    """Server-side narrowing of the native list where its meaning is unambiguous: one status, and
+    one `tags_all` entry as the microversion 2.26 `tags` filter (Huawei documents neither a comma
+    list's meaning nor `tags-any`). `Selector.matches` stays the authority."""
+    query: list[tuple[str, QueryValue]] = []
+    if len(selector.statuses) == 1:
+        (status,) = selector.statuses
+        if status in _STATUS_FILTER:
+            query.append(("status", _STATUS_FILTER[status]))
+    if len(selector.tags_all) == 1:
+        ((key, value),) = selector.tags_all.items()
+        query.append(("tags", tag_to_1d(key, value)))
+    return query
+
+
+class HuaweiEcsDriver:
+    def __init__(
+        self,
+        config: EndpointConfig,
+        session: aiohttp.ClientSession,
+        gate: RequestGate | None = None,
+        *,
+        now: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._client = HuaweiClient(config, session, gate or UnlimitedGate(), now=now)
+        self._config = config
+
+    def __repr__(self) -> str:
+        return f"HuaweiEcsDriver(endpoint={self.endpoint!r})"
+
+    @property
+    def endpoint(self) -> str:
+        return self._config.name
+
+    @property
+    def provider(self) -> Provider:
+        return Provider.HUAWEI_ECS
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return CAPABILITIES
+
+    def max_batch(self, action: Action) -> int:
+        return spec_or_unsupported(CAPABILITIES, action, "Huawei ECS").max_batch
+
+    def check(self, action: Action, params: ActionParams) -> None:
+        spec_or_unsupported(CAPABILITIES, action, "Huawei ECS")
+        if action is Action.RESIZE:
+            rq.require_flavor(params)
+            if params.live:
+                raise Unsupported("Huawei ECS resizes stopped servers only (no live resize)")
+        if action in (Action.TAG_ADD, Action.TAG_REMOVE):
+            rq.require_tags(params)
+
+    # --- reading -----------------------------------------------------------------------------
+
+    async def get_server(self, server_id: str) -> ServerRef:
+        return await self._client.show(server_id)
+
+    async def list_servers(self, selector: Selector) -> AsyncIterator[ServerRef]:
+        if selector.ids and len(selector.ids) <= _SHOW_EACH_LIMIT:
+            async for server in self._each(selector):
+                yield server
+            return
+        allowed: dict[str, dict[str, str]] | None = None
+        if selector.has_tag_criteria:
+            allowed = await self._query_by_tag(selector)
+            if not allowed:
+                return
+        seen: set[str] = set()
+        async for server in self._client.detail(native_list_query(selector)):
+            if server.id in seen or is_baremetal(server):
+                continue
+            if allowed is not None:
+                if server.id not in allowed:
+                    continue
+                # the v1 2D tags are authoritative; the native list adds system tags
+                server = dataclasses.replace(server, tags={**server.tags, **allowed[server.id]})
+            seen.add(server.id)
+            if selector.matches(server):
+                yield server
+
+    async def _each(self, selector: Selector) -> AsyncIterator[ServerRef]:
+        for server_id in sorted(selector.ids):
+            try:
+                server = await self._client.show(server_id)
+            except NotFound:
+                continue
+            if not is_baremetal(server) and selector.matches(server):
+                yield server
+
+    async def _query_by_tag(self, selector: Selector) -> dict[str, dict[str, str]]:
+        """Ids (with their 2D tags) matching the tag criteria, paging offset/limit to the end."""
+        pid = await self._client.project_id()
+        found: dict[str, dict[str, str]] = {}
+        offset, limit = 0, self._config.page_size
+        while True:
+            body = rq.query_by_tag_body(selector, offset, limit)
+            if body is None:
+                return {}
+            response = await self._client.ecs.call(
+                HttpRequest(
+                    "POST",
+                    f"/v1/{seg(pid)}/servers/resource_instances/action",
+                    QUERY,
+                    json_body=body,
+                )
+            )
+            data = as_dict(response.data)
+            page = as_list(data.get("resources"))
+            for item in page:
+                resource = as_dict(item)
+                rid = opt_str(resource.get("resource_id"))
+                if rid:
+                    found[rid] = _tags_2d(resource.get("tags"))
+            offset += len(page)
+            total = data.get("total_count")
+            if not page or (isinstance(total, int) and offset >= total):
+                return found
+
+    # --- acting --------------------------------------------------------------------------------
+
+    async def submit(self, action: Action, ids: Sequence[str], params: ActionParams) -> Submission:
+        self.check(action, params)
+        spec = CAPABILITIES.actions[action]
+        check_batch(spec, ids)
+        pid = seg(await self._client.project_id())
+        if action in (Action.START, Action.STOP, Action.REBOOT):
+            body = rq.v1_power_body(action, ids, params)
+            return await self._job(action, ids, f"/v1/{pid}/cloudservers/action", body, spec)
+        if action is Action.DELETE:
+            body = rq.v1_delete_body(ids, params)
+            return await self._job(action, ids, f"/v1/{pid}/cloudservers/delete", body, spec)
+        if action is Action.RESIZE:
+            path = f"/v1/{pid}/cloudservers/{seg(ids[0])}/resize"
+            return await self._job(action, ids, path, rq.v1_resize_body(params), spec, params)
+        if action in (Action.TAG_ADD, Action.TAG_REMOVE):
+            return await self._tags(action, ids[0], params, pid)
+        body = (
+            rq.native_confirm_resize_body()
+            if action is Action.CONFIRM_RESIZE
+            else rq.native_revert_resize_body()
+        )
+        response = await self._client.native_action(ids[0], body)
+        return Submission(action, tuple(ids), NOVA_ACTION, request_id=response.request_id)
+
+    async def _job(
+        self,
+        action: Action,
+        ids: Sequence[str],
+        path: str,
+        body: object,
+        spec: ActionSpec,
+        params: ActionParams | None = None,
+    ) -> Submission:
+        job_id, response = await self._client.post_job(
+            self._client.ecs, path, spec.api_class, body, ids
+        )
+        dry_run = params is not None and params.dry_run
+        if job_id is None and not dry_run:
+            raise Transient(
+                f"{action.value} accepted without a job id",
+                ambiguous=True,
+                http_status=response.status,
+                request_id=response.request_id,
+            )
+        return Submission(
+            action,
+            tuple(ids),
+            spec.api_class,
+            job_id=job_id,
+            request_id=response.request_id,
+            done=dry_run,
+            flavor=params.flavor if params else None,
+        )
+
+    async def _tags(
+        self, action: Action, server_id: str, params: ActionParams, pid: str
+    ) -> Submission:
+        body = (
+            rq.v1_tag_add_body(params)
+            if action is Action.TAG_ADD
+            else rq.v1_tag_remove_body(params)
+        )
+        response = await self._client.ecs.call(
+            HttpRequest(
+                "POST",
+                f"/v1/{pid}/servers/{seg(server_id)}/tags/action",
+                TAGS,
+                json_body=body,
+                server_ids=(server_id,),
+            )
+        )
+        return Submission(action, (server_id,), TAGS, request_id=response.request_id, done=True)
+
+    async def poll(self, submission: Submission) -> PollResult:
+        if submission.done:
+            return all_done(submission)
+        if submission.job_id is not None:
+            return await self._client.job(
+                self._client.ecs, submission.job_id, submission.server_ids
+            )
+        outcomes: dict[str, ServerOutcome] = {}
+        for server_id in submission.server_ids:
+            try:
+                server = await self._client.show(server_id)
+            except NotFound:
+                outcomes[server_id] = ServerOutcome(
+                    server_id, OutcomeState.FAILED, reason="server not found", kind="not_found"
+                )
+                continue
+            outcomes[server_id] = server_outcome(submission.action, server, submission.flavor)
+        return PollResult(outcomes)
+
+
+def _tags_2d(raw: object) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for item in as_list(raw):
+        tag = as_dict(item)
+        key = opt_str(tag.get("key"))
+        if key:
+            tags[key] = opt_str(tag.get("value")) or ""
+    return tags

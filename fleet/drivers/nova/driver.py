@@ -1,0 +1,303 @@
+"""OpenStack Nova v2.1 and EasyStack: per-server actions, completion read from the server.
+
+Keystone v3 gives the token and, from its catalog, the compute URL (unless `compute_url` is
+configured). Every compute call sends microversion 2.26 (tags in bodies). No action batches: one
+call per server, and a poll reads the server until it settles in the target status with no task
+state. EasyStack's differences are `NovaQuirks` flags chosen by the endpoint's `flavour`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
+
+import aiohttp
+
+from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef, ServerStatus
+from fleet.drivers.auth import TokenAuth
+from fleet.drivers.base import (
+    ActionSpec,
+    BudgetUnit,
+    Capabilities,
+    OutcomeState,
+    PollResult,
+    RateBudget,
+    RequestGate,
+    ServerOutcome,
+    Submission,
+    UnlimitedGate,
+    all_done,
+    check_batch,
+    spec_or_unsupported,
+)
+from fleet.drivers.config import ConfigError, EndpointConfig, PasswordCredentials
+from fleet.drivers.errors import NotFound, Permanent, Unsupported
+from fleet.drivers.http import HttpRequest, HttpResponse, NoAuth, Transport, seg
+from fleet.drivers.nova import requests as rq
+from fleet.drivers.nova.errors import classify
+from fleet.drivers.nova.keystone import (
+    KEYSTONE_API_CLASS,
+    KeystoneTokenFetcher,
+    compute_url,
+    identity_v3,
+)
+from fleet.drivers.novacommon import (
+    MICROVERSION_HEADERS,
+    paged_servers,
+    parse_server,
+    raw_tags,
+    server_outcome,
+    tags_to_remove,
+)
+from fleet.drivers.query import QueryValue
+
+S = ServerStatus
+ACTION, DELETE, TAGS, LIST, SHOW = "action", "delete", "tags", "list", "show"
+_ALIVE = frozenset(set(S) - {S.DELETED, S.DELETING})
+# No limits are documented for OpenStack/EasyStack (api-digest 6.4): these are conservative
+# defaults, meant to be overridden per endpoint in the configuration.
+DEFAULT_BUDGETS = {
+    ACTION: (RateBudget(120, 60.0, BudgetUnit.REQUESTS),),
+    DELETE: (RateBudget(120, 60.0, BudgetUnit.REQUESTS),),
+    TAGS: (RateBudget(120, 60.0, BudgetUnit.REQUESTS),),
+    LIST: (RateBudget(60, 60.0, BudgetUnit.REQUESTS),),
+    SHOW: (RateBudget(600, 60.0, BudgetUnit.REQUESTS),),
+    KEYSTONE_API_CLASS: (),
+}
+_SHOW_EACH_LIMIT = 20
+
+
+def capabilities_for(quirks: rq.NovaQuirks) -> Capabilities:
+    specs = [
+        ActionSpec(Action.START, ACTION, 1, frozenset({S.STOPPED}), S.RUNNING),
+        ActionSpec(Action.STOP, ACTION, 1, frozenset({S.RUNNING}), S.STOPPED),
+        ActionSpec(Action.REBOOT, ACTION, 1, frozenset({S.RUNNING}), S.RUNNING),
+        ActionSpec(Action.RESIZE, ACTION, 1, frozenset({S.RUNNING, S.STOPPED}), S.VERIFY_RESIZE),
+        ActionSpec(Action.CONFIRM_RESIZE, ACTION, 1, frozenset({S.VERIFY_RESIZE}), None),
+        ActionSpec(Action.REVERT_RESIZE, ACTION, 1, frozenset({S.VERIFY_RESIZE}), None),
+        ActionSpec(Action.DELETE, DELETE, 1, _ALIVE, S.DELETED),
+    ]
+    if quirks.tag_api:
+        specs += [
+            ActionSpec(Action.TAG_ADD, TAGS, 1, _ALIVE, None),
+            ActionSpec(Action.TAG_REMOVE, TAGS, 1, _ALIVE, None),
+        ]
+    return Capabilities(actions={s.action: s for s in specs}, budgets=DEFAULT_BUDGETS)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class OpenStackDriver:
+    def __init__(
+        self,
+        config: EndpointConfig,
+        session: aiohttp.ClientSession,
+        gate: RequestGate | None = None,
+        *,
+        now: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        creds = config.credentials
+        if not isinstance(creds, PasswordCredentials):
+            raise ConfigError(f"endpoint {config.name}: OpenStack needs password credentials")
+        self._config = config
+        self._session = session
+        self._gate = gate or UnlimitedGate()
+        self.quirks = rq.quirks_for(config.flavour)
+        self._caps = capabilities_for(self.quirks)
+        identity = self._transport(identity_v3(config.auth_url or ""), NoAuth())
+        fetch = KeystoneTokenFetcher(
+            identity, creds, project_id=config.project_id, project_name=config.project_name, now=now
+        )
+        self._auth = TokenAuth(fetch, endpoint=config.name, now=now)
+        self._compute: Transport | None = None
+        self._compute_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"OpenStackDriver(endpoint={self.endpoint!r}, flavour={self._config.flavour!r})"
+
+    def _transport(self, base: str, auth: NoAuth | TokenAuth) -> Transport:
+        cfg = self._config
+        return Transport(
+            session=self._session,
+            gate=self._gate,
+            endpoint=cfg.name,
+            base_url=base,
+            classify=classify,
+            auth=auth,
+            timeout=cfg.timeout,
+            connect_timeout=cfg.connect_timeout,
+            read_retries=cfg.read_retries,
+        )
+
+    async def compute(self) -> Transport:
+        """The compute transport, its URL from config or the token's catalog (found once)."""
+        if self._compute is not None:
+            return self._compute
+        async with self._compute_lock:
+            if self._compute is None:
+                url = self._config.compute_url
+                if not url:
+                    token = await self._auth.token()
+                    url = compute_url(
+                        token.body, interface=self._config.interface, region=self._config.region
+                    )
+                self._compute = self._transport(url, self._auth)
+            return self._compute
+
+    @property
+    def endpoint(self) -> str:
+        return self._config.name
+
+    @property
+    def provider(self) -> Provider:
+        return Provider.OPENSTACK
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._caps
+
+    def _dialect(self) -> str:
+        return "EasyStack" if self.quirks.start_body_true else "OpenStack"
+
+    def max_batch(self, action: Action) -> int:
+        return spec_or_unsupported(self._caps, action, self._dialect()).max_batch
+
+    def check(self, action: Action, params: ActionParams) -> None:
+        if action in (Action.TAG_ADD, Action.TAG_REMOVE) and not self.quirks.tag_api:
+            raise Unsupported(f"{self._dialect()} has no tag API (tags are set at creation only)")
+        spec_or_unsupported(self._caps, action, self._dialect())
+        self._body(action, params)  # raises on what the dialect cannot express
+
+    def _body(self, action: Action, params: ActionParams) -> dict[str, object] | None:
+        if action is Action.START:
+            return rq.start_body(self.quirks)
+        if action is Action.STOP:
+            return rq.stop_body(self.quirks, params)
+        if action is Action.REBOOT:
+            return rq.reboot_body(params)
+        if action is Action.RESIZE:
+            return rq.resize_body(self.quirks, params)
+        if action is Action.CONFIRM_RESIZE:
+            return rq.confirm_resize_body()
+        if action is Action.REVERT_RESIZE:
+            return rq.revert_resize_body()
+        if action in (Action.TAG_ADD, Action.TAG_REMOVE) and not params.tags:
+            raise Permanent("a tag action needs at least one tag")
+        return None
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        api_class: str,
+        *,
+        body: object = None,
+        query: Sequence[tuple[str, QueryValue]] = (),
+        server_id: str | None = None,
+    ) -> HttpResponse:
+        transport = await self.compute()
+        return await transport.call(
+            HttpRequest(
+                method,
+                path,
+                api_class,
+                query=query,
+                json_body=body,
+                server_ids=(server_id,) if server_id else (),
+                headers=MICROVERSION_HEADERS,
+            )
+        )
+
+    # --- reading -----------------------------------------------------------------------------
+
+    async def get_server(self, server_id: str) -> ServerRef:
+        response = await self._call("GET", f"/servers/{seg(server_id)}", SHOW, server_id=server_id)
+        data = response.data if isinstance(response.data, dict) else {}
+        return parse_server(data.get("server"), endpoint=self.endpoint, provider=self.provider)
+
+    async def list_servers(self, selector: Selector) -> AsyncIterator[ServerRef]:
+        if selector.ids and len(selector.ids) <= _SHOW_EACH_LIMIT:
+            for server_id in sorted(selector.ids):
+                try:
+                    server = await self.get_server(server_id)
+                except NotFound:
+                    continue
+                if selector.matches(server):
+                    yield server
+            return
+        seen: set[str] = set()
+        async for body in paged_servers(
+            await self.compute(),
+            "/servers/detail",
+            api_class=LIST,
+            page_size=self._config.page_size,
+            query=rq.list_query(selector, self.quirks),
+        ):
+            server = parse_server(body, endpoint=self.endpoint, provider=self.provider)
+            if server.id not in seen and selector.matches(server):
+                seen.add(server.id)
+                yield server
+
+    # --- acting --------------------------------------------------------------------------------
+
+    async def submit(self, action: Action, ids: Sequence[str], params: ActionParams) -> Submission:
+        self.check(action, params)
+        spec: ActionSpec = self._caps.actions[action]
+        check_batch(spec, ids)
+        server_id = ids[0]
+        path = f"/servers/{seg(server_id)}"
+        if action is Action.DELETE:
+            response = await self._call("DELETE", path, DELETE, server_id=server_id)
+        elif action in (Action.TAG_ADD, Action.TAG_REMOVE):
+            await self._tags(action, server_id, params)
+            return Submission(action, (server_id,), TAGS, done=True)
+        else:
+            body = self._body(action, params)
+            response = await self._call(
+                "POST", f"{path}/action", ACTION, body=body, server_id=server_id
+            )
+        return Submission(
+            action,
+            (server_id,),
+            spec.api_class,
+            request_id=response.request_id,
+            flavor=params.flavor if action is Action.RESIZE else None,
+        )
+
+    async def _tags(self, action: Action, server_id: str, params: ActionParams) -> None:
+        base = f"/servers/{seg(server_id)}/tags"
+        if action is Action.TAG_ADD:
+            for tag in rq.tags_1d(params.tags):
+                await self._call("PUT", f"{base}/{seg(tag)}", TAGS, server_id=server_id)
+            return
+        current = raw_tags((await self._call("GET", base, TAGS, server_id=server_id)).data)
+        for tag in tags_to_remove(current, params.tags):
+            try:
+                await self._call("DELETE", f"{base}/{seg(tag)}", TAGS, server_id=server_id)
+            except NotFound:
+                continue
+
+    async def poll(self, submission: Submission) -> PollResult:
+        if submission.done:
+            return all_done(submission)
+        outcomes: dict[str, ServerOutcome] = {}
+        for server_id in submission.server_ids:
+            try:
+                server = await self.get_server(server_id)
+            except NotFound:
+                state = (
+                    OutcomeState.DONE if submission.action is Action.DELETE else OutcomeState.FAILED
+                )
+                outcomes[server_id] = ServerOutcome(
+                    server_id,
+                    state,
+                    reason=None if state is OutcomeState.DONE else "server not found",
+                    kind=None if state is OutcomeState.DONE else "not_found",
+                    status=ServerStatus.DELETED,
+                )
+                continue
+            outcomes[server_id] = server_outcome(submission.action, server, submission.flavor)
+        return PollResult(outcomes)

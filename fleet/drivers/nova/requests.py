@@ -1,0 +1,113 @@
+"""Nova action bodies, one builder per action, with EasyStack's quirks as flags.
+
+EasyStack is an OpenStack endpoint with a few differences (api-digest 3.4, 8): `{"os-start": true}`
+bodies, an online `live_resize`, delete into a recycle bin, and no tag API or tag filter. They are
+data (`NovaQuirks`), chosen by the endpoint's `flavour`, not subclasses or scattered `if`s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from fleet.domain import ActionParams, PowerType, Selector, ServerStatus, tag_to_1d
+from fleet.drivers.config import ConfigError, Flavour
+from fleet.drivers.errors import Permanent, Unsupported
+from fleet.drivers.query import QueryValue
+
+
+@dataclass(frozen=True)
+class NovaQuirks:
+    live_resize: bool = False  # `{"live_resize": {...}}` for ACTIVE servers
+    recycle_bin: bool = False  # DELETE leaves the server in status DELETED
+    tag_api: bool = True  # /servers/{id}/tags mutations
+    tag_filter: bool = True  # `tags` / `tags-any` / `not-tags-any` list filters
+    start_body_true: bool = False  # `{"os-start": true}` instead of `{"os-start": null}`
+
+
+OPENSTACK_QUIRKS = NovaQuirks()
+EASYSTACK_QUIRKS = NovaQuirks(
+    live_resize=True, recycle_bin=True, tag_api=False, tag_filter=False, start_body_true=True
+)
+
+
+def quirks_for(flavour: str) -> NovaQuirks:
+    if flavour == Flavour.EASYSTACK:
+        return EASYSTACK_QUIRKS
+    if flavour == Flavour.OPENSTACK:
+        return OPENSTACK_QUIRKS
+    raise ConfigError(f"unknown openstack flavour {flavour!r}")
+
+
+def start_body(quirks: NovaQuirks) -> dict[str, object]:
+    return {"os-start": True if quirks.start_body_true else None}
+
+
+def stop_body(quirks: NovaQuirks, params: ActionParams) -> dict[str, object]:
+    if params.type is PowerType.HARD:
+        raise Unsupported("Nova's os-stop has no HARD type (only a normal stop)")
+    return {"os-stop": True if quirks.start_body_true else None}
+
+
+def reboot_body(params: ActionParams) -> dict[str, object]:
+    return {"reboot": {"type": params.type.value}}
+
+
+def resize_body(quirks: NovaQuirks, params: ActionParams) -> dict[str, object]:
+    if not params.flavor:
+        raise Permanent("resize needs a target flavor")
+    if params.dry_run:
+        raise Unsupported("Nova resize has no dry run")
+    if params.live:
+        if not quirks.live_resize:
+            raise Unsupported("live resize is an EasyStack extension; this endpoint lacks it")
+        return {"live_resize": {"flavorRef": params.flavor}}
+    return {"resize": {"flavorRef": params.flavor}}
+
+
+def confirm_resize_body() -> dict[str, object]:
+    return {"confirmResize": None}
+
+
+def revert_resize_body() -> dict[str, object]:
+    return {"revertResize": None}
+
+
+def tags_1d(tags: Mapping[str, str]) -> list[str]:
+    return [tag_to_1d(k, v) for k, v in tags.items()]
+
+
+_STATUS_FILTER = {
+    ServerStatus.RUNNING: "ACTIVE",
+    ServerStatus.STOPPED: "SHUTOFF",
+    ServerStatus.VERIFY_RESIZE: "VERIFY_RESIZE",
+    ServerStatus.ERROR: "ERROR",
+}
+
+
+def list_query(selector: Selector, quirks: NovaQuirks) -> list[tuple[str, QueryValue]]:
+    """Server-side narrowing where it is exact; `Selector.matches` stays the authority."""
+    query: list[tuple[str, QueryValue]] = []
+    if len(selector.statuses) == 1:
+        (status,) = selector.statuses
+        if status in _STATUS_FILTER:
+            query.append(("status", _STATUS_FILTER[status]))
+    if not quirks.tag_filter:
+        return query
+    if selector.tags_all:
+        query.append(("tags", ",".join(tags_1d(selector.tags_all))))
+    if len(selector.tags_any) == 1:
+        ((key, values),) = selector.tags_any.items()
+        if values:
+            query.append(("tags-any", ",".join(tag_to_1d(key, v) for v in values)))
+    excluded = _excluded(selector.tags_none)
+    if excluded:
+        query.append(("not-tags-any", ",".join(excluded)))
+    return query
+
+
+def _excluded(tags_none: Mapping[str, Sequence[str]]) -> list[str]:
+    """`not-tags-any` strings, only when every entry names values (a bare key cannot be said)."""
+    if not tags_none or any(not values for values in tags_none.values()):
+        return []
+    return [tag_to_1d(k, v) for k, values in tags_none.items() for v in values]

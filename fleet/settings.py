@@ -1,0 +1,222 @@
+"""Configuration: `config/*.toml` files plus `FLEET_*` environment overrides, validated at start.
+
+Files are merged in order (later files override earlier ones, table by table), then environment
+variables `FLEET_<SECTION>__<KEY>` override single values (e.g. `FLEET_DATABASE__URL`,
+`FLEET_SERVICE__PORT`). Every error names the field (`endpoints[1].provider: ...`).
+
+Secrets never live in these files: an endpoint's credentials name the environment variable or the
+file that holds each secret (`password_env`, `sk_file`, ...). A literal `password = "..."` is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from fleet.domain import Provider
+
+
+class SettingsError(ValueError):
+    """Configuration that cannot work; the message names the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BudgetSpec(_Strict):
+    """At most `limit` units in any window of `period` seconds."""
+
+    limit: int = Field(ge=1)
+    period: float = Field(default=60.0, gt=0)
+    unit: Literal["requests", "servers"] = "requests"
+
+
+_SECRET_FIELDS = ("password", "ak", "sk", "token", "secret")
+
+
+class CredentialSpec(_Strict):
+    """Where the secrets are (never the secrets): `*_env` names a variable, `*_file` a file."""
+
+    # Huawei AK/SK
+    ak_env: str | None = None
+    ak_file: str | None = None
+    sk_env: str | None = None
+    sk_file: str | None = None
+    # Password (Huawei IAM or OpenStack Keystone)
+    username: str | None = None
+    user_id: str | None = None
+    password_env: str | None = None
+    password_file: str | None = None
+    user_domain_name: str | None = None
+    project_domain_name: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_literal_secrets(cls, data: object) -> object:
+        if isinstance(data, Mapping):
+            for name in _SECRET_FIELDS:
+                if name in data:
+                    raise ValueError(
+                        f"{name}: secrets are never read from configuration files; "
+                        f"use {name}_env (an environment variable's name) or {name}_file"
+                    )
+        return data
+
+    @property
+    def kind(self) -> Literal["aksk", "password", "none"]:
+        if self.ak_env or self.ak_file or self.sk_env or self.sk_file:
+            return "aksk"
+        if self.password_env or self.password_file:
+            return "password"
+        return "none"
+
+
+class EndpointSpec(_Strict):
+    """One cloud endpoint. `simulator = true` takes URLs and credentials from the embedded simulator."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    provider: Provider
+    simulator: bool = False
+    cloud: str | None = None  # an entry of a standard clouds.yaml (OpenStack)
+    region: str | None = None
+    project_id: str | None = None
+    project_name: str | None = None
+    iam_url: str | None = None
+    ecs_url: str | None = None
+    bms_url: str | None = None
+    auth_url: str | None = None
+    compute_url: str | None = None
+    interface: str = "public"
+    flavour: Literal["openstack", "easystack"] = "openstack"
+    timeout: float = Field(default=30.0, gt=0)
+    connection_limit: int = Field(default=16, ge=1, le=1000)
+    credentials: CredentialSpec = CredentialSpec()
+    budgets: dict[str, list[BudgetSpec]] = Field(default_factory=dict)
+    max_servers: int | None = Field(default=None, ge=1)
+    max_percent: float | None = Field(default=None, gt=0, le=100)
+
+
+class DatabaseSpec(_Strict):
+    url: str = "sqlite+aiosqlite:///var/fleet.db"
+
+
+class ServiceSpec(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class EngineSpec(_Strict):
+    lease_seconds: float = Field(default=60.0, gt=0)
+    poll_interval: float = Field(default=2.0, gt=0)
+    idle_interval: float = Field(default=0.5, gt=0)
+    drain_grace: float = Field(default=10.0, ge=0)
+    max_attempts: int = Field(default=8, ge=1)
+
+
+class SimulatorSpec(_Strict):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    seed: int = 1
+    speed: float = Field(default=1.0, gt=0)
+    world: str | None = None
+
+
+class LoggingSpec(_Strict):
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Settings(_Strict):
+    database: DatabaseSpec = DatabaseSpec()
+    service: ServiceSpec = ServiceSpec()
+    engine: EngineSpec = EngineSpec()
+    simulator: SimulatorSpec = SimulatorSpec()
+    logging: LoggingSpec = LoggingSpec()
+    endpoints: list[EndpointSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_endpoints(self) -> Settings:
+        seen: set[str] = set()
+        for i, ep in enumerate(self.endpoints):
+            if ep.name in seen:
+                raise ValueError(f"endpoints[{i}].name: duplicate endpoint name {ep.name!r}")
+            seen.add(ep.name)
+            if ep.simulator and not self.simulator.enabled:
+                raise ValueError(f"endpoints[{i}].simulator: needs [simulator] enabled = true")
+        return self
+
+    def endpoint(self, name: str) -> EndpointSpec:
+        for ep in self.endpoints:
+            if ep.name == name:
+                return ep
+        raise KeyError(name)
+
+
+def _merge(base: dict[str, object], extra: Mapping[str, object]) -> dict[str, object]:
+    out = dict(base)
+    for key, value in extra.items():
+        current = out.get(key)
+        if isinstance(current, dict) and isinstance(value, Mapping):
+            out[key] = _merge(current, value)
+        else:
+            out[key] = value
+    return out
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, object]:
+    """`FLEET_SECTION__KEY=value` -> {"section": {"key": value}} (values parsed as TOML if they can be)."""
+    out: dict[str, object] = {}
+    for name, raw in environ.items():
+        if not name.startswith("FLEET_") or "__" not in name:
+            continue
+        path = [p.lower() for p in name[len("FLEET_") :].split("__")]
+        try:
+            value: object = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        node = out
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise SettingsError(f"{name}: conflicts with another FLEET_ variable")
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ""
+        for part in err["loc"]:
+            loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+        lines.append(f"{loc or 'settings'}: {err['msg']}")
+    return "; ".join(lines)
+
+
+def load_settings(
+    paths: Sequence[str | Path] = (), environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read, merge and validate; raises SettingsError naming every bad field."""
+    data: dict[str, object] = {}
+    for path in paths:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SettingsError(f"{path}: cannot be read: {exc.strerror}") from exc
+        try:
+            data = _merge(data, tomllib.loads(text))
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path}: not valid TOML: {exc}") from exc
+    data = _merge(data, _env_overrides(os.environ if environ is None else environ))
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None

@@ -1,0 +1,116 @@
+import pytest
+
+from fleet.domain import Action, PowerType, Provider, ServerStatus
+from fleet.drivers.config import Flavour
+from fleet.opspec import SpecError, params_json, parse_params, parse_targets
+from fleet.recipes import RECIPES, recipe_for
+
+
+def test_ecs_resize_stops_and_restarts_only_running_servers() -> None:
+    r = recipe_for("resize", Provider.HUAWEI_ECS)
+    assert [s.action for s in r.steps] == [Action.STOP, Action.RESIZE, Action.START]
+    assert r.first_step(was_running=True) == 0
+    assert r.first_step(was_running=False) == 1
+    assert r.next_step(0, was_running=True) == 1
+    assert r.next_step(1, was_running=True) == 2
+    assert r.next_step(1, was_running=False) is None
+    assert r.next_step(2, was_running=True) is None
+    assert r.revert_step() is None
+
+
+def test_nova_resize_confirms_and_reverts_only_on_failure() -> None:
+    r = recipe_for("resize", Provider.OPENSTACK)
+    assert [s.action for s in r.steps] == [
+        Action.RESIZE,
+        Action.CONFIRM_RESIZE,
+        Action.REVERT_RESIZE,
+    ]
+    assert r.next_step(0, was_running=True) == 1
+    assert r.next_step(1, was_running=True) is None  # the revert step is never a success path
+    assert r.revert_step() == 2
+
+
+def test_easystack_live_resize_only_for_running_servers_when_asked() -> None:
+    live = recipe_for(
+        "resize",
+        Provider.OPENSTACK,
+        flavour=Flavour.EASYSTACK,
+        live=True,
+        status=ServerStatus.RUNNING,
+    )
+    assert live.name == "resize/live"
+    assert [s.action for s in live.steps] == [Action.RESIZE]
+    stopped = recipe_for(
+        "resize",
+        Provider.OPENSTACK,
+        flavour=Flavour.EASYSTACK,
+        live=True,
+        status=ServerStatus.STOPPED,
+    )
+    assert stopped.name == "resize/nova"
+    plain = recipe_for(
+        "resize",
+        Provider.OPENSTACK,
+        flavour=Flavour.OPENSTACK,
+        live=True,
+        status=ServerStatus.RUNNING,
+    )
+    assert plain.name == "resize/nova"
+
+
+def test_every_recipe_is_registered_by_name() -> None:
+    for kind in ("start", "stop", "reboot", "tag_add", "tag_remove", "delete"):
+        assert RECIPES[recipe_for(kind, Provider.OPENSTACK).name].steps[0].action.value == kind
+    with pytest.raises(KeyError):
+        recipe_for("explode", Provider.OPENSTACK)
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "field"),
+    [
+        ("teleport", {}, "action"),
+        ("stop", {"type": "GENTLE"}, "params.type"),
+        ("resize", {}, "params.flavor"),
+        ("tag_add", {}, "params.tags"),
+        ("stop", {"colour": "red"}, "params.colour"),
+        ("resize", {"flavor": "x", "live": "yes"}, "params.live"),
+        ("tag_add", {"tags": {"a": 1}}, "params.tags"),
+    ],
+)
+def test_bad_params_name_the_field(kind: str, raw: dict[str, object], field: str) -> None:
+    with pytest.raises(SpecError) as err:
+        parse_params(kind, raw)
+    assert err.value.field == field
+
+
+def test_params_round_trip() -> None:
+    p = parse_params("reboot", {"type": "hard"})
+    assert p.type is PowerType.HARD
+    assert parse_params("reboot", params_json(p)) == p
+    r = parse_params("resize", {"flavor": "s6.large.2", "live": True})
+    assert (r.flavor, r.live) == ("s6.large.2", True)
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({"ids": "abc"}, "selector.ids"),
+        ({"statuses": ["sleeping"]}, "selector.statuses[0]"),
+        ({"tags_all": {"env": 3}}, "selector.tags_all"),
+        ({"name": ""}, "selector.name"),
+        ({"exclude_tag": "=x"}, "selector.exclude_tag"),
+        ({"everything": True}, "selector.everything"),
+    ],
+)
+def test_bad_selectors_name_the_field(raw: dict[str, object], field: str) -> None:
+    with pytest.raises(SpecError) as err:
+        parse_targets(raw)
+    assert err.value.field == field
+
+
+def test_selector_defaults_to_the_exclusion_tag_and_can_drop_it() -> None:
+    t = parse_targets({"endpoints": ["a"], "tags_any": {"env": ["dev", "test"]}, "name": "web-*"})
+    assert t.exclude_tag == ("fleet-exclude", "true")
+    assert t.selector.tags_any == {"env": ("dev", "test")}
+    assert parse_targets({"exclude_tag": None}).exclude_tag is None
+    assert parse_targets({"exclude_tag": "keep=1"}).exclude_tag == ("keep", "1")

@@ -1,0 +1,78 @@
+from pathlib import Path
+
+import pytest
+
+from fleet.domain import Provider
+from fleet.settings import SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_default_file_loads_and_env_overrides_win(tmp_path: Path) -> None:
+    s = load_settings(
+        [ROOT / "config" / "default.toml"],
+        environ={"FLEET_SERVICE__PORT": "9001", "FLEET_DATABASE__URL": "sqlite+aiosqlite:///x.db"},
+    )
+    assert s.service.port == 9001
+    assert s.database.url == "sqlite+aiosqlite:///x.db"
+    assert s.engine.lease_seconds == 60.0
+
+
+def test_later_files_override_earlier_ones(tmp_path: Path) -> None:
+    a = tmp_path / "a.toml"
+    a.write_text("[engine]\npoll_interval = 5\nmax_attempts = 3\n")
+    b = tmp_path / "b.toml"
+    b.write_text("[engine]\npoll_interval = 1\n")
+    s = load_settings([a, b], environ={})
+    assert (s.engine.poll_interval, s.engine.max_attempts) == (1.0, 3)
+
+
+@pytest.mark.parametrize(
+    ("toml", "field"),
+    [
+        ('[[endpoints]]\nname = "e"\nprovider = "aws"\n', "endpoints[0].provider"),
+        ('[service]\nport = "x"\n', "service.port"),
+        ("[engine]\nlease_secs = 3\n", "engine.lease_secs"),
+        ('[[endpoints]]\nname = "Bad Name"\nprovider = "openstack"\n', "endpoints[0].name"),
+        (
+            '[[endpoints]]\nname = "e"\nprovider = "openstack"\n[endpoints.credentials]\npassword = "p"\n',
+            "password_env",
+        ),
+        (
+            '[[endpoints]]\nname = "e"\nprovider = "openstack"\n[[endpoints]]\nname = "e"\nprovider = "openstack"\n',
+            "duplicate endpoint name",
+        ),
+        ('[[endpoints]]\nname = "e"\nprovider = "openstack"\nsimulator = true\n', "simulator"),
+        (
+            '[[endpoints]]\nname = "e"\nprovider = "huawei-ecs"\n[endpoints.budgets]\naction = [{limit = 0}]\n',
+            "endpoints[0].budgets.action[0].limit",
+        ),
+    ],
+)
+def test_bad_settings_name_the_field(tmp_path: Path, toml: str, field: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(SettingsError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        load_settings([path], environ={})
+
+
+def test_missing_file_and_bad_toml_are_errors(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="cannot be read"):
+        load_settings([tmp_path / "nope.toml"], environ={})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[engine\n")
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load_settings([bad], environ={})
+
+
+def test_endpoint_with_budgets(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[[endpoints]]\nname = "ecs-prod"\nprovider = "huawei-ecs"\n'
+        'credentials = { ak_env = "AK", sk_env = "SK" }\n'
+        'budgets = { action = [{ limit = 1000, period = 60, unit = "servers" }] }\n'
+    )
+    ep = load_settings([path], environ={}).endpoint("ecs-prod")
+    assert ep.provider is Provider.HUAWEI_ECS
+    assert ep.credentials.kind == "aksk"
+    assert ep.budgets["action"][0].unit == "servers"
