@@ -129,6 +129,9 @@ class ServerRef:
     tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     locked: bool = False
     fault: str | None = None
+    # The cloud's own last-change stamp: a server whose stamp moved since planning was touched
+    # (how a crash-interrupted reboot is recognised without sending it twice).
+    updated: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tags", _freeze_map(self.tags))

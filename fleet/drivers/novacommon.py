@@ -44,6 +44,7 @@ class NovaServerBody(BaseModel):
     tags: list[str] | None = None
     locked: bool | None = None
     fault: dict[str, object] | None = None
+    updated: str | None = None
 
 
 def flavor_id(flavor: dict[str, object] | str | None) -> str | None:
@@ -73,6 +74,7 @@ def parse_server(data: object, *, endpoint: str, provider: Provider) -> ServerRe
         tags=tags_from_1d(body.tags or []),
         locked=bool(body.locked),
         fault=opt_str(fault.get("message")),
+        updated=body.updated,
     )
 
 
