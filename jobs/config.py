@@ -1,0 +1,53 @@
+"""The engine's knobs, with defaults that suit the documented cloud limits."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+
+from jobs.retry import RetryPolicy
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    # Identity: rows this worker held in a previous life are recovered at once on start, so keep
+    # it stable across restarts and distinct between replicas (several on one host need names).
+    worker: str = field(default_factory=socket.gethostname)
+    lease_ttl: float = 60.0  # seconds a claimed sub-job stays ours without a heartbeat
+    poll_interval: float = 5.0  # seconds between polls of a cloud job, unless the executor says
+    max_await: float = 3600.0  # an accepted sub-job with no result after this fails
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # planning
+    plan_chunk: int = 2000  # rows per insert transaction while streaming the planner
+    plan_retries: int = 3  # transient planner errors tolerated before the operation is refused
+    plan_retry_delay: float = 30.0
+    # dispatch
+    max_calls_in_flight: int = 64  # concurrent executor calls in this process
+    max_groups_per_tick: int = 256  # claims per rate key per dispatch round
+    # polling
+    poll_limit: int = 2000  # awaiting rows leased per poll round
+    max_polls_in_flight: int = 16
+    # runtime
+    dispatch_idle: float = 0.25  # seconds a loop with nothing to do sleeps (unless woken)
+    poll_idle: float = 0.5
+    plan_idle: float = 1.0
+    reap_interval: float = 15.0
+    error_backoff: float = 1.0  # after an unexpected error in a loop
+    drain_grace: float = 30.0  # on stop, in-flight calls get this long before they are cancelled
+
+    def __post_init__(self) -> None:
+        if not self.worker:
+            raise ValueError("worker must be a non-empty name")
+        if self.lease_ttl <= 0 or self.poll_interval < 0 or self.max_await <= 0:
+            raise ValueError("lease_ttl and max_await must be > 0, poll_interval >= 0")
+        if (
+            min(
+                self.plan_chunk,
+                self.max_calls_in_flight,
+                self.poll_limit,
+                self.max_polls_in_flight,
+                self.max_groups_per_tick,
+            )
+            < 1
+        ):
+            raise ValueError("chunk, limit and concurrency settings must be >= 1")

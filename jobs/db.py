@@ -1,0 +1,128 @@
+"""The async engine and its transactions, for SQLite (embedded default) and PostgreSQL.
+
+SQLite: WAL and a busy timeout on every connection, foreign keys on, and the driver's own
+transaction handling switched off (`isolation_level = None`) so that every write transaction starts
+with ``BEGIN IMMEDIATE``: the write lock is taken before the first read, which makes
+read-then-write atomic across processes (without it, two processes incrementing the same row lost
+updates silently). Writers inside one process also queue on an asyncio lock, so they wait in FIFO
+order instead of spinning in SQLite's busy handler. Reads use a plain deferred ``BEGIN`` and run
+concurrently with the writer (WAL).
+
+PostgreSQL: READ COMMITTED, claims with ``FOR UPDATE SKIP LOCKED``, and writes that touch an
+operation lock its row first (in id order), which serialises the error-budget arithmetic per
+operation and keeps lock order consistent (no deadlocks between loops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from jobs.models import OPERATIONS
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_READ_OPTION = "jobs_read_only"
+
+
+class _DBAPIConnection(Protocol):
+    isolation_level: str | None
+
+    def cursor(self) -> _DBAPICursor: ...
+
+
+class _DBAPICursor(Protocol):
+    def execute(self, sql: str) -> object: ...
+
+    def close(self) -> None: ...
+
+
+def _sqlite_connect(dbapi_connection: _DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in (
+        "PRAGMA journal_mode=WAL",
+        f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+        "PRAGMA synchronous=NORMAL",  # WAL + NORMAL survives a process crash (kill -9)
+        "PRAGMA foreign_keys=ON",
+    ):
+        cursor.execute(pragma)
+    cursor.close()
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    read_only = bool(conn.get_execution_options().get(_READ_OPTION, False))
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+class Database:
+    """One async engine plus `read()` / `write()` transactions with the dialect's rules."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+        parsed = make_url(url)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
+        if self.dialect == "sqlite":
+            if parsed.database in (None, "", ":memory:"):
+                raise ValueError("SQLite needs a file (an in-memory database is per connection)")
+            self.engine: AsyncEngine = create_async_engine(url, echo=echo)
+            event.listen(self.engine.sync_engine, "connect", _sqlite_connect)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
+        else:
+            self.engine = create_async_engine(
+                url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+        self._writers = asyncio.Lock() if self.is_sqlite else None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on success."""
+        lock = self._writers or contextlib.nullcontext()
+        async with lock, self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def read(self, *, snapshot: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A read transaction (never takes SQLite's write lock). SQLite reads one snapshot per
+        transaction anyway; on PostgreSQL `snapshot=True` asks for REPEATABLE READ so several
+        statements see the same moment (READ COMMITTED gives each statement its own)."""
+        async with self.engine.connect() as conn:
+            options: dict[str, object] = {_READ_OPTION: True}
+            if snapshot and self.is_postgres:
+                options["isolation_level"] = "REPEATABLE READ"
+            await conn.execution_options(**options)
+            yield conn
+
+    def skip_locked(self, stmt: sa.Select[tuple[object, ...]]) -> sa.Select[tuple[object, ...]]:
+        """Claim rows nobody else holds (PostgreSQL); SQLite's write lock already serialises."""
+        return stmt.with_for_update(skip_locked=True) if self.is_postgres else stmt
+
+    async def lock_operations(self, conn: AsyncConnection, ids: list[str]) -> None:
+        """Lock operation rows in id order before touching their sub-jobs (PostgreSQL)."""
+        if self.is_postgres and ids:
+            stmt = (
+                sa.select(OPERATIONS.c.id)
+                .where(OPERATIONS.c.id.in_(sorted(ids)))
+                .order_by(OPERATIONS.c.id)
+                .with_for_update()
+            )
+            await conn.execute(stmt)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

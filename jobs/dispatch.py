@@ -1,0 +1,265 @@
+"""The dispatch loop: budget first, then claim, one cloud call per group, fair between operations.
+
+For every rate key with work, `run_once` asks the limiter how much could leave right now
+(`headroom`), minus what this process has claimed but not finished sending, and claims at most
+that, in groups (sub-jobs sharing batch key, step and verify flag, up to the executor's batch
+size for the step, the operation's in-flight allowance and the key's server headroom), one
+cloud call per group. Operations sharing a key get equal shares of its headroom in turn, and the
+turn order carries over between rounds (round robin), so a big campaign cannot starve a small one.
+
+Each group's executor call runs as its own task. The claim was committed before the call
+(write-ahead); the outcome is committed right after it, shielded from cancellation, so a shutdown
+never loses an answer the cloud already gave. The executor's driver acquires the limiter itself;
+the dispatcher never acquires (that would count every call twice). With a generous budget a
+round claims many groups per operation in one transaction (`claim_batches`), and the answers are
+committed many per transaction (`jobs.recorder`), so the bookkeeping stays well under the limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+
+import structlog
+
+from jobs.clock import Clock
+from jobs.config import EngineConfig
+from jobs.decide import Context, Phase, decide_batch, summarize
+from jobs.outcomes import Accepted, Outcome
+from jobs.ports import CallResult, Executor, JobStore, RateLimiter
+from jobs.recorder import Recorder
+from jobs.records import ActiveOperation, Batch, ClaimRequest
+from jobs.strategy import in_flight_allowance, wave_end
+
+log = structlog.get_logger("jobs.dispatch")
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: JobStore,
+        executor: Executor,
+        limiter: RateLimiter,
+        clock: Clock,
+        config: EngineConfig,
+        *,
+        rand: Callable[[], float] = random.random,
+        notify: Callable[[], None] | None = None,
+        recorder: Recorder | None = None,
+    ) -> None:
+        self.store = store
+        self.executor = executor
+        self.limiter = limiter
+        self.clock = clock
+        self.config = config
+        self.rand = rand
+        self.notify = notify
+        self.recorder = recorder or Recorder(store, config.worker, clock)
+        self.claiming = True
+        self._tasks: dict[asyncio.Task[None], Batch] = {}  # calls in flight
+        self._last_served: dict[str, str] = {}  # rate key -> operation served last
+        self._reserved_calls: Counter[str] = Counter()
+        self._reserved_servers: Counter[str] = Counter()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    def held(self) -> set[int]:
+        """Sub-jobs whose call is in this process right now (their leases get renewed)."""
+        return {s.id for batch in self._tasks.values() for s in batch.subjobs}
+
+    async def run_once(self) -> int:
+        """One dispatch round over every rate key with work. Returns sub-jobs claimed."""
+        if not self.claiming:
+            return 0
+        active = await self.store.active_operations()
+        by_key: dict[str, list[ActiveOperation]] = {}
+        for item in active:
+            for key in item.operation.rate_keys:
+                by_key.setdefault(key, []).append(item)
+        allowance = {
+            a.operation.id: in_flight_allowance(a.operation.strategy.max_in_flight, a.in_flight)
+            for a in active
+        }
+        claimed = 0
+        for key in sorted(by_key):
+            claimed += await self._dispatch_key(key, by_key[key], allowance)
+        return claimed
+
+    def _turns(self, key: str, ops: Sequence[ActiveOperation]) -> list[ActiveOperation]:
+        """Operations in round-robin order: the one after the last served goes first."""
+        last = self._last_served.get(key)
+        ids = [o.operation.id for o in ops]
+        start = ids.index(last) + 1 if last in ids else 0
+        return list(ops[start:]) + list(ops[:start])
+
+    def _budget(self, key: str) -> tuple[int, int]:
+        room = self.limiter.headroom(key)
+        return (
+            room.requests - self._reserved_calls[key],
+            room.servers - self._reserved_servers[key],
+        )
+
+    def _room(self, requests: int, groups: int) -> int:
+        """Groups that may still be claimed in this round for a key."""
+        return min(
+            requests,
+            self.config.max_groups_per_tick - groups,
+            self.config.max_calls_in_flight - len(self._tasks),
+        )
+
+    async def _dispatch_key(
+        self, key: str, ops: Sequence[ActiveOperation], allowance: dict[str, int]
+    ) -> int:
+        """Share this key's headroom between its operations: in rotation order, each gets an
+        equal number of groups per pass (claimed in one transaction), leftovers go round again."""
+        requests, servers = self._budget(key)
+        turns = self._turns(key, ops)
+        claimed = groups = 0
+        while turns and servers > 0 and self.claiming and self._room(requests, groups) > 0:
+            share = max(1, self._room(requests, groups) // len(turns))
+            again: list[ActiveOperation] = []
+            for item in turns:
+                want = min(share, self._room(requests, groups))
+                if want <= 0 or servers <= 0 or not self.claiming:
+                    break
+                op_id = item.operation.id
+                batches = await self._claim(key, item, min(servers, allowance[op_id]), want)
+                for batch in batches:
+                    size = len(batch.subjobs)
+                    requests, servers, groups = requests - 1, servers - size, groups + 1
+                    allowance[op_id] -= size
+                    claimed += size
+                    self._spawn(batch)
+                if batches:
+                    self._last_served[key] = op_id
+                if len(batches) == want:
+                    again.append(item)  # it may have more
+            turns = again
+        return claimed
+
+    async def _claim(
+        self, key: str, item: ActiveOperation, servers: int, groups: int
+    ) -> list[Batch]:
+        if servers <= 0:
+            return []
+        op = item.operation
+        now = self.clock.now()
+        request = ClaimRequest(
+            operation_id=op.id,
+            rate_key=key,
+            max_servers=servers,
+            seq_end=wave_end(op.targets, op.strategy.waves, op.current_wave),
+            worker=self.config.worker,
+            now=now,
+            lease_until=now + timedelta(seconds=self.config.lease_ttl),
+            params=op.params,
+        )
+        steps = self.executor.profile(op.kind, key).steps
+        return await self.store.claim_batches(request, [s.max_batch for s in steps], groups)
+
+    def _spawn(self, batch: Batch) -> None:
+        self._reserved_calls[batch.rate_key] += 1
+        self._reserved_servers[batch.rate_key] += len(batch.subjobs)
+        task = asyncio.create_task(self._call(batch), name=f"call-{batch.call_id}")
+        self._tasks[task] = batch
+        task.add_done_callback(lambda t: self._done(t, batch))
+
+    def _done(self, task: asyncio.Task[None], batch: Batch) -> None:
+        self._tasks.pop(task, None)
+        self._reserved_calls[batch.rate_key] -= 1
+        self._reserved_servers[batch.rate_key] -= len(batch.subjobs)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "call_record_failed",
+                call_id=batch.call_id,
+                operation_id=batch.operation_id,
+                error=repr(task.exception()),
+            )
+        if self.notify is not None:
+            self.notify()
+
+    async def _call(self, batch: Batch) -> None:
+        bound = log.bind(
+            operation_id=batch.operation_id,
+            call_id=batch.call_id,
+            rate_key=batch.rate_key,
+            servers=len(batch.subjobs),
+            step=batch.step,
+        )
+        result: Mapping[int, Outcome] | BaseException
+        try:
+            if batch.verify:
+                result = await self.executor.verify(batch)
+            else:
+                result = await self.executor.submit(batch)
+        except asyncio.CancelledError:
+            raise  # rows stay DISPATCHING: recovery verifies them before anything is re-sent
+        except Exception as exc:
+            bound.exception("executor_call_failed")
+            result = exc
+        ctx = Context(
+            now=self.clock.now(),
+            phase=Phase.VERIFY if batch.verify else Phase.SUBMIT,
+            policy=self.config.retry,
+            poll_interval=self.config.poll_interval,
+            max_await=self.config.max_await,
+            rand=self.rand,
+        )
+        call = _call_result(batch, result)
+        await self.recorder.record(decide_batch(batch, result, ctx), call)
+        bound.info("call_recorded", outcome=None if call is None else call.outcome)
+
+    def stop_claiming(self) -> None:
+        self.claiming = False
+
+    async def wait_idle(self) -> None:
+        """Wait until every executor call started so far has finished and been recorded."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def drain(self, grace: float) -> int:
+        """Stop claiming, give in-flight calls `grace` seconds, then cancel the rest.
+        Returns how many were cancelled (their rows are recovered on the next start)."""
+        self.stop_claiming()
+        pending = set(self._tasks)
+        if pending:
+            sleeper = asyncio.ensure_future(self.clock.sleep(grace))
+            try:
+                while pending and not sleeper.done():
+                    done, _ = await asyncio.wait(
+                        pending | {sleeper}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    pending -= done
+            finally:
+                sleeper.cancel()
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if pending:
+            log.warning("calls_cancelled_on_stop", count=len(pending))
+        return len(pending)
+
+
+def _call_result(batch: Batch, result: Mapping[int, Outcome] | BaseException) -> CallResult | None:
+    """What the `cloud_calls` row records about how the call ended."""
+    if batch.call_id is None:
+        return None
+    word, code, message = summarize(result)
+    accepted = (
+        [o for o in result.values() if isinstance(o, Accepted)]
+        if isinstance(result, Mapping)
+        else []
+    )
+    return CallResult(
+        call_id=batch.call_id,
+        outcome=word,
+        cloud_job_id=next((a.cloud_job_id for a in accepted if a.cloud_job_id), None),
+        request_id=next((a.request_id for a in accepted if a.request_id), None),
+        error_code=code,
+        error_message=message,
+    )

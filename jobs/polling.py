@@ -1,0 +1,142 @@
+"""The polling loop: one poll per cloud job, status reads batched where the dialect allows.
+
+Due AWAITING sub-jobs are leased (a lease, not a transition: polling changes no state unless the
+cloud says something changed). Sub-jobs sharing a cloud job id are polled together with one call;
+sub-jobs without one (per-server dialects) are grouped per operation, kind, step and rate key up
+to the executor's `poll_batch`, so one status listing can answer for many servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+
+import structlog
+
+from jobs.clock import Clock
+from jobs.config import EngineConfig
+from jobs.decide import Context, Phase, decide_batch
+from jobs.outcomes import Outcome
+from jobs.ports import Executor, JobStore
+from jobs.recorder import Recorder
+from jobs.records import Batch, OperationRecord, SubJobRecord
+from jobs.types import JSONMapping
+
+log = structlog.get_logger("jobs.polling")
+
+
+def poll_groups(
+    rows: Sequence[SubJobRecord], poll_batch: Callable[[str], int]
+) -> list[tuple[SubJobRecord, ...]]:
+    """Group leased rows: one group per cloud job; job-less rows by (operation, kind, step,
+    rate key) in chunks of the kind's `poll_batch`."""
+    by_job: dict[tuple[str, str, str], list[SubJobRecord]] = {}
+    loose: dict[tuple[str, str, int, str], list[SubJobRecord]] = {}
+    for row in rows:
+        if row.cloud_job_id:
+            by_job.setdefault((row.operation_id, row.rate_key, row.cloud_job_id), []).append(row)
+        else:
+            loose.setdefault((row.operation_id, row.kind, row.step, row.rate_key), []).append(row)
+    groups = [tuple(g) for g in by_job.values()]
+    for (_, kind, _, _), members in loose.items():
+        size = max(1, poll_batch(kind))
+        groups += [tuple(members[i : i + size]) for i in range(0, len(members), size)]
+    return groups
+
+
+class Poller:
+    def __init__(
+        self,
+        store: JobStore,
+        executor: Executor,
+        clock: Clock,
+        config: EngineConfig,
+        *,
+        rand: Callable[[], float] = random.random,
+        notify: Callable[[], None] | None = None,
+        recorder: Recorder | None = None,
+    ) -> None:
+        self.store = store
+        self.executor = executor
+        self.clock = clock
+        self.config = config
+        self.rand = rand
+        self.notify = notify
+        self.recorder = recorder or Recorder(store, config.worker, clock)
+        self._held: set[int] = set()
+
+    def held(self) -> set[int]:
+        """Sub-jobs being polled by this process right now (their leases get renewed)."""
+        return set(self._held)
+
+    async def run_once(self) -> int:
+        """Poll every due cloud job once (bounded). Returns sub-jobs polled."""
+        now = self.clock.now()
+        rows = await self.store.claim_polls(
+            self.config.worker,
+            now,
+            now + timedelta(seconds=self.config.lease_ttl),
+            self.config.poll_limit,
+        )
+        if not rows:
+            return 0
+        params = await self._params({r.operation_id for r in rows})
+        groups = poll_groups(rows, lambda kind: self.executor.profile(kind).poll_batch)
+        gate = asyncio.Semaphore(self.config.max_polls_in_flight)
+        self._held = {r.id for r in rows}
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for group in groups:
+                    tg.create_task(self._poll(group, params.get(group[0].operation_id, {}), gate))
+        finally:
+            self._held = set()
+        if self.notify is not None:
+            self.notify()
+        return len(rows)
+
+    async def _params(self, op_ids: set[str]) -> dict[str, JSONMapping]:
+        out: dict[str, JSONMapping] = {}
+        for op_id in sorted(op_ids):
+            op: OperationRecord | None = await self.store.get_operation(op_id)
+            if op is not None:
+                out[op_id] = op.params
+        return out
+
+    async def _poll(
+        self, group: tuple[SubJobRecord, ...], params: JSONMapping, gate: asyncio.Semaphore
+    ) -> None:
+        first = group[0]
+        batch = Batch(
+            operation_id=first.operation_id,
+            kind=first.kind,
+            step=first.step,
+            rate_key=first.rate_key,
+            batch_key=first.batch_key,
+            params=params,
+            subjobs=group,
+        )
+        result: Mapping[int, Outcome] | BaseException
+        async with gate:
+            try:
+                result = await self.executor.poll(batch)
+            except asyncio.CancelledError:
+                raise  # leases expire; the rows stay AWAITING and are polled again
+            except Exception as exc:
+                log.warning(
+                    "poll_failed",
+                    operation_id=first.operation_id,
+                    cloud_job_id=first.cloud_job_id,
+                    error=repr(exc),
+                )
+                result = exc
+        ctx = Context(
+            now=self.clock.now(),
+            phase=Phase.POLL,
+            policy=self.config.retry,
+            poll_interval=self.config.poll_interval,
+            max_await=self.config.max_await,
+            rand=self.rand,
+        )
+        await self.recorder.record(decide_batch(batch, result, ctx), None)

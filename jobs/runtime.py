@@ -1,0 +1,230 @@
+"""The runtime: owns the loops' `while`s in one TaskGroup, wakes them, drains, recovers.
+
+Start: register this worker, recover what it held in a previous life (DISPATCHING rows go back to
+PENDING with verify_first; AWAITING rows are polled again, never re-sent), reap expired leases of
+vanished workers, then run planning, dispatch, polling, reaping and the heartbeat.
+
+Stop: stop claiming at once, give the executor calls in flight `drain_grace` seconds to finish
+(their answers are committed), then cancel whatever is left. Cancelled calls leave DISPATCHING rows
+that the next start recovers with verify_first.
+
+Typical use from an aiohttp cleanup context::
+
+    async with Runtime(store, planner, executor, limiter, config=config):
+        yield
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from types import TracebackType
+
+import structlog
+
+from jobs.clock import Clock, SystemClock
+from jobs.config import EngineConfig
+from jobs.dispatch import Dispatcher
+from jobs.planning import PlanningLoop
+from jobs.polling import Poller
+from jobs.ports import Executor, JobStore, Planner, RateLimiter
+from jobs.reaping import Reaper
+from jobs.recorder import Recorder
+
+log = structlog.get_logger("jobs.runtime")
+
+
+class Runtime:
+    def __init__(
+        self,
+        store: JobStore,
+        planner: Planner,
+        executor: Executor,
+        limiter: RateLimiter,
+        *,
+        clock: Clock | None = None,
+        config: EngineConfig | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.store = store
+        self.clock = clock or SystemClock()
+        self.config = config or EngineConfig()
+        self._stop = asyncio.Event()
+        self._wake = {name: asyncio.Event() for name in ("planning", "dispatch", "polling")}
+        self.planning = PlanningLoop(
+            store, planner, executor, limiter, self.clock, self.config, notify=self.wake_dispatch
+        )
+        self.recorder = Recorder(store, self.config.worker, self.clock)
+        self.dispatcher = Dispatcher(
+            store,
+            executor,
+            limiter,
+            self.clock,
+            self.config,
+            rand=rand,
+            notify=self._call_finished,
+            recorder=self.recorder,
+        )
+        self.poller = Poller(
+            store,
+            executor,
+            self.clock,
+            self.config,
+            rand=rand,
+            notify=self.wake_dispatch,
+            recorder=self.recorder,
+        )
+        self.reaper = Reaper(store, self.clock, self.config, notify=self.wake_dispatch)
+        self._task: asyncio.Task[None] | None = None
+
+    # --- wake-ups -----------------------------------------------------------------------------
+
+    def wake_planner(self) -> None:
+        """Call after creating an operation: plan it now rather than at the next idle tick."""
+        self._wake["planning"].set()
+
+    def wake_dispatch(self) -> None:
+        self._wake["dispatch"].set()
+
+    def wake(self) -> None:
+        for event in self._wake.values():
+            event.set()
+
+    def _call_finished(self) -> None:
+        self._wake["dispatch"].set()
+        self._wake["polling"].set()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> int:
+        """Recover, then start the loops. Returns the sub-jobs recovered or reaped."""
+        if self.running:
+            raise RuntimeError("the runtime is already running")
+        now = self.clock.now()
+        until = now + timedelta(seconds=self.config.lease_ttl)
+        await self.store.register_worker(
+            self.config.worker, socket.gethostname(), os.getpid(), now, until
+        )
+        recovered = await self.store.recover(self.config.worker, now)
+        reaped = await self.store.reap(now, self.config.worker)
+        log.info("runtime_started", worker=self.config.worker, recovered=recovered, reaped=reaped)
+        self._stop.clear()
+        self.dispatcher.claiming = True
+        self._task = asyncio.create_task(self._run(), name="jobs-runtime")
+        return recovered + reaped
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Drain gracefully (see the module docstring); safe to call twice."""
+        if self._task is None:
+            return
+        self._stop.set()
+        self.wake()
+        self.dispatcher.stop_claiming()
+        grace = self.config.drain_grace if grace is None else grace
+        try:
+            await self.store.set_draining(self.config.worker)
+        except Exception:  # the database may be what is failing; draining goes on regardless
+            log.exception("set_draining_failed")
+        await self.dispatcher.drain(grace)
+        task, self._task = self._task, None
+        await self._finish(task, grace)
+        log.info("runtime_stopped", worker=self.config.worker)
+
+    async def _finish(self, task: asyncio.Task[None], grace: float) -> None:
+        """Loops exit after their current round; a round stuck past `grace` is cancelled."""
+        sleeper = asyncio.ensure_future(self.clock.sleep(grace))
+        try:
+            await asyncio.wait({task, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+        if not task.done():
+            task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # --- the loops ----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        cfg = self.config
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._loop("planning", self.planning.run_once, cfg.plan_idle))
+            tg.create_task(self._loop("dispatch", self.dispatcher.run_once, cfg.dispatch_idle))
+            tg.create_task(self._loop("polling", self.poller.run_once, cfg.poll_idle))
+            tg.create_task(
+                self._loop("reaping", self.reaper.run_once, cfg.reap_interval, always_sleep=True)
+            )
+            tg.create_task(
+                self._loop("heartbeat", self._heartbeat, cfg.lease_ttl / 3, always_sleep=True)
+            )
+
+    async def _heartbeat(self) -> int:
+        now = self.clock.now()
+        held = self.dispatcher.held() | self.poller.held()
+        until = now + timedelta(seconds=self.config.lease_ttl)
+        await self.store.renew_leases(self.config.worker, now, until, sorted(held))
+        return 0
+
+    async def _loop(
+        self,
+        name: str,
+        step: Callable[[], Awaitable[int]],
+        idle: float,
+        *,
+        always_sleep: bool = False,
+    ) -> None:
+        bound = log.bind(loop=name, worker=self.config.worker)
+        while not self._stop.is_set():
+            try:
+                done = await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                bound.exception("loop_failed")
+                await self._idle(name, self.config.error_backoff)
+                continue
+            if done and not always_sleep:
+                await asyncio.sleep(0)  # more work may be waiting: go again, but let others in
+            else:
+                await self._idle(name, idle)
+
+    async def _idle(self, name: str, seconds: float) -> None:
+        """Sleep on the clock until `seconds` pass, the loop is woken, or the runtime stops."""
+        wake = self._wake.get(name)
+        waiters: set[asyncio.Future[object]] = {
+            asyncio.ensure_future(self.clock.sleep(seconds)),
+            asyncio.ensure_future(self._stop.wait()),
+        }
+        if wake is not None:
+            waiters.add(asyncio.ensure_future(wake.wait()))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+        if wake is not None:
+            wake.clear()

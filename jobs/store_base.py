@@ -1,0 +1,253 @@
+"""Shared pieces of the store: row -> record conversion, event rows, operation row helpers.
+
+The store's SQL is split by concern so that no module grows past a readable size: `store`
+(the facade), `store_ops` (operations), `store_planning`, `store_claims` (claim and apply),
+`store_leases` (reap, recover, heartbeats, named leases), `store_settle` (operation consequences)
+and this module. Nothing else in the engine touches SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from jobs.errors import NotFound
+from jobs.models import CLOUD_CALLS, EVENTS, OPERATIONS, SUBJOBS
+from jobs.records import (
+    CloudCallRecord,
+    EventRecord,
+    OperationRecord,
+    PlanSummary,
+    SubJobRecord,
+)
+from jobs.states import Event, State
+from jobs.strategy import BlastRadius, Strategy
+from jobs.types import JSONMapping
+
+CHUNK = 2_000  # rows per executemany (PostgreSQL caps a statement at 32,767 parameters)
+
+
+def _json(value: object) -> JSONMapping:
+    return cast(JSONMapping, value if isinstance(value, dict) else {})
+
+
+def to_operation(m: RowMapping) -> OperationRecord:
+    guard = m["guard"]
+    summary = m["summary"]
+    return OperationRecord(
+        id=m["id"],
+        kind=m["kind"],
+        params=_json(m["params"]),
+        selector=_json(m["selector"]),
+        strategy=Strategy.from_json(_json(m["strategy"])),
+        guard=None if guard is None else BlastRadius.from_json(_json(guard)),
+        dry_run=m["dry_run"],
+        reason=m["reason"],
+        created_by=m["created_by"],
+        idempotency_key=m["idempotency_key"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        planned_at=m["planned_at"],
+        refused_reason=m["refused_reason"],
+        plan_attempts=m["plan_attempts"],
+        targets=m["targets"],
+        skipped=m["skipped"],
+        rate_keys=tuple(str(k) for k in m["rate_keys"] or ()),
+        summary=None if summary is None else PlanSummary.from_json(_json(summary)),
+        current_wave=m["current_wave"],
+        paused=m["paused"],
+        cancel_requested=m["cancel_requested"],
+        cancelled_by=m["cancelled_by"],
+        halted_reason=m["halted_reason"],
+        finished_at=m["finished_at"],
+    )
+
+
+def to_subjob(m: RowMapping) -> SubJobRecord:
+    memo = m["memo"]
+    return SubJobRecord(
+        id=m["id"],
+        operation_id=m["operation_id"],
+        seq=m["seq"],
+        target_id=m["target_id"],
+        kind=m["kind"],
+        rate_key=m["rate_key"],
+        batch_key=m["batch_key"],
+        payload=_json(m["payload"]),
+        memo=None if memo is None else _json(memo),
+        state=State(m["state"]),
+        step=m["step"],
+        attempt=m["attempt"],
+        throttles=m["throttles"],
+        not_before=m["not_before"],
+        verify_first=m["verify_first"],
+        cloud_job_id=m["cloud_job_id"],
+        request_id=m["request_id"],
+        accepted_at=m["accepted_at"],
+        error_code=m["error_code"],
+        error_message=m["error_message"],
+        reason=m["reason"],
+        lease_owner=m["lease_owner"],
+        lease_expires_at=m["lease_expires_at"],
+        call_id=m["call_id"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+    )
+
+
+def to_event(m: RowMapping) -> EventRecord:
+    return EventRecord(
+        id=m["id"],
+        operation_id=m["operation_id"],
+        subjob_id=m["subjob_id"],
+        target_id=m["target_id"],
+        event=m["event"],
+        from_state=None if m["from_state"] is None else State(m["from_state"]),
+        to_state=None if m["to_state"] is None else State(m["to_state"]),
+        step=m["step"],
+        attempt=m["attempt"],
+        code=m["code"],
+        message=m["message"],
+        worker=m["worker"],
+        call_id=m["call_id"],
+        at=m["at"],
+    )
+
+
+def to_call(m: RowMapping) -> CloudCallRecord:
+    return CloudCallRecord(
+        id=m["id"],
+        operation_id=m["operation_id"],
+        purpose=m["purpose"],
+        kind=m["kind"],
+        step=m["step"],
+        rate_key=m["rate_key"],
+        batch_key=m["batch_key"],
+        servers=tuple(str(s) for s in m["servers"]),
+        worker=m["worker"],
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+        cloud_job_id=m["cloud_job_id"],
+        request_id=m["request_id"],
+        outcome=m["outcome"],
+        error_code=m["error_code"],
+        error_message=m["error_message"],
+    )
+
+
+@dataclass(frozen=True)
+class Moved:
+    """A sub-job a bulk UPDATE ... RETURNING moved (what its event row needs)."""
+
+    id: int
+    operation_id: str
+    target_id: str
+    step: int
+    attempt: int
+
+
+MOVED_COLUMNS = (
+    SUBJOBS.c.id,
+    SUBJOBS.c.operation_id,
+    SUBJOBS.c.target_id,
+    SUBJOBS.c.step,
+    SUBJOBS.c.attempt,
+)
+
+
+def moved(rows: Iterable[Sequence[object]]) -> list[Moved]:
+    """Rows selected with `MOVED_COLUMNS`, as values."""
+    return [
+        Moved(int(str(r[0])), str(r[1]), str(r[2]), int(str(r[3])), int(str(r[4]))) for r in rows
+    ]
+
+
+def transition_events(
+    rows: Sequence[Moved],
+    event: Event,
+    from_state: State,
+    to_state: State,
+    now: datetime,
+    worker: str | None,
+    *,
+    code: str | None = None,
+    message: str | None = None,
+    call_id: int | None = None,
+) -> list[dict[str, object]]:
+    return [
+        {
+            "operation_id": r.operation_id,
+            "subjob_id": r.id,
+            "target_id": r.target_id,
+            "event": event.value,
+            "from_state": from_state.value,
+            "to_state": to_state.value,
+            "step": r.step,
+            "attempt": r.attempt,
+            "code": code,
+            "message": message,
+            "worker": worker,
+            "call_id": call_id,
+            "at": now,
+        }
+        for r in rows
+    ]
+
+
+def operation_event(
+    operation_id: str,
+    name: str,
+    now: datetime,
+    *,
+    worker: str | None = None,
+    code: str | None = None,
+    message: str | None = None,
+) -> dict[str, object]:
+    return {
+        "operation_id": operation_id,
+        "subjob_id": None,
+        "target_id": None,
+        "event": f"operation.{name}",
+        "from_state": None,
+        "to_state": None,
+        "step": None,
+        "attempt": None,
+        "code": code,
+        "message": message,
+        "worker": worker,
+        "call_id": None,
+        "at": now,
+    }
+
+
+async def insert_events(conn: AsyncConnection, rows: Sequence[Mapping[str, object]]) -> None:
+    for start in range(0, len(rows), CHUNK):
+        await conn.execute(EVENTS.insert(), list(rows[start : start + CHUNK]))
+
+
+async def operation_row(conn: AsyncConnection, operation_id: str) -> RowMapping:
+    row = (await conn.execute(sa.select(OPERATIONS).where(OPERATIONS.c.id == operation_id))).first()
+    if row is None:
+        raise NotFound(f"operation {operation_id} not found")
+    return row._mapping
+
+
+async def update_operation(conn: AsyncConnection, operation_id: str, **values: object) -> None:
+    await conn.execute(
+        sa.update(OPERATIONS).where(OPERATIONS.c.id == operation_id).values(**values)
+    )
+
+
+def call_row(**values: object) -> dict[str, object]:
+    """A `cloud_calls` insert row (keeps the column list in one place)."""
+    keys = {c.name for c in CLOUD_CALLS.columns} - {"id"}
+    unknown = set(values) - keys
+    if unknown:
+        raise ValueError(f"unknown cloud_calls columns: {sorted(unknown)}")
+    return {k: values.get(k) for k in keys}

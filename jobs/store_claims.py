@@ -1,0 +1,401 @@
+"""Sub-job SQL for the loops: claim (write-ahead), apply outcomes (compare-and-set), poll leases.
+
+Part of the store (see `jobs.store`). Every transition is ``UPDATE ... WHERE id IN (...) AND
+state = :from AND lease_owner = :me ... RETURNING``: a row that moved meanwhile (reaped, cancelled,
+claimed by another replica) is simply not returned, and gets no event row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from jobs.db import Database
+from jobs.models import CLOUD_CALLS, OPERATIONS, SUBJOBS
+from jobs.ports import CallResult
+from jobs.records import ActiveOperation, Applied, Batch, Change, ClaimRequest, SubJobRecord
+from jobs.states import IN_FLIGHT, Event, State, target
+from jobs.store_base import (
+    CHUNK,
+    MOVED_COLUMNS,
+    call_row,
+    insert_events,
+    moved,
+    to_operation,
+    to_subjob,
+    transition_events,
+)
+from jobs.store_settle import settle
+
+SETTABLE = frozenset(
+    {
+        "not_before",
+        "step",
+        "attempt",
+        "throttles",
+        "cloud_job_id",
+        "request_id",
+        "accepted_at",
+        "error_code",
+        "error_message",
+        "reason",
+        "verify_first",
+        "batch_key",
+        "rate_key",
+        "memo",
+    }
+)
+_S = SUBJOBS.c
+
+
+async def active_operations(db: Database) -> list[ActiveOperation]:
+    """Operations the dispatcher may claim for, with their in-flight counts."""
+    c = OPERATIONS.c
+    stmt = (
+        sa.select(OPERATIONS)
+        .where(
+            c.planned_at.is_not(None),
+            c.finished_at.is_(None),
+            c.dry_run.is_(False),
+            c.paused.is_(False),
+            c.cancel_requested.is_(False),
+            c.halted_reason.is_(None),
+        )
+        .order_by(c.created_at, c.id)
+    )
+    async with db.read() as conn:
+        ops = [to_operation(r._mapping) for r in (await conn.execute(stmt)).all()]
+        if not ops:
+            return []
+        count_stmt = (
+            sa.select(_S.operation_id, sa.func.count())
+            .where(
+                _S.operation_id.in_([o.id for o in ops]), _S.state.in_([s.value for s in IN_FLIGHT])
+            )
+            .group_by(_S.operation_id)
+        )
+        in_flight = {op_id: int(n) for op_id, n in (await conn.execute(count_stmt)).all()}
+    return [ActiveOperation(o, in_flight.get(o.id, 0)) for o in ops]
+
+
+async def _any(db: Database, stmt: sa.Select[tuple[object, ...]]) -> bool:
+    async with db.read() as conn:
+        return (await conn.execute(stmt.limit(1))).first() is not None
+
+
+def _eligible(req: ClaimRequest) -> list[sa.ColumnElement[bool]]:
+    return [
+        _S.operation_id == req.operation_id,
+        _S.rate_key == req.rate_key,
+        _S.state == State.PENDING.value,
+        _S.seq < req.seq_end,
+        _S.not_before <= req.now,
+    ]
+
+
+async def claim_batches(
+    db: Database, req: ClaimRequest, max_batch: Sequence[int], max_groups: int
+) -> list[Batch]:
+    """Claim up to `max_groups` groups (each: one batch key, step and verify flag, at most
+    `max_batch[step]` sub-jobs; `req.max_servers` in all) and write their call rows, in ONE
+    transaction committed BEFORE any cloud call is made (write-ahead)."""
+    head_stmt = sa.select(_S.batch_key, _S.step, _S.verify_first, _S.kind).where(*_eligible(req))
+    if not await _any(db, head_stmt):
+        return []  # most rounds find nothing: do not take SQLite's write lock for that
+    batches: list[Batch] = []
+    servers = req.max_servers
+    async with db.write() as conn:
+        while len(batches) < max_groups and servers > 0:
+            batch = await _claim_group(db, conn, req, head_stmt, max_batch, servers)
+            if batch is None:
+                break
+            batches.append(batch)
+            servers -= len(batch.subjobs)
+    return batches
+
+
+async def _claim_group(
+    db: Database,
+    conn: AsyncConnection,
+    req: ClaimRequest,
+    head_stmt: sa.Select[tuple[object, ...]],
+    max_batch: Sequence[int],
+    servers: int,
+) -> Batch | None:
+    head = (await conn.execute(db.skip_locked(head_stmt.order_by(_S.seq).limit(1)))).first()
+    if head is None:
+        return None
+    h = head._mapping
+    batch_key, step, verify = str(h["batch_key"]), int(h["step"]), bool(h["verify_first"])
+    cap = max_batch[min(step, len(max_batch) - 1)] if max_batch else 1
+    group_stmt = (
+        sa.select(SUBJOBS)
+        .where(
+            *_eligible(req),
+            _S.batch_key == batch_key,
+            _S.step == step,
+            _S.verify_first.is_(verify),
+        )
+        .order_by(_S.seq)
+        .limit(max(1, min(servers, cap)))
+    )
+    rows = [to_subjob(r._mapping) for r in (await conn.execute(db.skip_locked(group_stmt)))]
+    if not rows:
+        return None
+    return await _write_ahead(conn, req, rows, str(h["kind"]), step, batch_key, verify)
+
+
+async def _insert_call(
+    conn: AsyncConnection,
+    req: ClaimRequest,
+    rows: list[SubJobRecord],
+    batch_key: str,
+    verify: bool,
+) -> int:
+    call = call_row(
+        operation_id=req.operation_id,
+        purpose="verify" if verify else "submit",
+        kind=rows[0].kind,
+        step=rows[0].step,
+        rate_key=req.rate_key,
+        batch_key=batch_key,
+        servers=[r.target_id for r in rows],
+        worker=req.worker,
+        started_at=req.now,
+    )
+    stmt = CLOUD_CALLS.insert().values(**call).returning(CLOUD_CALLS.c.id)
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+async def _write_ahead(
+    conn: AsyncConnection,
+    req: ClaimRequest,
+    rows: list[SubJobRecord],
+    kind: str,
+    step: int,
+    batch_key: str,
+    verify: bool,
+) -> Batch | None:
+    """Move the group to DISPATCHING with its call row and CLAIM events (committed by the
+    caller's transaction before any cloud call is made)."""
+    call_id = await _insert_call(conn, req, rows, batch_key, verify)
+    bump = 0 if verify else 1
+    stmt = (
+        sa.update(SUBJOBS)
+        .where(_S.id.in_([r.id for r in rows]), _S.state == State.PENDING.value)
+        .values(
+            state=State.DISPATCHING.value,
+            lease_owner=req.worker,
+            lease_expires_at=req.lease_until,
+            call_id=call_id,
+            attempt=_S.attempt + bump,
+            updated_at=req.now,
+        )
+        .returning(*MOVED_COLUMNS)
+    )
+    claimed = moved((await conn.execute(stmt)).all())
+    events = transition_events(
+        claimed,
+        Event.CLAIM,
+        State.PENDING,
+        State.DISPATCHING,
+        req.now,
+        req.worker,
+        call_id=call_id,
+    )
+    await insert_events(conn, events)
+    got = {m.id for m in claimed}
+    subjobs = tuple(
+        replace(
+            r,
+            state=State.DISPATCHING,
+            lease_owner=req.worker,
+            lease_expires_at=req.lease_until,
+            call_id=call_id,
+            attempt=r.attempt + bump,
+            updated_at=req.now,
+        )
+        for r in rows
+        if r.id in got
+    )
+    calls = sa.update(CLOUD_CALLS).where(CLOUD_CALLS.c.id == call_id)
+    if not subjobs:  # every row moved meanwhile: no call will be made
+        await conn.execute(sa.delete(CLOUD_CALLS).where(CLOUD_CALLS.c.id == call_id))
+        return None
+    if len(subjobs) < len(rows):
+        await conn.execute(calls.values(servers=[s.target_id for s in subjobs]))
+    return Batch(
+        operation_id=req.operation_id,
+        kind=kind,
+        step=step,
+        rate_key=req.rate_key,
+        batch_key=batch_key,
+        params=req.params,
+        subjobs=subjobs,
+        call_id=call_id,
+        verify=verify,
+    )
+
+
+async def claim_polls(
+    db: Database, worker: str, now: datetime, lease_until: datetime, limit: int
+) -> list[SubJobRecord]:
+    """Lease due AWAITING rows for one poll round (a lease, not a transition)."""
+    stmt = (
+        sa.select(SUBJOBS)
+        .where(
+            _S.state == State.AWAITING.value,
+            _S.not_before <= now,
+            sa.or_(_S.lease_owner.is_(None), _S.lease_expires_at < now),
+        )
+        .order_by(_S.not_before, _S.cloud_job_id, _S.id)
+        .limit(limit)
+    )
+    if not await _any(db, stmt):
+        return []
+    async with db.write() as conn:
+        rows = [to_subjob(r._mapping) for r in (await conn.execute(db.skip_locked(stmt))).all()]
+        if not rows:
+            return []
+        await conn.execute(
+            sa.update(SUBJOBS)
+            .where(_S.id.in_([r.id for r in rows]), _S.state == State.AWAITING.value)
+            .values(lease_owner=worker, lease_expires_at=lease_until)
+        )
+    return [replace(r, lease_owner=worker, lease_expires_at=lease_until) for r in rows]
+
+
+def _group_key(change: Change) -> str:
+    values = json.dumps([[k, v] for k, v in change.values], default=str, sort_keys=True)
+    return json.dumps([change.from_state, change.event, change.code, change.message, values])
+
+
+async def apply(
+    db: Database, changes: Sequence[Change], worker: str, now: datetime, call: CallResult | None
+) -> Applied:
+    """Apply one call's (or poll's) outcomes; see `apply_many`."""
+    return (await apply_many(db, [(changes, call)], worker, now))[0]
+
+
+async def apply_many(
+    db: Database,
+    items: Sequence[tuple[Sequence[Change], CallResult | None]],
+    worker: str,
+    now: datetime,
+) -> list[Applied]:
+    """Apply the outcomes of several calls in ONE transaction: per call, one compare-and-set
+    UPDATE per group of identical changes, their event rows and the call's row; then the
+    operations' consequences once. Returns one `Applied` per item (operation-level results on
+    the last one)."""
+    for changes, _ in items:
+        for change in changes:
+            unknown = {k for k, _ in change.values} - SETTABLE
+            if unknown:
+                raise ValueError(f"cannot set {sorted(unknown)} through a change")
+    op_ids = sorted({c.operation_id for changes, _ in items for c in changes})
+    results: list[Applied] = []
+    async with db.write() as conn:
+        await db.lock_operations(conn, op_ids)
+        events: list[dict[str, object]] = []
+        for changes, call in items:
+            results.append(await _apply_changes(conn, changes, worker, now, call, events))
+            if call is not None:
+                await _finish_call(conn, call, now)
+        await insert_events(conn, events)
+        await _add_rate_keys(conn, [c for changes, _ in items for c in changes])
+        settled = await settle(conn, op_ids, now, worker)
+    if results:
+        last = results[-1]
+        results[-1] = Applied(last.applied, last.lost, settled.halted, settled.finished)
+    return results
+
+
+async def _apply_changes(
+    conn: AsyncConnection,
+    changes: Sequence[Change],
+    worker: str,
+    now: datetime,
+    call: CallResult | None,
+    events: list[dict[str, object]],
+) -> Applied:
+    groups: dict[str, list[Change]] = {}
+    for change in changes:
+        groups.setdefault(_group_key(change), []).append(change)
+    applied, lost = 0, []
+    for group in groups.values():
+        first = group[0]
+        to_state = first.from_state if first.event is None else target(first.event)
+        ids = [c.subjob_id for c in group]
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            stmt = (
+                sa.update(SUBJOBS)
+                .where(
+                    _S.id.in_(chunk),
+                    _S.state == first.from_state.value,
+                    _S.lease_owner == worker,
+                )
+                .values(
+                    state=to_state.value,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    updated_at=now,
+                    **dict(first.values),
+                )
+                .returning(*MOVED_COLUMNS)
+            )
+            rows = moved((await conn.execute(stmt)).all())
+            applied += len(rows)
+            lost += sorted(set(chunk) - {r.id for r in rows})
+            if first.event is not None:
+                events += transition_events(
+                    rows,
+                    first.event,
+                    first.from_state,
+                    to_state,
+                    now,
+                    worker,
+                    code=first.code,
+                    message=first.message,
+                    call_id=None if call is None else call.call_id,
+                )
+    return Applied(applied, tuple(lost))
+
+
+async def _add_rate_keys(conn: AsyncConnection, changes: Sequence[Change]) -> None:
+    """A step that moves to another API (Advance with a rate key) makes the operation's
+    dispatching look at that key too."""
+    wanted: dict[str, set[str]] = {}
+    for change in changes:
+        key = change.value("rate_key")
+        if isinstance(key, str):
+            wanted.setdefault(change.operation_id, set()).add(key)
+    for op_id, keys in wanted.items():
+        stmt = sa.select(OPERATIONS.c.rate_keys).where(OPERATIONS.c.id == op_id)
+        current = {str(k) for k in (await conn.execute(stmt)).scalar_one() or ()}
+        if not keys <= current:
+            await conn.execute(
+                sa.update(OPERATIONS)
+                .where(OPERATIONS.c.id == op_id)
+                .values(rate_keys=sorted(current | keys))
+            )
+
+
+async def _finish_call(conn: AsyncConnection, call: CallResult, now: datetime) -> None:
+    await conn.execute(
+        sa.update(CLOUD_CALLS)
+        .where(CLOUD_CALLS.c.id == call.call_id)
+        .values(
+            finished_at=now,
+            outcome=call.outcome,
+            cloud_job_id=call.cloud_job_id,
+            request_id=call.request_id,
+            error_code=call.error_code,
+            error_message=call.error_message,
+        )
+    )

@@ -1,0 +1,240 @@
+"""Planning writes (part of the store): claim an unplanned operation, stream its rows in, then
+stamp it planned, refuse it (atomically: its rows go in the same transaction) or postpone it.
+
+Rows written while planning are invisible to dispatch (the operation is not planned yet) and are
+deleted by the next attempt if this one dies half-way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from jobs.db import Database
+from jobs.errors import Conflict
+from jobs.models import OPERATIONS, SUBJOBS
+from jobs.ports import NewSubJob
+from jobs.records import OperationRecord, PlanSummary
+from jobs.states import State
+from jobs.store_base import (
+    CHUNK,
+    insert_events,
+    operation_event,
+    operation_row,
+    to_operation,
+    update_operation,
+)
+from jobs.store_settle import settle
+
+
+async def claim_planning(
+    db: Database, worker: str, now: datetime, lease_until: datetime
+) -> OperationRecord | None:
+    """Take the oldest unplanned operation; drop rows a crashed planning attempt left behind."""
+    c = OPERATIONS.c
+    stmt = (
+        sa.select(OPERATIONS)
+        .where(
+            c.planned_at.is_(None),
+            c.refused_reason.is_(None),
+            c.cancel_requested.is_(False),
+            sa.or_(c.plan_not_before.is_(None), c.plan_not_before <= now),
+            sa.or_(c.plan_owner.is_(None), c.plan_lease_expires_at < now),
+        )
+        .order_by(c.created_at, c.id)
+        .limit(1)
+    )
+    waiting = sa.select(c.id).where(
+        c.planned_at.is_(None),
+        c.refused_reason.is_(None),
+        sa.or_(c.plan_owner.is_(None), c.plan_lease_expires_at < now),
+    )
+    async with db.read() as conn:
+        if (await conn.execute(waiting.limit(1))).first() is None:
+            return None  # the common case: nothing to plan, and no write lock taken for it
+    async with db.write() as conn:
+        await _close_cancelled_planning(conn, now)
+        row = (await conn.execute(db.skip_locked(stmt))).first()
+        if row is None:
+            return None
+        op_id = row._mapping["id"]
+        await update_operation(
+            conn,
+            op_id,
+            plan_owner=worker,
+            plan_lease_expires_at=lease_until,
+            plan_attempts=c.plan_attempts + 1,
+            updated_at=now,
+        )
+        await conn.execute(sa.delete(SUBJOBS).where(SUBJOBS.c.operation_id == op_id))
+        return to_operation(await operation_row(conn, op_id))
+
+
+async def _close_cancelled_planning(conn: AsyncConnection, now: datetime) -> None:
+    """Operations cancelled before (or while a crashed process was) planning them: finish them
+    with no sub-jobs instead of planning work nobody wants."""
+    c = OPERATIONS.c
+    stmt = sa.select(c.id).where(
+        c.planned_at.is_(None),
+        c.refused_reason.is_(None),
+        c.cancel_requested.is_(True),
+        sa.or_(c.plan_owner.is_(None), c.plan_lease_expires_at < now),
+    )
+    ids = [r[0] for r in (await conn.execute(stmt)).all()]
+    for op_id in ids:
+        await conn.execute(sa.delete(SUBJOBS).where(SUBJOBS.c.operation_id == op_id))
+        await update_operation(conn, op_id, planned_at=now, plan_owner=None, updated_at=now)
+    await settle(conn, ids, now, None)
+
+
+async def _own_planning(
+    conn: AsyncConnection, operation_id: str, worker: str, **values: object
+) -> bool:
+    stmt = (
+        sa.update(OPERATIONS)
+        .where(
+            OPERATIONS.c.id == operation_id,
+            OPERATIONS.c.plan_owner == worker,
+            OPERATIONS.c.planned_at.is_(None),
+        )
+        .values(**values)
+        .returning(OPERATIONS.c.id)
+    )
+    return (await conn.execute(stmt)).first() is not None
+
+
+async def insert_subjobs(
+    db: Database,
+    operation: OperationRecord,
+    rows: Sequence[NewSubJob],
+    worker: str,
+    now: datetime,
+    lease_until: datetime,
+) -> int:
+    """Bulk-insert planned rows (Core executemany) while still holding the planning lease."""
+    if not rows:
+        return 0
+    values = [
+        {
+            "operation_id": operation.id,
+            "seq": r.seq,
+            "target_id": r.target_id,
+            "kind": operation.kind,
+            "rate_key": r.rate_key,
+            "batch_key": r.batch_key,
+            "payload": dict(r.payload),
+            "state": (State.PENDING if r.skip_reason is None else State.SKIPPED).value,
+            "reason": r.skip_reason,
+            "step": 0,
+            "attempt": 0,
+            "throttles": 0,
+            "not_before": now,
+            "verify_first": False,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for r in rows
+    ]
+    async with db.write() as conn:
+        if not await _own_planning(conn, operation.id, worker, plan_lease_expires_at=lease_until):
+            raise Conflict(f"lost the planning lease of operation {operation.id}")
+        for start in range(0, len(values), CHUNK):
+            # RETURNING makes SQLAlchemy send multi-row VALUES pages (insertmanyvalues) instead
+            # of one statement per row: ~25% faster on PostgreSQL for 100k rows.
+            insert = SUBJOBS.insert().returning(SUBJOBS.c.id)
+            await conn.execute(insert, values[start : start + CHUNK])
+    return len(values)
+
+
+async def finish_planning(
+    db: Database, operation_id: str, summary: PlanSummary, worker: str, now: datetime
+) -> bool:
+    async with db.write() as conn:
+        await db.lock_operations(conn, [operation_id])
+        row = await operation_row(conn, operation_id)
+        done = now if row["dry_run"] else None
+        owned = await _own_planning(
+            conn,
+            operation_id,
+            worker,
+            planned_at=now,
+            targets=summary.targets,
+            skipped=summary.skipped,
+            rate_keys=[k.rate_key for k in summary.rate_keys],
+            summary=summary.to_json(),
+            plan_owner=None,
+            plan_lease_expires_at=None,
+            plan_error=None,
+            finished_at=done,
+            updated_at=now,
+        )
+        if not owned:
+            return False
+        message = f"{summary.targets} targets, {summary.skipped} skipped"
+        await insert_events(
+            conn, [operation_event(operation_id, "planned", now, worker=worker, message=message)]
+        )
+        if not row["dry_run"]:
+            await settle(conn, [operation_id], now, worker)
+        return True
+
+
+async def refuse_planning(
+    db: Database,
+    operation_id: str,
+    reason: str,
+    summary: PlanSummary | None,
+    worker: str,
+    now: datetime,
+) -> bool:
+    """Refuse atomically: the partial rows go, the operation keeps only its reason."""
+    async with db.write() as conn:
+        await db.lock_operations(conn, [operation_id])
+        owned = await _own_planning(
+            conn,
+            operation_id,
+            worker,
+            refused_reason=reason,
+            summary=None if summary is None else summary.to_json(),
+            plan_owner=None,
+            plan_lease_expires_at=None,
+            finished_at=now,
+            updated_at=now,
+        )
+        if not owned:
+            return False
+        await conn.execute(sa.delete(SUBJOBS).where(SUBJOBS.c.operation_id == operation_id))
+        await insert_events(
+            conn, [operation_event(operation_id, "refused", now, worker=worker, message=reason)]
+        )
+        return True
+
+
+async def postpone_planning(
+    db: Database, operation_id: str, error: str, not_before: datetime, worker: str, now: datetime
+) -> bool:
+    async with db.write() as conn:
+        owned = await _own_planning(
+            conn,
+            operation_id,
+            worker,
+            plan_owner=None,
+            plan_lease_expires_at=None,
+            plan_not_before=not_before,
+            plan_error=error,
+            updated_at=now,
+        )
+        if owned:
+            await conn.execute(sa.delete(SUBJOBS).where(SUBJOBS.c.operation_id == operation_id))
+            await insert_events(
+                conn,
+                [
+                    operation_event(
+                        operation_id, "planning_postponed", now, worker=worker, message=error
+                    )
+                ],
+            )
+        return owned

@@ -1,0 +1,206 @@
+"""Settling an operation after its sub-jobs changed (part of the store: SQL, in-transaction).
+
+Runs inside every write that changes sub-jobs of an operation, in the same transaction, with the
+operation's row locked: it applies the error budget (stop, and cancel what is left), releases the
+next wave when the previous one is terminal (or pauses before it, with pause_after_wave), cancels
+what a cancel or a stop left pending, and stamps the operation finished when nothing is active.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from jobs.models import OPERATIONS, SUBJOBS
+from jobs.records import OperationRecord
+from jobs.states import ACTIVE, Event, OperationFlags, State, derive_operation_state
+from jobs.store_base import (
+    MOVED_COLUMNS,
+    insert_events,
+    moved,
+    operation_event,
+    to_operation,
+    transition_events,
+)
+from jobs.strategy import allowed_failures, errors_exceeded, wave_count
+from jobs.strategy import wave_end as strategy_wave_end
+
+ACTIVE_VALUES = [s.value for s in ACTIVE]
+
+
+async def cancel_pending(
+    conn: AsyncConnection, operation_id: str, reason: str, now: datetime, worker: str | None
+) -> int:
+    stmt = (
+        sa.update(SUBJOBS)
+        .where(SUBJOBS.c.operation_id == operation_id, SUBJOBS.c.state == State.PENDING.value)
+        .values(
+            state=State.CANCELLED.value,
+            reason=reason,
+            updated_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        .returning(*MOVED_COLUMNS)
+    )
+    rows = moved((await conn.execute(stmt)).all())
+    await insert_events(
+        conn,
+        transition_events(
+            rows, Event.CANCEL, State.PENDING, State.CANCELLED, now, worker, message=reason
+        ),
+    )
+    return len(rows)
+
+
+async def exists_active(
+    conn: AsyncConnection, operation_id: str, seq_end: int | None = None
+) -> bool:
+    stmt = sa.select(SUBJOBS.c.id).where(
+        SUBJOBS.c.operation_id == operation_id, SUBJOBS.c.state.in_(ACTIVE_VALUES)
+    )
+    if seq_end is not None:
+        stmt = stmt.where(SUBJOBS.c.seq < seq_end)
+    return (await conn.execute(stmt.limit(1))).first() is not None
+
+
+async def count_state(conn: AsyncConnection, operation_id: str, state: State) -> int:
+    stmt = sa.select(sa.func.count()).where(
+        SUBJOBS.c.operation_id == operation_id, SUBJOBS.c.state == state.value
+    )
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+@dataclass(frozen=True)
+class Settled:
+    halted: tuple[str, ...] = ()
+    finished: tuple[str, ...] = ()
+
+
+async def settle(
+    conn: AsyncConnection,
+    operation_ids: Iterable[str],
+    now: datetime,
+    worker: str | None,
+    *,
+    resuming: bool = False,
+) -> Settled:
+    """Apply the operation-level consequences of sub-job changes (caller holds the op locks).
+
+    `resuming`: a user resume, which releases the next wave of a pause_after_wave operation.
+    """
+    halted: list[str] = []
+    finished: list[str] = []
+    for op_id in sorted(set(operation_ids)):
+        row = (await conn.execute(sa.select(OPERATIONS).where(OPERATIONS.c.id == op_id))).first()
+        if row is None or row._mapping["planned_at"] is None or row._mapping["dry_run"]:
+            continue
+        op = to_operation(row._mapping)
+        events: list[dict[str, object]] = []
+        if await _apply_error_budget(conn, op, now, worker, events):
+            halted.append(op_id)
+        stopped = op.cancel_requested or op.halted_reason is not None or op_id in halted
+        if stopped:
+            reason = "cancelled" if op.cancel_requested else "stopped: the error budget ran out"
+            await cancel_pending(conn, op_id, reason, now, worker)
+        else:
+            await _release_waves(conn, op, now, worker, events, resuming)
+        if op.finished_at is None and not await exists_active(conn, op_id):
+            failed = await count_state(conn, op_id, State.FAILED)
+            flags = OperationFlags(
+                True,
+                False,
+                False,
+                False,
+                op.cancel_requested,
+                op.halted_reason is not None or op_id in halted,
+            )
+            state = derive_operation_state({State.FAILED: failed}, flags)
+            await conn.execute(
+                sa.update(OPERATIONS)
+                .where(OPERATIONS.c.id == op_id)
+                .values(finished_at=now, updated_at=now)
+            )
+            events.append(
+                operation_event(op_id, "finished", now, worker=worker, message=state.value)
+            )
+            finished.append(op_id)
+        await insert_events(conn, events)
+    return Settled(tuple(halted), tuple(finished))
+
+
+async def _apply_error_budget(
+    conn: AsyncConnection,
+    op: OperationRecord,
+    now: datetime,
+    worker: str | None,
+    events: list[dict[str, object]],
+) -> bool:
+    if op.halted_reason is not None or op.cancel_requested or op.strategy.max_errors is None:
+        return False
+    failed = await count_state(conn, op.id, State.FAILED)
+    if not errors_exceeded(failed, op.targets, op.strategy.max_errors):
+        return False
+    allowed = allowed_failures(op.targets, op.strategy.max_errors)
+    reason = (
+        f"max_errors {op.strategy.max_errors} exceeded: {failed} failures, "
+        f"{allowed} allowed of {op.targets} targets"
+    )
+    await conn.execute(
+        sa.update(OPERATIONS)
+        .where(OPERATIONS.c.id == op.id)
+        .values(halted_reason=reason, updated_at=now)
+    )
+    events.append(operation_event(op.id, "halted", now, worker=worker, message=reason))
+    return True
+
+
+async def _release_waves(
+    conn: AsyncConnection,
+    op: OperationRecord,
+    now: datetime,
+    worker: str | None,
+    events: list[dict[str, object]],
+    resuming: bool,
+) -> None:
+    waves = op.strategy.waves
+    total = wave_count(op.targets, waves)
+    wave, paused = op.current_wave, op.paused
+    while wave + 1 < total and not paused:
+        if await exists_active(conn, op.id, strategy_wave_end(op.targets, waves, wave)):
+            break
+        if op.strategy.pause_after_wave and not resuming:
+            paused = True
+            events.append(
+                operation_event(
+                    op.id,
+                    "paused",
+                    now,
+                    worker=worker,
+                    message=f"pause_after_wave: wave {wave + 1} is done",
+                )
+            )
+            break
+        wave, resuming = wave + 1, False  # a resume releases one wave
+        size = strategy_wave_end(op.targets, waves, wave) - strategy_wave_end(
+            op.targets, waves, wave - 1
+        )
+        events.append(
+            operation_event(
+                op.id,
+                "wave_started",
+                now,
+                worker=worker,
+                message=f"wave {wave + 1} of {total}: {size} targets",
+            )
+        )
+    if (wave, paused) != (op.current_wave, op.paused):
+        await conn.execute(
+            sa.update(OPERATIONS)
+            .where(OPERATIONS.c.id == op.id)
+            .values(current_wave=wave, paused=paused, updated_at=now)
+        )

@@ -1,0 +1,117 @@
+"""Helpers for the job-store contract tests (imported by the test modules next to it)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from jobs.clock import FakeClock
+from jobs.config import EngineConfig
+from jobs.dispatch import Dispatcher
+from jobs.operations import Operations
+from jobs.plan import EtaInputs, PlanBuilder
+from jobs.planning import PlanningLoop
+from jobs.polling import Poller
+from jobs.ports import ActionProfile, PlanEntry, PlanItem, StepProfile
+from jobs.records import Batch, ClaimRequest, NewOperation, OperationRecord, OperationView
+from jobs.retry import RetryPolicy
+from jobs.store import SqlJobStore
+from jobs.strategy import Strategy
+from jobs.testing import FakeExecutor, FakePlanner, FakeRateLimiter
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+TTL = timedelta(seconds=60)
+WORKER = "worker-a"
+
+
+async def claim_one(
+    store: SqlJobStore, request: ClaimRequest, max_batch: list[int]
+) -> Batch | None:
+    """One group, or None: the single-claim view of `claim_batches`."""
+    batches = await store.claim_batches(request, max_batch, 1)
+    assert len(batches) <= 1
+    return batches[0] if batches else None
+
+
+async def plan_operation(
+    store: SqlJobStore,
+    entries: list[PlanEntry],
+    *,
+    strategy: Strategy | None = None,
+    now: datetime = T0,
+    kind: str = "stop",
+    dry_run: bool = False,
+    max_batch: int = 10,
+) -> OperationRecord:
+    """Create and plan an operation straight through the store (no planner loop)."""
+    new = NewOperation(
+        kind=kind,
+        strategy=strategy or Strategy(),
+        created_by="tester",
+        dry_run=dry_run,
+        reason="test",
+    )
+    op, _ = await store.create_operation(new, now)
+    claimed = await store.claim_planning(WORKER, now, now + TTL)
+    assert claimed is not None
+    assert claimed.id == op.id
+    builder = PlanBuilder()
+    rows = [r for e in entries if isinstance(e, PlanItem) and (r := builder.add(e)) is not None]
+    await store.insert_subjobs(claimed, rows, WORKER, now, now + TTL)
+    eta = EtaInputs(ActionProfile((StepProfile(max_batch),)), claimed.strategy, 5.0, lambda k: ())
+    assert await store.finish_planning(op.id, builder.summary(eta), WORKER, now)
+    planned = await store.get_operation(op.id)
+    assert planned is not None
+    return planned
+
+
+class Harness:
+    """The engine's loops over a real store, driven by hand on a fake clock."""
+
+    def __init__(
+        self,
+        store: SqlJobStore,
+        *,
+        executor: FakeExecutor | None = None,
+        planner: FakePlanner | None = None,
+        limiter: FakeRateLimiter | None = None,
+        config: EngineConfig | None = None,
+        clock: FakeClock | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock or FakeClock(T0)
+        self.planner = planner or FakePlanner()
+        self.executor = executor or FakeExecutor()
+        self.limiter = limiter or FakeRateLimiter()
+        self.config = config or EngineConfig(
+            worker=WORKER, poll_interval=5.0, retry=RetryPolicy(max_attempts=3, base_delay=1.0)
+        )
+        self.ops = Operations(store, self.clock)
+        self.planning = PlanningLoop(
+            store, self.planner, self.executor, self.limiter, self.clock, self.config
+        )
+        self.dispatcher = Dispatcher(
+            store, self.executor, self.limiter, self.clock, self.config, rand=lambda: 0.0
+        )
+        self.poller = Poller(store, self.executor, self.clock, self.config, rand=lambda: 0.0)
+
+    async def create(self, kind: str = "stop", **kw: Any) -> OperationRecord:
+        view, _ = await self.ops.create(NewOperation(kind=kind, created_by="tester", **kw))
+        return view.operation
+
+    async def round(self) -> None:
+        """Plan, dispatch (and wait for the calls), let poll_interval pass, poll."""
+        while await self.planning.run_once():
+            pass
+        await self.dispatcher.run_once()
+        await self.dispatcher.wait_idle()
+        await self.clock.advance(self.config.poll_interval)
+        await self.poller.run_once()
+
+    async def run(self, op_id: str, rounds: int = 60) -> OperationView:
+        for _ in range(rounds):
+            await self.round()
+            view = await self.ops.get(op_id)
+            if view.operation.finished_at is not None or view.operation.refused_reason:
+                return view
+        raise AssertionError(f"operation {op_id} did not finish in {rounds} rounds")

@@ -1,0 +1,128 @@
+"""The runtime: its loops on a real store, woken by the API, draining and recovering.
+
+These run on the real clock with short idle intervals; every wait is bounded by a timeout so a
+broken runtime fails the test instead of hanging it (no assertion is about speed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+from jobs_store_helpers import WORKER
+
+from jobs.config import EngineConfig
+from jobs.operations import Operations
+from jobs.ports import ActionProfile, StepProfile
+from jobs.records import NewOperation, OperationView
+from jobs.runtime import Runtime
+from jobs.states import OperationState, State
+from jobs.store import SqlJobStore
+from jobs.testing import FakeExecutor, FakePlanner, FakeRateLimiter, items
+
+pytestmark = pytest.mark.contract
+
+FAST = dict(
+    poll_interval=0.02,
+    dispatch_idle=0.02,
+    poll_idle=0.02,
+    reap_interval=0.5,
+    lease_ttl=30.0,
+    drain_grace=5.0,
+)
+
+
+def config(**overrides: float) -> EngineConfig:
+    return EngineConfig(worker=WORKER, **{**FAST, **overrides})  # type: ignore[arg-type]
+
+
+async def until(check: Callable[[], Awaitable[bool]], seconds: float = 30.0) -> None:
+    """Poll `check` (a database read, nothing to wait on) until it holds, at most `seconds`."""
+    async with asyncio.timeout(seconds):
+        while True:
+            if await check():
+                return
+            await asyncio.sleep(0.01)
+
+
+async def finished(ops: Operations, op_id: str) -> OperationView:
+    view: OperationView | None = None
+
+    async def done() -> bool:
+        nonlocal view
+        view = await ops.get(op_id)
+        return view.operation.finished_at is not None
+
+    await until(done)
+    assert view is not None
+    return view
+
+
+def executor(**kw: object) -> FakeExecutor:
+    profile = ActionProfile((StepProfile(5),), poll_batch=20)
+    return FakeExecutor(default_profile=profile, **kw)  # type: ignore[arg-type]
+
+
+async def test_an_operation_created_through_the_api_runs_to_the_end(store: SqlJobStore) -> None:
+    fake = executor()
+    # the planner idles for a minute: only the API's wake-up can get this test done in time
+    runtime = Runtime(
+        store, FakePlanner(items(12)), fake, FakeRateLimiter(), config=config(plan_idle=60.0)
+    )
+    async with runtime:
+        ops = Operations(store, on_created=runtime.wake_planner, on_changed=runtime.wake)
+        view, _ = await ops.create(NewOperation(kind="stop", created_by="ops-token"))
+        done = await finished(ops, view.operation.id)
+    assert done.state is OperationState.SUCCEEDED
+    assert done.counts == {State.SUCCEEDED: 12}
+    assert fake.sent_twice() == []
+    assert not runtime.running
+
+
+async def test_stop_drains_in_flight_calls_within_the_grace(store: SqlJobStore) -> None:
+    hold = asyncio.Event()
+    fake = executor(hold=hold)
+    runtime = Runtime(store, FakePlanner(items(5)), fake, FakeRateLimiter(), config=config())
+    ops = Operations(store, on_created=runtime.wake_planner)
+    await runtime.start()
+    view, _ = await ops.create(NewOperation(kind="stop", created_by="t"))
+
+    async def dispatching() -> bool:
+        return runtime.dispatcher.in_flight == 1
+
+    await until(dispatching)
+    stopping = asyncio.create_task(runtime.stop(grace=20.0))
+    await asyncio.sleep(0.05)
+    hold.set()  # the cloud answers while we drain: the answer must be recorded
+    await stopping
+    counts = (await ops.get(view.operation.id)).counts
+    assert State.DISPATCHING not in counts
+    assert counts.get(State.AWAITING, 0) + counts.get(State.SUCCEEDED, 0) == 5
+
+
+@pytest.mark.parametrize("sent_before_crash", [False, True])
+async def test_a_stop_past_the_grace_is_recovered_by_the_next_start(
+    store: SqlJobStore, sent_before_crash: bool
+) -> None:
+    fake = executor(hold=asyncio.Event(), hang_after_send=sent_before_crash)
+    planner = FakePlanner(items(5))
+    first = Runtime(store, planner, fake, FakeRateLimiter(), config=config())
+    ops = Operations(store, on_created=first.wake_planner)
+    await first.start()
+    view, _ = await ops.create(NewOperation(kind="stop", created_by="t"))
+
+    async def dispatching() -> bool:
+        return first.dispatcher.in_flight == 1
+
+    await until(dispatching)
+    await first.stop(grace=0.05)  # the call never answers: cancelled, rows left DISPATCHING
+    assert (await ops.get(view.operation.id)).counts == {State.DISPATCHING: 5}
+    fake.hold = None
+    second = Runtime(store, planner, fake, FakeRateLimiter(), config=config())
+    async with second:
+        done = await finished(ops, view.operation.id)
+    assert done.state is OperationState.SUCCEEDED
+    assert len(fake.verifies) == 1  # read the cloud before anything else
+    assert fake.sent_twice() == []
+    assert all(fake.sent[(f"srv-{i:05d}", 0)] == 1 for i in range(5))

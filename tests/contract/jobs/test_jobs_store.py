@@ -1,0 +1,387 @@
+"""The job store's contract: the same assertions on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from jobs_store_helpers import T0, TTL, WORKER, claim_one, plan_operation
+from sqlalchemy.exc import IntegrityError
+
+from jobs.errors import Conflict, IdempotencyConflict, NotFound
+from jobs.models import SUBJOBS
+from jobs.ports import CallResult
+from jobs.records import Change, ClaimRequest, NewOperation
+from jobs.states import Event, State
+from jobs.store import SqlJobStore
+from jobs.strategy import Strategy, parse_amount
+from jobs.testing import items
+
+pytestmark = pytest.mark.contract
+
+
+def claim_request(
+    op_id: str,
+    *,
+    cap: int = 100,
+    seq_end: int = 10**9,
+    now: datetime = T0,
+    key: str = "cloud:action",
+    worker: str = WORKER,
+) -> ClaimRequest:
+    return ClaimRequest(
+        operation_id=op_id,
+        rate_key=key,
+        max_servers=cap,
+        seq_end=seq_end,
+        worker=worker,
+        now=now,
+        lease_until=now + TTL,
+    )
+
+
+async def test_create_returns_the_same_operation_for_the_same_idempotency_key(
+    store: SqlJobStore,
+) -> None:
+    new = NewOperation(
+        kind="stop",
+        params={"type": "SOFT"},
+        created_by="ops-token",
+        idempotency_key="policy:7:2026-01-01T00:00",
+    )
+    first, created = await store.create_operation(new, T0)
+    again, created_again = await store.create_operation(new, T0 + timedelta(seconds=5))
+    assert (created, created_again) == (True, False)
+    assert again.id == first.id
+    assert first.created_by == "ops-token"
+    with pytest.raises(IdempotencyConflict):
+        await store.create_operation(replace(new, params={"type": "HARD"}), T0)
+
+
+async def test_concurrent_creates_with_one_key_make_one_operation(store: SqlJobStore) -> None:
+    new = NewOperation(kind="reboot", created_by="t", idempotency_key="same")
+    results = await asyncio.gather(*(store.create_operation(new, T0) for _ in range(6)))
+    assert len({op.id for op, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+
+
+async def test_planning_writes_rows_in_plan_order_with_skips_first(store: SqlJobStore) -> None:
+    op = await plan_operation(store, items(12, skip={3: "excluded", 7: "already stopped"}))
+    assert (op.targets, op.skipped, op.rate_keys) == (10, 2, ("cloud:action",))
+    assert op.summary is not None
+    assert op.summary.skipped_by_reason == {"excluded": 1, "already stopped": 1}
+    counts = await store.counts([op.id])
+    assert counts[op.id] == {State.PENDING: 10, State.SKIPPED: 2}
+    page = await store.list_subjobs(op.id, None, None, 5)
+    assert [s.target_id for s in page.items] == [
+        "srv-00003",
+        "srv-00007",
+        "srv-00000",
+        "srv-00001",
+        "srv-00002",
+    ]
+    assert page.items[0].reason == "excluded"
+    rest = await store.list_subjobs(op.id, None, page.next_cursor, 100)
+    assert rest.next_cursor is None
+    assert len(rest.items) == 7
+    skipped = await store.list_subjobs(op.id, State.SKIPPED, None, 100)
+    assert {s.target_id for s in skipped.items} == {"srv-00003", "srv-00007"}
+
+
+async def test_claim_is_written_ahead_with_its_call_row(store: SqlJobStore) -> None:
+    op = await plan_operation(store, items(25))
+    batch = await claim_one(store, claim_request(op.id), [10])
+    assert batch is not None
+    assert batch.target_ids == tuple(f"srv-{i:05d}" for i in range(10))
+    assert {s.state for s in batch.subjobs} == {State.DISPATCHING}
+    assert {s.attempt for s in batch.subjobs} == {1}
+    assert batch.call_id is not None
+    page = await store.list_subjobs(op.id, State.DISPATCHING, None, 100)
+    assert {s.call_id for s in page.items} == {batch.call_id}
+    assert {s.lease_owner for s in page.items} == {WORKER}
+    [call] = await store.list_calls(op.id)
+    assert (call.purpose, call.servers, call.finished_at) == ("submit", batch.target_ids, None)
+    events = await store.list_events(op.id, 0, 1000)
+    assert sum(e.event == Event.CLAIM for e in events) == 10
+
+
+async def test_a_claim_takes_one_batch_key_step_and_verify_flag(store: SqlJobStore) -> None:
+    entries = items(6, batch_key="x") + items(6, batch_key="y", prefix="other-")
+    op = await plan_operation(store, entries)
+    first = await claim_one(store, claim_request(op.id), [100])
+    second = await claim_one(store, claim_request(op.id), [100])
+    assert first is not None
+    assert second is not None
+    assert {s.batch_key for s in first.subjobs} == {"x"}
+    assert {s.batch_key for s in second.subjobs} == {"y"}
+    assert await claim_one(store, claim_request(op.id), [100]) is None
+
+
+async def test_claims_respect_waves_caps_and_not_before(store: SqlJobStore) -> None:
+    op = await plan_operation(store, items(10))
+    batch = await claim_one(store, claim_request(op.id, seq_end=3), [100])
+    assert batch is not None
+    assert len(batch.subjobs) == 3  # the released wave only
+    assert await claim_one(store, claim_request(op.id, seq_end=3), [100]) is None
+    capped = await claim_one(store, claim_request(op.id, cap=2), [100])
+    assert capped is not None
+    assert len(capped.subjobs) == 2
+    sub = capped.subjobs[0]
+    later = T0 + timedelta(seconds=30)
+    change = Change(
+        sub.id,
+        op.id,
+        sub.target_id,
+        State.DISPATCHING,
+        Event.RETRY,
+        values=(("not_before", later),),
+    )
+    await store.apply([change], WORKER, T0)
+    rest = await claim_one(store, claim_request(op.id), [100])
+    assert rest is not None
+    assert sub.id not in {s.id for s in rest.subjobs}
+    retried = await claim_one(store, claim_request(op.id, now=later), [100])
+    assert retried is not None
+    assert [s.id for s in retried.subjobs] == [sub.id]
+    assert retried.subjobs[0].attempt == 2
+
+
+async def test_apply_is_a_compare_and_set(store: SqlJobStore) -> None:
+    op = await plan_operation(store, items(3))
+    batch = await claim_one(store, claim_request(op.id), [10])
+    assert batch is not None
+    a, b, c = batch.subjobs
+    changes = [
+        Change(
+            a.id,
+            op.id,
+            a.target_id,
+            State.DISPATCHING,
+            Event.ACCEPT,
+            values=(("cloud_job_id", "job-1"), ("accepted_at", T0)),
+        ),
+        Change(b.id, op.id, b.target_id, State.AWAITING, Event.COMPLETE),  # wrong state
+        Change(c.id, op.id, c.target_id, State.DISPATCHING, Event.COMPLETE),
+    ]
+    call = CallResult(batch.call_id or 0, "mixed", cloud_job_id="job-1")
+    applied = await store.apply(changes, WORKER, T0, call)
+    assert (applied.applied, applied.lost) == (2, (b.id,))
+    # another worker cannot move what it does not hold
+    stranger = await store.apply(
+        [Change(b.id, op.id, b.target_id, State.DISPATCHING, Event.COMPLETE)], "worker-b", T0
+    )
+    assert (stranger.applied, stranger.lost) == (0, (b.id,))
+    rows = {s.target_id: s for s in (await store.list_subjobs(op.id, None, None, 10)).items}
+    assert rows[a.target_id].state is State.AWAITING
+    assert rows[a.target_id].cloud_job_id == "job-1"
+    assert rows[a.target_id].lease_owner is None
+    assert rows[b.target_id].state is State.DISPATCHING
+    assert rows[c.target_id].state is State.SUCCEEDED
+    [recorded] = await store.list_calls(op.id)
+    assert (recorded.outcome, recorded.cloud_job_id) == ("mixed", "job-1")
+    events = [e for e in await store.list_events(op.id, 0, 100) if e.subjob_id is not None]
+    assert [(e.target_id, e.event) for e in events if e.event != Event.CLAIM] == [
+        (a.target_id, "accept"),
+        (c.target_id, "complete"),
+    ]
+
+
+async def test_the_error_budget_stops_the_operation_and_cancels_the_rest(
+    store: SqlJobStore,
+) -> None:
+    strategy = Strategy(max_errors=parse_amount("10%", "max_errors"))
+    op = await plan_operation(store, items(50), strategy=strategy)
+    batch = await claim_one(store, claim_request(op.id, cap=7), [10])
+    assert batch is not None
+    fails = [
+        Change(
+            s.id,
+            op.id,
+            s.target_id,
+            State.DISPATCHING,
+            Event.FAIL,
+            code="E",
+            values=(("error_code", "E"),),
+        )
+        for s in batch.subjobs[:5]
+    ]
+    result = await store.apply(fails, WORKER, T0)
+    assert result.halted == ()  # 5 failures are within 10% of 50
+    sixth = batch.subjobs[5]
+    result = await store.apply(
+        [Change(sixth.id, op.id, sixth.target_id, State.DISPATCHING, Event.FAIL)], WORKER, T0
+    )
+    assert result.halted == (op.id,)
+    counts = (await store.counts([op.id]))[op.id]
+    assert counts == {State.FAILED: 6, State.DISPATCHING: 1, State.CANCELLED: 43}
+    stopped = await store.get_operation(op.id)
+    assert stopped is not None
+    assert stopped.halted_reason is not None
+    assert "6 failures, 5 allowed" in stopped.halted_reason
+    assert stopped.finished_at is None  # one call is still in flight
+    assert await store.active_operations() == []
+    last = batch.subjobs[6]
+    done = await store.apply(
+        [Change(last.id, op.id, last.target_id, State.DISPATCHING, Event.COMPLETE)], WORKER, T0
+    )
+    assert done.finished == (op.id,)
+
+
+async def test_waves_release_one_after_another_and_can_pause(store: SqlJobStore) -> None:
+    waves = tuple(parse_amount(w, "waves", minimum=1) for w in (1, "10%", "100%"))
+    op = await plan_operation(
+        store, items(50), strategy=Strategy(waves=waves, pause_after_wave=True)
+    )
+    assert op.current_wave == 0
+    first = await claim_one(store, claim_request(op.id, seq_end=1), [100])
+    assert first is not None
+    [sub] = first.subjobs
+    await store.apply(
+        [Change(sub.id, op.id, sub.target_id, State.DISPATCHING, Event.COMPLETE)], WORKER, T0
+    )
+    paused = await store.get_operation(op.id)
+    assert paused is not None
+    assert (paused.current_wave, paused.paused) == (0, True)
+    resumed = await store.set_paused(op.id, False, "ops", T0)
+    assert (resumed.current_wave, resumed.paused) == (1, False)
+    names = [e.event for e in await store.list_events(op.id, 0, 500) if e.subjob_id is None]
+    assert names[-3:] == ["operation.paused", "operation.resumed", "operation.wave_started"]
+
+
+async def test_cancel_pause_and_retry_failed(store: SqlJobStore) -> None:
+    op = await plan_operation(store, items(5))
+    batch = await claim_one(store, claim_request(op.id, cap=2), [10])
+    assert batch is not None
+    x, y = batch.subjobs
+    await store.apply(
+        [
+            Change(
+                x.id,
+                op.id,
+                x.target_id,
+                State.DISPATCHING,
+                Event.FAIL,
+                values=(("error_code", "Ecs.0001"),),
+            )
+        ],
+        WORKER,
+        T0,
+    )
+    assert await store.retry_failed(op.id, "ops", T0) == 1
+    again = (await store.list_subjobs(op.id, State.PENDING, None, 10)).items
+    assert x.id in {s.id for s in again}
+    assert next(s for s in again if s.id == x.id).error_code is None
+    paused = await store.set_paused(op.id, True, "ops", T0)
+    assert paused.paused
+    assert await store.active_operations() == []
+    cancelled = await store.cancel(op.id, "ops", T0)
+    assert cancelled.cancel_requested
+    assert cancelled.cancelled_by == "ops"
+    counts = (await store.counts([op.id]))[op.id]
+    assert counts == {State.CANCELLED: 4, State.DISPATCHING: 1}  # y is still in flight
+    with pytest.raises(Conflict):
+        await store.set_paused(op.id, False, "ops", T0)
+    await store.apply(
+        [Change(y.id, op.id, y.target_id, State.DISPATCHING, Event.COMPLETE)], WORKER, T0
+    )
+    finished = await store.get_operation(op.id)
+    assert finished is not None
+    assert finished.finished_at is not None
+    with pytest.raises(NotFound):
+        await store.cancel("nope", "ops", T0)
+
+
+async def test_reap_and_recover_send_nothing_blind(store: SqlJobStore) -> None:
+    op = await plan_operation(store, items(4))
+    mine = await claim_one(store, claim_request(op.id, cap=2), [10])
+    theirs = await claim_one(store, claim_request(op.id, cap=2, worker="worker-b"), [10])
+    assert mine is not None
+    assert theirs is not None
+    assert await store.reap(T0 + TTL - timedelta(seconds=1)) == 0
+    assert await store.recover(WORKER, T0) == 2  # my previous life's rows, at once
+    assert await store.reap(T0 + TTL + timedelta(seconds=1)) == 2  # theirs, once expired
+    rows = (await store.list_subjobs(op.id, None, None, 10)).items
+    assert {(s.state, s.verify_first) for s in rows} == {(State.PENDING, True)}
+    verify = await claim_one(store, claim_request(op.id, now=T0 + TTL * 2), [10])
+    assert verify is not None
+    assert verify.verify
+    assert {s.attempt for s in verify.subjobs} == {1}  # a verification is not a send
+    calls = await store.list_calls(op.id)
+    assert calls[-1].purpose == "verify"
+
+
+async def test_heartbeats_keep_leases_alive(store: SqlJobStore) -> None:
+    op = await plan_operation(store, items(2))
+    await store.register_worker(WORKER, "host", 1, T0, T0 + TTL)
+    batch = await claim_one(store, claim_request(op.id), [10])
+    assert batch is not None
+    held, stuck = batch.subjobs
+    # only what the process really holds is renewed: a stuck row is left to the reaper
+    assert await store.renew_leases(WORKER, T0, T0 + TTL * 3, [held.id]) == 1
+    assert await store.reap(T0 + TTL * 2) == 1
+    rows = {s.id: s for s in (await store.list_subjobs(op.id, None, None, 10)).items}
+    assert rows[held.id].state is State.DISPATCHING
+    assert (rows[stuck.id].state, rows[stuck.id].verify_first) == (State.PENDING, True)
+
+
+async def test_named_leases_fail_over(store: SqlJobStore) -> None:
+    assert await store.try_lease("rate:ecs", "a", T0, T0 + TTL)
+    assert not await store.try_lease("rate:ecs", "b", T0, T0 + TTL)
+    assert await store.try_lease("rate:ecs", "a", T0, T0 + TTL * 2)  # renew
+    assert await store.try_lease("rate:ecs", "b", T0 + TTL * 3, T0 + TTL * 4)  # expired: taken
+    await store.release_lease("rate:ecs", "b")
+    assert await store.try_lease("rate:ecs", "a", T0, T0 + TTL)
+
+
+async def test_refusal_leaves_nothing_behind(store: SqlJobStore) -> None:
+    op, _ = await store.create_operation(NewOperation(kind="delete", created_by="t"), T0)
+    claimed = await store.claim_planning(WORKER, T0, T0 + TTL)
+    assert claimed is not None
+    from jobs.plan import PlanBuilder
+
+    builder = PlanBuilder()
+    rows = [r for e in items(30) if (r := builder.add(e)) is not None]  # type: ignore[arg-type]
+    await store.insert_subjobs(claimed, rows, WORKER, T0, T0 + TTL)
+    assert await store.refuse_planning(op.id, "blast radius: 30 > 10", None, WORKER, T0)
+    refused = await store.get_operation(op.id)
+    assert refused is not None
+    assert refused.refused_reason == "blast radius: 30 > 10"
+    assert (await store.counts([op.id]))[op.id] == {}
+    assert await store.claim_planning(WORKER, T0, T0 + TTL) is None
+
+
+async def test_the_state_column_refuses_unknown_states(store: SqlJobStore) -> None:
+    op = await plan_operation(store, items(1))
+    async with store.db.write() as conn:
+        await conn.execute(sa.update(SUBJOBS).values(state=State.SUCCEEDED.value))
+    with pytest.raises(IntegrityError):
+        async with store.db.write() as conn:
+            await conn.execute(
+                sa.update(SUBJOBS).where(SUBJOBS.c.operation_id == op.id).values(state="exploded")
+            )
+
+
+async def test_operations_page_newest_first(store: SqlJobStore) -> None:
+    ids = []
+    for i in range(5):
+        op, _ = await store.create_operation(
+            NewOperation(kind="start", created_by="t"), T0 + timedelta(seconds=i)
+        )
+        ids.append(op.id)
+    first = await store.list_operations(None, 2)
+    second = await store.list_operations(first.next_cursor, 2)
+    third = await store.list_operations(second.next_cursor, 2)
+    seen = [o.id for page in (first, second, third) for o in page.items]
+    assert seen == list(reversed(ids))
+    assert third.next_cursor is None
+
+
+async def test_bulk_planning_of_many_rows(store: SqlJobStore) -> None:
+    op = await plan_operation(store, items(10_000), max_batch=1000)
+    assert (await store.counts([op.id]))[op.id] == {State.PENDING: 10_000}
+    batch = await claim_one(store, claim_request(op.id, cap=5000), [1000])
+    assert batch is not None
+    assert len(batch.subjobs) == 1000

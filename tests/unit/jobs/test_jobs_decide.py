@@ -1,0 +1,280 @@
+"""From outcomes to changes, per phase: what each cloud answer does to a sub-job."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from jobs.decide import (
+    AWAIT_TIMEOUT,
+    EXECUTOR_ERROR,
+    SPLIT_REJECTED,
+    Context,
+    Phase,
+    decide,
+    decide_batch,
+    summarize,
+)
+from jobs.outcomes import (
+    Accepted,
+    Advance,
+    Completed,
+    Failed,
+    Noop,
+    Outcome,
+    Resubmit,
+    RetryLater,
+    Split,
+    StillRunning,
+)
+from jobs.records import Batch, Change, SubJobRecord
+from jobs.retry import RetryPolicy
+from jobs.states import Event, InvalidTransition, State
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def sub(i: int = 1, state: State = State.DISPATCHING, **kw: object) -> SubJobRecord:
+    base = SubJobRecord(
+        id=i,
+        operation_id="op",
+        seq=i,
+        target_id=f"s{i}",
+        kind="stop",
+        rate_key="k",
+        batch_key="b",
+        payload={},
+        memo=None,
+        state=state,
+        step=0,
+        attempt=1,
+        throttles=0,
+        not_before=NOW,
+        verify_first=False,
+        cloud_job_id=None,
+        request_id=None,
+        accepted_at=None,
+        error_code=None,
+        error_message=None,
+        reason=None,
+        lease_owner="w",
+        lease_expires_at=None,
+        call_id=7,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def ctx(phase: Phase = Phase.SUBMIT, rand: float = 0.0) -> Context:
+    return Context(
+        now=NOW,
+        phase=phase,
+        policy=RetryPolicy(max_attempts=3, base_delay=2.0),
+        poll_interval=5.0,
+        max_await=600.0,
+        rand=lambda: rand,
+    )
+
+
+def at(seconds: float) -> datetime:
+    return NOW + timedelta(seconds=seconds)
+
+
+def vals(change: Change) -> dict[str, object]:
+    return dict(change.values)
+
+
+def test_accepted_records_the_job_and_schedules_the_first_poll() -> None:
+    change = decide(sub(), Accepted("job-1", "req-1"), ctx())
+    assert (change.event, change.from_state) == (Event.ACCEPT, State.DISPATCHING)
+    assert vals(change) == {
+        "cloud_job_id": "job-1",
+        "request_id": "req-1",
+        "accepted_at": NOW,
+        "not_before": at(5.0),
+        "verify_first": False,
+    }
+
+
+def test_accepted_keeps_the_executors_memo() -> None:
+    change = decide(sub(), Accepted("j", poll_after=1.0, memo={"was": "running"}), ctx())
+    assert vals(change)["memo"] == {"was": "running"}
+    assert vals(change)["not_before"] == at(1.0)
+
+
+@pytest.mark.parametrize(
+    ("phase", "state", "step", "event"),
+    [
+        (Phase.SUBMIT, State.DISPATCHING, 0, Event.NOOP),  # nothing was done: SKIPPED
+        (Phase.VERIFY, State.DISPATCHING, 0, Event.NOOP),
+        (Phase.SUBMIT, State.DISPATCHING, 2, Event.COMPLETE),  # earlier steps did something
+        (Phase.POLL, State.AWAITING, 0, Event.COMPLETE),  # the call was accepted: it happened
+    ],
+)
+def test_noop_is_skipped_only_when_nothing_happened(
+    phase: Phase, state: State, step: int, event: Event
+) -> None:
+    change = decide(sub(state=state, step=step), Noop("already stopped"), ctx(phase))
+    assert change.event is event
+    assert vals(change)["reason"] == "already stopped"
+
+
+def test_poll_still_running_reschedules_without_a_transition() -> None:
+    awaiting = sub(state=State.AWAITING, accepted_at=NOW - timedelta(seconds=30))
+    change = decide(awaiting, StillRunning(poll_after=2.0), ctx(Phase.POLL))
+    assert change.event is None
+    assert vals(change) == {"not_before": at(2.0)}
+
+
+def test_poll_that_cannot_read_the_job_reads_again_and_sends_nothing() -> None:
+    awaiting = sub(state=State.AWAITING, accepted_at=NOW)
+    change = decide(awaiting, RetryLater(delay=9.0, reason="502"), ctx(Phase.POLL))
+    assert change.event is None
+    assert vals(change) == {"not_before": at(9.0)}
+
+
+def test_an_endless_job_fails_after_max_await() -> None:
+    awaiting = sub(state=State.AWAITING, accepted_at=NOW - timedelta(seconds=601))
+    change = decide(awaiting, StillRunning(), ctx(Phase.POLL))
+    assert (change.event, change.code) == (Event.FAIL, AWAIT_TIMEOUT)
+
+
+def test_a_failed_cloud_job_that_is_retryable_is_sent_again() -> None:
+    awaiting = sub(state=State.AWAITING, cloud_job_id="j", accepted_at=NOW)
+    change = decide(awaiting, Failed("Ecs.0603", "busy", retryable=True), ctx(Phase.POLL))
+    assert change.event is Event.RETRY
+    assert vals(change)["verify_first"] is False
+    assert vals(change)["cloud_job_id"] is None
+    assert vals(change)["error_code"] == "Ecs.0603"
+
+
+def test_a_permanent_failure_keeps_the_vendor_code_and_message() -> None:
+    change = decide(sub(), Failed("Ecs.0114", "flavor missing"), ctx())
+    assert (change.event, change.code, change.message) == (Event.FAIL, "Ecs.0114", "flavor missing")
+    assert vals(change) == {"error_code": "Ecs.0114", "error_message": "flavor missing"}
+
+
+def test_throttling_retries_later_without_spending_an_attempt() -> None:
+    change = decide(sub(attempt=2), RetryLater(delay=30.0, throttled=True), ctx())
+    assert change.event is Event.RETRY
+    assert vals(change)["not_before"] == at(30.0)
+    assert (vals(change)["attempt"], vals(change)["throttles"]) == (1, 1)
+
+
+def test_a_send_that_may_have_reached_the_cloud_is_verified_before_resending() -> None:
+    change = decide(sub(), RetryLater(reason="connection dropped", maybe_sent=True), ctx())
+    assert change.event is Event.RETRY
+    assert vals(change)["verify_first"] is True
+
+
+def test_a_verification_that_fails_stays_unverified() -> None:
+    change = decide(sub(verify_first=True, attempt=0), RetryLater(reason="read"), ctx(Phase.VERIFY))
+    assert change.event is Event.RETRY
+    assert vals(change)["verify_first"] is True
+    assert vals(change)["attempt"] == 1
+
+
+def test_verification_that_finds_nothing_allows_a_resend() -> None:
+    change = decide(sub(verify_first=True), Resubmit("not found"), ctx(Phase.VERIFY))
+    assert change.event is Event.RESUBMIT
+    assert vals(change)["verify_first"] is False
+    assert vals(change)["not_before"] == NOW
+
+
+def test_resubmit_from_a_plain_submit_is_a_bounded_retry() -> None:
+    change = decide(sub(attempt=3), Resubmit("lost"), ctx(Phase.SUBMIT))
+    assert change.event is Event.FAIL
+
+
+def test_advance_moves_to_the_next_step_with_fresh_counters() -> None:
+    change = decide(
+        sub(state=State.AWAITING, attempt=2, throttles=3, cloud_job_id="j"),
+        Advance(next_step=1, delay=3.0, rate_key="k2", batch_key="b2", memo={"was": "on"}),
+        ctx(Phase.POLL),
+    )
+    assert change.event is Event.ADVANCE
+    v = vals(change)
+    assert (v["step"], v["attempt"], v["throttles"], v["cloud_job_id"]) == (1, 0, 0, None)
+    assert (v["rate_key"], v["batch_key"], v["memo"]) == ("k2", "b2", {"was": "on"})
+    assert v["not_before"] == at(3.0)
+
+
+def test_advance_must_move_forward() -> None:
+    with pytest.raises(ValueError, match="Advance"):
+        decide(sub(step=2), Advance(next_step=2), ctx())
+
+
+def test_outcomes_the_state_machine_forbids_are_refused() -> None:
+    with pytest.raises(InvalidTransition):
+        decide(sub(state=State.PENDING), Completed(), ctx())
+
+
+def batch(n: int, key: str = "b") -> Batch:
+    subs = tuple(sub(i, batch_key=key) for i in range(1, n + 1))
+    return Batch(
+        operation_id="op",
+        kind="stop",
+        step=0,
+        rate_key="k",
+        batch_key=key,
+        params={},
+        subjobs=subs,
+        call_id=7,
+    )
+
+
+def test_a_split_without_culprits_bisects_the_batch() -> None:
+    b = batch(5)
+    changes = decide_batch(b, {s.id: Split(reason="bad server") for s in b.subjobs}, ctx())
+    assert {c.event for c in changes} == {Event.SPLIT}
+    keys = [vals(c)["batch_key"] for c in changes]
+    assert keys == ["b|a", "b|a", "b|b", "b|b", "b|b"]
+    assert all(vals(c)["attempt"] == 0 for c in changes)  # the rejected send is given back
+
+
+def test_a_split_with_culprits_isolates_them_and_resends_the_rest_together() -> None:
+    b = batch(4)
+    outcome = Split(culprits=frozenset({"s2"}), reason="Ecs.0605 locked")
+    changes = decide_batch(b, {s.id: outcome for s in b.subjobs}, ctx())
+    keys = {c.target_id: vals(c).get("batch_key") for c in changes}
+    assert keys == {"s1": None, "s2": "b|solo:s2", "s3": None, "s4": None}
+    assert all(c.event is Event.SPLIT for c in changes)
+
+
+def test_a_lone_sub_job_that_is_rejected_fails() -> None:
+    b = batch(1, key="b|solo:s1")
+    [change] = decide_batch(b, {1: Split(reason="locked")}, ctx())
+    assert (change.event, change.code) == (Event.FAIL, SPLIT_REJECTED)
+
+
+def test_an_executor_exception_is_treated_as_maybe_sent() -> None:
+    changes = decide_batch(batch(2), RuntimeError("boom"), ctx())
+    assert [c.event for c in changes] == [Event.RETRY, Event.RETRY]
+    assert all(vals(c)["verify_first"] is True for c in changes)
+    assert changes[0].code == EXECUTOR_ERROR
+
+
+def test_a_missing_outcome_is_treated_as_maybe_sent() -> None:
+    b = batch(2)
+    changes = decide_batch(b, {1: Completed()}, ctx())
+    assert [c.event for c in changes] == [Event.COMPLETE, Event.RETRY]
+    assert vals(changes[1])["verify_first"] is True
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "expected"),
+    [
+        ({1: Accepted("j"), 2: Accepted("j")}, ("accepted", None, None)),
+        ({1: Failed("E.1", "no"), 2: Failed("E.1", "no")}, ("failed", "E.1", "no")),
+        ({1: Accepted("j"), 2: Failed("E.1", "no")}, ("mixed", None, None)),
+        ({}, ("empty", None, None)),
+    ],
+)
+def test_call_summary(
+    outcomes: dict[int, Outcome], expected: tuple[str, str | None, str | None]
+) -> None:
+    assert summarize(outcomes) == expected
+    assert summarize(ValueError("x"))[0:2] == ("error", EXECUTOR_ERROR)

@@ -1,0 +1,130 @@
+"""Plan arithmetic: what planning counts, and an ETA computed from the budgets."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from jobs.plan import SKIPPED_SEQ_BASE, EtaInputs, PlanBuilder, send_seconds
+from jobs.ports import ActionProfile, FleetSize, PlanItem, StepProfile
+from jobs.ratelimit import Budget, Unit
+from jobs.records import PlanSummary
+from jobs.strategy import BlastRadius, Strategy, parse_amount
+
+
+@pytest.mark.parametrize(
+    ("calls", "servers", "budgets", "seconds"),
+    [
+        (50, 50, [Budget(50, 60.0)], 0.0),  # the first window's worth leaves at once
+        (51, 51, [Budget(50, 60.0)], 60.0),
+        (200, 200, [Budget(50, 60.0)], 180.0),
+        (2, 2000, [Budget(1000, 60.0, Unit.SERVERS)], 60.0),
+        (100, 100, [Budget(1000, 60.0, Unit.SERVERS), Budget(10, 1.0)], 9.0),
+        (100, 100, [], 0.0),  # no budget: never waits
+        (0, 0, [Budget(1, 60.0)], 0.0),
+    ],
+)
+def test_send_seconds(calls: int, servers: int, budgets: list[Budget], seconds: float) -> None:
+    assert send_seconds(calls, servers, budgets) == seconds
+
+
+def test_the_builder_numbers_targets_and_skips_and_drops_duplicates() -> None:
+    builder = PlanBuilder()
+    rows = [
+        builder.add(PlanItem("a", "k1", "b")),
+        builder.add(PlanItem("x", "k1", "b", skip_reason="excluded")),
+        builder.add(PlanItem("b", "k2", "b", scope="ep2")),
+        builder.add(PlanItem("a", "k1", "b")),  # duplicate
+        builder.add(PlanItem("y", "k1", "b", skip_reason="already stopped")),
+    ]
+    assert [r.seq if r else None for r in rows] == [
+        0,
+        SKIPPED_SEQ_BASE,
+        1,
+        None,
+        SKIPPED_SEQ_BASE + 1,
+    ]
+    assert (builder.acting, builder.skipped) == (2, 2)
+    assert builder.skipped_by_reason == {"excluded": 1, "already stopped": 1}
+    assert builder.rate_keys == ("k1", "k2")
+
+
+def eta_inputs(
+    budgets: dict[str, list[Budget]],
+    *,
+    max_batch: int = 1,
+    seconds: float = 0.0,
+    steps: int = 1,
+    strategy: Strategy | None = None,
+    poll: float = 5.0,
+) -> EtaInputs:
+    profile = ActionProfile(tuple(StepProfile(max_batch, seconds) for _ in range(steps)))
+    return EtaInputs(
+        profile=profile,
+        strategy=strategy or Strategy(),
+        poll_interval=poll,
+        budgets=lambda key: budgets.get(key, []),
+    )
+
+
+def summary_of(count: int, eta: EtaInputs, key: str = "bms:action") -> PlanSummary:
+    builder = PlanBuilder()
+    for i in range(count):
+        builder.add(PlanItem(f"s{i}", key, "b"))
+    return builder.summary(eta)
+
+
+def test_eta_of_a_budget_bound_campaign() -> None:
+    # 200 single-server calls at 50 per minute: the last leaves after 3 minutes, and the cloud
+    # needs 20 s (observed on a 5 s poll grid) to finish it.
+    summary = summary_of(200, eta_inputs({"bms:action": [Budget(50, 60.0)]}, seconds=18.0))
+    assert summary.eta_seconds == pytest.approx(180.0 + 20.0)
+    [key] = summary.rate_keys
+    assert (key.servers, key.batches, key.calls, key.send_seconds) == (200, 200, 200, 180.0)
+    assert key.budgets == ("50 requests / 60s",)
+
+
+def test_eta_with_batches_counting_servers() -> None:
+    # ECS: 1,000 servers per minute, 1,000 per call: 2,500 servers = 3 calls, 2 minutes of sending
+    eta = eta_inputs({"ecs:action": [Budget(1000, 60.0, Unit.SERVERS)]}, max_batch=1000)
+    summary = summary_of(2500, eta, key="ecs:action")
+    assert summary.rate_keys[0].calls == 3
+    assert summary.eta_seconds == pytest.approx(120.0)
+
+
+def test_eta_bound_by_max_in_flight() -> None:
+    # no rate limit; 10 at a time, 30 s each: 100 servers take 10 rounds
+    eta = eta_inputs({}, seconds=30.0, strategy=Strategy(max_in_flight=10), max_batch=100)
+    assert summary_of(100, eta, key="free").eta_seconds == pytest.approx(300.0)
+
+
+def test_eta_adds_waves_and_steps() -> None:
+    waves = (parse_amount(1, "w", minimum=1), parse_amount("100%", "w", minimum=1))
+    eta = eta_inputs({}, seconds=10.0, steps=3, strategy=Strategy(waves=waves), max_batch=50)
+    summary = summary_of(20, eta, key="free")
+    assert summary.waves == (1, 19)
+    assert summary.wave_count == 2
+    assert summary.eta_seconds == pytest.approx(2 * 3 * 10.0)
+    assert summary.rate_keys[0].calls == 3 + 3  # each wave: one call per step
+
+
+def test_summary_round_trips_through_json() -> None:
+    builder = PlanBuilder()
+    builder.add(PlanItem("a", "k", "b", scope="ep"))
+    builder.add(PlanItem("z", "k", "b", skip_reason="excluded"))
+    builder.fleet(FleetSize("ep", 10))
+    summary = builder.summary(eta_inputs({"k": [Budget(5, 1.0)]}))
+    assert PlanSummary.from_json(summary.to_json()) == summary
+    assert summary.fleet_by_scope == {"ep": 10}
+
+
+def test_the_builder_applies_the_blast_radius_guard() -> None:
+    builder = PlanBuilder()
+    for i in range(3):
+        builder.add(PlanItem(f"s{i}", "k", "b", scope="ep"))
+    builder.fleet(FleetSize("ep", 10))
+    assert builder.refusal(BlastRadius(max_servers=3)) is None
+    reason = builder.refusal(BlastRadius(max_percent=Fraction(20)))
+    assert reason is not None
+    assert "3/10" in reason
