@@ -45,6 +45,11 @@ class RequestGate(Protocol):
         """Wait until a call of `api_class` carrying `servers` servers may leave now."""
         ...
 
+    def after(self, api_class: str, servers: int) -> None:
+        """The call let through by `before` got its answer (or failed): the limiter counts it
+        until a period after this moment, so latency cannot squeeze two windows into one."""
+        ...
+
     def throttled(self, api_class: str, retry_after: float | None) -> None:
         """The cloud answered a call of `api_class` with its throttling error."""
         ...
@@ -54,6 +59,9 @@ class UnlimitedGate:
     """A gate that never waits (tests, and endpoints whose limits are enforced elsewhere)."""
 
     async def before(self, api_class: str, servers: int) -> None:
+        return None
+
+    def after(self, api_class: str, servers: int) -> None:
         return None
 
     def throttled(self, api_class: str, retry_after: float | None) -> None:

@@ -156,7 +156,10 @@ class Transport:
             await self.gate.before(req.api_class, req.servers)
             applied: dict[str, str] = {}
             try:
-                response, applied = await self._send(req)
+                try:
+                    response, applied = await self._send(req)
+                finally:
+                    self.gate.after(req.api_class, req.servers)
                 error = self.classify(response)
                 if error is None:
                     return response

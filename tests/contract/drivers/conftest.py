@@ -29,9 +29,13 @@ class RecordingGate:
 
     calls: list[tuple[str, int]] = field(default_factory=list)
     throttles: list[tuple[str, float | None]] = field(default_factory=list)
+    answered: list[tuple[str, int]] = field(default_factory=list)
 
     async def before(self, api_class: str, servers: int) -> None:
         self.calls.append((api_class, servers))
+
+    def after(self, api_class: str, servers: int) -> None:
+        self.answered.append((api_class, servers))
 
     def throttled(self, api_class: str, retry_after: float | None) -> None:
         self.throttles.append((api_class, retry_after))

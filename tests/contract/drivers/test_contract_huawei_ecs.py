@@ -288,6 +288,9 @@ async def test_rate_limit_answer_is_throttled_and_reported_to_the_gate(
         await driver.submit(Action.STOP, ids[3:], ActionParams())
     assert (caught.value.code, caught.value.http_status) == ("Common.1503", 429)
     assert gate.throttles == [("action", None)]
+    # every call let through was reported answered, refused ones included (the limiter's window
+    # for a call starts at its answer)
+    assert gate.answered == gate.calls
 
 
 @pytest.mark.parametrize(
