@@ -1,0 +1,37 @@
+"""What the policy package needs of the engine: creating operations and reading their results.
+
+`jobs.operations.Operations` is the implementation; tests may pass a small fake.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from jobs.records import NewOperation, OperationView, Page, SubJobRecord
+from jobs.states import OperationState, State
+
+# An operation in one of these states will not change its sub-jobs any more.
+FINAL_STATES = frozenset(
+    {
+        OperationState.REFUSED,
+        OperationState.PLANNED,
+        OperationState.SUCCEEDED,
+        OperationState.COMPLETED_WITH_FAILURES,
+        OperationState.STOPPED,
+        OperationState.CANCELLED,
+    }
+)
+
+
+class OperationsPort(Protocol):
+    async def create(self, new: NewOperation) -> tuple[OperationView, bool]: ...
+
+    async def get(self, operation_id: str) -> OperationView: ...
+
+    async def subjobs(
+        self,
+        operation_id: str,
+        state: State | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page[SubJobRecord]: ...

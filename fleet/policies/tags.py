@@ -1,0 +1,108 @@
+"""Per-server tag rules, evaluated when a fire (or a preview) builds its target list.
+
+Pure functions of (policy, server, day), where `day` is the slot's calendar day in the policy's
+time zone, so a rule reads the same in a preview, a fire and a test:
+
+- opt-out: a server carrying the policy's `opt_out_tag` (`key=value`, or `key` for any value) is
+  left alone by every mode.
+- snooze: `fleet-snooze-until=YYYY-MM-DD` is honoured up to and including that day, not after. An
+  unreadable date skips the server too (someone meant to snooze it; the reason says why).
+- clean-up: due when the expiry tag's day is in the past, or when the marked-for-op tag names this
+  policy's action and its day has come (`fleet-op=stop@2026-12-01` is due on 1 December).
+- mark: a server already carrying the marked-for-op tag keeps its mark (it is not re-dated).
+
+The planner's exclusion tag (`fleet-exclude=true`) is applied later, by the planner itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from fleet.domain import ServerRef
+from fleet.policies.model import CleanupSpec, Policy
+
+NOT_DUE = "not due"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    act: bool
+    reason: str  # why it is skipped, or (for clean-up) why it is due; "" for a plain target
+
+
+ACT = Verdict(True, "")
+
+
+def _day(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        return None
+
+
+def parse_marker(text: str) -> tuple[str, date] | None:
+    """`stop@2026-12-01` -> ("stop", date); None when it is not that shape."""
+    op, sep, when = text.partition("@")
+    day = _day(when) if sep else None
+    return None if day is None or not op else (op.strip(), day)
+
+
+def opt_out_reason(policy: Policy, server: ServerRef) -> str | None:
+    if policy.opt_out is None:
+        return None
+    key, value = policy.opt_out
+    if key in server.tags and (not value or server.tags[key] == value):
+        return f"opted out ({key}={server.tags[key]})" if server.tags[key] else f"opted out ({key})"
+    return None
+
+
+def snooze_reason(policy: Policy, server: ServerRef, day: date) -> str | None:
+    key = policy.spec.snooze_tag
+    if not key or key not in server.tags:
+        return None
+    until = _day(server.tags[key])
+    if until is None:
+        return f"snooze tag unreadable: {key}={server.tags[key]!r} (expected YYYY-MM-DD)"
+    return f"snoozed until {until.isoformat()}" if day <= until else None
+
+
+def cleanup_verdict(policy: Policy, server: ServerRef, day: date) -> Verdict:
+    """Due for this clean-up policy's action, or why not."""
+    spec = policy.spec.cleanup or CleanupSpec()
+    if spec.expiry_tag and spec.expiry_tag in server.tags:
+        expires = _day(server.tags[spec.expiry_tag])
+        if expires is None:
+            return Verdict(False, f"expiry tag unreadable: {server.tags[spec.expiry_tag]!r}")
+        if expires < day:
+            return Verdict(True, f"expired {expires.isoformat()}")
+    if spec.op_tag and spec.op_tag in server.tags:
+        marker = parse_marker(server.tags[spec.op_tag])
+        if marker is None:
+            return Verdict(False, f"op tag unreadable: {server.tags[spec.op_tag]!r}")
+        op, when = marker
+        if op == policy.action and when <= day:
+            return Verdict(True, f"marked {op}@{when.isoformat()}")
+    return Verdict(False, NOT_DUE)
+
+
+def mark_value(policy: Policy, day: date) -> tuple[str, str]:
+    """The tag a mark policy adds for a slot on `day`."""
+    assert policy.spec.mark is not None
+    mark = policy.spec.mark
+    return mark.tag, f"{mark.op}@{(day + timedelta(days=mark.days)).isoformat()}"
+
+
+def verdict(policy: Policy, server: ServerRef, day: date) -> Verdict:
+    """The policy's own rules for one server that matches its targets."""
+    reason = opt_out_reason(policy, server) or snooze_reason(policy, server, day)
+    if reason is not None:
+        return Verdict(False, reason)
+    mode = policy.spec.mode
+    if mode == "cleanup":
+        return cleanup_verdict(policy, server, day)
+    if mode == "mark":
+        tag, _ = mark_value(policy, day)
+        if tag in server.tags:
+            return Verdict(False, f"already marked ({tag}={server.tags[tag]})")
+    return ACT

@@ -1,0 +1,199 @@
+"""A fire's target list: the policy's selector through the drivers, then its tag rules per server,
+then the operation it creates (explicit server ids, so the operation acts on exactly what the
+rules allowed at fire time and its history shows them).
+
+Why explicit ids rather than extra selector criteria: snooze dates, expiry dates and markers are
+compared to the slot's day, which a selector cannot express; and the fire's record can then say
+which servers were left out and why. The policy's own selector and exclusion tag stay in the
+operation too, so the planner re-checks them (a server re-tagged in between is dropped) and still
+skips excluded servers and servers already in the target state. An empty list creates no
+operation at all: `ids = []` would mean "no id filter", i.e. everything.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Protocol, cast
+
+from fleet.domain import Selector, ServerRef
+from fleet.opspec import params_json
+from fleet.planner import skip_reason
+from fleet.policies.model import Policy
+from fleet.policies.tags import NOT_DUE, mark_value, verdict
+from jobs.records import NewOperation
+from jobs.strategy import BlastRadius, Strategy
+from jobs.types import JSONMapping, JSONObject, JSONValue
+
+SAMPLES = 200  # skipped servers named in a fire's details (all are counted)
+
+
+class TargetsUnavailable(Exception):
+    """The targets cannot be listed now (an endpoint the policy names is not configured)."""
+
+
+class ServerLister(Protocol):
+    """What the policies need of a driver (every `fleet.drivers.base.Driver` is one)."""
+
+    def list_servers(self, selector: Selector) -> AsyncIterator[ServerRef]: ...
+
+
+Inventory = Mapping[str, ServerLister]  # endpoint name -> driver
+
+
+@dataclass(frozen=True)
+class Considered:
+    """One server a fire looked at: act on it, or why not (or, for clean-up, why it is due)."""
+
+    endpoint: str
+    server_id: str
+    name: str
+    status: str
+    act: bool
+    reason: str
+    planner_skip: str | None = None  # acted on, but the planner will skip it (its reason)
+
+    @classmethod
+    def of(
+        cls, server: ServerRef, act: bool, reason: str, policy: Policy | None = None
+    ) -> Considered:
+        skip = None
+        if act and policy is not None and policy.spec.mode != "mark":
+            skip = skip_reason(policy.action, server, policy.params, policy.targets.exclude_tag)
+        return cls(server.endpoint, server.id, server.name, server.status.value, act, reason, skip)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Every server a fire looked at, with the verdict; plus what restore mode consumed."""
+
+    considered: tuple[Considered, ...]
+    params: JSONObject
+    consumed: tuple[int, ...] = ()
+    notes: JSONObject = field(default_factory=dict)
+
+    @property
+    def acting(self) -> list[Considered]:
+        return [c for c in self.considered if c.act]
+
+    def details(self) -> JSONObject:
+        skipped = [c for c in self.considered if not c.act]
+        by_reason = Counter(c.reason for c in skipped)
+        samples: list[JSONValue] = []
+        for c in skipped:
+            if c.reason != NOT_DUE and len(samples) < SAMPLES:
+                sample: JSONObject = {"endpoint": c.endpoint, "server_id": c.server_id}
+                samples.append(sample | {"name": c.name, "reason": c.reason})
+        out: JSONObject = {
+            "considered": len(self.considered),
+            "acting": len(self.considered) - len(skipped),
+            "skipped_by_reason": dict(sorted(by_reason.items())),
+            "skipped": samples,
+        }
+        if self.consumed:
+            out["restored_fires"] = list(self.consumed)
+        out.update(self.notes)
+        return out
+
+
+async def list_targets(policy: Policy, inventory: Inventory) -> AsyncIterator[ServerRef]:
+    """Every server the policy's selector matches, endpoint by endpoint."""
+    for name in policy.targets.endpoints or sorted(inventory):
+        if name not in inventory:
+            raise TargetsUnavailable(f"endpoint {name!r} is not configured")
+        async for server in inventory[name].list_servers(policy.targets.selector):
+            if policy.targets.selector.matches(server):
+                yield server
+
+
+def action_params(policy: Policy, day: date) -> JSONObject:
+    """The operation's params: the policy's own, or the mark tag computed for the slot's day."""
+    params = cast(JSONObject, params_json(policy.params))
+    if policy.spec.mode == "mark":
+        tag, value = mark_value(policy, day)
+        params["tags"] = {tag: value}
+    return params
+
+
+async def evaluate(policy: Policy, inventory: Inventory, day: date) -> Evaluation:
+    """Normal, clean-up and mark modes: the selector's servers, each judged by the tag rules."""
+    considered: list[Considered] = []
+    async for server in list_targets(policy, inventory):
+        v = verdict(policy, server, day)
+        considered.append(Considered.of(server, v.act, v.reason, policy))
+    return Evaluation(tuple(considered), action_params(policy, day))
+
+
+def operation_request(
+    policy: Policy,
+    evaluation: Evaluation,
+    *,
+    key: str,
+    reason: str,
+    by: str,
+) -> NewOperation:
+    """The operation a fire creates (its fingerprint depends only on the servers chosen)."""
+    acting = evaluation.acting
+    selector = dict(cast(JSONObject, policy.spec.targets))
+    endpoints: list[JSONValue] = [*sorted({s.endpoint for s in acting})]
+    ids: list[JSONValue] = [*sorted({s.server_id for s in acting})]
+    selector.update(endpoints=endpoints, ids=ids)
+    return NewOperation(
+        kind=policy.action,
+        params=evaluation.params,
+        selector=selector,
+        strategy=policy.strategy,
+        guard=policy.guard,
+        dry_run=policy.spec.dry_run_only,
+        reason=reason,
+        created_by=by,
+        idempotency_key=key,
+    )
+
+
+def request_json(new: NewOperation) -> JSONObject:
+    return {
+        "kind": new.kind,
+        "params": dict(new.params),
+        "selector": dict(new.selector),
+        "strategy": new.strategy.to_json(),
+        "guard": None if new.guard is None else new.guard.to_json(),
+        "dry_run": new.dry_run,
+        "reason": new.reason,
+        "created_by": new.created_by,
+        "idempotency_key": new.idempotency_key,
+    }
+
+
+def request_from_json(raw: JSONMapping) -> NewOperation:
+    guard = raw.get("guard")
+    strategy = raw.get("strategy")
+    params, selector = raw.get("params"), raw.get("selector")
+    assert isinstance(params, dict) and isinstance(selector, dict)
+    return NewOperation(
+        kind=str(raw["kind"]),
+        params=params,
+        selector=selector,
+        strategy=Strategy.from_json(strategy if isinstance(strategy, dict) else {}),
+        guard=BlastRadius.from_json(guard) if isinstance(guard, dict) else None,
+        dry_run=bool(raw.get("dry_run")),
+        reason=str(raw.get("reason") or ""),
+        created_by=str(raw.get("created_by") or ""),
+        idempotency_key=str(raw["idempotency_key"]),
+    )
+
+
+async def snapshot(
+    inventory: Inventory, ids: Mapping[str, Sequence[str]]
+) -> dict[tuple[str, str], ServerRef]:
+    """The current state of given servers, per endpoint (endpoints no longer configured: none)."""
+    out: dict[tuple[str, str], ServerRef] = {}
+    for endpoint, server_ids in sorted(ids.items()):
+        driver = inventory.get(endpoint)
+        if driver is None or not server_ids:
+            continue
+        async for server in driver.list_servers(Selector(ids=frozenset(server_ids))):
+            out[(endpoint, server.id)] = server
+    return out
