@@ -128,6 +128,15 @@ class SimulatorSpec(_Strict):
     world: str | None = None
 
 
+class PoliciesSpec(_Strict):
+    """Scheduled policies: `files` are TOML policy files (globs allowed, relative to the working
+    directory); the scheduler runs in the leader only."""
+
+    enabled: bool = True
+    files: list[str] = Field(default_factory=list)
+    sweep_interval: float = Field(default=30.0, gt=0)
+
+
 class LoggingSpec(_Strict):
     format: Literal["auto", "json", "console"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -139,6 +148,7 @@ class Settings(_Strict):
     engine: EngineSpec = EngineSpec()
     simulator: SimulatorSpec = SimulatorSpec()
     logging: LoggingSpec = LoggingSpec()
+    policies: PoliciesSpec = PoliciesSpec()
     endpoints: list[EndpointSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")

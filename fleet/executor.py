@@ -1,0 +1,351 @@
+"""The executor: the only place where driver calls and their errors become engine outcomes.
+
+For a claimed batch it makes ONE driver call (every sub-job shares endpoint, recipe and step),
+for sub-jobs awaiting a cloud job it polls that job ONCE, and for sub-jobs whose earlier send may
+or may not have reached the cloud (`verify_first` after a crash) it reads the servers first and
+re-sends only when the cloud shows no trace of the call. Multi-step actions advance through their
+recipe (`fleet.recipes`); a Nova resize whose confirm fails is reverted, then reported failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from fleet.domain import Action, ActionParams, ServerRef, ServerStatus
+from fleet.drivers.base import Driver, OutcomeState, PollResult, ServerOutcome, Submission
+from fleet.drivers.errors import (
+    DriverError,
+    ErrorKind,
+    NotFound,
+    Throttled,
+    Transient,
+)
+from fleet.drivers.novacommon import server_outcome
+from fleet.opspec import parse_params
+from fleet.planner import batch_key, rate_key
+from fleet.recipes import RECIPES, Recipe, Step, recipe_for
+from jobs.outcomes import (
+    Accepted,
+    Advance,
+    Completed,
+    Failed,
+    Outcome,
+    Resubmit,
+    RetryLater,
+    Split,
+    StillRunning,
+)
+from jobs.ports import ActionProfile, StepProfile, SubJobOutcomes
+from jobs.records import Batch, SubJobRecord
+from jobs.types import JSONValue
+
+# Typical simulated-cloud seconds per step, for the ETA only.
+_STEP_SECONDS = {"start": 20.0, "stop": 20.0, "reboot": 30.0, "resize": 60.0, "delete": 15.0}
+
+
+def _server_id(sj: SubJobRecord) -> str:
+    return str(sj.payload["server_id"])
+
+
+def _was_running(sj: SubJobRecord) -> bool:
+    return sj.payload.get("status") == ServerStatus.RUNNING.value
+
+
+class FleetExecutor:
+    """Implements `jobs.ports.Executor` over the configured drivers."""
+
+    def __init__(self, drivers: Mapping[str, Driver], *, max_batch: int = 1000) -> None:
+        self._drivers = drivers
+        self._max_batch = max_batch
+
+    # --- profile -----------------------------------------------------------------------------
+
+    def profile(self, kind: str, rate_key: str | None = None) -> ActionProfile:
+        """Steps of `kind` with the batch size of the endpoint behind `rate_key` (without it, the
+        largest any endpoint takes: only the ETA's timing uses that)."""
+        seconds = _STEP_SECONDS.get(kind, 10.0)
+        driver = None if rate_key is None else self._drivers.get(rate_key.split(":", 1)[0])
+        if driver is None:
+            steps = 3 if kind == "resize" else 1
+            return ActionProfile(
+                steps=tuple(StepProfile(self._max_batch, seconds) for _ in range(steps)),
+                poll_batch=50,
+            )
+        recipe = recipe_for(kind, driver.provider)
+        return ActionProfile(
+            steps=tuple(
+                StepProfile(min(self._max_batch, _max_batch(driver, s.action)), seconds)
+                for s in recipe.steps
+            ),
+            poll_batch=50,
+        )
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _context(self, batch: Batch) -> tuple[str, Driver, Recipe, ActionParams]:
+        first = batch.subjobs[0]
+        endpoint = str(first.payload["endpoint"])
+        recipe = RECIPES[str(first.payload["recipe"])]
+        return endpoint, self._drivers[endpoint], recipe, parse_params(batch.kind, batch.params)
+
+    def _after(
+        self, endpoint: str, driver: Driver, recipe: Recipe, step: int, sj: SubJobRecord
+    ) -> Outcome:
+        """The step succeeded: the next step, or done."""
+        failure = (sj.memo or {}).get("failure")
+        if recipe.steps[step].on_failure_only:
+            return Failed(code="resize_reverted", reason=f"reverted after: {failure}")
+        nxt = recipe.next_step(step, _was_running(sj))
+        if nxt is None:
+            return Completed()
+        return Advance(
+            next_step=nxt,
+            rate_key=rate_key(endpoint, driver, recipe.steps[nxt].action),
+            batch_key=batch_key(endpoint, recipe.name, nxt),
+        )
+
+    def _failed(
+        self,
+        endpoint: str,
+        driver: Driver,
+        recipe: Recipe,
+        step: int,
+        code: str,
+        reason: str,
+        retryable: bool,
+    ) -> Outcome:
+        revert = recipe.revert_step()
+        if revert is not None and step > 0 and not recipe.steps[step].on_failure_only:
+            return Advance(
+                next_step=revert,
+                rate_key=rate_key(endpoint, driver, recipe.steps[revert].action),
+                batch_key=batch_key(endpoint, recipe.name, revert),
+                reason=reason,
+                memo={"failure": f"[{code}] {reason}"},
+            )
+        return Failed(code=code, reason=reason, retryable=retryable)
+
+    # --- submit ------------------------------------------------------------------------------
+
+    async def submit(self, batch: Batch) -> SubJobOutcomes:
+        endpoint, driver, recipe, params = self._context(batch)
+        step = recipe.step(batch.step)
+        outcomes: dict[int, Outcome] = {}
+        send: list[SubJobRecord] = []
+        for sj in batch.subjobs:
+            if step.only_if_running and not _was_running(sj):
+                outcomes[sj.id] = self._after(endpoint, driver, recipe, batch.step, sj)
+            else:
+                send.append(sj)
+        if not send:
+            return outcomes
+        try:
+            submission = await driver.submit(step.action, [_server_id(s) for s in send], params)
+        except DriverError as exc:
+            outcomes.update(await self._submit_error(exc, batch, send, driver, step))
+            return outcomes
+        for sj in send:
+            if submission.done:
+                outcomes[sj.id] = self._after(endpoint, driver, recipe, batch.step, sj)
+            else:
+                outcomes[sj.id] = Accepted(
+                    cloud_job_id=submission.job_id,
+                    request_id=submission.request_id,
+                    memo={"submission": _submission_json(submission), **_keep(sj)},
+                )
+        return outcomes
+
+    async def _submit_error(
+        self,
+        exc: DriverError,
+        batch: Batch,
+        send: Sequence[SubJobRecord],
+        driver: Driver,
+        step: Step,
+    ) -> dict[int, Outcome]:
+        code = exc.code or exc.kind.value
+        if isinstance(exc, Throttled):
+            out: Outcome = RetryLater(
+                delay=exc.retry_after, reason=str(exc), throttled=True, code=code
+            )
+        elif isinstance(exc, Transient):
+            out = RetryLater(reason=str(exc), code=code, maybe_sent=exc.ambiguous)
+        elif len(send) > 1 and exc.kind in (
+            ErrorKind.PERMANENT,
+            ErrorKind.INVALID_STATE,
+            ErrorKind.NOT_FOUND,
+        ):
+            by_server = {_server_id(s): s.target_id for s in send}
+            culprits = frozenset(by_server[i] for i in exc.server_ids if i in by_server)
+            out = Split(culprits=culprits, reason=str(exc))
+        elif exc.kind is ErrorKind.INVALID_STATE:
+            return {sj.id: await self._recheck(exc, batch, sj, driver, step) for sj in send}
+        else:
+            retryable = exc.kind in (ErrorKind.AUTH, ErrorKind.INVALID_STATE)
+            out = Failed(code=code, reason=exc.message, retryable=retryable)
+        return {sj.id: out for sj in send}
+
+    async def _recheck(
+        self, exc: DriverError, batch: Batch, sj: SubJobRecord, driver: Driver, step: Step
+    ) -> Outcome:
+        """The cloud said the server is in the wrong state: maybe it is already where we want it."""
+        endpoint, _, recipe, params = self._context(batch)
+        try:
+            server = await driver.get_server(_server_id(sj))
+        except DriverError:
+            return Failed(code=exc.code or "invalid_state", reason=exc.message, retryable=True)
+        if _reached(step.action, server, params):
+            return self._after(endpoint, driver, recipe, batch.step, sj)
+        return Failed(
+            code=exc.code or "invalid_state", reason=exc.message, retryable=not server.settled
+        )
+
+    # --- poll --------------------------------------------------------------------------------
+
+    async def poll(self, batch: Batch) -> SubJobOutcomes:
+        endpoint, driver, recipe, params = self._context(batch)
+        step = recipe.step(batch.step)
+        submission = _submission_for(batch, step, params)
+        try:
+            result = await driver.poll(submission)
+        except DriverError as exc:
+            return {sj.id: _poll_error(exc) for sj in batch.subjobs}
+        return {
+            sj.id: self._outcome(result, endpoint, driver, recipe, batch.step, sj)
+            for sj in batch.subjobs
+        }
+
+    def _outcome(
+        self,
+        result: PollResult,
+        endpoint: str,
+        driver: Driver,
+        recipe: Recipe,
+        step: int,
+        sj: SubJobRecord,
+    ) -> Outcome:
+        one: ServerOutcome | None = result.outcomes.get(_server_id(sj))
+        if one is None or one.state is OutcomeState.RUNNING:
+            return StillRunning()
+        if one.state is OutcomeState.DONE:
+            return self._after(endpoint, driver, recipe, step, sj)
+        retryable = one.kind == ErrorKind.TRANSIENT.value
+        return self._failed(
+            endpoint, driver, recipe, step, one.code or "failed", one.reason or "failed", retryable
+        )
+
+    # --- verify ------------------------------------------------------------------------------
+
+    async def verify(self, batch: Batch) -> SubJobOutcomes:
+        endpoint, driver, recipe, params = self._context(batch)
+        step = recipe.step(batch.step)
+        outcomes: dict[int, Outcome] = {}
+        for sj in batch.subjobs:
+            try:
+                server = await driver.get_server(_server_id(sj))
+            except NotFound:
+                outcomes[sj.id] = (
+                    self._after(endpoint, driver, recipe, batch.step, sj)
+                    if step.action is Action.DELETE
+                    else Failed(code="not_found", reason="server not found")
+                )
+                continue
+            except DriverError as exc:
+                outcomes[sj.id] = _poll_error(exc)
+                continue
+            outcomes[sj.id] = self._verdict(
+                endpoint, driver, recipe, batch.step, sj, server, params
+            )
+        return outcomes
+
+    def _verdict(
+        self,
+        endpoint: str,
+        driver: Driver,
+        recipe: Recipe,
+        step: int,
+        sj: SubJobRecord,
+        server: ServerRef,
+        params: ActionParams,
+    ) -> Outcome:
+        action = recipe.steps[step].action
+        if not server.settled:
+            # Something is in progress on the server: our call landed; follow it by status.
+            return Accepted(
+                memo={"submission": _status_submission(action, server.id, params), **_keep(sj)}
+            )
+        if _landed(action, sj, server, params):
+            return self._after(endpoint, driver, recipe, step, sj)
+        return Resubmit(reason=f"no trace of {action.value} on the server")
+
+
+def _max_batch(driver: Driver, action: Action) -> int:
+    try:
+        return driver.max_batch(action)
+    except DriverError:
+        return 1
+
+
+def _keep(sj: SubJobRecord) -> dict[str, JSONValue]:
+    failure = (sj.memo or {}).get("failure")
+    return {"failure": failure} if failure else {}
+
+
+def _submission_json(submission: Submission) -> dict[str, JSONValue]:
+    """What a poll needs again after a restart, without the server ids: every sub-job of a batch
+    would otherwise carry the whole batch's id list (quadratic in the batch size)."""
+    return {
+        k: v
+        for k, v in submission.as_dict().items()
+        if k != "server_ids" and (v is None or isinstance(v, str | int | float | bool))
+    }
+
+
+def _status_submission(
+    action: Action, server_id: str, params: ActionParams
+) -> dict[str, JSONValue]:
+    return _submission_json(Submission(action, (server_id,), "show", flavor=params.flavor))
+
+
+def _submission_for(batch: Batch, step: Step, params: ActionParams) -> Submission:
+    """The submission to poll: the recorded one (cloud job), or a status read of every server."""
+    memo = batch.subjobs[0].memo or {}
+    recorded = memo.get("submission")
+    ids = tuple(_server_id(sj) for sj in batch.subjobs)
+    if batch.subjobs[0].cloud_job_id and isinstance(recorded, Mapping):
+        return replace(Submission.from_dict(recorded), server_ids=ids)
+    return Submission(step.action, ids, "show", flavor=params.flavor)
+
+
+def _poll_error(exc: DriverError) -> Outcome:
+    if isinstance(exc, Throttled):
+        return RetryLater(delay=exc.retry_after, reason=str(exc), throttled=True, code=exc.code)
+    if isinstance(exc, NotFound):
+        return Failed(code=exc.code or "not_found", reason=exc.message)
+    return RetryLater(reason=str(exc), code=exc.code or exc.kind.value)
+
+
+def _reached(action: Action, server: ServerRef, params: ActionParams) -> bool:
+    """Whether `server` (settled) already shows what `action` leads to."""
+    if action in (Action.TAG_ADD, Action.TAG_REMOVE):
+        return False  # idempotent calls: simply sent again
+    if action is Action.RESIZE:
+        return params.flavor is not None and server.flavor == params.flavor
+    return server_outcome(action, server, params.flavor).state is OutcomeState.DONE
+
+
+def _landed(action: Action, sj: SubJobRecord, server: ServerRef, params: ActionParams) -> bool:
+    """Whether the call of `action` reached the cloud, judged from the settled server.
+
+    Start, stop, resize and delete leave a status or flavor that the server did not have when it
+    was planned (servers already there are skipped at planning). A finished reboot leaves the server
+    as it found it, so it is judged by the cloud's own `updated` stamp against the one seen at
+    planning; without stamps it counts as done rather than risking a second reboot.
+    """
+    if action is Action.REBOOT:
+        before = sj.payload.get("updated")
+        if before is not None and server.updated is not None:
+            return server.updated != before
+        return server.status is ServerStatus.RUNNING
+    return _reached(action, server, params)

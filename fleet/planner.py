@@ -1,0 +1,149 @@
+"""Planning: an operation's selector -> one plan item per server, through the drivers.
+
+Each configured endpoint (or only those the selector names) is listed once, in full; the selector
+is applied here, so the same listing also gives the endpoint's fleet size for the blast-radius
+guard. A server is skipped (recorded, never sent) when it carries the exclusion tag, is already in
+the state the action leads to, or sits on a dialect without the API the action needs (tags on
+EasyStack). An action a targeted dialect cannot do at all refuses the whole operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+
+from fleet.domain import Action, ActionParams, Selector, ServerRef, ServerStatus
+from fleet.drivers.base import Driver
+from fleet.drivers.config import Flavour
+from fleet.drivers.errors import DriverError, Unsupported
+from fleet.opspec import SpecError, Targets, parse_params, parse_targets
+from fleet.recipes import Recipe, recipe_for
+from jobs.errors import PlanningError
+from jobs.ports import FleetSize, PlanEntry, PlanItem
+from jobs.records import OperationRecord
+
+TAG_KINDS = ("tag_add", "tag_remove")
+
+
+def rate_key(endpoint: str, driver: Driver, action: Action) -> str:
+    return f"{endpoint}:{driver.capabilities.actions[action].api_class}"
+
+
+def batch_key(endpoint: str, recipe: str, step: int) -> str:
+    return f"{endpoint}:{recipe}:{step}"
+
+
+def skip_reason(
+    kind: str, server: ServerRef, params: ActionParams, exclude: tuple[str, str] | None
+) -> str | None:
+    """Why `server` needs no call (None: act on it)."""
+    if exclude is not None and server.tags.get(exclude[0]) == exclude[1]:
+        return "excluded"
+    if server.status is ServerStatus.DELETED:
+        return "already deleted"
+    if kind == "start" and server.status is ServerStatus.RUNNING:
+        return "already running"
+    if kind == "stop" and server.status is ServerStatus.STOPPED:
+        return "already stopped"
+    if kind == "reboot" and server.status is ServerStatus.STOPPED:
+        return "not running (stopped)"
+    if kind == "resize" and params.flavor is not None and server.flavor == params.flavor:
+        return f"already flavor {params.flavor}"
+    if kind == "tag_add" and all(server.tags.get(k) == v for k, v in params.tags.items()):
+        return "already tagged"
+    if kind == "tag_remove" and not any(
+        k in server.tags and (not v or server.tags[k] == v) for k, v in params.tags.items()
+    ):
+        return "no such tags"
+    return None
+
+
+class FleetPlanner:
+    """Implements `jobs.ports.Planner` over the configured drivers."""
+
+    def __init__(self, drivers: Mapping[str, Driver], flavours: Mapping[str, str]) -> None:
+        self._drivers = drivers
+        self._flavours = flavours  # endpoint -> Flavour value (openstack endpoints)
+
+    def _targets(self, operation: OperationRecord) -> tuple[Targets, ActionParams]:
+        try:
+            targets = parse_targets(operation.selector)
+            params = parse_params(operation.kind, operation.params)
+        except SpecError as exc:
+            raise PlanningError(str(exc)) from None
+        unknown = [e for e in targets.endpoints if e not in self._drivers]
+        if unknown:
+            raise PlanningError(f"selector.endpoints: unknown endpoint {unknown[0]!r}")
+        return targets, params
+
+    def _recipe(
+        self, name: str, driver: Driver, kind: str, params: ActionParams, server: ServerRef | None
+    ) -> Recipe:
+        recipe = recipe_for(
+            kind,
+            driver.provider,
+            flavour=self._flavours.get(name, Flavour.OPENSTACK),
+            live=params.live,
+            status=None if server is None else server.status,
+        )
+        for step in recipe.steps:
+            driver.check(step.action, params)
+        return recipe
+
+    async def plan(self, operation: OperationRecord) -> AsyncIterator[PlanEntry]:
+        targets, params = self._targets(operation)
+        names = targets.endpoints or tuple(sorted(self._drivers))
+        for name in names:
+            async for entry in self._plan_endpoint(name, operation.kind, targets, params):
+                yield entry
+
+    async def _plan_endpoint(
+        self, name: str, kind: str, targets: Targets, params: ActionParams
+    ) -> AsyncIterator[PlanEntry]:
+        driver = self._drivers[name]
+        unsupported: str | None = None
+        try:
+            self._recipe(name, driver, kind, params, None)
+        except Unsupported as exc:
+            if kind not in TAG_KINDS:
+                raise PlanningError(f"endpoint {name}: {exc.message}") from None
+            unsupported = f"unsupported: {exc.message}"
+        fleet = 0
+        try:
+            async for server in driver.list_servers(Selector()):
+                fleet += 1
+                if targets.selector.matches(server):
+                    yield self._item(name, driver, kind, params, server, targets, unsupported)
+        except DriverError as exc:
+            if isinstance(exc, Unsupported):
+                raise PlanningError(f"endpoint {name}: {exc.message}") from None
+            raise
+        yield FleetSize(scope=name, servers=fleet)
+
+    def _item(
+        self,
+        name: str,
+        driver: Driver,
+        kind: str,
+        params: ActionParams,
+        server: ServerRef,
+        targets: Targets,
+        unsupported: str | None,
+    ) -> PlanItem:
+        reason = unsupported or skip_reason(kind, server, params, targets.exclude_tag)
+        recipe = self._recipe(name, driver, kind, params, server) if reason is None else None
+        return PlanItem(
+            target_id=f"{name}/{server.id}",
+            rate_key=rate_key(name, driver, recipe.steps[0].action) if recipe else f"{name}:none",
+            batch_key=batch_key(name, recipe.name if recipe else kind, 0),
+            payload={
+                "endpoint": name,
+                "server_id": server.id,
+                "name": server.name,
+                "status": server.status.value,
+                "flavor": server.flavor,
+                "updated": server.updated,
+                "recipe": recipe.name if recipe else kind,
+            },
+            skip_reason=reason,
+            scope=name,
+        )

@@ -1,0 +1,170 @@
+"""The composition root: the one place where concrete parts are built and wired together.
+
+`open_fleet(settings)` starts (in order) the embedded simulator if configured, one HTTP session,
+rate-limiter gate and driver per endpoint, the job store (migrated), the planner and executor, and
+the engine runtime; it yields a `Fleet` and closes everything in reverse order on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import structlog
+from sqlalchemy.engine import make_url
+
+from fleet.drivers.base import Driver
+from fleet.drivers.registry import create_driver
+from fleet.endpoints import SimEndpoints, budget_overrides, endpoint_config
+from fleet.executor import FleetExecutor
+from fleet.gate import LimiterGate, configure_endpoint
+from fleet.planner import FleetPlanner
+from fleet.policies.files import load_policy_files
+from fleet.policies.scheduler import run_policies
+from fleet.policies.service import PolicyService
+from fleet.settings import Settings
+from jobs.clock import Clock, SystemClock
+from jobs.config import EngineConfig
+from jobs.migrate import upgrade
+from jobs.operations import Operations
+from jobs.ratelimit import RateLimiter
+from jobs.retry import RetryPolicy
+from jobs.runtime import Runtime
+from jobs.store import SqlJobStore
+
+log = structlog.get_logger("fleet.service")
+
+
+@dataclass
+class Fleet:
+    settings: Settings
+    store: SqlJobStore
+    limiter: RateLimiter
+    drivers: Mapping[str, Driver]
+    runtime: Runtime
+    operations: Operations
+    simulator_url: str | None = None
+    policies: PolicyService | None = None
+
+
+def policy_paths(patterns: Sequence[str]) -> list[Path]:
+    """The policy files named in settings (globs expanded, `*.example.toml` never loaded)."""
+    out: list[Path] = []
+    for pattern in patterns:
+        matches = (
+            sorted(Path().glob(pattern)) if any(c in pattern for c in "*?[") else [Path(pattern)]
+        )
+        out += [p for p in matches if not p.name.endswith(".example.toml")]
+    return out
+
+
+@contextlib.asynccontextmanager
+async def _policies(fleet: Fleet, clock: Clock) -> AsyncIterator[PolicyService | None]:
+    spec = fleet.settings.policies
+    if not spec.enabled:
+        yield None
+        return
+    policies = load_policy_files(policy_paths(spec.files), endpoints=set(fleet.drivers))
+    async with run_policies(fleet, policies, clock, sweep_interval=spec.sweep_interval) as service:
+        yield service
+
+
+def ensure_sqlite_dir(url: str) -> None:
+    """Create the directory of a SQLite database file (e.g. `var/` of the default URL)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def engine_config(settings: Settings, worker: str | None) -> EngineConfig:
+    e = settings.engine
+    return EngineConfig(
+        worker=worker or f"{socket.gethostname()}-{os.getpid()}",
+        lease_ttl=e.lease_seconds,
+        poll_interval=e.poll_interval,
+        drain_grace=e.drain_grace,
+        dispatch_idle=min(0.25, e.idle_interval),
+        poll_idle=e.idle_interval,
+        retry=RetryPolicy(max_attempts=e.max_attempts),
+    )
+
+
+@contextlib.asynccontextmanager
+async def _simulator(settings: Settings) -> AsyncIterator[tuple[str | None, SimEndpoints | None]]:
+    if not settings.simulator.enabled:
+        yield None, None
+        return
+    from fleet.simulator.server import start_simulator
+    from fleet.simulator.worldgen import load_spec
+
+    sim = settings.simulator
+    spec = load_spec(sim.world, seed=sim.seed, speed=sim.speed)
+    async with start_simulator(spec, host=sim.host, port=sim.port) as running:
+        log.info("simulator_started", url=running.base_url)
+        yield running.base_url, running.endpoints
+
+
+@contextlib.asynccontextmanager
+async def _drivers(
+    settings: Settings, limiter: RateLimiter, sim: SimEndpoints | None
+) -> AsyncIterator[dict[str, Driver]]:
+    drivers: dict[str, Driver] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        for spec in settings.endpoints:
+            config = endpoint_config(spec, sim)
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=config.connection_limit))
+            )
+            driver = create_driver(config, session, LimiterGate(spec.name, limiter))
+            configure_endpoint(
+                limiter, spec.name, driver.capabilities.budgets, budget_overrides(spec)
+            )
+            drivers[spec.name] = driver
+        yield drivers
+
+
+@contextlib.asynccontextmanager
+async def open_fleet(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    worker: str | None = None,
+    migrate: bool = True,
+    run_engine: bool = True,
+) -> AsyncIterator[Fleet]:
+    """Everything fleet needs to run, started; closed in reverse order on exit."""
+    clock = clock or SystemClock()
+    ensure_sqlite_dir(settings.database.url)
+    if migrate:
+        await asyncio.to_thread(upgrade, settings.database.url)
+    limiter = RateLimiter(clock)
+    async with _simulator(settings) as (sim_url, sim), _drivers(settings, limiter, sim) as drivers:
+        store = SqlJobStore(settings.database.url)
+        try:
+            flavours = {s.name: s.flavour for s in settings.endpoints}
+            runtime = Runtime(
+                store,
+                FleetPlanner(drivers, flavours),
+                FleetExecutor(drivers),
+                limiter,
+                clock=clock,
+                config=engine_config(settings, worker),
+            )
+            operations = Operations(
+                store, clock, on_created=runtime.wake_planner, on_changed=runtime.wake
+            )
+            fleet = Fleet(settings, store, limiter, drivers, runtime, operations, sim_url)
+            if not run_engine:
+                yield fleet
+                return
+            async with runtime, _policies(fleet, clock) as policy_service:
+                fleet.policies = policy_service
+                yield fleet
+        finally:
+            await store.close()
