@@ -8,8 +8,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Machines may set PYTHONDONTWRITEBYTECODE: compile once at install time so that every process
+# (the service, workers, the CLI, test subprocesses) does not recompile every module at start.
+export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup test check lint typecheck contracts pytest simulate bench clean postgres
+.PHONY: setup test check lint typecheck contracts pytest simulate bench clean postgres demo serve
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -17,6 +20,7 @@ $(UV):
 
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	$(UV) sync --locked --python $(PYTHON) --quiet
+	$(VENV)/bin/python -m compileall -q fleet jobs
 	touch $@
 
 setup: $(VENV)/.synced
@@ -39,6 +43,18 @@ contracts: setup
 
 pytest: setup
 	$(BIN)/pytest -q -p no:cacheprovider
+
+## demo: migrate a fresh SQLite database, start the simulator and the service, run a scripted
+## campaign through the REST API (dry run, reboot in waves, stop with a fault, resize); exits 0.
+demo: setup
+	$(BIN)/python scripts/demo.py
+
+## serve: the simulator (port 8701) and the service (http://127.0.0.1:8080) until Ctrl-C;
+## an admin token is kept in var/admin.token (see docs/api.md for curl and CLI examples).
+SERVE_ENV := FLEET_SIMULATOR__PORT=8701 FLEET_BOOTSTRAP_TOKEN_FILE=var/admin.token
+serve: setup
+	$(SERVE_ENV) $(BIN)/fleet db upgrade --config config/demo.toml
+	$(SERVE_ENV) $(BIN)/fleet serve --config config/demo.toml
 
 ## simulate: the loopback cloud simulator on port 8700.
 simulate: setup

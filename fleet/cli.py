@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
+
+from fleet.recipes import KINDS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,7 +19,104 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--world", default=None, help="TOML world file")
     sim.add_argument("--seed", type=int, default=None)
     sim.add_argument("--speed", type=float, default=None, help="simulated seconds per real second")
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    up = db_sub.add_parser("upgrade", help="migrate the database to the latest schema")
+    _config_arg(up)
+    worker = sub.add_parser("worker", help="run the engine (planning, dispatch, polling) only")
+    _config_arg(worker)
+    worker.add_argument("--name", default=None, help="worker name (stable across restarts)")
+    _service_parsers(sub)
+    _client_parsers(sub)
     return parser
+
+
+def _service_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Commands that run in this process: the service, and token administration."""
+    serve = sub.add_parser("serve", help="run the REST API with the engine (and the simulator)")
+    _config_arg(serve)
+    serve.add_argument(
+        "--bootstrap-token-file",
+        default=None,
+        help="keep a valid admin token in this file (also FLEET_BOOTSTRAP_TOKEN_FILE)",
+    )
+    serve.add_argument("--url-file", default=None, help="write the listening URL here")
+    tokens = sub.add_parser("tokens", help="API tokens, straight in the database")
+    tsub = tokens.add_subparsers(dest="tokens_command", required=True)
+    create = tsub.add_parser("create", help="create a token and print it (once)")
+    create.add_argument("name")
+    create.add_argument("--role", required=True, choices=["viewer", "operator", "admin"])
+    _config_arg(create)
+    for verb, text in (("list", "list tokens"), ("revoke", "revoke a token")):
+        cmd = tsub.add_parser(verb, help=text)
+        if verb == "revoke":
+            cmd.add_argument("name")
+        _config_arg(cmd)
+
+
+def _remote_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", default=None, help="service URL (FLEET_URL; token: FLEET_TOKEN)")
+    parser.add_argument("--json", action="store_true", help="print the API's JSON")
+
+
+def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = sub.add_parser("run", help="start an operation through the API")
+    _remote_args(run)
+    run.add_argument("action", choices=KINDS)
+    run.add_argument("--endpoint", action="append", help="endpoint name (repeatable)")
+    run.add_argument("--id", action="append", help="server id (repeatable)")
+    run.add_argument("--tag", action="append", help="k=v the servers must carry (repeatable)")
+    run.add_argument("--exclude-tag", default=None, help="k=v to skip ('' disables exclusion)")
+    run.add_argument("--name", default=None, help="server name glob, e.g. 'web-*'")
+    run.add_argument("--status", action="append", help="server status (repeatable)")
+    run.add_argument("--flavor", default=None, help="target flavor of a resize")
+    run.add_argument("--type", default=None, choices=["SOFT", "HARD", "soft", "hard"])
+    run.add_argument("--live", action="store_true", help="EasyStack live resize")
+    run.add_argument("--set-tag", action="append", help="k=v to add/remove (tag_add, tag_remove)")
+    run.add_argument("--max-in-flight", type=int, default=None)
+    run.add_argument("--max-errors", default=None, help="N or P%%")
+    run.add_argument("--waves", default=None, help="e.g. 1,10%%,100%%")
+    run.add_argument("--pause-after-wave", action="store_true")
+    run.add_argument("--dry-run", action="store_true", help="plan only: targets, calls, ETA")
+    run.add_argument("--wait", action="store_true", help="follow with a progress bar")
+    run.add_argument("--reason", default="", help="why (kept with the operation)")
+    run.add_argument("--idempotency-key", default=None)
+
+
+def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Commands that talk to a running service over the REST API."""
+    _run_parser(sub)
+    ops = sub.add_parser("ops", help="list, show, follow and control operations")
+    osub = ops.add_subparsers(dest="ops_command", required=True)
+    listing = osub.add_parser("list", help="operations, newest first")
+    _remote_args(listing)
+    listing.add_argument("--state", default=None)
+    listing.add_argument("--limit", type=int, default=20)
+    for verb in ("show", "watch", "subjobs", "cancel", "pause", "resume", "retry-failed"):
+        cmd = osub.add_parser(verb, help=f"{verb} an operation")
+        _remote_args(cmd)
+        cmd.add_argument("operation_id")
+        if verb == "subjobs":
+            cmd.add_argument("--state", default=None)
+            cmd.add_argument("--limit", type=int, default=100)
+    endpoints = sub.add_parser("endpoints", help="endpoints and their rate keys")
+    _remote_args(endpoints)
+    servers = sub.add_parser("servers", help="servers through the drivers")
+    _remote_args(servers)
+    servers.add_argument("--endpoint", action="append")
+    servers.add_argument("--tag", action="append", help="k=v (repeatable)")
+    servers.add_argument("--status", action="append")
+    servers.add_argument("--name", default=None)
+    servers.add_argument("--limit", type=int, default=100)
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=None,
+        help="TOML file merged over config/default.toml (repeatable)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,6 +127,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(
             host=args.host, port=args.port, world=args.world, seed=args.seed, speed=args.speed
         )
+    if args.command in ("run", "ops", "endpoints", "servers"):
+        from fleet.client import remote
+
+        return asyncio.run(remote(args))
+    from fleet.commands import run_db_upgrade, run_serve, run_tokens, run_worker
+
+    if args.command == "db":
+        return run_db_upgrade(args.config or [])
+    if args.command == "worker":
+        return run_worker(args.config or [], args.name)
+    if args.command == "serve":
+        return run_serve(args.config or [], args.bootstrap_token_file, args.url_file)
+    if args.command == "tokens":
+        name = getattr(args, "name", None)
+        return run_tokens(args.config or [], args.tokens_command, name, getattr(args, "role", None))
     return 2
 
 

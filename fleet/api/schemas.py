@@ -1,0 +1,326 @@
+"""The REST contract: every request and response body, as pydantic models.
+
+Requests are strict (`extra="forbid"`, no type coercion in bodies) so a typo or a wrong type is a
+422 naming the field instead of a silently ignored key. The OpenAPI document is generated from
+these models and the routes table, and responses are always built through them, so what the API
+sends is what the document says. Meaning beyond shape (is this endpoint configured? is `10%` a
+valid error budget?) is checked by `fleet.api.validation` with the engine's own parsers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from fleet.api.tokens import NAME_PATTERN, Role
+from fleet.domain import PowerType, ServerStatus
+from jobs.states import OperationState, State
+
+ActionName = Literal["start", "stop", "reboot", "resize", "tag_add", "tag_remove", "delete"]
+"""Must equal `fleet.recipes.KINDS` (a test keeps them in step)."""
+
+MAX_IDS = 10_000
+MAX_TAGS = 50
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+class TargetsIn(_In):
+    """Which servers: every given criterion must hold. Give at least one."""
+
+    endpoints: list[str] = Field(default_factory=list, max_length=100)
+    ids: list[str] = Field(default_factory=list, max_length=MAX_IDS)
+    tags_all: dict[str, str] = Field(default_factory=dict, max_length=MAX_TAGS)
+    tags_any: dict[str, list[str]] = Field(default_factory=dict, max_length=MAX_TAGS)
+    tags_none: dict[str, list[str]] = Field(default_factory=dict, max_length=MAX_TAGS)
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    statuses: list[ServerStatus] = Field(default_factory=list, max_length=20)
+    exclude_tag: str | None = Field(
+        default="fleet-exclude=true",
+        max_length=255,
+        description="key=value; servers carrying it are skipped ('excluded'); null: no exclusion",
+    )
+
+
+class ParamsIn(_In):
+    type: PowerType | None = Field(default=None, description="SOFT or HARD (stop, reboot)")
+    flavor: str | None = Field(default=None, min_length=1, max_length=255)
+    live: bool | None = Field(default=None, description="EasyStack live resize")
+    tags: dict[str, str] | None = Field(default=None, max_length=MAX_TAGS)
+    delete_publicip: bool | None = None
+    delete_volume: bool | None = None
+
+
+class StrategyIn(_In):
+    max_in_flight: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_errors: int | str | None = Field(
+        default=None, description="a count (3) or a percentage of the targets ('10%')"
+    )
+    waves: list[int | str] = Field(
+        default_factory=list, max_length=1000, description="e.g. [1, '10%', '100%']"
+    )
+    pause_after_wave: bool = False
+
+
+class GuardIn(_In):
+    max_servers: int | None = Field(default=None, ge=0)
+    max_percent: float | None = Field(default=None, ge=0, le=100)
+
+
+class CreateOperationIn(_In):
+    action: ActionName
+    params: ParamsIn = ParamsIn()
+    targets: TargetsIn
+    strategy: StrategyIn = StrategyIn()
+    guard: GuardIn | None = Field(
+        default=None, description="blast radius; default: the targeted endpoints' own limits"
+    )
+    dry_run: bool = False
+    reason: str = Field(default="", max_length=1000)
+
+
+class TokenCreateIn(_In):
+    name: str = Field(pattern=NAME_PATTERN)
+    role: Role
+
+
+# --- query strings (lax: everything arrives as text) -----------------------------------------
+
+
+class _Query(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OperationsQuery(_Query):
+    state: OperationState | None = None
+    cursor: str | None = Field(default=None, max_length=512)
+    limit: int = Field(default=50, ge=1, le=1000)
+
+
+class SubJobsQuery(_Query):
+    state: State | None = None
+    cursor: str | None = Field(default=None, max_length=64)
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class EventsQuery(_Query):
+    after: int | None = Field(default=None, ge=0, description="resume after this event id")
+
+
+class ServersQuery(_Query):
+    endpoint: list[str] = Field(default_factory=list, description="repeatable")
+    id: list[str] = Field(default_factory=list, description="repeatable")
+    tag: list[str] = Field(default_factory=list, description="key=value, all must match")
+    tag_any: list[str] = Field(default_factory=list, description="key=value, any value per key")
+    tag_none: list[str] = Field(default_factory=list, description="key or key=value, none")
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    status: list[ServerStatus] = Field(default_factory=list)
+    cursor: str | None = Field(default=None, max_length=64)
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+# --- responses --------------------------------------------------------------------------------
+
+
+class FieldError(_Out):
+    field: str
+    message: str
+
+
+class ProblemOut(_Out):
+    """RFC 9457 problem details, with the offending fields."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    field: str | None = None
+    errors: list[FieldError] = Field(default_factory=list)
+
+
+class RateKeyPlanOut(_Out):
+    rate_key: str
+    servers: int
+    batches: int
+    calls: int
+    budgets: list[str]
+    send_seconds: float
+
+
+class PlanOut(_Out):
+    targets: int
+    skipped: int
+    skipped_by_reason: dict[str, int]
+    rate_keys: list[RateKeyPlanOut]
+    waves: list[int]
+    wave_count: int
+    eta_seconds: float
+    acting_by_scope: dict[str, int]
+    fleet_by_scope: dict[str, int]
+    refused_reason: str | None
+
+
+class ProgressOut(_Out):
+    total: int = Field(description="sub-jobs (one per resolved server, skipped ones included)")
+    done: int = Field(description="sub-jobs in a terminal state")
+    active: int
+    percent: float
+
+
+class LinksOut(_Out):
+    self: str
+    subjobs: str
+    events: str
+
+
+class OperationOut(_Out):
+    id: str
+    action: str
+    params: dict[str, JsonValue]
+    targets: dict[str, JsonValue]
+    strategy: dict[str, JsonValue]
+    guard: dict[str, JsonValue] | None
+    dry_run: bool
+    reason: str
+    state: OperationState
+    counts: dict[str, int] = Field(description="sub-jobs by state (every state listed)")
+    progress: ProgressOut
+    eta_seconds: float | None = Field(description="estimated seconds left; null: unknown yet")
+    current_wave: int
+    wave_count: int | None
+    paused: bool
+    created_by: str
+    cancelled_by: str | None
+    idempotency_key: str | None
+    refused_reason: str | None
+    halted_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    planned_at: datetime | None
+    finished_at: datetime | None
+    links: LinksOut
+
+
+class OperationPage(_Out):
+    items: list[OperationOut]
+    next_cursor: str | None
+
+
+class DryRunOut(_Out):
+    operation: OperationOut
+    plan: PlanOut | None = Field(description="null when planning took longer than the wait")
+
+
+class RetryOut(_Out):
+    requeued: int
+    operation: OperationOut
+
+
+class SubJobOut(_Out):
+    id: int
+    seq: int
+    target_id: str
+    endpoint: str | None
+    server_id: str | None
+    name: str | None
+    state: State
+    step: int
+    attempt: int
+    throttles: int
+    rate_key: str
+    cloud_job_id: str | None
+    request_id: str | None
+    error_code: str | None
+    error_message: str | None
+    reason: str | None
+    accepted_at: datetime | None
+    updated_at: datetime
+
+
+class SubJobPage(_Out):
+    items: list[SubJobOut]
+    next_cursor: str | None
+
+
+class BudgetOut(_Out):
+    limit: int
+    period: float
+    unit: Literal["requests", "servers"]
+
+
+class RateKeyOut(_Out):
+    rate_key: str
+    api_class: str
+    budgets: list[BudgetOut]
+    used: dict[str, int] = Field(description="units sent in the current window, per unit")
+    queued: int
+    throttled: int = Field(description="throttling answers seen since start")
+    waits: int = Field(description="calls that had to wait for budget since start")
+    blocked_seconds: float | None = Field(description="seconds left of a throttling pause")
+
+
+class EndpointOut(_Out):
+    name: str
+    provider: str
+    flavour: str
+    simulator: bool
+    max_servers: int | None
+    max_percent: float | None
+    rate_keys: list[RateKeyOut]
+
+
+class EndpointList(_Out):
+    items: list[EndpointOut]
+
+
+class ServerOut(_Out):
+    endpoint: str
+    id: str
+    name: str
+    status: ServerStatus
+    raw_status: str
+    task_state: str | None
+    flavor: str | None
+    tags: dict[str, str]
+    locked: bool
+
+
+class ServerPage(_Out):
+    items: list[ServerOut]
+    next_cursor: str | None
+
+
+class HealthOut(_Out):
+    status: Literal["ok"]
+
+
+class ReadyOut(_Out):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str]
+
+
+class TokenOut(_Out):
+    name: str
+    role: Role
+    created_at: datetime
+    revoked: bool
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="shown this once; only a hash is stored")
+
+
+class TokenList(_Out):
+    items: list[TokenOut]

@@ -1,0 +1,95 @@
+"""Health, readiness, metrics, the OpenAPI document, and token administration."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from fleet.api import metrics
+from fleet.api.context import (
+    CACHE,
+    TOKENS,
+    fleet_of,
+    json_response,
+    read_body,
+    routes_of,
+)
+from fleet.api.errors import Problem
+from fleet.api.openapi import document
+from fleet.api.schemas import (
+    HealthOut,
+    ReadyOut,
+    TokenCreated,
+    TokenCreateIn,
+    TokenList,
+    TokenOut,
+)
+from fleet.api.tokens import TokenError, TokenInfo
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Open (no token): the process answers. Says nothing else about the service."""
+    return json_response(HealthOut(status="ok"))
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when the database answers; the engine's and endpoints' state are reported too."""
+    fleet = fleet_of(request)
+    checks: dict[str, str] = {}
+    try:
+        await fleet.operations.list(None, 1)
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means "not ready", and the reason is worth showing
+        checks["database"] = f"error: {type(exc).__name__}"
+    checks["engine"] = "running" if fleet.runtime.running else "stopped"
+    checks["endpoints"] = str(len(fleet.drivers))
+    ready = checks["database"] == "ok"
+    out = ReadyOut(status="ready" if ready else "not ready", checks=checks)
+    return json_response(out, 200 if ready else 503)
+
+
+async def prometheus(request: web.Request) -> web.Response:
+    text = await metrics.render(fleet_of(request))
+    return web.Response(body=text.encode(), headers={"Content-Type": metrics.CONTENT_TYPE})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """Generated from the routes table and the schemas, once per app."""
+    cache = request.app[CACHE]
+    text = cache.get("openapi")
+    if text is None:
+        doc = document(routes_of(request.app), sorted(fleet_of(request).drivers))
+        text = cache["openapi"] = json.dumps(doc)
+    return web.Response(text=text, content_type="application/json")
+
+
+def _token_out(info: TokenInfo) -> TokenOut:
+    return TokenOut(
+        name=info.name, role=info.role, created_at=info.created_at, revoked=info.revoked
+    )
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    infos = await request.app[TOKENS].all()
+    return json_response(TokenList(items=[_token_out(i) for i in infos]))
+
+
+async def create_token(request: web.Request) -> web.Response:
+    body = await read_body(request, TokenCreateIn)
+    now = fleet_of(request).operations.clock.now()
+    try:
+        info, token = await request.app[TOKENS].create(body.name, body.role, now)
+    except TokenError as exc:
+        status = 409 if "exists" in exc.message else 422
+        raise Problem(status, str(exc), field=exc.field) from None
+    out = TokenCreated(**_token_out(info).model_dump(), token=token)
+    return json_response(out, 201, {"Location": f"/v1/tokens/{info.name}"})
+
+
+async def revoke_token(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    info = await request.app[TOKENS].revoke(name)
+    if info is None:
+        raise Problem(404, f"no token named {name!r}")
+    return json_response(_token_out(info))

@@ -1,0 +1,176 @@
+"""A create-operation request -> `NewOperation`, checked completely before anything is written.
+
+Shape is pydantic's job (`CreateOperationIn`); meaning is checked here with the very parsers the
+planner and the engine use later (`parse_targets`, `parse_params`, `Strategy.from_json`,
+`BlastRadius.from_json`), plus what only the service knows: which endpoints exist, what their
+dialects can do, and (where a driver can list them) which flavors exist. Every failure is a 422
+naming the field as the client wrote it (`targets.endpoints[1]`, `strategy.waves[0]`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+from fleet.api.errors import Problem, field_problem
+from fleet.api.schemas import CreateOperationIn, GuardIn, TargetsIn
+from fleet.domain import ActionParams
+from fleet.drivers.base import Driver
+from fleet.drivers.errors import Unsupported
+from fleet.opspec import SpecError, parse_params, parse_targets
+from fleet.recipes import recipe_for
+from fleet.service import Fleet
+from jobs.errors import InvalidSpec
+from jobs.records import NewOperation
+from jobs.strategy import BlastRadius, Strategy
+from jobs.types import JSONObject, JSONValue
+
+TAG_KINDS = ("tag_add", "tag_remove")
+_CRITERIA = ("endpoints", "ids", "tags_all", "tags_any", "tags_none", "name", "statuses")
+MAX_IDEMPOTENCY_KEY = 255
+
+
+@runtime_checkable
+class FlavorCatalog(Protocol):
+    """A driver that can list its flavors lets the API refuse an unknown flavor up front."""
+
+    async def flavors(self) -> frozenset[str]: ...
+
+
+def _renamed(exc: SpecError | InvalidSpec, prefix: str, old: str = "") -> Problem:
+    field = exc.field
+    if old and field.startswith(old):
+        field = prefix + field[len(old) :]
+    elif not old:
+        field = f"{prefix}{field}"
+    message = exc.message if isinstance(exc, SpecError) else str(exc).split(": ", 1)[-1]
+    return field_problem(field, message)
+
+
+def selector_json(targets: TargetsIn) -> JSONObject:
+    """Only what the client gave (so `exclude_tag` absent keeps the default, null disables it)."""
+    dumped = targets.model_dump(mode="json")
+    out: JSONObject = {}
+    for name in targets.model_fields_set:
+        value: JSONValue = dumped[name]
+        if name == "exclude_tag" or value not in ([], {}, None):
+            out[name] = value
+    return out
+
+
+def check_targets(targets: TargetsIn, endpoints: Sequence[str]) -> JSONObject:
+    if not any(getattr(targets, name) not in ([], {}, None) for name in _CRITERIA):
+        raise field_problem(
+            "targets", f"give at least one criterion: {', '.join(_CRITERIA)} (an empty set)"
+        )
+    if "ids" in targets.model_fields_set and not targets.ids:
+        raise field_problem("targets.ids", "must not be empty when given")
+    for i, name in enumerate(targets.endpoints):
+        if name not in endpoints:
+            raise field_problem(
+                f"targets.endpoints[{i}]",
+                f"unknown endpoint {name!r}; configured: {', '.join(endpoints) or 'none'}",
+            )
+    selector = selector_json(targets)
+    try:
+        parse_targets(selector)
+    except SpecError as exc:
+        raise _renamed(exc, "targets", "selector") from None
+    return selector
+
+
+def params_json(body: CreateOperationIn) -> tuple[JSONObject, ActionParams]:
+    raw: JSONObject = body.params.model_dump(mode="json", exclude_none=True)
+    try:
+        return raw, parse_params(body.action, raw)
+    except SpecError as exc:
+        raise _renamed(exc, "params", "params") from None
+
+
+def strategy_of(body: CreateOperationIn) -> Strategy:
+    try:
+        return Strategy.from_json(body.strategy.model_dump(mode="json"))
+    except InvalidSpec as exc:
+        raise _renamed(exc, "strategy.") from None
+
+
+def guard_of(guard: GuardIn | None, fleet: Fleet, endpoints: Sequence[str]) -> BlastRadius | None:
+    """The request's guard, else the strictest limits configured on the targeted endpoints."""
+    if guard is None:
+        specs = [s for s in fleet.settings.endpoints if s.name in endpoints]
+        servers = [s.max_servers for s in specs if s.max_servers is not None]
+        percents = [s.max_percent for s in specs if s.max_percent is not None]
+        if not servers and not percents:
+            return None
+        raw: Mapping[str, object] = {
+            "max_servers": min(servers) if servers else None,
+            "max_percent": min(percents) if percents else None,
+        }
+    else:
+        raw = guard.model_dump(mode="json")
+    try:
+        return BlastRadius.from_json(raw)
+    except InvalidSpec as exc:
+        raise _renamed(exc, "guard.") from None
+
+
+def check_capabilities(fleet: Fleet, kind: str, params: ActionParams, named: Sequence[str]) -> None:
+    """An action a named endpoint's dialect cannot do is refused now, not after planning."""
+    if kind in TAG_KINDS:
+        return  # servers of a dialect without tags are skipped with that reason instead
+    flavours = {s.name: s.flavour for s in fleet.settings.endpoints}
+    for i, name in enumerate(named):
+        driver = fleet.drivers[name]
+        recipe = recipe_for(kind, driver.provider, flavour=flavours.get(name, "openstack"))
+        try:
+            for step in recipe.steps:
+                driver.check(step.action, params)
+        except Unsupported as exc:
+            raise field_problem(f"targets.endpoints[{i}]", f"{name}: {exc.message}") from None
+
+
+async def check_flavor(
+    params: ActionParams, drivers: Mapping[str, Driver], endpoints: Sequence[str]
+) -> None:
+    if params.flavor is None:
+        return
+    for name in endpoints:
+        driver = drivers[name]
+        if isinstance(driver, FlavorCatalog):
+            known = await driver.flavors()
+            if params.flavor not in known:
+                raise field_problem("params.flavor", f"unknown flavor on {name}: {params.flavor!r}")
+
+
+def idempotency_key(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if not raw or len(raw) > MAX_IDEMPOTENCY_KEY or not raw.isprintable():
+        raise field_problem(
+            "Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters"
+        )
+    return raw
+
+
+async def new_operation(
+    body: CreateOperationIn, fleet: Fleet, created_by: str, key: str | None
+) -> NewOperation:
+    """Everything checked; nothing written."""
+    names = list(fleet.drivers)
+    selector = check_targets(body.targets, names)
+    params_raw, params = params_json(body)
+    targeted = list(body.targets.endpoints) or names
+    check_capabilities(fleet, body.action, params, body.targets.endpoints)
+    if body.action == "resize":
+        await check_flavor(params, fleet.drivers, targeted)
+    return NewOperation(
+        kind=body.action,
+        params=params_raw,
+        selector=selector,
+        strategy=strategy_of(body),
+        guard=guard_of(body.guard, fleet, targeted),
+        dry_run=body.dry_run,
+        reason=body.reason,
+        created_by=created_by,
+        idempotency_key=key,
+    )

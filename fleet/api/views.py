@@ -1,0 +1,139 @@
+"""Engine records -> response models: counts by state, progress, ETA, links, per-server results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fleet.api.schemas import (
+    LinksOut,
+    OperationOut,
+    PlanOut,
+    ProgressOut,
+    ServerOut,
+    SubJobOut,
+)
+from fleet.domain import ServerRef
+from jobs.records import OperationView, PlanSummary, SubJobRecord
+from jobs.states import OperationState, State
+
+FINISHED = frozenset(
+    {
+        OperationState.SUCCEEDED,
+        OperationState.COMPLETED_WITH_FAILURES,
+        OperationState.STOPPED,
+        OperationState.CANCELLED,
+        OperationState.REFUSED,
+        OperationState.PLANNED,
+    }
+)
+"""Operation states that never change again (a dry run ends at PLANNED)."""
+
+
+def operation_path(operation_id: str) -> str:
+    return f"/v1/operations/{operation_id}"
+
+
+def eta_seconds(view: OperationView, now: datetime) -> float | None:
+    """Seconds left: from the pace so far once servers finish, else from the plan's estimate."""
+    if view.state in FINISHED:
+        return 0.0
+    op = view.operation
+    if op.summary is None or op.planned_at is None:
+        return None
+    active = sum(n for s, n in view.counts.items() if s not in _TERMINAL)
+    if active == 0:
+        return 0.0
+    elapsed = max(0.0, (now - op.planned_at).total_seconds())
+    acted = max(0, view.done - op.skipped)
+    if acted > 0 and elapsed > 0:
+        return round(active * elapsed / acted, 1)
+    return round(max(0.0, op.summary.eta_seconds - elapsed), 1)
+
+
+_TERMINAL = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED, State.SKIPPED})
+
+
+def progress(view: OperationView) -> ProgressOut:
+    total = sum(view.counts.values())
+    done = view.done
+    finished = 100.0 if view.state in FINISHED else 0.0
+    percent = round(done * 100 / total, 1) if total else finished
+    return ProgressOut(total=total, done=done, active=total - done, percent=percent)
+
+
+def operation_out(view: OperationView, now: datetime) -> OperationOut:
+    op = view.operation
+    path = operation_path(op.id)
+    return OperationOut(
+        id=op.id,
+        action=op.kind,
+        params=dict(op.params),
+        targets=dict(op.selector),
+        strategy=op.strategy.to_json(),
+        guard=None if op.guard is None else op.guard.to_json(),
+        dry_run=op.dry_run,
+        reason=op.reason,
+        state=view.state,
+        counts={s.value: view.counts.get(s, 0) for s in State},
+        progress=progress(view),
+        eta_seconds=eta_seconds(view, now),
+        current_wave=op.current_wave,
+        wave_count=None if op.summary is None else op.summary.wave_count,
+        paused=op.paused,
+        created_by=op.created_by,
+        cancelled_by=op.cancelled_by,
+        idempotency_key=op.idempotency_key,
+        refused_reason=op.refused_reason,
+        halted_reason=op.halted_reason,
+        created_at=op.created_at,
+        updated_at=op.updated_at,
+        planned_at=op.planned_at,
+        finished_at=op.finished_at,
+        links=LinksOut(self=path, subjobs=f"{path}/subjobs", events=f"{path}/events"),
+    )
+
+
+def plan_out(summary: PlanSummary) -> PlanOut:
+    return PlanOut.model_validate(summary.to_json())
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def subjob_out(sub: SubJobRecord) -> SubJobOut:
+    payload = sub.payload
+    return SubJobOut(
+        id=sub.id,
+        seq=sub.seq,
+        target_id=sub.target_id,
+        endpoint=_text(payload.get("endpoint")),
+        server_id=_text(payload.get("server_id")),
+        name=_text(payload.get("name")),
+        state=sub.state,
+        step=sub.step,
+        attempt=sub.attempt,
+        throttles=sub.throttles,
+        rate_key=sub.rate_key,
+        cloud_job_id=sub.cloud_job_id,
+        request_id=sub.request_id,
+        error_code=sub.error_code,
+        error_message=sub.error_message,
+        reason=sub.reason,
+        accepted_at=sub.accepted_at,
+        updated_at=sub.updated_at,
+    )
+
+
+def server_out(server: ServerRef) -> ServerOut:
+    return ServerOut(
+        endpoint=server.endpoint,
+        id=server.id,
+        name=server.name,
+        status=server.status,
+        raw_status=server.raw_status,
+        task_state=server.task_state,
+        flavor=server.flavor,
+        tags=dict(server.tags),
+        locked=server.locked,
+    )

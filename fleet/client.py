@@ -1,0 +1,447 @@
+"""The CLI's side of the REST API: `fleet run`, `fleet ops ...`, `fleet endpoints`, `fleet servers`.
+
+Everything goes over HTTP to a running service (`--url` or `FLEET_URL`, token from `FLEET_TOKEN` or
+the file named by `FLEET_TOKEN_FILE`): the CLI has no database access of its own, so it works the
+same against a laptop demo and a production replica. `--wait` follows the operation's event stream
+with a progress bar (redrawn in place on a terminal, one line per step otherwise) and ends with a
+per-state summary. Exit codes: 0 done without failures, 1 the operation failed, was stopped,
+cancelled or refused, 2 the request was refused (the problem is printed), 3 no service reachable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from argparse import Namespace
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import aiohttp
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+GOOD_ENDINGS = frozenset({"succeeded", "planned"})
+ENDINGS = frozenset(
+    {"succeeded", "completed_with_failures", "stopped", "cancelled", "refused", "planned"}
+)
+STATE_ORDER = ("succeeded", "failed", "skipped", "cancelled", "pending", "dispatching", "awaiting")
+JSONDict = dict[str, object]
+
+
+class ApiError(Exception):
+    """The service answered with a problem (4xx/5xx)."""
+
+    def __init__(self, status: int, problem: Mapping[str, object]) -> None:
+        self.status = status
+        self.problem = dict(problem)
+        super().__init__(f"{status} {problem.get('detail') or problem.get('title') or ''}")
+
+
+def token_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    env = os.environ if environ is None else environ
+    token = env.get("FLEET_TOKEN", "").strip()
+    if token:
+        return token
+    path = env.get("FLEET_TOKEN_FILE")
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
+    return None
+
+
+@dataclass
+class Client:
+    base_url: str
+    token: str | None
+    session: aiohttp.ClientSession
+
+    def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        headers.update(extra or {})
+        return headers
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: object | None = None,
+        params: Sequence[tuple[str, str]] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> JSONDict:
+        url = self.base_url.rstrip("/") + path
+        async with self.session.request(
+            method, url, json=body, params=list(params), headers=self._headers(headers)
+        ) as resp:
+            data = await resp.json(content_type=None) if resp.content_length != 0 else {}
+            if resp.status >= 400:
+                raise ApiError(resp.status, data if isinstance(data, dict) else {})
+            return data if isinstance(data, dict) else {"value": data}
+
+    async def events(self, operation_id: str) -> AsyncIterator[tuple[str, JSONDict]]:
+        """The operation's server-sent events, reconnecting (with Last-Event-ID) if cut."""
+        last_id: str | None = None
+        for _attempt in range(5):
+            headers = {"Accept": "text/event-stream"}
+            if last_id:
+                headers["Last-Event-ID"] = last_id
+            url = f"{self.base_url.rstrip('/')}/v1/operations/{operation_id}/events"
+            timeout = aiohttp.ClientTimeout(total=None, sock_read=120)
+            async with self.session.get(
+                url, headers=self._headers(headers), timeout=timeout
+            ) as resp:
+                if resp.status >= 400:
+                    raise ApiError(resp.status, await resp.json(content_type=None))
+                event, data = "message", ""
+                async for raw in resp.content:
+                    line = raw.decode().rstrip("\r\n")
+                    if line.startswith("id:"):
+                        last_id = line[3:].strip()
+                    elif line.startswith("event:"):
+                        event = line[6:].strip()
+                    elif line.startswith("data:"):
+                        data += line[5:].strip()
+                    elif not line and data:
+                        parsed = json.loads(data)
+                        yield event, parsed if isinstance(parsed, dict) else {}
+                        if event == "end":
+                            return
+                        event, data = "message", ""
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def _counts(op: Mapping[str, object]) -> dict[str, int]:
+    raw = op.get("counts")
+    return {str(k): int(str(v)) for k, v in raw.items()} if isinstance(raw, dict) else {}
+
+
+def _num(value: object) -> float:
+    return float(str(value)) if value is not None else 0.0
+
+
+def progress_line(op: Mapping[str, object], width: int = 28) -> str:
+    progress = op.get("progress") if isinstance(op.get("progress"), dict) else {}
+    assert isinstance(progress, dict)
+    total, done = int(_num(progress.get("total"))), int(_num(progress.get("done")))
+    finished = op.get("state") in ENDINGS
+    filled = (width if finished else 0) if total == 0 else int(width * done / total)
+    counts = _counts(op)
+    eta = op.get("eta_seconds")
+    eta_text = "-" if eta is None else f"{_num(eta):.0f}s"
+    return (
+        f"{str(op.get('id', ''))[:12]:<12} [{'#' * filled}{'.' * (width - filled)}] "
+        f"{done:>5}/{total:<5} {op.get('state')!s:<23} eta {eta_text:>5}  "
+        f"ok {counts.get('succeeded', 0)}  failed {counts.get('failed', 0)}  "
+        f"skipped {counts.get('skipped', 0)}  cancelled {counts.get('cancelled', 0)}"
+    )
+
+
+def summary_text(op: Mapping[str, object]) -> str:
+    counts = _counts(op)
+    rows = [(s, counts.get(s, 0)) for s in STATE_ORDER if counts.get(s, 0)]
+    lines = [f"operation {op.get('id')} ({op.get('action')}): {op.get('state')}"]
+    for key in ("refused_reason", "halted_reason"):
+        if op.get(key):
+            lines.append(f"  {key.split('_')[0]}: {op.get(key)}")
+    lines.append(f"  {'state':<12} {'sub-jobs':>8}")
+    lines += [f"  {state:<12} {n:>8}" for state, n in rows]
+    lines.append(f"  {'total':<12} {sum(counts.values()):>8}")
+    return "\n".join(lines)
+
+
+def plan_text(op: Mapping[str, object], plan: Mapping[str, object] | None) -> str:
+    if plan is None:
+        return f"operation {op.get('id')}: still planning; see `fleet ops show {op.get('id')}`"
+    skipped = plan.get("skipped_by_reason") or {}
+    assert isinstance(skipped, dict)
+    why = ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items())) or "none"
+    waves = plan.get("waves") or []
+    assert isinstance(waves, list)
+    lines = [
+        f"dry run {op.get('id')} ({op.get('action')}): {plan.get('targets')} servers to act on, "
+        f"{plan.get('skipped')} skipped ({why})",
+        f"  waves: {', '.join(map(str, waves[:10]))}{' ...' if len(waves) > 10 else ''} "
+        f"({plan.get('wave_count')} in all)",
+        f"  {'rate key':<26} {'servers':>7} {'calls':>6}  {'budget':<28} {'send':>7}",
+    ]
+    keys = plan.get("rate_keys") or []
+    assert isinstance(keys, list)
+    for k in keys:
+        budgets = ", ".join(str(b) for b in k.get("budgets") or []) or "unlimited"
+        lines.append(
+            f"  {k.get('rate_key'):<26} {k.get('servers'):>7} {k.get('calls'):>6}  "
+            f"{budgets:<28} {_num(k.get('send_seconds')):>6.1f}s"
+        )
+    if plan.get("refused_reason"):
+        lines.append(f"  REFUSED: {plan.get('refused_reason')}")
+    lines.append(f"  ETA: {_num(plan.get('eta_seconds')):.1f} s (from the rate limits)")
+    return "\n".join(lines)
+
+
+def exit_code(op: Mapping[str, object]) -> int:
+    return 0 if op.get("state") in GOOD_ENDINGS else 1
+
+
+async def watch(client: Client, operation_id: str, out: TextIO, err: TextIO) -> JSONDict:
+    """Follow the operation to its end with a progress bar on `err`; return its final view."""
+    live = err.isatty()
+    shown: tuple[object, ...] | None = None
+    last = ""
+    final: JSONDict = await client.call("GET", f"/v1/operations/{operation_id}")
+    async for event, data in client.events(operation_id):
+        if event == "end":
+            final = data
+            break
+        if event != "progress":
+            continue
+        line = progress_line(data)
+        if live:
+            err.write("\r" + line)
+        else:
+            progress = data.get("progress")
+            pct = _num(progress.get("percent")) if isinstance(progress, dict) else 0.0
+            step = (data.get("state"), int(pct // 10))
+            if step != shown:
+                shown, last = step, line
+                err.write(line + "\n")
+        err.flush()
+    line = progress_line(final)
+    if live or line != last:
+        err.write(("\r" if live else "") + line + "\n")
+    err.flush()
+    out.write(summary_text(final) + "\n")
+    return final
+
+
+def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
+    cells = [[str(c) for c in header], *[[str(c) for c in r] for r in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells
+    )
+
+
+def write_json(data: object, out: TextIO = sys.stdout) -> None:
+    out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def _pairs(values: Sequence[str] | None, flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for text in values or []:
+        key, sep, value = text.partition("=")
+        if not key or not sep:
+            raise SystemExit(f"fleet: {flag} {text!r}: expected key=value")
+        out[key] = value
+    return out
+
+
+def _amount(text: str) -> int | str:
+    text = text.strip()
+    return int(text) if text.isdigit() else text
+
+
+def _targets(args: Namespace) -> JSONDict:
+    targets: JSONDict = {}
+    for key, value in (
+        ("endpoints", args.endpoint),
+        ("ids", args.id),
+        ("statuses", args.status),
+        ("tags_all", _pairs(args.tag, "--tag")),
+    ):
+        if value:
+            targets[key] = value
+    if args.name:
+        targets["name"] = args.name
+    if args.exclude_tag is not None:
+        targets["exclude_tag"] = args.exclude_tag or None
+    return targets
+
+
+def _params(args: Namespace) -> JSONDict:
+    params: JSONDict = {}
+    if args.type:
+        params["type"] = args.type.upper()
+    if args.flavor:
+        params["flavor"] = args.flavor
+    if args.live:
+        params["live"] = True
+    if args.set_tag:
+        params["tags"] = _pairs(args.set_tag, "--set-tag")
+    return params
+
+
+def _strategy(args: Namespace) -> JSONDict:
+    strategy: JSONDict = {}
+    if args.max_in_flight is not None:
+        strategy["max_in_flight"] = args.max_in_flight
+    if args.max_errors is not None:
+        strategy["max_errors"] = _amount(args.max_errors)
+    if args.waves:
+        strategy["waves"] = [_amount(w) for w in args.waves.split(",") if w.strip()]
+    if args.pause_after_wave:
+        strategy["pause_after_wave"] = True
+    return strategy
+
+
+def run_body(args: Namespace) -> JSONDict:
+    """`fleet run` flags -> the POST /v1/operations body."""
+    return {
+        "action": args.action,
+        "targets": _targets(args),
+        "params": _params(args),
+        "strategy": _strategy(args),
+        "dry_run": bool(args.dry_run),
+        "reason": args.reason or "",
+    }
+
+
+async def cmd_run(args: Namespace, client: Client, out: TextIO, err: TextIO) -> int:
+    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
+    data = await client.call("POST", "/v1/operations", body=run_body(args), headers=headers)
+    if args.json and not args.wait:
+        write_json(data, out)
+        return 0
+    if args.dry_run:
+        op, plan = data.get("operation"), data.get("plan")
+        assert isinstance(op, dict)
+        out.write(plan_text(op, plan if isinstance(plan, dict) else None) + "\n")
+        return 0
+    out.write(f"operation {data.get('id')} accepted ({data.get('action')})\n")
+    out.flush()
+    if not args.wait:
+        return 0
+    final = await watch(client, str(data.get("id")), out, err)
+    return exit_code(final)
+
+
+def _page_params(args: Namespace) -> list[tuple[str, str]]:
+    return [("limit", str(args.limit))] + ([("state", args.state)] if args.state else [])
+
+
+async def _ops_list(args: Namespace, client: Client, out: TextIO) -> int:
+    page = await client.call("GET", "/v1/operations", params=_page_params(args))
+    if args.json:
+        write_json(page, out)
+        return 0
+    items = page.get("items") or []
+    assert isinstance(items, list)
+    rows = [
+        (
+            o["id"],
+            o["action"],
+            o["state"],
+            f"{o['progress']['done']}/{o['progress']['total']}",
+            o["created_by"],
+            o["created_at"][:19],
+        )
+        for o in items
+    ]
+    out.write(table(rows, ("id", "action", "state", "done", "created_by", "created_at")) + "\n")
+    return 0
+
+
+async def _ops_subjobs(args: Namespace, client: Client, out: TextIO) -> int:
+    path = f"/v1/operations/{args.operation_id}/subjobs"
+    page = await client.call("GET", path, params=_page_params(args))
+    if args.json:
+        write_json(page, out)
+        return 0
+    items = page.get("items") or []
+    assert isinstance(items, list)
+    rows = [
+        (s["target_id"], s["name"] or "", s["state"], s["error_code"] or "", s["reason"] or "")
+        for s in items
+    ]
+    out.write(table(rows, ("target", "name", "state", "code", "reason")) + "\n")
+    return 0
+
+
+async def cmd_ops(args: Namespace, client: Client, out: TextIO, err: TextIO) -> int:
+    verb = args.ops_command
+    if verb == "list":
+        return await _ops_list(args, client, out)
+    if verb == "subjobs":
+        return await _ops_subjobs(args, client, out)
+    op_id = str(args.operation_id)
+    if verb == "watch":
+        return exit_code(await watch(client, op_id, out, err))
+    if verb in ("cancel", "pause", "resume", "retry-failed"):
+        data = await client.call("POST", f"/v1/operations/{op_id}/{verb}")
+        op = data.get("operation", data)
+        assert isinstance(op, dict)
+        note = f" ({data['requeued']} requeued)" if "requeued" in data else ""
+        out.write(f"operation {op_id}: {op.get('state')}{note}\n")
+        return 0
+    data = await client.call("GET", f"/v1/operations/{op_id}")
+    if args.json:
+        write_json(data, out)
+    else:
+        out.write(progress_line(data) + "\n" + summary_text(data) + "\n")
+    return 0
+
+
+async def cmd_endpoints(args: Namespace, client: Client, out: TextIO, err: TextIO) -> int:
+    data = await client.call("GET", "/v1/endpoints")
+    if args.json:
+        write_json(data, out)
+        return 0
+    rows = []
+    for ep in data.get("items") or []:  # type: ignore[attr-defined]
+        for key in ep["rate_keys"]:
+            budgets = ", ".join(
+                f"{b['limit']} {b['unit']}/{b['period']:g}s" for b in key["budgets"]
+            )
+            used = ", ".join(f"{n} {u}" for u, n in key["used"].items()) or "0"
+            name, provider, rate_key = ep["name"], ep["provider"], key["rate_key"]
+            limits = budgets or "unlimited"
+            rows.append((name, provider, rate_key, limits, used, key["queued"], key["throttled"]))
+    header = ("endpoint", "provider", "rate key", "budget", "used", "queued", "throttled")
+    out.write(table(rows, header) + "\n")
+    return 0
+
+
+async def cmd_servers(args: Namespace, client: Client, out: TextIO, err: TextIO) -> int:
+    params = [("limit", str(args.limit))]
+    params += [("endpoint", e) for e in args.endpoint or []]
+    params += [("tag", t) for t in args.tag or []]
+    params += [("status", s) for s in args.status or []]
+    if args.name:
+        params.append(("name", args.name))
+    data = await client.call("GET", "/v1/servers", params=params)
+    if args.json:
+        write_json(data, out)
+        return 0
+    items = data.get("items") or []
+    assert isinstance(items, list)
+    rows = [(s["endpoint"], s["id"], s["name"], s["status"], s["flavor"] or "") for s in items]
+    out.write(table(rows, ("endpoint", "id", "name", "status", "flavor")) + "\n")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "ops": cmd_ops, "endpoints": cmd_endpoints, "servers": cmd_servers}
+
+
+async def remote(args: Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Run one API command; problems and connection errors become messages and exit codes."""
+    url = args.url or os.environ.get("FLEET_URL") or DEFAULT_URL
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
+        client = Client(url, token_from_env(), session)
+        try:
+            return await COMMANDS[args.command](args, client, out, err)
+        except ApiError as exc:
+            err.write(f"fleet: {exc.status}: {exc.problem.get('detail') or exc}\n")
+            return 2
+        except aiohttp.ClientConnectionError as exc:
+            err.write(f"fleet: cannot reach the service at {url}: {exc}\n")
+            return 3
