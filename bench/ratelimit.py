@@ -15,9 +15,9 @@ through one `jobs.ratelimit.RateLimiter` configured with the same budgets, one k
                        (the limiter also holds a 30 requests per period budget on that key);
 - `openstack:action`   Nova per-server reboot, 50 requests per period.
 
-`--hold answer` (default) counts each call until a period after its answer (the limiter's
-`until_done` mode, wired here through aiohttp trace hooks until the drivers' gate has an
-"after the answer" hook); `--hold send` is today's product wiring, counting from the send.
+`--hold answer` (default) is the product's wiring (`fleet.gate.LimiterGate`): each call counted
+until a period after its answer, which the drivers' transport reports to the gate; `--hold send`
+counts from the send plus the margin, for comparison.
 Tokens are fetched before the run unless `--no-warm-up`.
 
 Per key we report the achieved rate (least-squares slope of cumulative units over the
@@ -96,46 +96,15 @@ class Tally:
         self.errors[exc.kind.value] = self.errors.get(exc.kind.value, 0) + 1
 
 
-class HeldCalls:
-    """Calls acquired until their answer, per task (a driver's HTTP call runs in one task)."""
-
-    def __init__(self, limiter: RateLimiter) -> None:
-        self._limiter = limiter
-        self._by_task: dict[asyncio.Task[object] | None, list[tuple[str, int]]] = {}
-
-    def push(self, key: str, servers: int) -> None:
-        self._by_task.setdefault(asyncio.current_task(), []).append((key, servers))
-
-    async def answered(self, *_: object) -> None:
-        stack = self._by_task.get(asyncio.current_task())
-        if stack:
-            key, servers = stack.pop()
-            self._limiter.done(key, servers)
-
-    def trace(self) -> aiohttp.TraceConfig:
-        trace = aiohttp.TraceConfig()
-        trace.on_request_end.append(self.answered)
-        trace.on_request_exception.append(self.answered)
-        return trace
-
-
-class AnswerGate(LimiterGate):
-    """The product gate, but each call counts until `period + margin` after its answer.
-
-    Stands in for a `RequestGate` hook after the answer, which the drivers do not have yet: the
-    key is acquired `until_done`, and the session's trace hooks call `done` when the answer's
-    headers arrive or the request fails. (A call that fails before its request starts would
-    leave its key held; with tokens fetched by the warm-up, none does here.)
-    """
-
-    def __init__(self, endpoint: str, limiter: RateLimiter, held: HeldCalls) -> None:
-        super().__init__(endpoint, limiter)
-        self._held_limiter, self._held = limiter, held
+class SendGate(LimiterGate):
+    """For comparison only: each call counted from its send plus the margin (the product's gate,
+    `LimiterGate`, counts it until a period after its answer)."""
 
     async def before(self, api_class: str, servers: int) -> None:
-        key, servers = self.key(api_class), max(1, servers)
-        await self._held_limiter.acquire(key, servers, until_done=True)
-        self._held.push(key, servers)
+        await self._limiter.acquire(self.key(api_class), servers=max(1, servers))
+
+    def after(self, api_class: str, servers: int) -> None:
+        return None
 
 
 def endpoint_configs(sim: RunningSimulator) -> dict[str, EndpointConfig]:
@@ -328,18 +297,14 @@ async def drive(
     warm_up: bool,
 ) -> None:
     """Build the three drivers on their own sessions, behind the chosen gate, and saturate."""
-    held = HeldCalls(limiter)
-    traces = [held.trace()] if hold == "answer" else []
     sessions = {
-        name: aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200), trace_configs=traces)
+        name: aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
         for name in ("bms-sim", "ecs-sim", "os-sim")
     }
     try:
         drivers: dict[str, Driver] = {}
         for name, config in endpoint_configs(sim).items():
-            gate = (
-                AnswerGate(name, limiter, held) if hold == "answer" else LimiterGate(name, limiter)
-            )
+            gate = LimiterGate(name, limiter) if hold == "answer" else SendGate(name, limiter)
             drivers[name] = create_driver(config, sessions[name], gate)
         if warm_up:
             await authenticate(drivers, ids)
