@@ -9,14 +9,17 @@ naming the field as the client wrote it (`targets.endpoints[1]`, `strategy.waves
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
+import structlog
+
 from fleet.api.errors import Problem, field_problem
 from fleet.api.schemas import CreateOperationIn, GuardIn, TargetsIn
-from fleet.domain import ActionParams
+from fleet.domain import Action, ActionParams
 from fleet.drivers.base import Driver
-from fleet.drivers.errors import Unsupported
+from fleet.drivers.errors import DriverError, Unsupported
 from fleet.opspec import SpecError, parse_params, parse_targets
 from fleet.recipes import recipe_for
 from fleet.service import Fleet
@@ -28,6 +31,11 @@ from jobs.types import JSONObject, JSONValue
 TAG_KINDS = ("tag_add", "tag_remove")
 _CRITERIA = ("endpoints", "ids", "tags_all", "tags_any", "tags_none", "name", "statuses")
 MAX_IDEMPOTENCY_KEY = 255
+# Seconds the API waits for the targeted endpoints' flavor lists (fetched concurrently, cached
+# per driver): past it an endpoint counts as "cannot tell" and the request goes on.
+FLAVOR_CHECK_TIMEOUT = 5.0
+
+log = structlog.get_logger("fleet.api")
 
 
 @runtime_checkable
@@ -129,17 +137,65 @@ def check_capabilities(fleet: Fleet, kind: str, params: ActionParams, named: Seq
             raise field_problem(f"targets.endpoints[{i}]", f"{name}: {exc.message}") from None
 
 
+async def _flavors_of(driver: FlavorCatalog, name: str, seconds: float) -> frozenset[str] | None:
+    """The endpoint's flavors, or None when it cannot tell within `seconds` (cloud down)."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await driver.flavors()
+    except (DriverError, TimeoutError) as exc:
+        log.warning("flavor_list_unavailable", endpoint=name, error=str(exc) or type(exc).__name__)
+        return None
+
+
 async def check_flavor(
-    params: ActionParams, drivers: Mapping[str, Driver], endpoints: Sequence[str]
+    params: ActionParams,
+    drivers: Mapping[str, Driver],
+    named: Sequence[str],
+    *,
+    seconds: float | None = None,
 ) -> None:
+    """Refuse a resize to a flavor the targeted endpoints do not list, naming `params.flavor`.
+
+    Only endpoints whose dialect can resize (and whose driver lists flavors) are asked, all at
+    once, each through its cached `flavors()`:
+
+    - endpoints named in `targets.endpoints`: each must list the flavor (the servers there will be
+      sent it as `flavorRef`);
+    - no endpoint named: the flavor must be listed by at least one configured endpoint that can
+      resize. Flavor ids are per cloud, so requiring all of them would refuse every resize of a
+      mixed fleet whose selector (ids, a name pattern) only reaches one cloud.
+
+    A flavor list that cannot be fetched (cloud down, an error answer, no answer within `seconds`,
+    by default `FLAVOR_CHECK_TIMEOUT`) does not block the request: that endpoint counts as "cannot
+    tell" (logged) and planning and the cloud decide (a flavor the cloud does not know fails the
+    sub-job with the cloud's own reason). So with no endpoint named, an unknown flavor is refused
+    only when every resize-capable endpoint answered.
+    """
     if params.flavor is None:
         return
-    for name in endpoints:
+    candidates = list(named) or list(drivers)
+    asked: dict[str, FlavorCatalog] = {}
+    for name in candidates:
         driver = drivers[name]
-        if isinstance(driver, FlavorCatalog):
-            known = await driver.flavors()
-            if params.flavor not in known:
-                raise field_problem("params.flavor", f"unknown flavor on {name}: {params.flavor!r}")
+        if Action.RESIZE in driver.capabilities.supported and isinstance(driver, FlavorCatalog):
+            asked[name] = driver
+    if not asked:
+        return
+    wait = FLAVOR_CHECK_TIMEOUT if seconds is None else seconds
+    lists = await asyncio.gather(*(_flavors_of(d, n, wait) for n, d in asked.items()))
+    known = dict(zip(asked, lists, strict=True))
+    flavor = params.flavor
+    if named:
+        for name, flavors in known.items():
+            if flavors is not None and flavor not in flavors:
+                raise field_problem("params.flavor", f"unknown flavor on {name}: {flavor!r}")
+        return
+    if any(flavors is None or flavor in flavors for flavors in known.values()):
+        return
+    raise field_problem(
+        "params.flavor",
+        f"unknown flavor {flavor!r}: no endpoint lists it (checked {', '.join(known)})",
+    )
 
 
 def idempotency_key(raw: str | None) -> str | None:
@@ -162,7 +218,7 @@ async def new_operation(
     targeted = list(body.targets.endpoints) or names
     check_capabilities(fleet, body.action, params, body.targets.endpoints)
     if body.action == "resize":
-        await check_flavor(params, fleet.drivers, targeted)
+        await check_flavor(params, fleet.drivers, body.targets.endpoints)
     return NewOperation(
         kind=body.action,
         params=params_raw,

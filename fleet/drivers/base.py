@@ -9,7 +9,9 @@ the rate limits before a single call is made.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -226,6 +228,46 @@ class Driver(Protocol):
     ) -> Submission: ...
 
     async def poll(self, submission: Submission) -> PollResult: ...
+
+    async def flavors(self) -> frozenset[str]:
+        """The flavor ids a resize on this endpoint may name (what the driver sends as
+        `flavorRef`), read through the gate like every call and cached for a few minutes
+        (`FlavorCache`); raises the driver error tree when the cloud cannot answer."""
+        ...
+
+
+FLAVOR_TTL = 300.0  # seconds a flavor list is trusted: flavors change rarely, lists cost a call
+
+
+class FlavorCache:
+    """One driver's flavor list, fetched at most once per `ttl` (concurrent callers share the
+    fetch). A failed fetch is not cached: the next caller tries again."""
+
+    def __init__(
+        self, ttl: float = FLAVOR_TTL, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._value: frozenset[str] | None = None
+        self._at = 0.0
+
+    def _fresh(self) -> frozenset[str] | None:
+        if self._value is not None and self._clock() - self._at < self._ttl:
+            return self._value
+        return None
+
+    async def get(self, fetch: Callable[[], Awaitable[frozenset[str]]]) -> frozenset[str]:
+        cached = self._fresh()
+        if cached is not None:
+            return cached
+        async with self._lock:
+            cached = self._fresh()
+            if cached is not None:
+                return cached
+            value = await fetch()
+            self._value, self._at = value, self._clock()
+            return value
 
 
 def spec_or_unsupported(caps: Capabilities, action: Action, dialect: str) -> ActionSpec:

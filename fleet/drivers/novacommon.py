@@ -107,6 +107,31 @@ async def paged_servers(
     Stops on a short page or an empty one; a marker seen twice means the cloud ignores it, which
     would loop forever, so it is an error.
     """
+    async for item in paged(
+        transport,
+        path,
+        "servers",
+        api_class=api_class,
+        page_size=page_size,
+        query=query,
+        headers=headers,
+        close_connection=close_connection,
+    ):
+        yield item
+
+
+async def paged(
+    transport: Transport,
+    path: str,
+    collection: str,
+    *,
+    api_class: str,
+    page_size: int,
+    query: Sequence[tuple[str, QueryValue]] = (),
+    headers: Mapping[str, str] = MICROVERSION_HEADERS,
+    close_connection: bool = False,
+) -> AsyncIterator[object]:
+    """Every item of a Nova collection (`servers`, `flavors`), paged as `paged_servers` says."""
     marker: str | None = None
     seen_markers: set[str] = set()
     while True:
@@ -123,7 +148,7 @@ async def paged_servers(
                 close_connection=close_connection,
             )
         )
-        page = as_list(as_dict(response.data).get("servers"))
+        page = as_list(as_dict(response.data).get(collection))
         for item in page:
             yield item
         if len(page) < page_size or not page:
@@ -132,6 +157,30 @@ async def paged_servers(
         if marker is None or marker in seen_markers:
             raise Transient(f"paging of {path} does not advance (marker {marker!r})")
         seen_markers.add(marker)
+
+
+async def flavor_ids(
+    transport: Transport,
+    path: str,
+    *,
+    api_class: str,
+    page_size: int,
+    close_connection: bool = False,
+) -> frozenset[str]:
+    """The ids of every flavor of a Nova `/flavors/detail` list (ids are what `flavorRef` takes)."""
+    found: set[str] = set()
+    async for item in paged(
+        transport,
+        path,
+        "flavors",
+        api_class=api_class,
+        page_size=page_size,
+        close_connection=close_connection,
+    ):
+        flavor = opt_str(as_dict(item).get("id"))
+        if flavor:
+            found.add(flavor)
+    return frozenset(found)
 
 
 _TARGETS: dict[Action, frozenset[ServerStatus]] = {

@@ -34,6 +34,7 @@ def test_json_lines_carry_bound_context_and_no_secrets(capsys: pytest.CaptureFix
         structlog.get_logger().debug("not_shown")
     finally:
         structlog.contextvars.clear_contextvars()
+        structlog.reset_defaults()
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1
     line = lines[0]

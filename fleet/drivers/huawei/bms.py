@@ -7,7 +7,9 @@
 - listing: `GET /v1/{project_id}/baremetalservers/detail`, whose `offset` is a page NUMBER starting
   at 1 (official SDK), read page by page until a short page; one server: `.../baremetalservers/{id}`.
 - tags: the native 1D tag API on the ECS endpoint ("key=value" strings; S0 "1D tag management").
-- resize and delete: no BMS API in the seeds, so unsupported.
+- resize and delete: no BMS API in the seeds, so unsupported. `flavors()` still answers (the
+  `physical.*` flavors of the native list on the ECS endpoint), so every driver can say what flavors
+  its servers have; nothing resizes to them.
 Budgets per URI from the BMS API constraints table (seed 000): action 50/min (start, stop and reboot
 share one URI, A-2), jobs 2,000/min, detail 500/min, show 1,000/min.
 """
@@ -24,6 +26,7 @@ from fleet.drivers.base import (
     ActionSpec,
     BudgetUnit,
     Capabilities,
+    FlavorCache,
     PollResult,
     RateBudget,
     RequestGate,
@@ -41,8 +44,10 @@ from fleet.drivers.huawei.auth import IAM_API_CLASS
 from fleet.drivers.huawei.common import (
     BAREMETAL_TAG,
     JOBS,
+    NOVA_FLAVORS,
     NOVA_TAGS,
     HuaweiClient,
+    is_baremetal_flavor,
 )
 from fleet.drivers.jsonutil import as_dict, as_list
 from fleet.drivers.novacommon import parse_server
@@ -79,6 +84,7 @@ CAPABILITIES = Capabilities(
         DETAIL: (RateBudget(500, 60.0, BudgetUnit.REQUESTS),),
         SHOW: (RateBudget(1000, 60.0, BudgetUnit.REQUESTS),),
         NOVA_TAGS: (),  # native API on the ECS endpoint: no documented limit
+        NOVA_FLAVORS: (),  # likewise; the list is cached (`FlavorCache`)
         IAM_API_CLASS: (),
     },
 )
@@ -111,6 +117,7 @@ class HuaweiBmsDriver:
     ) -> None:
         self._client = HuaweiClient(config, session, gate or UnlimitedGate(), now=now)
         self._config = config
+        self._flavors = FlavorCache()
 
     def __repr__(self) -> str:
         return f"HuaweiBmsDriver(endpoint={self.endpoint!r})"
@@ -136,6 +143,15 @@ class HuaweiBmsDriver:
             tags = rq.require_tags(params)
             if BAREMETAL_TAG in tags:
                 raise Unsupported(f"{BAREMETAL_TAG} is a system tag of every BMS")
+
+    async def flavors(self) -> frozenset[str]:
+        """The BMS (`physical.*`) flavor ids of the native list. BMS has no resize, so no request
+        is ever checked against them; they are listed for completeness, not as resize targets."""
+        return await self._flavors.get(self._fetch_flavors)
+
+    async def _fetch_flavors(self) -> frozenset[str]:
+        found = await self._client.native_flavors()
+        return frozenset(f for f in found if is_baremetal_flavor(f))
 
     async def get_server(self, server_id: str) -> ServerRef:
         pid = seg(await self._client.project_id())

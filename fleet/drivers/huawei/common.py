@@ -24,6 +24,7 @@ from fleet.drivers.huawei.errors import classify
 from fleet.drivers.huawei.jobs import job_id_of, parse_job
 from fleet.drivers.novacommon import (
     MICROVERSION_HEADERS,
+    flavor_ids,
     paged_servers,
     parse_server,
     raw_tags,
@@ -36,6 +37,7 @@ NOVA_LIST = "nova_list"
 NOVA_SHOW = "nova_show"
 NOVA_ACTION = "nova_action"
 NOVA_TAGS = "nova_tags"
+NOVA_FLAVORS = "nova_flavors"
 JOBS = "jobs"
 
 BAREMETAL_TAG = "__type_baremetal"
@@ -45,9 +47,17 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+BAREMETAL_FLAVOR_PREFIX = "physical."
+
+
 def is_baremetal(server: ServerRef) -> bool:
     """The native list mixes ECSs and BMSs: tell them apart by tag or flavor (api-digest 2.2.3)."""
-    return BAREMETAL_TAG in server.tags or (server.flavor or "").startswith("physical.")
+    return BAREMETAL_TAG in server.tags or is_baremetal_flavor(server.flavor or "")
+
+
+def is_baremetal_flavor(flavor: str) -> bool:
+    """BMS flavors are named `physical.*` (api-digest 2.2.3); the native list shows both kinds."""
+    return flavor.startswith(BAREMETAL_FLAVOR_PREFIX)
 
 
 class HuaweiClient:
@@ -180,6 +190,18 @@ class HuaweiClient:
             close_connection=True,
         ):
             yield parse_server(body, endpoint=self.endpoint, provider=self.provider)
+
+    async def native_flavors(self) -> frozenset[str]:
+        """Every flavor id of the native `GET /v2.1/{project_id}/flavors/detail` (ECS and BMS
+        flavors alike, paged with `limit` + `marker`)."""
+        pid = await self.project_id()
+        return await flavor_ids(
+            self.ecs,
+            f"/v2.1/{seg(pid)}/flavors/detail",
+            api_class=NOVA_FLAVORS,
+            page_size=self.config.page_size,
+            close_connection=True,
+        )
 
     async def native_action(self, server_id: str, body: object) -> HttpResponse:
         return await self.native(

@@ -8,6 +8,10 @@
 - tags: 2D `POST /v1/{project_id}/servers/{id}/tags/action` (idempotent, synchronous).
 - confirm/revert resize: native `POST /v2.1/{project_id}/servers/{id}/action` (for servers a native
   resize left in VERIFY_RESIZE).
+- flavors (resize targets): the native `GET /v2.1/{project_id}/flavors/detail` without the BMS
+  (`physical.*`) flavors, cached for a few minutes. The v1 `GET /v1/{project_id}/cloudservers/
+  flavors` (api-digest Appendix C) is not used: the simulator does not serve it, and the native
+  list is read with the paging fleet already speaks.
 - listing: the native server detail list (status, flavor, tags), narrowed by the v1 query-by-tag API
   when the selector has tag criteria (it is the documented 2D tag filter with AND/OR/NOT).
 """
@@ -33,6 +37,7 @@ from fleet.drivers.base import (
     ActionSpec,
     BudgetUnit,
     Capabilities,
+    FlavorCache,
     OutcomeState,
     PollResult,
     RateBudget,
@@ -52,10 +57,12 @@ from fleet.drivers.huawei.auth import IAM_API_CLASS
 from fleet.drivers.huawei.common import (
     JOBS,
     NOVA_ACTION,
+    NOVA_FLAVORS,
     NOVA_LIST,
     NOVA_SHOW,
     HuaweiClient,
     is_baremetal,
+    is_baremetal_flavor,
 )
 from fleet.drivers.jsonutil import as_dict, as_list, opt_str
 from fleet.drivers.novacommon import server_outcome
@@ -110,6 +117,7 @@ CAPABILITIES = Capabilities(
     budgets={
         ACTION: (RateBudget(1000, 60.0, BudgetUnit.SERVERS),),
         **{c: () for c in (RESIZE, DELETE, TAGS, QUERY, JOBS, NOVA_LIST, NOVA_SHOW, NOVA_ACTION)},
+        NOVA_FLAVORS: (),  # undocumented too; the list is cached (`FlavorCache`), so it is rare
         IAM_API_CLASS: (),
     },
 )
@@ -156,6 +164,7 @@ class HuaweiEcsDriver:
     ) -> None:
         self._client = HuaweiClient(config, session, gate or UnlimitedGate(), now=now)
         self._config = config
+        self._flavors = FlavorCache()
 
     def __repr__(self) -> str:
         return f"HuaweiEcsDriver(endpoint={self.endpoint!r})"
@@ -188,6 +197,14 @@ class HuaweiEcsDriver:
 
     async def get_server(self, server_id: str) -> ServerRef:
         return await self._client.show(server_id)
+
+    async def flavors(self) -> frozenset[str]:
+        """The ECS flavor ids (the native list without BMS `physical.*` flavors)."""
+        return await self._flavors.get(self._fetch_flavors)
+
+    async def _fetch_flavors(self) -> frozenset[str]:
+        found = await self._client.native_flavors()
+        return frozenset(f for f in found if not is_baremetal_flavor(f))
 
     async def list_servers(self, selector: Selector) -> AsyncIterator[ServerRef]:
         if selector.ids and len(selector.ids) <= _SHOW_EACH_LIMIT:

@@ -4,6 +4,8 @@ Keystone v3 gives the token and, from its catalog, the compute URL (unless `comp
 configured). Every compute call sends microversion 2.26 (tags in bodies). No action batches: one
 call per server, and a poll reads the server until it settles in the target status with no task
 state. EasyStack's differences are `NovaQuirks` flags chosen by the endpoint's `flavour`.
+Flavors: `GET {compute}/flavors/detail`, ids only (a resize sends `params.flavor` as `flavorRef`,
+which Nova resolves as an id, so a flavor name is not a valid target), cached for a few minutes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from fleet.drivers.base import (
     ActionSpec,
     BudgetUnit,
     Capabilities,
+    FlavorCache,
     OutcomeState,
     PollResult,
     RateBudget,
@@ -44,6 +47,7 @@ from fleet.drivers.nova.keystone import (
 )
 from fleet.drivers.novacommon import (
     MICROVERSION_HEADERS,
+    flavor_ids,
     paged_servers,
     parse_server,
     raw_tags,
@@ -54,6 +58,7 @@ from fleet.drivers.query import QueryValue
 
 S = ServerStatus
 ACTION, DELETE, TAGS, LIST, SHOW = "action", "delete", "tags", "list", "show"
+FLAVORS = "flavors"
 _ALIVE = frozenset(set(S) - {S.DELETED, S.DELETING})
 # No limits are documented for OpenStack/EasyStack (api-digest 6.4): these are conservative
 # defaults, meant to be overridden per endpoint in the configuration.
@@ -63,6 +68,7 @@ DEFAULT_BUDGETS = {
     TAGS: (RateBudget(120, 60.0, BudgetUnit.REQUESTS),),
     LIST: (RateBudget(60, 60.0, BudgetUnit.REQUESTS),),
     SHOW: (RateBudget(600, 60.0, BudgetUnit.REQUESTS),),
+    FLAVORS: (RateBudget(60, 60.0, BudgetUnit.REQUESTS),),
     KEYSTONE_API_CLASS: (),
 }
 _SHOW_EACH_LIMIT = 20
@@ -114,6 +120,7 @@ class OpenStackDriver:
         self._auth = TokenAuth(fetch, endpoint=config.name, now=now)
         self._compute: Transport | None = None
         self._compute_lock = asyncio.Lock()
+        self._flavors = FlavorCache()
 
     def __repr__(self) -> str:
         return f"OpenStackDriver(endpoint={self.endpoint!r}, flavour={self._config.flavour!r})"
@@ -217,6 +224,18 @@ class OpenStackDriver:
         response = await self._call("GET", f"/servers/{seg(server_id)}", SHOW, server_id=server_id)
         data = response.data if isinstance(response.data, dict) else {}
         return parse_server(data.get("server"), endpoint=self.endpoint, provider=self.provider)
+
+    async def flavors(self) -> frozenset[str]:
+        """The flavor ids of `/flavors/detail` (what `flavorRef` takes; names are not accepted)."""
+        return await self._flavors.get(self._fetch_flavors)
+
+    async def _fetch_flavors(self) -> frozenset[str]:
+        return await flavor_ids(
+            await self.compute(),
+            "/flavors/detail",
+            api_class=FLAVORS,
+            page_size=self._config.page_size,
+        )
 
     async def list_servers(self, selector: Selector) -> AsyncIterator[ServerRef]:
         if selector.ids and len(selector.ids) <= _SHOW_EACH_LIMIT:
