@@ -108,6 +108,16 @@ def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     servers.add_argument("--status", action="append")
     servers.add_argument("--name", default=None)
     servers.add_argument("--limit", type=int, default=100)
+    policies = sub.add_parser("policies", help="scheduled policies: list, preview, run now")
+    psub = policies.add_subparsers(dest="policies_command", required=True)
+    _remote_args(psub.add_parser("list", help="policies with their next and last fire"))
+    preview = psub.add_parser("preview", help="next fire times and what a fire would act on")
+    _remote_args(preview)
+    preview.add_argument("policy_id")
+    preview.add_argument("--n", type=int, default=20, help="how many fire times")
+    run = psub.add_parser("run", help="fire now (twice in one minute is one fire)")
+    _remote_args(run)
+    run.add_argument("policy_id")
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:
@@ -127,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(
             host=args.host, port=args.port, world=args.world, seed=args.seed, speed=args.speed
         )
-    if args.command in ("run", "ops", "endpoints", "servers"):
+    if args.command in ("run", "ops", "endpoints", "servers", "policies"):
         from fleet.client import remote
 
         return asyncio.run(remote(args))

@@ -1,4 +1,5 @@
-"""The CLI's side of the REST API: `fleet run`, `fleet ops ...`, `fleet endpoints`, `fleet servers`.
+"""The CLI's side of the REST API: `fleet run`, `fleet ops ...`, `fleet endpoints`, `fleet servers`
+(and `fleet policies ...`, in `fleet.client_policies`).
 
 Everything goes over HTTP to a running service (`--url` or `FLEET_URL`, token from `FLEET_TOKEN` or
 the file named by `FLEET_TOKEN_FILE`): the CLI has no database access of its own, so it works the
@@ -14,7 +15,7 @@ import json
 import os
 import sys
 from argparse import Namespace
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -429,7 +430,21 @@ async def cmd_servers(args: Namespace, client: Client, out: TextIO, err: TextIO)
     return 0
 
 
-COMMANDS = {"run": cmd_run, "ops": cmd_ops, "endpoints": cmd_endpoints, "servers": cmd_servers}
+Command = Callable[[Namespace, Client, TextIO, TextIO], Awaitable[int]]
+COMMANDS: dict[str, Command] = {
+    "run": cmd_run,
+    "ops": cmd_ops,
+    "endpoints": cmd_endpoints,
+    "servers": cmd_servers,
+}
+
+
+def _command(name: str) -> Command:
+    if name == "policies":
+        from fleet.client_policies import cmd_policies  # it builds on this module
+
+        return cmd_policies
+    return COMMANDS[name]
 
 
 async def remote(args: Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
@@ -438,7 +453,7 @@ async def remote(args: Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
         client = Client(url, token_from_env(), session)
         try:
-            return await COMMANDS[args.command](args, client, out, err)
+            return await _command(args.command)(args, client, out, err)
         except ApiError as exc:
             err.write(f"fleet: {exc.status}: {exc.problem.get('detail') or exc}\n")
             return 2

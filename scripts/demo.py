@@ -7,6 +7,8 @@
    b. the reboot campaign itself, in waves (1, 10%, the rest), across ECS, BMS and EasyStack;
    c. a stop with an injected cloud fault and `max_errors`: the error budget stops it;
    d. a resize (ECS: stop, resize, start; EasyStack: resize, confirm);
+   e. a scheduled policy (weekday evenings, Berlin time, dry run only) created through the API,
+      previewed, and fired by hand (`POST /v1/policies/{name}/run`);
 4. prints a final table, stops the service and removes the temporary directory.
 
 It exits 0 when every step ended as expected and leaves nothing running. Environment variables
@@ -33,6 +35,7 @@ from pathlib import Path
 import aiohttp
 
 from fleet.client import Client, plan_text, table, watch
+from fleet.client_policies import preview_text, run_text
 
 ROOT = Path(__file__).resolve().parent.parent
 FLEET = [sys.executable, "-m", "fleet.cli"]
@@ -125,12 +128,12 @@ async def step_plan_and_reboot(client: Client) -> list[dict[str, object]]:
         "strategy": {"waves": [1, "10%", "100%"], "max_errors": "10%", "max_in_flight": 20},
         "reason": "demo: monthly reboot of the web tier",
     }
-    say("1/4 dry run: what a reboot of every web server would do, and how long it would take")
+    say("1/5 dry run: what a reboot of every web server would do, and how long it would take")
     plan = await create(client, {**campaign, "dry_run": True})
     op, summary = plan["operation"], plan["plan"]
     assert isinstance(op, dict)
     print(plan_text(op, summary if isinstance(summary, dict) else None))
-    say("2/4 the reboot campaign, in waves of 1, 10% and the rest, across all three dialects")
+    say("2/5 the reboot campaign, in waves of 1, 10% and the rest, across all three dialects")
     made = await create(client, campaign)
     final = await watch(client, str(made["id"]), sys.stdout, sys.stderr)
     return [final]
@@ -139,7 +142,7 @@ async def step_plan_and_reboot(client: Client) -> list[dict[str, object]]:
 async def step_fault(
     client: Client, sim_url: str, session: aiohttp.ClientSession
 ) -> dict[str, object]:
-    say("3/4 stop 12 dev servers; 3 of them fail in the cloud; max_errors=2 stops the rest")
+    say("3/5 stop 12 dev servers; 3 of them fail in the cloud; max_errors=2 stops the rest")
     ids = await running_ids(client, "ecs-sim", 12, env="dev")
     fault = {"kind": "job_fail", "server_ids": ids[:3], "error_code": "Ecs.0013",
              "reason": "demo: the hypervisor refused"}  # fmt: skip
@@ -160,7 +163,7 @@ async def step_fault(
 
 
 async def step_resize(client: Client) -> list[dict[str, object]]:
-    say("4/4 resize: ECS (stop, resize, start again) and EasyStack (resize, confirm)")
+    say("4/5 resize: ECS (stop, resize, start again) and EasyStack (resize, confirm)")
     finals = []
     for endpoint, flavor in (("ecs-sim", "c6.xlarge.2"), ("easystack-sim", "214")):
         ids = await running_ids(client, endpoint, 4, env="staging")
@@ -176,6 +179,45 @@ async def step_resize(client: Client) -> list[dict[str, object]]:
         )
         finals.append(await watch(client, str(made["id"]), sys.stdout, sys.stderr))
     return finals
+
+
+POLICY: dict[str, object] = {
+    "name": "web-evening-stop",
+    "description": "demo: web servers off on weekday evenings (dry run only)",
+    "cron": "0 20 * * mon-fri",
+    "timezone": "Europe/Berlin",
+    "action": "stop",
+    "params": {"type": "SOFT"},
+    "targets": {"endpoints": ENDPOINTS, "tags_all": {"role": "web"}},
+    "dry_run_only": True,
+}
+
+
+async def step_policy(client: Client) -> list[str]:
+    """Create a policy, preview it, run it now; what went other than promised, as lines."""
+    say("5/5 a scheduled policy: weekday evenings in Berlin, dry run only; run now by hand")
+    made = await client.call("POST", "/v1/policies", body=POLICY)
+    name = str(made["id"])
+    print(f"policy {name} created (cron {POLICY['cron']!r} {POLICY['timezone']})")
+    preview = await client.call(
+        "GET", f"/v1/policies/{name}/preview", params=[("n", "3"), ("servers", "0")]
+    )
+    print(preview_text(preview))
+    run = await client.call("POST", f"/v1/policies/{name}/run")
+    print(run_text(name, run))
+    fire = run["fire"]
+    assert isinstance(fire, dict)
+    if fire["status"] != "fired" or not fire["operation_id"]:
+        return [f"policy fire ended {fire['status']}: {fire['reason']}"]
+    final = await watch(client, str(fire["operation_id"]), sys.stdout, sys.stderr)
+    again = await client.call("POST", f"/v1/policies/{name}/run")
+    same = again["fire"]["id"] == fire["id"]  # type: ignore[index]
+    print(f"policy fire: {final['state']}; run again in the same minute: ", end="")
+    print("the same fire, nothing new" if same and not again["created"] else "a new minute")
+    problems = [] if final["state"] == "planned" else [f"policy's operation {final['state']}"]
+    if same and again["created"]:
+        problems.append("the same slot fired twice")
+    return problems
 
 
 def final_table(ops: list[dict[str, object]], endpoints: dict[str, object]) -> str:
@@ -236,10 +278,11 @@ async def scenario(url: str, token: str, sim_url: str) -> int:
         ops = await step_plan_and_reboot(client)
         ops.append(await step_fault(client, sim_url, session))
         ops += await step_resize(client)
+        policy_problems = await step_policy(client)
         endpoints = await client.call("GET", "/v1/endpoints")
     say("summary")
     print(final_table(ops, endpoints))
-    problems = expected(ops, endpoints)
+    problems = expected(ops, endpoints) + policy_problems
     for problem in problems:
         print(f"UNEXPECTED: {problem}")
     print("demo finished: " + ("everything as expected" if not problems else "with surprises"))

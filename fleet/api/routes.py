@@ -6,7 +6,7 @@ OpenAPI document is generated from here; a test checks that all three agree.
 
 from __future__ import annotations
 
-from fleet.api import events, inventory, operations, system
+from fleet.api import events, inventory, operations, policies, system
 from fleet.api.route import Handler, HeaderParam, Reply, Route
 from fleet.api.schemas import (
     CreateOperationIn,
@@ -28,6 +28,17 @@ from fleet.api.schemas import (
     TokenList,
     TokenOut,
 )
+from fleet.api.schemas_policies import (
+    FireList,
+    FiresQuery,
+    PolicyIn,
+    PolicyList,
+    PolicyOut,
+    PreviewOut,
+    PreviewQuery,
+    RunOut,
+    RunQuery,
+)
 from fleet.api.tokens import Role
 
 V, OPS, A = Role.VIEWER, Role.OPERATOR, Role.ADMIN
@@ -37,6 +48,9 @@ IDEMPOTENCY = HeaderParam(
     "Idempotency-Key", "the same key returns the same operation (a different request: 422)"
 )
 REPLAYABLE = ("Location", "Idempotent-Replayed")  # the latter "true" when the key was known
+POLICY = "/v1/policies/{name}"  # a policy's id is its name
+IF_MATCH = HeaderParam("If-Match", "replace only if the policy is at this version", max_length=20)
+POLICIES_OFF = Reply(503, "policies are disabled on this service ([policies] enabled = false)")
 LAST_EVENT_ID = HeaderParam("Last-Event-ID", "resume after this event id", max_length=18)
 
 
@@ -53,6 +67,101 @@ def _control(verb: str, handler: Handler, summary: str) -> Route:
         conflicts=True,
     )
 
+
+POLICY_ROUTES: tuple[Route, ...] = (
+    Route(
+        "GET",
+        "/v1/policies",
+        policies.list_policies,
+        V,
+        "list_policies",
+        "Scheduled policies (from config files and the API) with their next and last fire",
+        "policies",
+        (Reply(200, "every policy", PolicyList), POLICIES_OFF),
+    ),
+    Route(
+        "POST",
+        "/v1/policies",
+        policies.create_policy,
+        A,
+        "create_policy",
+        "Create a policy (a cron schedule in a time zone plus the operation it creates)",
+        "policies",
+        (Reply(201, "the new policy", PolicyOut, headers=("Location",)), POLICIES_OFF),
+        body=PolicyIn,
+        conflicts=True,
+    ),
+    Route(
+        "GET",
+        POLICY,
+        policies.get_policy,
+        V,
+        "get_policy",
+        "One policy with its next and last fire",
+        "policies",
+        (Reply(200, "the policy", PolicyOut), POLICIES_OFF),
+    ),
+    Route(
+        "PUT",
+        POLICY,
+        policies.replace_policy,
+        A,
+        "replace_policy",
+        "Replace an API policy's whole spec (file policies: edit the file; 409)",
+        "policies",
+        (Reply(200, "the policy after the change", PolicyOut), POLICIES_OFF),
+        body=PolicyIn,
+        headers=(IF_MATCH,),
+        conflicts=True,
+    ),
+    Route(
+        "DELETE",
+        POLICY,
+        policies.delete_policy,
+        A,
+        "delete_policy",
+        "Delete an API policy (its fires stay as history)",
+        "policies",
+        (Reply(200, "the deleted policy", PolicyOut), POLICIES_OFF),
+        conflicts=True,
+    ),
+    Route(
+        "POST",
+        f"{POLICY}/run",
+        policies.run_policy,
+        OPS,
+        "run_policy",
+        "Fire now (the current minute is the slot: twice in a minute is one fire)",
+        "policies",
+        (
+            Reply(200, "the slot's fire; created false if it had fired already", RunOut),
+            POLICIES_OFF,
+        ),
+        query=RunQuery,
+    ),
+    Route(
+        "GET",
+        f"{POLICY}/preview",
+        policies.preview_policy,
+        V,
+        "preview_policy",
+        "The next fire times (skipped ones and why) and the servers a fire now would act on",
+        "policies",
+        (Reply(200, "the preview", PreviewOut), Reply(502, "an endpoint failed"), POLICIES_OFF),
+        query=PreviewQuery,
+    ),
+    Route(
+        "GET",
+        f"{POLICY}/fires",
+        policies.list_fires,
+        V,
+        "list_policy_fires",
+        "The policy's fires and skips, newest slot first",
+        "policies",
+        (Reply(200, "a page of fires", FireList), POLICIES_OFF),
+        query=FiresQuery,
+    ),
+)
 
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -223,4 +332,5 @@ ROUTES: tuple[Route, ...] = (
         "admin",
         (Reply(200, "the revoked token", TokenOut),),
     ),
+    *POLICY_ROUTES,
 )

@@ -32,8 +32,14 @@ def test_demo_runs_its_scenario_and_leaves_nothing_running(tmp_path: Path) -> No
     )
     out = done.stdout
     assert done.returncode == 0, out[-4000:] + done.stderr[-2000:]
-    for step in ("1/4 dry run", "2/4 the reboot campaign", "3/4 stop", "4/4 resize", "summary"):
+    steps = ("1/5 dry run", "2/5 the reboot campaign", "3/5 stop", "4/5 resize", "5/5 a scheduled")
+    for step in (*steps, "summary"):
         assert f"== {step}" in out
+    # the policy: created through the API, previewed, fired by hand once, its dry run planned
+    assert "policy web-evening-stop created" in out
+    assert re.search(r"a fire now: \d+ of \d+ servers to act on", out)
+    assert re.search(r"policy web-evening-stop: slot \S+ fired now\n  dry-run operation \S+", out)
+    assert "policy fire: planned; run again in the same minute: " in out
     assert re.search(r"dry run \w+ \(reboot\): \d+ servers to act on", out)
     assert "ETA:" in out
     summary = out[out.index("== summary") :]

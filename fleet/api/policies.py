@@ -1,0 +1,153 @@
+"""`/v1/policies`: scheduled policies (CRUD for admins, run now for operators, reads for viewers).
+
+Every handler calls `fleet.policies` (`PolicyService`); its errors become problems here:
+`PolicyError` -> 422 naming the field, `PolicyNotFound` -> 404, `PolicyConflict` -> 409 (a file
+policy, a name taken, a version mismatch, a restore pairing). When the service runs with
+`[policies] enabled = false` there is no policy engine and every policy route answers
+**503** ("policies are disabled"): the routes exist (the document is the same on every
+deployment), the feature is switched off, which a 404 would hide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from aiohttp import web
+
+from fleet.api.context import fleet_of, identity_of, json_response, read_body, read_query
+from fleet.api.errors import Problem, field_problem
+from fleet.api.schemas_policies import (
+    FireList,
+    FiresQuery,
+    PolicyIn,
+    PolicyList,
+    PolicyOut,
+    PreviewOut,
+    PreviewQuery,
+    RunOut,
+    RunQuery,
+)
+from fleet.drivers.errors import DriverError
+from fleet.policies.model import PolicyError
+from fleet.policies.service import PolicyNotFound, PolicyService
+from fleet.policies.store import PolicyConflict
+from fleet.policies.views import PolicyView
+
+DISABLED = "policies are disabled on this service ([policies] enabled = false)"
+
+
+def policy_path(policy_id: str) -> str:
+    return f"/v1/policies/{policy_id}"
+
+
+def _service(request: web.Request) -> PolicyService:
+    service = fleet_of(request).policies
+    if service is None:
+        raise Problem(503, DISABLED)
+    return service
+
+
+@contextmanager
+def _policy_errors() -> Iterator[None]:
+    """The engine's errors as problems naming the field."""
+    try:
+        yield
+    except PolicyError as exc:
+        raise field_problem(exc.field or "body", exc.message) from None
+    except PolicyNotFound as exc:
+        raise Problem(404, str(exc)) from None
+    except PolicyConflict as exc:
+        raise Problem(409, str(exc)) from None
+    except DriverError as exc:  # listing the servers (preview)
+        raise Problem(502, f"an endpoint failed: {exc.message}") from None
+
+
+def _out(view: PolicyView) -> PolicyOut:
+    return PolicyOut.model_validate(view.to_json())
+
+
+def _expected_version(request: web.Request) -> int | None:
+    """`If-Match: 3` (or `"3"`): replace only if the policy is still at that version."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        return None
+    text = header.strip().removeprefix("W/").strip('"')
+    if not text.isdigit() or len(text) > 18:
+        raise field_problem("If-Match", "the policy's version, a number (from GET)")
+    return int(text)
+
+
+async def list_policies(request: web.Request) -> web.Response:
+    service = _service(request)
+    views = await service.list_policies()
+    return json_response(PolicyList(items=[_out(v) for v in views]))
+
+
+async def get_policy(request: web.Request) -> web.Response:
+    service = _service(request)
+    with _policy_errors():
+        view = await service.get_policy(request.match_info["name"])
+    return json_response(_out(view))
+
+
+async def create_policy(request: web.Request) -> web.Response:
+    service = _service(request)
+    body = await read_body(request, PolicyIn)
+    with _policy_errors():
+        view = await service.create_policy(body.raw(), by=identity_of(request).name)
+    return json_response(_out(view), 201, {"Location": policy_path(view.id)})
+
+
+async def replace_policy(request: web.Request) -> web.Response:
+    service = _service(request)
+    policy_id = request.match_info["name"]
+    expected = _expected_version(request)
+    body = await read_body(request, PolicyIn)
+    with _policy_errors():
+        view = await service.replace_policy(
+            policy_id, body.raw(), identity_of(request).name, expected_version=expected
+        )
+    return json_response(_out(view))
+
+
+async def delete_policy(request: web.Request) -> web.Response:
+    """Answers the policy as it was; its fires stay as history."""
+    service = _service(request)
+    policy_id = request.match_info["name"]
+    with _policy_errors():
+        view = await service.get_policy(policy_id)
+        await service.delete_policy(policy_id, identity_of(request).name)
+    return json_response(_out(view))
+
+
+async def run_policy(request: web.Request) -> web.Response:
+    """Fire now; the same minute twice is one fire (`created` false the second time)."""
+    service = _service(request)
+    q = read_query(request, RunQuery)
+    with _policy_errors():
+        try:
+            result = await service.run_now(
+                request.match_info["name"], identity_of(request).name, slot=q.slot
+            )
+        except (OverflowError, ValueError) as exc:
+            if isinstance(exc, PolicyError):
+                raise
+            raise field_problem("slot", "not a fire time of this policy") from None
+    return json_response(RunOut.model_validate(result.to_json()))
+
+
+async def preview_policy(request: web.Request) -> web.Response:
+    service = _service(request)
+    q = read_query(request, PreviewQuery)
+    with _policy_errors():
+        preview = await service.preview(request.match_info["name"], n=q.n, servers=q.servers)
+    return json_response(PreviewOut.model_validate(preview.to_json()))
+
+
+async def list_fires(request: web.Request) -> web.Response:
+    service = _service(request)
+    q = read_query(request, FiresQuery)
+    with _policy_errors():
+        fires = await service.fires(request.match_info["name"], q.limit, q.before)
+    return json_response(FireList.model_validate({"items": [f.to_json() for f in fires]}))

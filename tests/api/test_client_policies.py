@@ -1,0 +1,74 @@
+"""`fleet policies list | preview | run` against a live service in this process."""
+
+from __future__ import annotations
+
+import json
+
+from fleet.cli import build_parser
+from tests.api.conftest import Api
+from tests.api.test_api_policies import BODY
+from tests.api.test_client import fleet
+
+
+async def _create(api: Api) -> None:
+    reply = await api.call("POST", "/v1/policies", json=BODY, role="admin")
+    assert reply.status == 201, reply.body
+
+
+def test_policies_arguments() -> None:
+    args = build_parser().parse_args(["policies", "preview", "nightly-stop", "--n", "3"])
+    assert (args.command, args.policies_command, args.policy_id, args.n) == (
+        "policies",
+        "preview",
+        "nightly-stop",
+        3,
+    )
+    assert build_parser().parse_args(["policies", "run", "x"]).policies_command == "run"
+
+
+async def test_list_shows_every_policy(api: Api) -> None:
+    code, out, err = await fleet(api, "policies", "list", role="viewer")
+    assert code == 0 and out == "no policies\n", err
+    await _create(api)
+    code, out, err = await fleet(api, "policies", "list", role="viewer")
+    assert code == 0, err
+    header, row = out.splitlines()
+    assert header.split()[:6] == ["id", "source", "state", "cron", "timezone", "action"]
+    assert row.startswith("nightly-stop") and "api" in row and "Europe/Berlin" in row
+    assert "stop" in row and "dry-run" in row
+    code, out, _ = await fleet(api, "policies", "list", "--json", role="viewer")
+    assert code == 0 and json.loads(out)["items"][0]["id"] == "nightly-stop"
+
+
+async def test_preview_prints_fire_times_and_targets(api: Api) -> None:
+    await _create(api)
+    code, out, err = await fleet(api, "policies", "preview", "nightly-stop", "--n", "3")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "policy nightly-stop (dry run only)"
+    assert lines[1] == "next fire times:"
+    assert all(line.strip().endswith("fires") or "skipped" in line for line in lines[2:5])
+    assert any(line.startswith("a fire now: ") and "servers to act on" in line for line in lines)
+    code, out, _ = await fleet(api, "policies", "preview", "nightly-stop", "--n", "2", "--json")
+    assert code == 0 and len(json.loads(out)["slots"]) == 2
+
+
+async def test_run_fires_once_per_minute_and_names_the_operation(api: Api) -> None:
+    await _create(api)
+    code, out, err = await fleet(api, "policies", "run", "nightly-stop")
+    assert code == 0, err
+    first, detail = out.splitlines()
+    assert first.startswith("policy nightly-stop: slot ") and "fired now" in first
+    assert detail.strip().startswith("dry-run operation ")
+    code, out, err = await fleet(api, "policies", "run", "nightly-stop", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["fire"]["by"] == "operator-t" and data["fire"]["trigger"] == "manual"
+
+
+async def test_refusals_exit_2(api: Api) -> None:
+    code, _, err = await fleet(api, "policies", "run", "nope")
+    assert code == 2 and "404" in err and "nope" in err
+    await _create(api)
+    code, _, err = await fleet(api, "policies", "run", "nightly-stop", role="viewer")
+    assert code == 2 and "403" in err
