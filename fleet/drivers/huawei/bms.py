@@ -16,27 +16,20 @@ share one URI, A-2), jobs 2,000/min, detail 500/min, show 1,000/min.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime
-
-import aiohttp
+from collections.abc import AsyncIterator, Sequence
 
 from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef, ServerStatus
 from fleet.drivers.base import (
     ActionSpec,
     BudgetUnit,
     Capabilities,
-    FlavorCache,
     PollResult,
     RateBudget,
-    RequestGate,
     Submission,
-    UnlimitedGate,
     all_done,
     check_batch,
     spec_or_unsupported,
 )
-from fleet.drivers.config import EndpointConfig
 from fleet.drivers.errors import NotFound, Transient, Unsupported
 from fleet.drivers.http import HttpRequest, seg
 from fleet.drivers.huawei import requests as rq
@@ -46,7 +39,7 @@ from fleet.drivers.huawei.common import (
     JOBS,
     NOVA_FLAVORS,
     NOVA_TAGS,
-    HuaweiClient,
+    HuaweiDriverBase,
     is_baremetal_flavor,
 )
 from fleet.drivers.jsonutil import as_dict, as_list
@@ -102,43 +95,13 @@ def _status_query(selector: Selector) -> list[tuple[str, QueryValue]]:
     return []
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class HuaweiBmsDriver:
-    def __init__(
-        self,
-        config: EndpointConfig,
-        session: aiohttp.ClientSession,
-        gate: RequestGate | None = None,
-        *,
-        now: Callable[[], datetime] = _utcnow,
-    ) -> None:
-        self._client = HuaweiClient(config, session, gate or UnlimitedGate(), now=now)
-        self._config = config
-        self._flavors = FlavorCache()
-
-    def __repr__(self) -> str:
-        return f"HuaweiBmsDriver(endpoint={self.endpoint!r})"
-
-    @property
-    def endpoint(self) -> str:
-        return self._config.name
-
-    @property
-    def provider(self) -> Provider:
-        return Provider.HUAWEI_BMS
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return CAPABILITIES
-
-    def max_batch(self, action: Action) -> int:
-        return spec_or_unsupported(CAPABILITIES, action, "Huawei BMS").max_batch
+class HuaweiBmsDriver(HuaweiDriverBase):
+    PROVIDER = Provider.HUAWEI_BMS
+    CAPS = CAPABILITIES
+    DIALECT = "Huawei BMS"
 
     def check(self, action: Action, params: ActionParams) -> None:
-        spec_or_unsupported(CAPABILITIES, action, "Huawei BMS")
+        spec_or_unsupported(CAPABILITIES, action, self.DIALECT)
         if action in (Action.TAG_ADD, Action.TAG_REMOVE):
             tags = rq.require_tags(params)
             if BAREMETAL_TAG in tags:

@@ -10,12 +10,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import ClassVar
 
 import aiohttp
 
-from fleet.domain import ServerRef, tag_to_1d
+from fleet.domain import Action, Provider, ServerRef, tag_to_1d
 from fleet.drivers.auth import TokenAuth
-from fleet.drivers.base import PollResult, RequestGate
+from fleet.drivers.base import (
+    Capabilities,
+    FlavorCache,
+    PollResult,
+    RequestGate,
+    UnlimitedGate,
+    spec_or_unsupported,
+)
 from fleet.drivers.config import AkSkCredentials, ConfigError, EndpointConfig
 from fleet.drivers.errors import NotFound, Permanent
 from fleet.drivers.http import Authenticator, HttpRequest, HttpResponse, NoAuth, Transport, seg
@@ -225,3 +233,45 @@ class HuaweiClient:
                 await self.native("DELETE", path, NOVA_TAGS, server_id=server_id)
             except NotFound:
                 continue  # removed meanwhile: the goal is reached
+
+
+
+class HuaweiDriverBase:
+    """What the Huawei ECS and BMS drivers share: one `HuaweiClient`, identity and capabilities.
+
+    Subclasses set `PROVIDER`, `CAPS` and `DIALECT` (the name used in "unsupported" messages).
+    """
+
+    PROVIDER: ClassVar[Provider]
+    CAPS: ClassVar[Capabilities]
+    DIALECT: ClassVar[str]
+
+    def __init__(
+        self,
+        config: EndpointConfig,
+        session: aiohttp.ClientSession,
+        gate: RequestGate | None = None,
+        *,
+        now: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._client = HuaweiClient(config, session, gate or UnlimitedGate(), now=now)
+        self._config = config
+        self._flavors = FlavorCache()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(endpoint={self.endpoint!r})"
+
+    @property
+    def endpoint(self) -> str:
+        return self._config.name
+
+    @property
+    def provider(self) -> Provider:
+        return self.PROVIDER
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.CAPS
+
+    def max_batch(self, action: Action) -> int:
+        return spec_or_unsupported(self.CAPS, action, self.DIALECT).max_batch

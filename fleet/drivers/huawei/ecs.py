@@ -19,10 +19,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime
-
-import aiohttp
+from collections.abc import AsyncIterator, Sequence
 
 from fleet.domain import (
     Action,
@@ -37,19 +34,15 @@ from fleet.drivers.base import (
     ActionSpec,
     BudgetUnit,
     Capabilities,
-    FlavorCache,
     OutcomeState,
     PollResult,
     RateBudget,
-    RequestGate,
     ServerOutcome,
     Submission,
-    UnlimitedGate,
     all_done,
     check_batch,
     spec_or_unsupported,
 )
-from fleet.drivers.config import EndpointConfig
 from fleet.drivers.errors import NotFound, Transient, Unsupported
 from fleet.drivers.http import HttpRequest, seg
 from fleet.drivers.huawei import requests as rq
@@ -60,7 +53,7 @@ from fleet.drivers.huawei.common import (
     NOVA_FLAVORS,
     NOVA_LIST,
     NOVA_SHOW,
-    HuaweiClient,
+    HuaweiDriverBase,
     is_baremetal,
     is_baremetal_flavor,
 )
@@ -126,10 +119,6 @@ CAPABILITIES = Capabilities(
 _SHOW_EACH_LIMIT = 20
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 _STATUS_FILTER = {
     S.RUNNING: "ACTIVE",
     S.STOPPED: "SHUTOFF",
@@ -153,39 +142,13 @@ def native_list_query(selector: Selector) -> list[tuple[str, QueryValue]]:
     return query
 
 
-class HuaweiEcsDriver:
-    def __init__(
-        self,
-        config: EndpointConfig,
-        session: aiohttp.ClientSession,
-        gate: RequestGate | None = None,
-        *,
-        now: Callable[[], datetime] = _utcnow,
-    ) -> None:
-        self._client = HuaweiClient(config, session, gate or UnlimitedGate(), now=now)
-        self._config = config
-        self._flavors = FlavorCache()
-
-    def __repr__(self) -> str:
-        return f"HuaweiEcsDriver(endpoint={self.endpoint!r})"
-
-    @property
-    def endpoint(self) -> str:
-        return self._config.name
-
-    @property
-    def provider(self) -> Provider:
-        return Provider.HUAWEI_ECS
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return CAPABILITIES
-
-    def max_batch(self, action: Action) -> int:
-        return spec_or_unsupported(CAPABILITIES, action, "Huawei ECS").max_batch
+class HuaweiEcsDriver(HuaweiDriverBase):
+    PROVIDER = Provider.HUAWEI_ECS
+    CAPS = CAPABILITIES
+    DIALECT = "Huawei ECS"
 
     def check(self, action: Action, params: ActionParams) -> None:
-        spec_or_unsupported(CAPABILITIES, action, "Huawei ECS")
+        spec_or_unsupported(CAPABILITIES, action, self.DIALECT)
         if action is Action.RESIZE:
             rq.require_flavor(params)
             if params.live:
