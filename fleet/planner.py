@@ -9,6 +9,7 @@ EasyStack). An action a targeted dialect cannot do at all refuses the whole oper
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 
 from fleet.domain import Action, ActionParams, Selector, ServerRef, ServerStatus
@@ -22,6 +23,16 @@ from jobs.ports import FleetSize, PlanEntry, PlanItem
 from jobs.records import OperationRecord
 
 TAG_KINDS = ("tag_add", "tag_remove")
+PREFETCH = 5000
+"""Entries an endpoint's listing may run ahead of planning (bounded memory, any fleet size)."""
+
+
+class _End:
+    pass
+
+
+_END = _End()
+_Fed = PlanEntry | Exception | _End
 
 
 def rate_key(endpoint: str, driver: Driver, action: Action) -> str:
@@ -90,11 +101,45 @@ class FleetPlanner:
         return recipe
 
     async def plan(self, operation: OperationRecord) -> AsyncIterator[PlanEntry]:
+        """Every endpoint is listed at once (each within its own list budget), and the entries
+        come out endpoint after endpoint in name order, so sequence numbers (waves) do not depend
+        on which cloud answers first. Listing one endpoint after another made planning take the
+        sum of the listings instead of the longest one (1.1 s of the mixed benchmark)."""
         targets, params = self._targets(operation)
         names = targets.endpoints or tuple(sorted(self._drivers))
-        for name in names:
-            async for entry in self._plan_endpoint(name, operation.kind, targets, params):
+        if len(names) == 1:
+            async for entry in self._plan_endpoint(names[0], operation.kind, targets, params):
                 yield entry
+            return
+        queues = {name: asyncio.Queue[_Fed](maxsize=PREFETCH) for name in names}
+        feeders = [
+            asyncio.create_task(
+                self._feed(self._plan_endpoint(name, operation.kind, targets, params), queue),
+                name=f"plan-list:{name}",
+            )
+            for name, queue in queues.items()
+        ]
+        try:
+            for name in names:
+                while not isinstance(fed := await queues[name].get(), _End):
+                    if isinstance(fed, Exception):
+                        raise fed
+                    yield fed
+        finally:
+            for feeder in feeders:
+                feeder.cancel()
+            await asyncio.gather(*feeders, return_exceptions=True)
+
+    @staticmethod
+    async def _feed(entries: AsyncIterator[PlanEntry], queue: asyncio.Queue[_Fed]) -> None:
+        """List one endpoint ahead of the consumer, at most `PREFETCH` entries ahead."""
+        try:
+            async for entry in entries:
+                await queue.put(entry)
+        except Exception as exc:  # handed to the consumer, raised in endpoint order
+            await queue.put(exc)
+            return
+        await queue.put(_END)
 
     async def _plan_endpoint(
         self, name: str, kind: str, targets: Targets, params: ActionParams

@@ -1,18 +1,25 @@
 """The dispatch loop: budget first, then claim, one cloud call per group, fair between operations.
 
-For every rate key with work, `run_once` asks the limiter how much could leave right now
-(`headroom`), minus what this process has claimed but not finished sending, and claims at most
-that, in groups (sub-jobs sharing batch key, step and verify flag, up to the executor's batch
-size for the step, the operation's in-flight allowance and the key's server headroom), one
-cloud call per group. Operations sharing a key get equal shares of its headroom in turn, and the
-turn order carries over between rounds (round robin), so a big campaign cannot starve a small one.
+For every rate key with work, `run_once` asks the limiter how much could leave now or within
+`dispatch_ahead` seconds (`headroom`; calls claimed ahead wait in the limiter's FIFO queue, which
+sends each the moment it fits), minus what this process has claimed but not yet handed to the
+limiter, and claims at most that, in groups (sub-jobs sharing batch key, step and verify flag, up
+to the executor's batch size for the step, the operation's in-flight allowance and the key's
+server headroom), one cloud call per group. Keys whose calls carry the fewest servers go first.
+Operations sharing a key get equal shares of its headroom in turn, and the turn order carries
+over between rounds (round robin), so a big campaign cannot starve a small one.
 
 Each group's executor call runs as its own task. The claim was committed before the call
 (write-ahead); the outcome is committed right after it, shielded from cancellation, so a shutdown
 never loses an answer the cloud already gave. The executor's driver acquires the limiter itself;
-the dispatcher never acquires (that would count every call twice). With a generous budget a
-round claims many groups per operation in one transaction (`claim_batches`), and the answers are
-committed many per transaction (`jobs.recorder`), so the bookkeeping stays well under the limits.
+the dispatcher never acquires (that would count every call twice). For the same reason a
+claimed call is the dispatcher's to count only until its driver reaches the limiter: the driver
+acquires `until_done`, so from then the limiter counts it (in flight, then a period after its
+answer), and a reservation kept until the call ends would count it twice and hold the key below
+its ceiling (`jobs.ratelimit.Reservation`; measured in `docs/benchmarks.md`, "Engine"). With a
+generous budget a round claims many groups per operation in one transaction (`claim_batches`),
+and the answers are committed many per transaction (`jobs.recorder`), so the bookkeeping stays
+well under the limits.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from jobs.config import EngineConfig
 from jobs.decide import Context, Phase, decide_batch, summarize
 from jobs.outcomes import Accepted, Outcome
 from jobs.ports import CallResult, Executor, JobStore, RateLimiter
+from jobs.ratelimit import Reservation, reserving
 from jobs.recorder import Recorder
 from jobs.records import ActiveOperation, Batch, ClaimRequest
 from jobs.strategy import in_flight_allowance, wave_end
@@ -86,9 +94,16 @@ class Dispatcher:
             for a in active
         }
         claimed = 0
-        for key in sorted(by_key):
+        for key in sorted(by_key, key=lambda k: (self._batch_size(k, by_key[k]), k)):
             claimed += await self._dispatch_key(key, by_key[key], allowance)
         return claimed
+
+    def _batch_size(self, key: str, ops: Sequence[ActiveOperation]) -> int:
+        """Keys whose calls carry few servers go first: they need the most calls, so their
+        windows set the pace, and their claims are quick; a 1,000-server claim took 0.6 s and a
+        per-server key claimed after it started every window late."""
+        steps = self.executor.profile(ops[0].operation.kind, key).steps
+        return max((s.max_batch for s in steps), default=1)
 
     def _turns(self, key: str, ops: Sequence[ActiveOperation]) -> list[ActiveOperation]:
         """Operations in round-robin order: the one after the last served goes first."""
@@ -98,7 +113,7 @@ class Dispatcher:
         return list(ops[start:]) + list(ops[:start])
 
     def _budget(self, key: str) -> tuple[int, int]:
-        room = self.limiter.headroom(key)
+        room = self.limiter.headroom(key, ahead=self.config.dispatch_ahead)
         return (
             room.requests - self._reserved_calls[key],
             room.servers - self._reserved_servers[key],
@@ -163,16 +178,24 @@ class Dispatcher:
         return await self.store.claim_batches(request, [s.max_batch for s in steps], groups)
 
     def _spawn(self, batch: Batch) -> None:
-        self._reserved_calls[batch.rate_key] += 1
-        self._reserved_servers[batch.rate_key] += len(batch.subjobs)
-        task = asyncio.create_task(self._call(batch), name=f"call-{batch.call_id}")
-        self._tasks[task] = batch
-        task.add_done_callback(lambda t: self._done(t, batch))
+        key, size = batch.rate_key, len(batch.subjobs)
+        self._reserved_calls[key] += 1
+        self._reserved_servers[key] += size
 
-    def _done(self, task: asyncio.Task[None], batch: Batch) -> None:
+        def unreserve() -> None:
+            self._reserved_calls[key] -= 1
+            self._reserved_servers[key] -= size
+
+        reservation = Reservation(key, unreserve)
+        task = asyncio.create_task(
+            self._call(batch), name=f"call-{batch.call_id}", context=reserving(reservation)
+        )
+        self._tasks[task] = batch
+        task.add_done_callback(lambda t: self._done(t, batch, reservation))
+
+    def _done(self, task: asyncio.Task[None], batch: Batch, reservation: Reservation) -> None:
         self._tasks.pop(task, None)
-        self._reserved_calls[batch.rate_key] -= 1
-        self._reserved_servers[batch.rate_key] -= len(batch.subjobs)
+        reservation.release()  # a call that never reached the limiter (nothing to send, error)
         if not task.cancelled() and task.exception() is not None:
             log.error(
                 "call_record_failed",

@@ -28,10 +28,11 @@ log = structlog.get_logger("jobs.polling")
 
 
 def poll_groups(
-    rows: Sequence[SubJobRecord], poll_batch: Callable[[str], int]
+    rows: Sequence[SubJobRecord], poll_batch: Callable[[str, str], int]
 ) -> list[tuple[SubJobRecord, ...]]:
     """Group leased rows: one group per cloud job; job-less rows by (operation, kind, step,
-    rate key) in chunks of the kind's `poll_batch`."""
+    rate key) in chunks of the `poll_batch` of the kind at that rate key (an endpoint that reads
+    one server per call gets groups of one, polled concurrently, not 50 reads in a row)."""
     by_job: dict[tuple[str, str, str], list[SubJobRecord]] = {}
     loose: dict[tuple[str, str, int, str], list[SubJobRecord]] = {}
     for row in rows:
@@ -40,8 +41,8 @@ def poll_groups(
         else:
             loose.setdefault((row.operation_id, row.kind, row.step, row.rate_key), []).append(row)
     groups = [tuple(g) for g in by_job.values()]
-    for (_, kind, _, _), members in loose.items():
-        size = max(1, poll_batch(kind))
+    for (_, kind, _, key), members in loose.items():
+        size = max(1, poll_batch(kind, key))
         groups += [tuple(members[i : i + size]) for i in range(0, len(members), size)]
     return groups
 
@@ -83,7 +84,7 @@ class Poller:
         if not rows:
             return 0
         params = await self._params({r.operation_id for r in rows})
-        groups = poll_groups(rows, lambda kind: self.executor.profile(kind).poll_batch)
+        groups = poll_groups(rows, lambda kind, key: self.executor.profile(kind, key).poll_batch)
         gate = asyncio.Semaphore(self.config.max_polls_in_flight)
         self._held = {r.id for r in rows}
         try:

@@ -42,12 +42,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import heapq
 import math
 import sys
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from jobs.clock import Clock
@@ -116,6 +117,46 @@ class KeyState:
     penalty_until: float | None
 
 
+@dataclass
+class Reservation:
+    """Room a caller set aside for one call of `key` before sending it (the dispatcher claims
+    sub-jobs against `headroom()` and counts them here until the call reaches the limiter).
+
+    The limiter counts a call from its `acquire`; until then the reserver must count it itself,
+    and from then on it must not, or the call is counted twice and the key runs below its
+    ceiling. `acquire` on `key` in a task running under `reserving(...)` releases the
+    reservation (once); the reserver also releases it when the call ends without acquiring.
+    """
+
+    key: str
+    on_release: Callable[[], None]
+    released: bool = field(default=False)
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.on_release()
+
+
+_RESERVATION: contextvars.ContextVar[Reservation | None] = contextvars.ContextVar(
+    "jobs_ratelimit_reservation", default=None
+)
+
+
+def reserving(reservation: Reservation) -> contextvars.Context:
+    """A context to run the reserved call's task in (``create_task(..., context=...)``)."""
+    context = contextvars.copy_context()
+    context.run(_RESERVATION.set, reservation)
+    return context
+
+
+def release_reservation(key: str) -> None:
+    """Called by `acquire`: the call reserved for `key` in this task is the limiter's to count."""
+    held = _RESERVATION.get()
+    if held is not None and held.key == key:
+        held.release()
+
+
 class _Window:
     """The log of one budget: ``(expiry, units)`` in two deques, and the sum of their units.
 
@@ -148,6 +189,16 @@ class _Window:
         for log in self.logs:
             while log and now >= log[0][0]:
                 self.total -= log.popleft()[1]
+
+    def freed_by(self, at: float) -> int:
+        """Units of the (expired up to now) log that expire by `at`."""
+        freed = 0
+        for log in self.logs:
+            for expiry, units in log:
+                if expiry > at:
+                    break
+                freed += units
+        return freed
 
     def wait_for(self, need: int, limit: int, now: float, flying: int) -> float:
         """Seconds until `need` more units fit under `limit`; 0 = now, inf = after an answer.
@@ -304,18 +355,26 @@ class RateLimiter:
                     waiter.future.set_exception(exc)
         self._kick(state)
 
-    def headroom(self, key: str) -> Headroom:
-        """What one caller could send now without waiting: 0 while throttled or if others queue."""
+    def headroom(self, key: str, ahead: float = 0.0) -> Headroom:
+        """What one caller could send without waiting, or within `ahead` seconds (counting the
+        room that logged sends free by then; calls in flight still count): 0 while throttled or
+        if others queue.
+
+        `ahead` lets a caller prepare calls (the dispatcher claims them in the database) before
+        the room frees, and queue them in `acquire`, which sends each the moment it fits: the
+        limit, not the caller's bookkeeping, then sets the pace.
+        """
         state = self._keys.get(key)
         if state is None:
             return Headroom(requests=sys.maxsize, servers=sys.maxsize)
         now = self._clock.monotonic()
         state.drop_done()
-        if state.queue or now < state.penalty_until:
+        if state.queue or now + max(0.0, ahead) < state.penalty_until:
             return Headroom(requests=0, servers=0)
         room = {Unit.REQUESTS: sys.maxsize, Unit.SERVERS: sys.maxsize}
         for window in state.windows:
-            free = max(0, state.limit_of(window.budget, now) - state.used(window, now))
+            used = state.used(window, now) - window.freed_by(now + max(0.0, ahead))
+            free = max(0, state.limit_of(window.budget, now) - used)
             room[window.budget.unit] = min(room[window.budget.unit], free)
         return Headroom(requests=room[Unit.REQUESTS], servers=room[Unit.SERVERS])
 
@@ -329,6 +388,7 @@ class RateLimiter:
         """
         state = self._key(key)
         state.check_size(servers)
+        release_reservation(key)  # counted from here on (as flying, or queued: no headroom)
         state.drop_done()
         now = self._clock.monotonic()
         if not state.queue and state.delay(servers, now) <= 0:

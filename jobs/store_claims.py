@@ -23,6 +23,7 @@ from jobs.states import IN_FLIGHT, Event, State, target
 from jobs.store_base import (
     CHUNK,
     MOVED_COLUMNS,
+    Moved,
     call_row,
     insert_events,
     moved,
@@ -110,6 +111,8 @@ async def claim_batches(
     batches: list[Batch] = []
     servers = req.max_servers
     async with db.write() as conn:
+        if max_batch and max(max_batch) == 1:  # one server per call: every row is a group
+            return await _claim_singles(db, conn, req, min(servers, max_groups))
         while len(batches) < max_groups and servers > 0:
             batch = await _claim_group(db, conn, req, head_stmt, max_batch, servers)
             if batch is None:
@@ -148,6 +151,91 @@ async def _claim_group(
     if not rows:
         return None
     return await _write_ahead(conn, req, rows, str(h["kind"]), step, batch_key, verify)
+
+
+async def _claim_singles(
+    db: Database, conn: AsyncConnection, req: ClaimRequest, count: int
+) -> list[Batch]:
+    """`count` one-server groups in a few statements, however many: the per-group path took five
+    round trips per group (0.7-1.0 s for the 120 calls of one window of a per-server endpoint,
+    measured on SQLite), and the window's calls waited for it."""
+    stmt = sa.select(SUBJOBS).where(*_eligible(req)).order_by(_S.seq).limit(count)
+    rows = [to_subjob(r._mapping) for r in await conn.execute(db.skip_locked(stmt))]
+    if not rows:
+        return []
+    calls = [
+        call_row(
+            operation_id=req.operation_id,
+            purpose="verify" if r.verify_first else "submit",
+            kind=r.kind,
+            step=r.step,
+            rate_key=req.rate_key,
+            batch_key=r.batch_key,
+            servers=[r.target_id],
+            worker=req.worker,
+            started_at=req.now,
+        )
+        for r in rows
+    ]
+    insert = CLOUD_CALLS.insert().returning(CLOUD_CALLS.c.id, sort_by_parameter_order=True)
+    call_ids = [int(i) for i in (await conn.execute(insert, calls)).scalars()]
+    # The rows are ours until commit: SQLite's write lock, or PostgreSQL's FOR UPDATE above.
+    update = (
+        sa.update(SUBJOBS)
+        .where(_S.id == sa.bindparam("b_id"), _S.state == State.PENDING.value)
+        .values(
+            state=State.DISPATCHING.value,
+            lease_owner=req.worker,
+            lease_expires_at=req.lease_until,
+            call_id=sa.bindparam("b_call"),
+            attempt=_S.attempt + sa.bindparam("b_bump"),
+            updated_at=req.now,
+        )
+    )
+    bumps = [0 if r.verify_first else 1 for r in rows]
+    await conn.execute(
+        update,
+        [
+            {"b_id": r.id, "b_call": c, "b_bump": b}
+            for r, c, b in zip(rows, call_ids, bumps, strict=True)
+        ],
+    )
+    batches: list[Batch] = []
+    events: list[dict[str, object]] = []
+    for row, call_id, bump in zip(rows, call_ids, bumps, strict=True):
+        claimed = replace(
+            row,
+            state=State.DISPATCHING,
+            lease_owner=req.worker,
+            lease_expires_at=req.lease_until,
+            call_id=call_id,
+            attempt=row.attempt + bump,
+            updated_at=req.now,
+        )
+        events += transition_events(
+            [Moved(row.id, row.operation_id, row.target_id, row.step, claimed.attempt)],
+            Event.CLAIM,
+            State.PENDING,
+            State.DISPATCHING,
+            req.now,
+            req.worker,
+            call_id=call_id,
+        )
+        batches.append(
+            Batch(
+                operation_id=req.operation_id,
+                kind=row.kind,
+                step=row.step,
+                rate_key=req.rate_key,
+                batch_key=row.batch_key,
+                params=req.params,
+                subjobs=(claimed,),
+                call_id=call_id,
+                verify=row.verify_first,
+            )
+        )
+    await insert_events(conn, events)
+    return batches
 
 
 async def _insert_call(

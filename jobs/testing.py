@@ -39,7 +39,7 @@ from jobs.ports import (
     StepProfile,
     SubJobOutcomes,
 )
-from jobs.ratelimit import Budget, Headroom, KeyState
+from jobs.ratelimit import Budget, Headroom, KeyState, release_reservation
 from jobs.records import Batch, OperationRecord
 
 
@@ -196,11 +196,12 @@ class FakeRateLimiter:
         self.acquired: list[tuple[str, int]] = []
         self.throttled: list[tuple[str, float | None]] = []
 
-    def headroom(self, key: str) -> Headroom:
+    def headroom(self, key: str, ahead: float = 0.0) -> Headroom:
         room = self.room.get(key, sys.maxsize)
         return Headroom(requests=room, servers=sys.maxsize)
 
     async def acquire(self, key: str, servers: int = 1) -> None:
+        release_reservation(key)
         self.acquired.append((key, servers))
         if key in self.room:
             self.room[key] -= 1

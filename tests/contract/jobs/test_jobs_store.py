@@ -385,3 +385,35 @@ async def test_bulk_planning_of_many_rows(store: SqlJobStore) -> None:
     batch = await claim_one(store, claim_request(op.id, cap=5000), [1000])
     assert batch is not None
     assert len(batch.subjobs) == 1000
+
+
+async def test_one_server_groups_are_claimed_together_each_with_its_call(
+    store: SqlJobStore,
+) -> None:
+    entries = items(3, batch_key="x") + items(3, batch_key="y", prefix="other-")
+    op = await plan_operation(store, entries)
+    batches = await store.claim_batches(claim_request(op.id), [1], 4)
+    assert [b.target_ids for b in batches] == [
+        ("srv-00000",),
+        ("srv-00001",),
+        ("srv-00002",),
+        ("other-00000",),
+    ]
+    assert [b.batch_key for b in batches] == ["x", "x", "x", "y"]
+    assert len({b.call_id for b in batches}) == 4
+    page = await store.list_subjobs(op.id, State.DISPATCHING, None, 100)
+    assert {s.target_id: s.call_id for s in page.items} == {
+        b.target_ids[0]: b.call_id for b in batches
+    }
+    assert {s.attempt for s in page.items} == {1}
+    assert {s.lease_owner for s in page.items} == {WORKER}
+    calls = await store.list_calls(op.id)
+    assert sorted((c.id, c.servers) for c in calls) == sorted(
+        (b.call_id, b.target_ids) for b in batches
+    )
+    events = await store.list_events(op.id, 0, 1000)
+    assert sorted(e.call_id for e in events if e.event == Event.CLAIM) == sorted(
+        b.call_id for b in batches
+    )
+    rest = await store.claim_batches(claim_request(op.id, cap=5), [1], 10)
+    assert [b.target_ids for b in rest] == [("other-00001",), ("other-00002",)]

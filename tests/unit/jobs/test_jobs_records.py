@@ -82,6 +82,6 @@ def test_one_poll_per_cloud_job_and_status_reads_in_batches() -> None:
         sub(9, None, step=1),
         sub(10, None, operation_id="other"),
     ]
-    groups = poll_groups(rows, lambda kind: 2)
+    groups = poll_groups(rows, lambda kind, key: 2)
     as_ids = sorted(tuple(s.id for s in g) for g in groups)
     assert as_ids == [(1, 2), (3,), (4, 5), (6, 7), (8,), (9,), (10,)]
