@@ -235,7 +235,6 @@ class HuaweiClient:
                 continue  # removed meanwhile: the goal is reached
 
 
-
 class HuaweiDriverBase:
     """What the Huawei ECS and BMS drivers share: one `HuaweiClient`, identity and capabilities.
 
