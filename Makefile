@@ -50,7 +50,7 @@ demo: setup
 	$(BIN)/python scripts/demo.py
 
 ## serve: the simulator (port 8701) and the service (http://127.0.0.1:8080) until Ctrl-C;
-## an admin token is kept in var/admin.token (see docs/api.md for curl and CLI examples).
+## an admin token is kept in var/admin.token (see the README for curl and CLI examples).
 SERVE_ENV := FLEET_SIMULATOR__PORT=8701 FLEET_BOOTSTRAP_TOKEN_FILE=var/admin.token
 serve: setup
 	$(SERVE_ENV) $(BIN)/fleet db upgrade --config config/demo.toml
