@@ -133,7 +133,7 @@ class PoliciesSpec(_Strict):
     directory); the scheduler runs in the leader only."""
 
     enabled: bool = True
-    files: list[str] = Field(default_factory=list)
+    files: list[str] = Field(default_factory=lambda: ["config/policies*.toml"])
     sweep_interval: float = Field(default=30.0, gt=0)
 
 
