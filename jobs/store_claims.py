@@ -111,6 +111,8 @@ async def claim_batches(
     batches: list[Batch] = []
     servers = req.max_servers
     async with db.write() as conn:
+        if not await _still_claimable(db, conn, req.operation_id):
+            return []  # paused, cancelled or halted since the dispatcher listed it
         if max_batch and max(max_batch) == 1:  # one server per call: every row is a group
             return await _claim_singles(db, conn, req, min(servers, max_groups))
         while len(batches) < max_groups and servers > 0:
@@ -120,6 +122,24 @@ async def claim_batches(
             batches.append(batch)
             servers -= len(batch.subjobs)
     return batches
+
+
+async def _still_claimable(db: Database, conn: AsyncConnection, operation_id: str) -> bool:
+    """Re-read the operation inside the claim's transaction: a pause (or cancel) committed
+    before it wins, so nothing is claimed, let alone sent, after `pause()` returned. On
+    PostgreSQL the row is share-locked, so a pause waits for a claim already under way (whose
+    calls are then in flight) instead of slipping between its read and its commit."""
+    c = OPERATIONS.c
+    stmt = sa.select(c.paused, c.cancel_requested, c.halted_reason, c.finished_at).where(
+        c.id == operation_id
+    )
+    if db.is_postgres:
+        stmt = stmt.with_for_update(read=True)
+    row = (await conn.execute(stmt)).first()
+    if row is None:
+        return False
+    stopped = row.paused or row.cancel_requested or row.halted_reason is not None
+    return not stopped and row.finished_at is None
 
 
 async def _claim_group(

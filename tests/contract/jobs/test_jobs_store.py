@@ -417,3 +417,21 @@ async def test_one_server_groups_are_claimed_together_each_with_its_call(
     )
     rest = await store.claim_batches(claim_request(op.id, cap=5), [1], 10)
     assert [b.target_ids for b in rest] == [("other-00001",), ("other-00002",)]
+
+
+@pytest.mark.parametrize("max_batch", [[10], [1]])
+async def test_a_claim_after_a_pause_or_cancel_takes_nothing(
+    store: SqlJobStore, max_batch: list[int]
+) -> None:
+    """The dispatcher lists claimable operations, then claims: a pause (or cancel) committed in
+    between wins, whichever claim path (groups, one-server calls) runs."""
+    op = await plan_operation(store, items(4))
+    await store.set_paused(op.id, True, "ops", T0)
+    assert await store.claim_batches(claim_request(op.id), max_batch, 4) == []
+    await store.set_paused(op.id, False, "ops", T0)
+    first = await store.claim_batches(claim_request(op.id, cap=1), max_batch, 1)
+    assert [b.target_ids for b in first] == [("srv-00000",)]
+    await store.cancel(op.id, "ops", T0)
+    assert await store.claim_batches(claim_request(op.id), max_batch, 4) == []
+    counts = (await store.counts([op.id]))[op.id]
+    assert counts == {State.DISPATCHING: 1, State.CANCELLED: 3}
