@@ -26,7 +26,7 @@ from fleet.drivers.errors import (
 from fleet.drivers.novacommon import server_outcome
 from fleet.opspec import parse_params
 from fleet.planner import batch_key, rate_key
-from fleet.recipes import RECIPES, Recipe, Step, recipe_for
+from fleet.recipes import LIVE_RESIZE, RECIPES, Recipe, Step, recipe_for
 from jobs.outcomes import (
     Accepted,
     Advance,
@@ -119,7 +119,12 @@ class FleetExecutor:
         first = batch.subjobs[0]
         endpoint = str(first.payload["endpoint"])
         recipe = RECIPES[str(first.payload["recipe"])]
-        return endpoint, self._drivers[endpoint], recipe, parse_params(batch.kind, batch.params)
+        params = parse_params(batch.kind, batch.params)
+        if params.live and recipe.name != LIVE_RESIZE:
+            # asked for live, planned offline (the server was not running): the driver must
+            # send a plain resize, which it chooses by `live`
+            params = replace(params, live=False)
+        return endpoint, self._drivers[endpoint], recipe, params
 
     def _after(
         self, endpoint: str, driver: Driver, recipe: Recipe, step: int, sj: SubJobRecord

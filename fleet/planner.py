@@ -4,7 +4,8 @@ Each configured endpoint (or only those the selector names) is listed once, in f
 is applied here, so the same listing also gives the endpoint's fleet size for the blast-radius
 guard. A server is skipped (recorded, never sent) when it carries the exclusion tag, is already in
 the state the action leads to, or sits on a dialect without the API the action needs (tags on
-EasyStack). An action a targeted dialect cannot do at all refuses the whole operation.
+EasyStack; a resize on BMS when the selector does not name the BMS endpoint). An action an
+endpoint the selector names cannot do at all (a resize of `bms-prod`) refuses the whole operation.
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ class FleetPlanner:
         try:
             self._recipe(name, driver, kind, params, None)
         except Unsupported as exc:
-            if kind not in TAG_KINDS:
+            if kind not in TAG_KINDS and name in targets.endpoints:
                 raise PlanningError(f"endpoint {name}: {exc.message}") from None
             unsupported = f"unsupported: {exc.message}"
         fleet = 0

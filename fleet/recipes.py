@@ -91,7 +91,8 @@ _NOVA_RESIZE = Recipe(
         Step(Action.REVERT_RESIZE, on_failure_only=True),
     ),
 )
-_LIVE_RESIZE = Recipe("resize/live", (Step(Action.RESIZE),))
+LIVE_RESIZE = "resize/live"
+_LIVE_RESIZE = Recipe(LIVE_RESIZE, (Step(Action.RESIZE),))
 
 RECIPES: dict[str, Recipe] = {
     **{kind: Recipe(kind, (Step(action),)) for kind, action in SIMPLE_KINDS.items()},
