@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import structlog
 
-from fleet.domain import Action, ActionParams, ServerRef, ServerStatus
+from fleet.domain import Action, ActionParams, Provider, ServerRef, ServerStatus
 from fleet.drivers.base import Driver, OutcomeState, PollResult, ServerOutcome, Submission
 from fleet.drivers.errors import (
     DriverError,
@@ -45,7 +45,22 @@ from jobs.types import JSONValue
 log = structlog.get_logger("fleet.executor")
 
 # Typical simulated-cloud seconds per step, for the ETA only.
-_STEP_SECONDS = {"start": 20.0, "stop": 20.0, "reboot": 30.0, "resize": 60.0, "delete": 15.0}
+# Seconds a step's action takes until the server settles, the plan's ETA only (polls decide when a
+# server is done). An endpoint's `action_seconds` overrides them per action.
+ACTION_SECONDS: Mapping[str, float] = {
+    Action.START: 20.0,
+    Action.STOP: 20.0,
+    Action.REBOOT: 30.0,
+    Action.RESIZE: 60.0,
+    Action.CONFIRM_RESIZE: 5.0,
+    Action.REVERT_RESIZE: 20.0,
+    Action.TAG_ADD: 0.0,
+    Action.TAG_REMOVE: 0.0,
+    Action.DELETE: 15.0,
+}
+# The first poll of an accepted call comes after this share of its action's expected time (then
+# every poll interval): reading a server that cannot have settled yet only spends API budget.
+FIRST_POLL = 0.9
 
 
 def _server_id(sj: SubJobRecord) -> str:
@@ -59,26 +74,43 @@ def _was_running(sj: SubJobRecord) -> bool:
 class FleetExecutor:
     """Implements `jobs.ports.Executor` over the configured drivers."""
 
-    def __init__(self, drivers: Mapping[str, Driver], *, max_batch: int = 1000) -> None:
+    def __init__(
+        self,
+        drivers: Mapping[str, Driver],
+        *,
+        max_batch: int = 1000,
+        action_seconds: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> None:
         self._drivers = drivers
         self._max_batch = max_batch
+        self._action_seconds = action_seconds or {}  # endpoint -> action -> seconds
+
+    def _seconds(self, endpoint: str | None, step: Step) -> float:
+        if step.on_failure_only:  # a compensation: not on the way of a server that succeeds
+            return 0.0
+        own = self._action_seconds.get(endpoint or "", {})
+        return own.get(step.action, ACTION_SECONDS.get(step.action, 10.0))
 
     # --- profile -----------------------------------------------------------------------------
 
     def profile(self, kind: str, rate_key: str | None = None) -> ActionProfile:
         """Steps of `kind` with the batch size of the endpoint behind `rate_key` (without it, the
         largest any endpoint takes: only the ETA's timing uses that)."""
-        seconds = _STEP_SECONDS.get(kind, 10.0)
-        driver = None if rate_key is None else self._drivers.get(rate_key.split(":", 1)[0])
-        if driver is None:
-            count = 3 if kind == "resize" else 1
+        endpoint = None if rate_key is None else rate_key.split(":", 1)[0]
+        driver = None if endpoint is None else self._drivers.get(endpoint)
+        if driver is None:  # the longest recipe (ECS v1 resize: stop, resize, start)
+            recipe = recipe_for(kind, Provider.HUAWEI_ECS)
             return ActionProfile(
-                steps=tuple(StepProfile(self._max_batch, seconds) for _ in range(count)),
+                steps=tuple(
+                    StepProfile(self._max_batch, self._seconds(None, s)) for s in recipe.steps
+                ),
                 poll_batch=50,
             )
         recipe = recipe_for(kind, driver.provider)
         steps = tuple(
-            StepProfile(min(self._max_batch, _max_batch(driver, s.action)), seconds)
+            StepProfile(
+                min(self._max_batch, _max_batch(driver, s.action)), self._seconds(endpoint, s)
+            )
             for s in recipe.steps
         )
         # An endpoint that takes one server per call (the Nova dialects) also reads one server
@@ -190,6 +222,7 @@ class FleetExecutor:
                     cloud_job_id=submission.job_id,
                     request_id=submission.request_id,
                     memo={"submission": _submission_json(submission), **_keep(sj)},
+                    poll_after=FIRST_POLL * self._seconds(endpoint, step),
                 )
         return outcomes
 

@@ -12,7 +12,7 @@ import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -95,10 +95,17 @@ def engine_config(settings: Settings, worker: str | None) -> EngineConfig:
     )
 
 
+@dataclass(frozen=True)
+class _Sim:
+    url: str | None = None
+    endpoints: SimEndpoints | None = None
+    action_seconds: Mapping[str, float] = field(default_factory=dict)  # real seconds per action
+
+
 @contextlib.asynccontextmanager
-async def _simulator(settings: Settings) -> AsyncIterator[tuple[str | None, SimEndpoints | None]]:
+async def _simulator(settings: Settings) -> AsyncIterator[_Sim]:
     if not settings.simulator.enabled:
-        yield None, None
+        yield _Sim()
         return
     from fleet.simulator.server import start_simulator
     from fleet.simulator.worldgen import load_spec
@@ -107,7 +114,18 @@ async def _simulator(settings: Settings) -> AsyncIterator[tuple[str | None, SimE
     spec = load_spec(sim.world, seed=sim.seed, speed=sim.speed)
     async with start_simulator(spec, host=sim.host, port=sim.port) as running:
         log.info("simulator_started", url=running.base_url)
-        yield running.base_url, running.endpoints
+        yield _Sim(running.base_url, running.endpoints, running.real_seconds())
+
+
+def _action_seconds(settings: Settings, sim: _Sim) -> dict[str, dict[str, float]]:
+    """Per endpoint, the action durations the ETA assumes: the simulator's own for its endpoints,
+    then the endpoint's `action_seconds`."""
+    out: dict[str, dict[str, float]] = {}
+    for spec in settings.endpoints:
+        own = dict(sim.action_seconds) if spec.simulator else {}
+        own.update({action.value: seconds for action, seconds in spec.action_seconds.items()})
+        out[spec.name] = own
+    return out
 
 
 @contextlib.asynccontextmanager
@@ -144,14 +162,17 @@ async def open_fleet(
     if migrate:
         await asyncio.to_thread(upgrade, settings.database.url)
     limiter = RateLimiter(clock)
-    async with _simulator(settings) as (sim_url, sim), _drivers(settings, limiter, sim) as drivers:
+    async with (
+        _simulator(settings) as sim,
+        _drivers(settings, limiter, sim.endpoints) as drivers,
+    ):
         store = SqlJobStore(settings.database.url)
         try:
             flavours = {s.name: s.flavour for s in settings.endpoints}
             runtime = Runtime(
                 store,
                 FleetPlanner(drivers, flavours),
-                FleetExecutor(drivers),
+                FleetExecutor(drivers, action_seconds=_action_seconds(settings, sim)),
                 limiter,
                 clock=clock,
                 config=engine_config(settings, worker),
@@ -159,7 +180,7 @@ async def open_fleet(
             operations = Operations(
                 store, clock, on_created=runtime.wake_planner, on_changed=runtime.wake
             )
-            fleet = Fleet(settings, store, limiter, drivers, runtime, operations, sim_url)
+            fleet = Fleet(settings, store, limiter, drivers, runtime, operations, sim.url)
             if not run_engine:
                 yield fleet
                 return

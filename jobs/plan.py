@@ -6,8 +6,9 @@ so planning 100,000 targets stays small. The ETA is computed from the budgets, n
 - sending N units under a budget of L units per P seconds takes ``P * (ceil(N / L) - 1)`` seconds
   (the first L leave at once, the next L one period later, ...), for each budget of the key, the
   slowest budget deciding; requests count calls, servers count servers per step;
-- a server then needs its steps' cloud time, observed on the poll grid
-  (``ceil(seconds / poll_interval) * poll_interval`` per step);
+- a server then needs its steps' cloud time on its endpoint, observed on the poll grid
+  (``ceil(seconds / poll_interval) * poll_interval`` per step); a wave ends when the key whose
+  last send plus cycle is latest is done;
 - ``max_in_flight`` M bounds concurrency: a wave of W servers needs at least ``ceil(W / M)``
   cycles, and calls carry at most ``min(max_batch, M, W)`` servers;
 - waves run one after the other, so their times add up.
@@ -146,7 +147,8 @@ def estimate(
     per_batch: Mapping[tuple[str, str], int], acting: int, waves: Sequence[int], eta: EtaInputs
 ) -> tuple[tuple[RateKeyPlan, ...], float]:
     """Per-rate-key calls and send time, and the whole operation's ETA in seconds."""
-    cycle = _cycle(eta.profile, eta.poll_interval)
+    cycles = {k: _cycle(eta.key_profile(k), eta.poll_interval) for k, _ in per_batch}
+    longest = max(cycles.values(), default=_cycle(eta.profile, eta.poll_interval))
     mif = eta.strategy.max_in_flight
     totals: dict[str, list[float]] = {}
     cache: dict[int, tuple[float, dict[str, tuple[int, int]]]] = {}
@@ -155,11 +157,13 @@ def estimate(
         if size not in cache:
             cap = min(size, mif) if mif else size
             per_key = _wave_calls(per_batch, size / acting, cap, eta)
-            send = max(
-                (send_seconds(c, s, eta.budgets(k)) for k, (c, s) in per_key.items()), default=0.0
+            # each key's last server is sent, then takes its endpoint's cycle to settle
+            done = max(
+                (send_seconds(c, s, eta.budgets(k)) + cycles[k] for k, (c, s) in per_key.items()),
+                default=longest,
             )
             rounds = math.ceil(size / mif) if mif else 1
-            cache[size] = (max(send + cycle, rounds * cycle), per_key)
+            cache[size] = (max(done, rounds * longest), per_key)
         wave_time, per_key = cache[size]
         seconds += wave_time
         for key, (calls, units) in per_key.items():

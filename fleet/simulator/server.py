@@ -31,6 +31,13 @@ class RunningSimulator:
     def endpoints(self) -> dict[str, dict[str, str]]:
         return endpoints(self.ctx)
 
+    def real_seconds(self) -> dict[str, float]:
+        """Real (wall-clock) seconds each action takes to settle at this simulator's speed."""
+        world = self.ctx.world
+        return {
+            action: simulated / world.clock.speed for action, simulated in world.durations.items()
+        }
+
 
 @contextlib.asynccontextmanager
 async def start_simulator(

@@ -114,3 +114,68 @@ async def test_log_lines_about_a_subjob_carry_its_ids(
     http_lines = [x for x in lines if x["event"].startswith("http_call") and x.get("operation_id")]
     assert http_lines, "driver lines inside a call carry the operation id"
     assert all(x["endpoint"] == "ecs-sim" for x in http_lines)
+
+
+async def test_a_dry_run_eta_uses_each_endpoint_action_seconds(tmp_path: Path) -> None:
+    """Simulator endpoints take the simulator's own durations (20 s stop / speed 200 = 0.1 s,
+    one 0.2 s poll); `action_seconds` of an endpoint overrides them."""
+    config = tmp_path / "c.toml"
+    config.write_text(
+        "[simulator]\nenabled = true\nspeed = 200.0\n[engine]\npoll_interval = 0.2\n"
+        '[[endpoints]]\nname = "ecs-sim"\nprovider = "huawei-ecs"\nsimulator = true\n'
+        '[[endpoints]]\nname = "slow-sim"\nprovider = "huawei-ecs"\nsimulator = true\n'
+        "action_seconds = { stop = 45 }\n"
+    )
+    settings = load_settings(
+        [ROOT / "config" / "default.toml", config],
+        environ={"FLEET_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'fleet.db'}"},
+    )
+    async with open_fleet(settings) as fleet:
+        etas = {}
+        for endpoint in ("ecs-sim", "slow-sim"):
+            view, _ = await fleet.operations.create(
+                NewOperation(
+                    kind="stop",
+                    selector={"endpoints": [endpoint], "statuses": ["running"]},
+                    dry_run=True,
+                    created_by="tests",
+                )
+            )
+            done = await wait_terminal(fleet, view.operation.id)
+            assert done.operation.summary is not None
+            assert done.operation.summary.targets > 0
+            etas[endpoint] = done.operation.summary.eta_seconds
+    # one ECS call sends them all; then one poll interval (ecs-sim) or 45 s on the grid
+    assert etas == {"ecs-sim": pytest.approx(0.2), "slow-sim": pytest.approx(45.0)}
+
+
+async def test_the_first_poll_waits_for_most_of_the_expected_action_time(tmp_path: Path) -> None:
+    """A stop expected to take 1 s (`action_seconds`) is first read 0.9 s after the cloud took
+    it, not every 0.05 s poll interval: one job query settles it."""
+    config = tmp_path / "c.toml"
+    config.write_text(
+        "[simulator]\nenabled = true\nspeed = 200.0\n[engine]\npoll_interval = 0.05\n"
+        '[[endpoints]]\nname = "ecs-sim"\nprovider = "huawei-ecs"\nsimulator = true\n'
+        "action_seconds = { stop = 1.0 }\n"
+    )
+    settings = load_settings(
+        [ROOT / "config" / "default.toml", config],
+        environ={"FLEET_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'fleet.db'}"},
+    )
+    async with open_fleet(settings) as fleet, aiohttp.ClientSession() as http:
+        servers = [s async for s in fleet.drivers["ecs-sim"].list_servers(Selector())]
+        target = next(s for s in servers if s.status is ServerStatus.RUNNING)
+        view, _ = await fleet.operations.create(
+            NewOperation(
+                kind="stop", selector={"endpoints": ["ecs-sim"], "ids": [target.id]}, created_by="t"
+            )
+        )
+        done = await wait_terminal(fleet, view.operation.id)
+        assert done.counts.get(State.SUCCEEDED) == 1
+        async with http.get(f"{fleet.simulator_url}/_sim/requests") as resp:
+            log = (await resp.json())["requests"]
+    [action] = [e for e in log if e["rate_key"] == "huawei-ecs:action"]
+    polls = [e for e in log if e["rate_key"] == "huawei-ecs:jobs"]
+    assert polls, "the cloud job was read"
+    assert polls[0]["time"] - action["time"] >= 0.9
+    assert len(polls) == 1  # settled 0.005 s after the send: the first read finds it done

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet.domain import Provider
+from fleet.domain import Action, Provider
 from fleet.settings import SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +47,14 @@ def test_later_files_override_earlier_ones(tmp_path: Path) -> None:
             '[[endpoints]]\nname = "e"\nprovider = "huawei-ecs"\n[endpoints.budgets]\naction = [{limit = 0}]\n',
             "endpoints[0].budgets.action[0].limit",
         ),
+        (
+            '[[endpoints]]\nname = "e"\nprovider = "openstack"\naction_seconds = { halt = 3 }\n',
+            "endpoints[0].action_seconds.halt",
+        ),
+        (
+            '[[endpoints]]\nname = "e"\nprovider = "openstack"\naction_seconds = { stop = -1 }\n',
+            "endpoints[0].action_seconds",
+        ),
     ],
 )
 def test_bad_settings_name_the_field(tmp_path: Path, toml: str, field: str) -> None:
@@ -76,3 +84,14 @@ def test_endpoint_with_budgets(tmp_path: Path) -> None:
     assert ep.provider is Provider.HUAWEI_ECS
     assert ep.credentials.kind == "aksk"
     assert ep.budgets["action"][0].unit == "servers"
+    assert ep.action_seconds == {}
+
+
+def test_endpoint_action_seconds(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[[endpoints]]\nname = "bms-prod"\nprovider = "huawei-bms"\n'
+        "action_seconds = { stop = 180, reboot = 300.5 }\n"
+    )
+    ep = load_settings([path], environ={}).endpoint("bms-prod")
+    assert ep.action_seconds == {Action.STOP: 180.0, Action.REBOOT: 300.5}

@@ -109,6 +109,28 @@ def test_eta_adds_waves_and_steps() -> None:
     assert summary.rate_keys[0].calls == 3 + 3  # each wave: one call per step
 
 
+def test_eta_takes_each_endpoint_its_own_cloud_time() -> None:
+    # a slow key whose servers settle fast, a fast key whose servers settle slowly: the wave ends
+    # with the latest of (last send + that key's cycle), not the slowest send plus the slowest cycle
+    budgets = {"es:action": [Budget(120, 60.0)], "bms:action": []}
+    seconds = {"es:action": 10.0, "bms:action": 300.0}
+    eta = EtaInputs(
+        profile=ActionProfile((StepProfile(1, 300.0),)),
+        profile_for=lambda key: ActionProfile((StepProfile(1, seconds[key]),)),
+        strategy=Strategy(),
+        poll_interval=5.0,
+        budgets=lambda key: budgets[key],
+    )
+    builder = PlanBuilder()
+    for i in range(480):  # 4 windows of 120 calls: the last leaves after 3 minutes
+        builder.add(PlanItem(f"e{i}", "es:action", "b"))
+    for i in range(10):
+        builder.add(PlanItem(f"b{i}", "bms:action", "b"))
+    assert builder.summary(eta).eta_seconds == pytest.approx(max(180.0 + 10.0, 0.0 + 300.0))
+    seconds["bms:action"] = 20.0
+    assert builder.summary(eta).eta_seconds == pytest.approx(180.0 + 10.0)
+
+
 def test_summary_round_trips_through_json() -> None:
     builder = PlanBuilder()
     builder.add(PlanItem("a", "k", "b", scope="ep"))
