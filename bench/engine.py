@@ -1,4 +1,4 @@
-"""Engine benchmarks (`python bench/engine.py [--json] [--quick]`).
+"""Engine benchmarks (`python bench/engine.py [--json] [--quick] [--only X] [--window S]`).
 
 (a) plan_100k: plan and persist 100,000 sub-jobs on SQLite and on PostgreSQL through the engine's
     planning loop (a streaming planner stands in for the drivers, so this measures fleet's own
@@ -6,11 +6,14 @@
 (b) unlimited_10k: a 10,000-server stop against the simulator (its own process) with effectively
     unlimited budgets: sub-jobs per second and fleet's CPU milliseconds per sub-job.
 (c) limited_mixed: a 2,000-server stop across ECS, BMS and OpenStack against budgets shaped like the
-    defaults but with a 3-second window, the simulator enforcing the same limits: actual duration
-    over the lower bound the limits imply, and the simulator's throttled count. Bar: ratio <= 1.10
-    with 0 throttled.
+    defaults but with a short window (`--window`, 3 s), the simulator enforcing the same limits:
+    actual duration over the lower bound the limits imply, and the simulator's throttled count.
+    Bar: ratio <= 1.10 with 0 throttled. eta_mixed: the ETA of a dry run of the same targets,
+    asked just before, against the run's duration (within 15%).
 
-PostgreSQL comes from the machine's binaries (a throwaway cluster, as in the tests).
+The campaigns run as users run fleet: `fleet serve` gets the operation through the REST API, and
+durations are the operation's own `created_at` to `finished_at`. PostgreSQL comes from the
+machine's binaries (a throwaway cluster, as in the tests).
 """
 
 from __future__ import annotations
@@ -26,15 +29,19 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import _find_bindir, _free_port  # noqa: E402
-from tests.e2e.procs import get_json, post_json, simulator_process, start_worker  # noqa: E402
+from tests.e2e.procs import get_json, post_json, simulator_process  # noqa: E402
 
 # --- (a) plan 100k ---------------------------------------------------------------------------------
 
@@ -176,13 +183,22 @@ def plan_100k(count: int) -> dict[str, dict[str, float]]:
 # --- (b) and (c): campaigns against the simulator process -------------------------------------------
 
 
-def _campaign_config(path: Path, db: str, sim: dict[str, dict[str, str]], endpoints: str) -> None:
+def _campaign_config(
+    path: Path,
+    db: str,
+    sim: dict[str, dict[str, str]],
+    endpoints: str,
+    poll_interval: float,
+    stop_seconds: float,
+) -> None:
     hw, os_ = sim["huawei"], sim["openstack"]
     text = f"""
 [database]
 url = "{db}"
+[service]
+port = 0
 [engine]
-poll_interval = 0.5
+poll_interval = {poll_interval}
 idle_interval = 0.05
 [logging]
 format = "json"
@@ -191,6 +207,7 @@ level = "warning"
     for line in endpoints.strip().splitlines():
         name, provider, budgets = (p.strip() for p in line.split("|"))
         text += f'[[endpoints]]\nname = "{name}"\nprovider = "{provider}"\nbudgets = {budgets}\n'
+        text += f"action_seconds = {{ stop = {stop_seconds} }}\n"
         if provider == "openstack":
             text += (
                 f'flavour = "easystack"\nauth_url = "{os_["auth_url"]}"\n'
@@ -209,54 +226,84 @@ level = "warning"
     path.write_text(text)
 
 
-async def _run_op(db: str, selector: dict[str, object]) -> tuple[str, float]:
-    """Create a stop operation in the database and wait (a worker process runs it)."""
-    from jobs.operations import Operations
-    from jobs.records import NewOperation
-    from jobs.states import OperationState
-    from jobs.store import SqlJobStore
+class Service:
+    """`fleet serve` (the REST API with its engine) in its own process, as users run it."""
 
-    done = {
-        OperationState.SUCCEEDED,
-        OperationState.COMPLETED_WITH_FAILURES,
-        OperationState.STOPPED,
-    }
-    store = SqlJobStore(db)
+    def __init__(self, url: str, token: str, pid: int) -> None:
+        self.url, self.token, self.pid = url, token, pid
+
+    def call(self, method: str, path: str, body: object = None) -> dict[str, Any]:
+        request = urllib.request.Request(
+            self.url + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as resp:  # loopback only
+            data: dict[str, Any] = json.loads(resp.read())
+            return data
+
+    def run(self, body: dict[str, object]) -> dict[str, Any]:
+        """Create an operation through the API; return its view once it has ended."""
+        op = self.call("POST", "/v1/operations", body)
+        while op["state"] not in DONE:
+            time.sleep(0.1)
+            op = self.call("GET", f"/v1/operations/{op['id']}")
+        return op
+
+
+DONE = {"succeeded", "completed_with_failures", "stopped", "cancelled", "refused", "planned"}
+
+
+@contextmanager
+def service(config: Path, tmp: Path, env: dict[str, str]) -> Iterator[Service]:
+    full_env = {**os.environ, **env, "FLEET_BOOTSTRAP_TOKEN_FILE": str(tmp / "admin.token")}
+    subprocess.run(
+        [sys.executable, "-m", "fleet.cli", "db", "upgrade", "--config", str(config)],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+        env=full_env,
+    )
+    url_file, log = tmp / "url", tmp / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "fleet.cli",
+                "serve",
+                "--config",
+                str(config),
+                "--url-file",
+                str(url_file),
+            ],
+            cwd=ROOT,
+            env={**full_env, "FLEET_SERVICE__PORT": "0"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        ops = Operations(store)
-        view, _ = await ops.create(NewOperation(kind="stop", selector=selector, created_by="bench"))
-        started = time.perf_counter()
-        while True:
-            current = await ops.get(view.operation.id)
-            if current.state in done:
-                return current.state.value, time.perf_counter() - started
-            await asyncio.sleep(0.05)
+        deadline = time.monotonic() + 60
+        while not (url_file.is_file() and url_file.read_text().strip()):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"fleet serve did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.05)
+        svc = Service(
+            url_file.read_text().strip(), (tmp / "admin.token").read_text().strip(), proc.pid
+        )
+        # Start-up (policies, recovery) settles before the clock starts.
+        time.sleep(1.0)
+        yield svc
     finally:
-        await store.close()
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
-async def _worker_ready(db: str, worker: subprocess.Popen[bytes]) -> None:
-    import sqlalchemy as sa
-
-    from jobs.models import WORKERS
-    from jobs.store import SqlJobStore
-
-    store = SqlJobStore(db)
-    deadline = time.monotonic() + 60.0
-    try:
-        while time.monotonic() < deadline:
-            if worker.poll() is not None:
-                raise SystemExit(f"the worker exited with {worker.returncode}")
-            async with store.db.read() as conn:
-                if (await conn.execute(sa.select(WORKERS.c.id).limit(1))).first() is not None:
-                    # Registration comes before the loops and the rest of start-up (policies):
-                    # give it the second the bench always gave, now counted from its start.
-                    await asyncio.sleep(1.0)
-                    return
-            await asyncio.sleep(0.05)
-        raise SystemExit("the worker did not start")
-    finally:
-        await store.close()
+def _seconds(op: dict[str, object], end: str = "finished_at") -> float:
+    """From the operation's creation to `end`, by the service's own clock."""
+    t0 = datetime.fromisoformat(str(op["created_at"]))
+    return (datetime.fromisoformat(str(op[end])) - t0).total_seconds()
 
 
 def _worker_cpu_seconds(pid: int) -> float:
@@ -264,109 +311,126 @@ def _worker_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def campaign(
-    world: str, endpoints: str, limits: dict[str, object], selector: dict[str, object]
-) -> dict[str, object]:
-    with tempfile.TemporaryDirectory() as tmp_s:
-        tmp = Path(tmp_s)
-        (tmp / "world.toml").write_text(world)
-        with simulator_process(tmp / "world.toml", tmp / "sim.log") as url:
-            sim = get_json(f"{url}/_sim/endpoints")
-            post_json(f"{url}/_sim/limits", limits)
-            db = f"sqlite+aiosqlite:///{tmp}/bench.db"
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "fleet.cli",
-                    "db",
-                    "upgrade",
-                    "--config",
-                    str(tmp / "c.toml"),
-                ],
-                check=False,
-                capture_output=True,
-            )
-            _campaign_config(tmp / "c.toml", db, sim, endpoints)  # type: ignore[arg-type]
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "fleet.cli",
-                    "db",
-                    "upgrade",
-                    "--config",
-                    str(tmp / "c.toml"),
-                ],
-                check=True,
-                capture_output=True,
-                cwd=ROOT,
-            )
-            env = {
-                "BENCH_AK": sim["huawei"]["ak"],
-                "BENCH_SK": sim["huawei"]["sk"],  # type: ignore[index]
-                "BENCH_OS_PASSWORD": sim["openstack"]["password"],
-            }  # type: ignore[index]
-            worker = start_worker(tmp / "c.toml", "bench", env, tmp / "worker.log")
-            try:
-                # The clock measures the engine, not Python's start-up: wait until the worker
-                # has registered (a fixed 1 s sleep from spawning let a loaded machine start the
-                # clock before the worker was up: its start-up was timed as planning).
-                asyncio.run(_worker_ready(db, worker))
-                cpu0 = _worker_cpu_seconds(worker.pid)
-                state, seconds = asyncio.run(_run_op(db, selector))
-                cpu = _worker_cpu_seconds(worker.pid) - cpu0
-            finally:
-                worker.terminate()
-                worker.wait(timeout=30)
-            stats = get_json(f"{url}/_sim/stats")["keys"]
-            requests = get_json(f"{url}/_sim/requests", timeout=60)["requests"]
+@dataclass(frozen=True)
+class Run:
+    state: str
+    seconds: float  # the operation's creation to its end, by the service's clock
+    planned_s: float  # creation to planned
+    created_at: float  # epoch seconds (the simulator logs epoch times)
+    eta_s: float | None  # the dry run's ETA, when one was asked first
+    cpu_seconds: float  # the service process, during the run
+    throttled: int  # 429s the simulator answered
+    units: dict[str, int]  # units the simulator counted per rate key
+    spans: dict[str, tuple[float, float]]  # first and last request per rate key (epoch)
+
+
+def _json(url: str) -> Any:
+    return get_json(url, timeout=60)
+
+
+def _spans(requests: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
     spans: dict[str, tuple[float, float]] = {}
-    for entry in requests:  # type: ignore[attr-defined]
+    for entry in requests:
         key, at = entry["rate_key"], float(entry["time"])
         if key:
             first, last = spans.get(key, (at, at))
             spans[key] = (min(first, at), max(last, at))
-    throttled = sum(int(v["throttled"]) for v in stats.values())  # type: ignore[union-attr]
-    return {
-        "state": state,
-        "seconds": seconds,
-        "cpu_seconds": cpu,
-        "throttled": throttled,
-        "stats": stats,
-        "spans": spans,
-    }
+    return spans
+
+
+def campaign(
+    world: str,
+    endpoints: str,
+    limits: dict[str, Any],
+    targets: dict[str, Any],
+    *,
+    poll_interval: float = 0.5,
+    stop_seconds: float = 20.0,
+    dry_run_first: bool = False,
+) -> Run:
+    """Run a stop through `fleet serve` against a simulator process with `limits` enforced.
+
+    With BENCH_TRACE=path set, the simulator's request log is written to `path` and the
+    service's log to `path.log` (where a run's time went)."""
+    with tempfile.TemporaryDirectory() as tmp_s:
+        tmp = Path(tmp_s)
+        (tmp / "world.toml").write_text(world)
+        with simulator_process(tmp / "world.toml", tmp / "sim.log") as url:
+            sim = _json(f"{url}/_sim/endpoints")
+            post_json(f"{url}/_sim/limits", limits)
+            db = f"sqlite+aiosqlite:///{tmp}/bench.db"
+            _campaign_config(tmp / "c.toml", db, sim, endpoints, poll_interval, stop_seconds)
+            env = {
+                "BENCH_AK": sim["huawei"]["ak"],
+                "BENCH_SK": sim["huawei"]["sk"],
+                "BENCH_OS_PASSWORD": sim["openstack"]["password"],
+            }
+            with service(tmp / "c.toml", tmp, env) as svc:
+                eta: float | None = None
+                if dry_run_first:
+                    body = {"action": "stop", "targets": targets, "dry_run": True}
+                    eta = float(svc.call("POST", "/v1/operations", body)["plan"]["eta_seconds"])
+                    post_json(f"{url}/_sim/limits", limits)  # the dry run's listing: a new window
+                cpu0 = _worker_cpu_seconds(svc.pid)
+                op = svc.run({"action": "stop", "targets": targets})
+                cpu = _worker_cpu_seconds(svc.pid) - cpu0
+            stats: dict[str, Any] = _json(f"{url}/_sim/stats")["keys"]
+            requests: list[dict[str, Any]] = _json(f"{url}/_sim/requests")["requests"]
+            if os.environ.get("BENCH_TRACE"):
+                Path(os.environ["BENCH_TRACE"]).write_text(json.dumps(requests))
+                shutil.copy(tmp / "serve.log", os.environ["BENCH_TRACE"] + ".log")
+    return Run(
+        state=str(op["state"]),
+        seconds=_seconds(op),
+        planned_s=_seconds(op, "planned_at"),
+        created_at=datetime.fromisoformat(str(op["created_at"])).timestamp(),
+        eta_s=eta,
+        cpu_seconds=cpu,
+        throttled=sum(int(v["throttled"]) for v in stats.values()),
+        units={k: int(v.get("units") or 0) for k, v in stats.items()},
+        spans=_spans(requests),
+    )
 
 
 def unlimited_10k(count: int) -> dict[str, float]:
+    # a stop settles in 20 simulated seconds: 0.02 s at speed 1000
     world = f"seed = 3\nspeed = 1000.0\n[generate]\necs = {count}\nbms = 0\nopenstack = 0\n"
-    limits = {"huawei-ecs:action": None}
+    limits: dict[str, Any] = {"huawei-ecs:action": None}
     big = '{ action = [{ limit = 100000, period = 1, unit = "servers" }] }'
-    r = campaign(world, f"ecs | huawei-ecs | {big}", limits, {"endpoints": ["ecs"]})
+    r = campaign(
+        world, f"ecs | huawei-ecs | {big}", limits, {"endpoints": ["ecs"]}, stop_seconds=0.02
+    )
     acted = count  # every server is a sub-job (already-stopped ones are skipped at planning)
     _report_state("unlimited_10k", r)
     return {
-        "subjobs_per_s": round(acted / float(r["seconds"]), 1),  # type: ignore[arg-type]
-        "cpu_ms_per_subjob": round(float(r["cpu_seconds"]) * 1000 / acted, 3),  # type: ignore[arg-type]
+        "subjobs_per_s": round(acted / r.seconds, 1),
+        "cpu_ms_per_subjob": round(r.cpu_seconds * 1000 / acted, 3),
     }
 
 
-def _report_state(name: str, r: dict[str, object]) -> None:
+def _report_state(name: str, r: Run) -> None:
     """The JSON keeps the issue's keys; how the operation ended goes to stderr (and fails the
     run when it did not succeed: a fast failure is no measurement)."""
-    print(f"{name}: {r['state']} in {float(r['seconds']):.2f} s", file=sys.stderr)  # type: ignore[arg-type]
-    if r["state"] != "succeeded":
-        raise SystemExit(f"{name}: the operation ended {r['state']}")
+    print(f"{name}: {r.state} in {r.seconds:.2f} s", file=sys.stderr)
+    if r.state != "succeeded":
+        raise SystemExit(f"{name}: the operation ended {r.state}")
 
 
-PERIOD = 3.0
+def limited_mixed(period: float = 3.0) -> tuple[dict[str, object], dict[str, object]]:
+    """(limited_mixed, eta_mixed): the run against its lower bound, and the dry run's ETA
+    (asked first, on the same world) against the run's duration.
 
-
-def limited_mixed() -> dict[str, object]:
-    # 2,000 servers: ECS 1000, BMS 400, OpenStack 600, every budget scaled to a 3-second window.
-    world = "seed = 5\nspeed = 20.0\n[generate]\necs = 1000\nbms = 400\nopenstack = 600\n"
-    p = PERIOD
-    limits = {
+    Every time is the production one scaled by 60 s / `period` (20 for the default 3 s): the
+    windows (60 s -> 3 s), a stop (20 s -> 1 s: the simulator's speed, and the endpoints'
+    `action_seconds`) and the poll interval (the default 2 s -> 0.1 s). What is not scaled
+    (listing the clouds, writing the plan, each call's round trip) weighs 20 times more than it
+    would against the real windows."""
+    scale = 60.0 / period
+    poll, stop = 2.0 / scale, 20.0 / scale
+    # 2,000 servers: ECS 1000, BMS 400, OpenStack 600, every budget scaled to the window.
+    world = f"seed = 5\nspeed = {scale}\n[generate]\necs = 1000\nbms = 400\nopenstack = 600\n"
+    p = period
+    limits: dict[str, Any] = {
         "huawei-ecs:action": {"limit": 1000, "period": p, "unit": "servers"},
         "huawei-bms:action": {"limit": 50, "period": p},
         "huawei-bms:jobs": {"limit": 2000, "period": p},
@@ -378,36 +442,43 @@ ecs | huawei-ecs | {{ action = [{{ limit = 1000, period = {p}, unit = "servers" 
 bms | huawei-bms | {{ action = [{{ limit = 50, period = {p} }}], jobs = [{{ limit = 2000, period = {p} }}], detail = [{{ limit = 500, period = {p} }}] }}
 es | openstack | {{ action = [{{ limit = 120, period = {p} }}], show = [{{ limit = 100000, period = {p} }}], list = [{{ limit = 1000, period = {p} }}] }}
 """
-    r = campaign(world, endpoints, limits, {})
-    stats: dict[str, dict[str, object]] = r["stats"]  # type: ignore[assignment]
-    # Lower bound: the slowest key must spread its units over windows; the first window is free.
-    bounds = []
-    for key, lim in limits.items():
-        used = int(stats.get(key, {}).get("units", 0) or 0)  # type: ignore[arg-type]
-        if used and isinstance(lim, dict):
-            bounds.append((math.ceil(used / int(lim["limit"])) - 1) * p)
-    settle = 20.0 / 20.0  # a stop takes 20 simulated seconds at speed 20
-    lower = max(bounds, default=0.0) + settle
-    seconds = float(r["seconds"])  # type: ignore[arg-type]
+    targets = {"endpoints": ["ecs", "bms", "es"]}
+    r = campaign(
+        world, endpoints, limits, targets, poll_interval=poll, stop_seconds=stop, dry_run_first=True
+    )
     _report_state("limited_mixed", r)
-    # Saturation of the slowest key (stderr only): its first to last call at the simulator
-    # against the (ceil(units/limit)-1) periods the limit forces between them.
-    spans: dict[str, tuple[float, float]] = r["spans"]  # type: ignore[assignment]
-    for key, lim in limits.items():
-        used = int(stats.get(key, {}).get("units", 0) or 0)  # type: ignore[arg-type]
-        need = (math.ceil(used / int(lim["limit"])) - 1) * p if isinstance(lim, dict) else 0.0
-        if key in spans and need >= max(bounds, default=0.0) > 0:
-            span = spans[key][1] - spans[key][0]
+    # Lower bound: the slowest key must spread its units over windows (the first window is
+    # free), then its last server needs a stop's time to settle.
+    need = {
+        key: (math.ceil(r.units[key] / int(lim["limit"])) - 1) * p
+        for key, lim in limits.items()
+        if r.units.get(key)
+    }
+    lower = max(need.values(), default=0.0) + stop
+    # Where the time went (stderr): planning, then each key's first and last request; the
+    # slowest key's saturation is the periods its limit forces over its actual span.
+    print(f"limited_mixed: planned {r.planned_s:.2f} s after creation", file=sys.stderr)
+    for key, (first, last) in sorted(r.spans.items()):
+        at = f"{first - r.created_at:.2f} .. {last - r.created_at:.2f} s"
+        print(f"limited_mixed: {key} requests {at}", file=sys.stderr)
+    for key, periods in need.items():
+        if periods >= max(need.values()) > 0 and key in r.spans:
+            span = r.spans[key][1] - r.spans[key][0]
             print(
-                f"limited_mixed: {key} calls span {span:.2f} s, limit needs {need:.2f} s "
-                f"(saturation {need / span:.3f})",
+                f"limited_mixed: {key} calls span {span:.2f} s, limit needs {periods:.2f} s "
+                f"(saturation {periods / span:.3f})",
                 file=sys.stderr,
             )
+    assert r.eta_s is not None
     return {
-        "duration_s": round(seconds, 2),
+        "duration_s": round(r.seconds, 2),
         "lower_bound_s": round(lower, 2),
-        "ratio": round(seconds / lower, 3),
-        "throttled": r["throttled"],
+        "ratio": round(r.seconds / lower, 3),
+        "throttled": r.throttled,
+    }, {
+        "eta_s": round(r.eta_s, 2),
+        "duration_s": round(r.seconds, 2),
+        "error": round(abs(r.eta_s - r.seconds) / r.seconds, 3),
     }
 
 
@@ -416,6 +487,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     parser.add_argument("--only", choices=["plan", "unlimited", "mixed"])
+    parser.add_argument(
+        "--window", type=float, default=3.0, help="limited_mixed: the budgets' period (s)"
+    )
     parser.add_argument("--plan-child")
     parser.add_argument("--count", type=int, default=100_000)
     args = parser.parse_args()
@@ -428,7 +502,7 @@ def main() -> None:
     if args.only in (None, "unlimited"):
         out["unlimited_10k"] = unlimited_10k(1_000 if args.quick else 10_000)
     if args.only in (None, "mixed"):
-        out["limited_mixed"] = limited_mixed()
+        out["limited_mixed"], out["eta_mixed"] = limited_mixed(args.window)
     print(json.dumps(out, indent=None if args.json else 2))
 
 
