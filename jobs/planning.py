@@ -1,7 +1,9 @@
 """The planning loop: resolve an operation's targets into sub-jobs, streamed and in bulk.
 
 Planning never materialises the target list: items flow from the planner into chunks of Core
-inserts, and only counters are kept (`jobs.plan.PlanBuilder`). The rows are invisible to dispatch
+inserts, and only counters are kept (`jobs.plan.PlanBuilder`). The planner runs in a task of its
+own, and whatever it has produced is written whenever it waits for a cloud's answer, so the rows
+of one endpoint or page are in the database while the next one is listed. The rows are invisible to dispatch
 until `finish_planning` stamps the operation planned, so a refusal (blast radius) deletes them in
 the same transaction that records the reason: the operation is refused atomically. A crash in
 the middle leaves an unplanned operation whose partial rows the next attempt deletes first.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
@@ -102,9 +105,21 @@ class PlanningLoop:
         guard = op.guard
         early: str | None = None
         chunk: list[NewSubJob] = []
-        stream = self.planner.plan(op)
+        queue: asyncio.Queue[PlanEntry | _Failed | None] = asyncio.Queue(
+            maxsize=max(1, self.config.plan_chunk)
+        )
+        pump = asyncio.create_task(_pump(self.planner.plan(op), queue), name=f"plan:{op.id}")
         try:
-            async for entry in stream:
+            while True:
+                if chunk and queue.empty():
+                    # the planner waits for a cloud's answer: write what we have meanwhile
+                    await self._flush(op, chunk)
+                    chunk = []
+                entry = await queue.get()
+                if entry is None:
+                    break
+                if isinstance(entry, _Failed):
+                    raise entry.error
                 row = self._take(builder, entry)
                 if row is not None:
                     chunk.append(row)
@@ -115,7 +130,8 @@ class PlanningLoop:
                     await self._flush(op, chunk)
                     chunk = []
         finally:
-            await _close(stream)
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
         eta = EtaInputs(
             profile=self.executor.profile(op.kind),
             profile_for=lambda key: self.executor.profile(op.kind, key),
@@ -168,6 +184,27 @@ def _limits(item: PlanItem) -> tuple[tuple[str, str, int], ...]:
         ("batch_key", item.batch_key, 700),  # the column holds 1024: room for split suffixes
         ("skip_reason", item.skip_reason or "", 10_000),
     )
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: Exception
+
+
+async def _pump(
+    stream: AsyncIterator[PlanEntry], queue: asyncio.Queue[PlanEntry | _Failed | None]
+) -> None:
+    """Drive the planner in its own task, so rows are written while it waits for a cloud (the
+    consumer flushes whenever the queue runs dry); `None` marks the end."""
+    try:
+        async for entry in stream:
+            await queue.put(entry)
+    except Exception as exc:  # raised in the planning loop, as if it had iterated itself
+        await queue.put(_Failed(exc))
+        return
+    finally:
+        await _close(stream)
+    await queue.put(None)
 
 
 async def _close(stream: AsyncIterator[PlanEntry]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import AsyncIterator
 from fractions import Fraction
 
 import pytest
@@ -12,9 +13,16 @@ from jobs_store_helpers import T0, Harness
 from jobs.clock import FakeClock
 from jobs.errors import PlanningError
 from jobs.outcomes import Failed, Outcome, RetryLater, Split
-from jobs.ports import ActionProfile, FleetSize, PlanItem, StepProfile, SubJobOutcomes
+from jobs.ports import (
+    ActionProfile,
+    FleetSize,
+    PlanEntry,
+    PlanItem,
+    StepProfile,
+    SubJobOutcomes,
+)
 from jobs.ratelimit import Budget, RateLimiter
-from jobs.records import Batch
+from jobs.records import Batch, OperationRecord
 from jobs.states import Event, OperationState, State
 from jobs.store import SqlJobStore
 from jobs.strategy import BlastRadius, Strategy, parse_amount
@@ -218,6 +226,45 @@ async def test_a_planning_error_refuses_at_once(store: SqlJobStore) -> None:
     view = await h.ops.get(op.id)
     assert view.state is OperationState.REFUSED
     assert view.operation.refused_reason == "planning refused: no such tag"
+
+
+class WaitingPlanner(FakePlanner):
+    """Yields its first items, then waits (like a planner waiting for a cloud's next page)."""
+
+    def __init__(self, first: int, rest: int) -> None:
+        super().__init__(items(first + rest))
+        self.first = first
+        self.release = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def plan(self, operation: OperationRecord) -> AsyncIterator[PlanEntry]:
+        for i, entry in enumerate(self.default):
+            if i == self.first:
+                self.waiting.set()
+                await self.release.wait()
+            yield entry
+
+
+async def test_rows_are_written_while_the_planner_waits(store: SqlJobStore) -> None:
+    planner = WaitingPlanner(first=3, rest=2)
+    h = Harness(store, planner=planner)
+    op = await h.create()
+    planning = asyncio.create_task(h.planning.run_once())
+    async with asyncio.timeout(10):
+        await planner.waiting.wait()
+    for _ in range(500):  # the 3 rows arrive while the planner is still waiting
+        written = (await store.list_subjobs(op.id, None, None, 10)).items
+        if written:
+            break
+        await asyncio.sleep(0.01)
+    assert [s.target_id for s in written] == ["srv-00000", "srv-00001", "srv-00002"]
+    assert (await h.ops.get(op.id)).state is OperationState.PLANNING
+    planner.release.set()
+    async with asyncio.timeout(10):
+        await planning
+    view = await h.ops.get(op.id)
+    assert view.operation.targets == 5
+    assert view.counts == {State.PENDING: 5}
 
 
 async def test_cancel_lets_calls_in_flight_finish(store: SqlJobStore) -> None:
