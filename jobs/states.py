@@ -163,6 +163,19 @@ class OperationState(StrEnum):
     CANCELLED = "cancelled"  # done after a cancel
 
 
+FINISHED_OPERATIONS: frozenset[OperationState] = frozenset(
+    {
+        OperationState.SUCCEEDED,
+        OperationState.COMPLETED_WITH_FAILURES,
+        OperationState.STOPPED,
+        OperationState.CANCELLED,
+        OperationState.REFUSED,
+        OperationState.PLANNED,
+    }
+)
+"""Operation states that never change again (a dry run ends at PLANNED)."""
+
+
 @dataclass(frozen=True)
 class OperationFlags:
     planned: bool

@@ -23,10 +23,10 @@ from aiohttp import web
 from fleet.api.context import CONFIG, STOPPING, fleet_of, read_query
 from fleet.api.errors import field_problem
 from fleet.api.schemas import EventsQuery, OperationOut
-from fleet.api.views import FINISHED, operation_out
+from fleet.api.views import operation_out
 from fleet.service import Fleet
 from jobs.records import EventRecord, OperationView
-from jobs.states import State
+from jobs.states import FINISHED_OPERATIONS, State
 
 
 def _resume_after(request: web.Request) -> int:
@@ -101,7 +101,7 @@ class _Stream:
                 "wave_count": out.wave_count,
             }
             await self.send("progress", json.dumps(data))
-        if view.state in FINISHED:
+        if view.state in FINISHED_OPERATIONS:
             await self.send("end", out.model_dump_json())
             return True
         return False

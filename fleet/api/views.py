@@ -14,19 +14,7 @@ from fleet.api.schemas import (
 )
 from fleet.domain import ServerRef
 from jobs.records import OperationView, PlanSummary, SubJobRecord
-from jobs.states import OperationState, State
-
-FINISHED = frozenset(
-    {
-        OperationState.SUCCEEDED,
-        OperationState.COMPLETED_WITH_FAILURES,
-        OperationState.STOPPED,
-        OperationState.CANCELLED,
-        OperationState.REFUSED,
-        OperationState.PLANNED,
-    }
-)
-"""Operation states that never change again (a dry run ends at PLANNED)."""
+from jobs.states import FINISHED_OPERATIONS, State
 
 
 def operation_path(operation_id: str) -> str:
@@ -35,7 +23,7 @@ def operation_path(operation_id: str) -> str:
 
 def eta_seconds(view: OperationView, now: datetime) -> float | None:
     """Seconds left: from the pace so far once servers finish, else from the plan's estimate."""
-    if view.state in FINISHED:
+    if view.state in FINISHED_OPERATIONS:
         return 0.0
     op = view.operation
     if op.summary is None or op.planned_at is None:
@@ -56,7 +44,7 @@ _TERMINAL = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED, State.SKI
 def progress(view: OperationView) -> ProgressOut:
     total = sum(view.counts.values())
     done = view.done
-    finished = 100.0 if view.state in FINISHED else 0.0
+    finished = 100.0 if view.state in FINISHED_OPERATIONS else 0.0
     percent = round(done * 100 / total, 1) if total else finished
     return ProgressOut(total=total, done=done, active=total - done, percent=percent)
 

@@ -12,7 +12,7 @@ from fleet.domain import Selector, ServerStatus
 from fleet.service import Fleet, open_fleet
 from fleet.settings import Settings, load_settings
 from jobs.records import NewOperation, OperationView
-from jobs.states import OperationState, State
+from jobs.states import FINISHED_OPERATIONS, State
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,14 +29,7 @@ def demo_settings(tmp_path: Path, db_url: str | None = None, speed: float = 200.
     )
 
 
-DONE = {
-    OperationState.SUCCEEDED,
-    OperationState.COMPLETED_WITH_FAILURES,
-    OperationState.STOPPED,
-    OperationState.CANCELLED,
-    OperationState.REFUSED,
-    OperationState.PLANNED,
-}
+DONE = FINISHED_OPERATIONS
 
 
 async def wait_terminal(fleet: Fleet, op_id: str, seconds: float = 60.0) -> OperationView:
@@ -116,19 +109,27 @@ async def test_log_lines_about_a_subjob_carry_its_ids(
     assert all(x["endpoint"] == "ecs-sim" for x in http_lines)
 
 
+def ecs_settings(tmp_path: Path, *, poll: float, endpoints: str) -> Settings:
+    """The embedded simulator at speed 200 with the given endpoint tables."""
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f"[simulator]\nenabled = true\nspeed = 200.0\n[engine]\npoll_interval = {poll}\n{endpoints}"
+    )
+    return load_settings(
+        [ROOT / "config" / "default.toml", config],
+        environ={"FLEET_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'fleet.db'}"},
+    )
+
+
 async def test_a_dry_run_eta_uses_each_endpoint_action_seconds(tmp_path: Path) -> None:
     """Simulator endpoints take the simulator's own durations (20 s stop / speed 200 = 0.1 s,
     one 0.2 s poll); `action_seconds` of an endpoint overrides them."""
-    config = tmp_path / "c.toml"
-    config.write_text(
-        "[simulator]\nenabled = true\nspeed = 200.0\n[engine]\npoll_interval = 0.2\n"
-        '[[endpoints]]\nname = "ecs-sim"\nprovider = "huawei-ecs"\nsimulator = true\n'
+    settings = ecs_settings(
+        tmp_path,
+        poll=0.2,
+        endpoints='[[endpoints]]\nname = "ecs-sim"\nprovider = "huawei-ecs"\nsimulator = true\n'
         '[[endpoints]]\nname = "slow-sim"\nprovider = "huawei-ecs"\nsimulator = true\n'
-        "action_seconds = { stop = 45 }\n"
-    )
-    settings = load_settings(
-        [ROOT / "config" / "default.toml", config],
-        environ={"FLEET_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'fleet.db'}"},
+        "action_seconds = { stop = 45 }\n",
     )
     async with open_fleet(settings) as fleet:
         etas = {}
@@ -152,15 +153,11 @@ async def test_a_dry_run_eta_uses_each_endpoint_action_seconds(tmp_path: Path) -
 async def test_the_first_poll_waits_for_most_of_the_expected_action_time(tmp_path: Path) -> None:
     """A stop expected to take 1 s (`action_seconds`) is first read 0.9 s after the cloud took
     it, not every 0.05 s poll interval: one job query settles it."""
-    config = tmp_path / "c.toml"
-    config.write_text(
-        "[simulator]\nenabled = true\nspeed = 200.0\n[engine]\npoll_interval = 0.05\n"
-        '[[endpoints]]\nname = "ecs-sim"\nprovider = "huawei-ecs"\nsimulator = true\n'
-        "action_seconds = { stop = 1.0 }\n"
-    )
-    settings = load_settings(
-        [ROOT / "config" / "default.toml", config],
-        environ={"FLEET_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'fleet.db'}"},
+    settings = ecs_settings(
+        tmp_path,
+        poll=0.05,
+        endpoints='[[endpoints]]\nname = "ecs-sim"\nprovider = "huawei-ecs"\nsimulator = true\n'
+        "action_seconds = { stop = 1.0 }\n",
     )
     async with open_fleet(settings) as fleet, aiohttp.ClientSession() as http:
         servers = [s async for s in fleet.drivers["ecs-sim"].list_servers(Selector())]

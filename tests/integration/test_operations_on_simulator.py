@@ -25,20 +25,13 @@ from fleet.domain import Selector, ServerRef, ServerStatus
 from fleet.service import Fleet, open_fleet
 from fleet.settings import Settings, load_settings
 from jobs.records import Batch, ClaimRequest, NewOperation, OperationView, SubJobRecord
-from jobs.states import IN_FLIGHT, OperationState, State
+from jobs.states import FINISHED_OPERATIONS, IN_FLIGHT, OperationState, State
 from jobs.strategy import Strategy
 
 ROOT = Path(__file__).resolve().parents[2]
 Entry = dict[str, Any]
 
-TERMINAL_OPS = {
-    OperationState.SUCCEEDED,
-    OperationState.COMPLETED_WITH_FAILURES,
-    OperationState.STOPPED,
-    OperationState.CANCELLED,
-    OperationState.REFUSED,
-    OperationState.PLANNED,
-}
+TERMINAL_OPS = FINISHED_OPERATIONS
 
 
 # --- set-up ----------------------------------------------------------------------------------
