@@ -7,6 +7,7 @@ claimed by another replica) is simply not returned, and gets no event row.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import replace
@@ -412,8 +413,7 @@ async def apply_many(
         events: list[dict[str, object]] = []
         for changes, call in items:
             results.append(await _apply_changes(conn, changes, worker, now, call, events))
-            if call is not None:
-                await _finish_call(conn, call, now)
+        await _finish_calls(conn, [call for _, call in items if call is not None], now)
         await insert_events(conn, events)
         await _add_rate_keys(conn, [c for changes, _ in items for c in changes])
         settled = await settle(conn, op_ids, now, worker)
@@ -432,32 +432,27 @@ async def _apply_changes(
     events: list[dict[str, object]],
 ) -> Applied:
     groups: dict[str, list[Change]] = {}
-    for change in changes:
-        groups.setdefault(_group_key(change), []).append(change)
+    if len(changes) == 1:  # one server per call: nothing to group
+        groups[""] = [changes[0]]
+    else:
+        for change in changes:
+            groups.setdefault(_group_key(change), []).append(change)
     applied, lost = 0, []
     for group in groups.values():
         first = group[0]
         to_state = first.from_state if first.event is None else target(first.event)
         ids = [c.subjob_id for c in group]
+        stmt = _move_stmt(tuple(k for k, _ in first.values))
+        params: dict[str, object] = {
+            "m_from": first.from_state.value,
+            "m_worker": worker,
+            "m_to": to_state.value,
+            "m_now": now,
+            **{f"v_{k}": v for k, v in first.values},
+        }
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start : start + CHUNK]
-            stmt = (
-                sa.update(SUBJOBS)
-                .where(
-                    _S.id.in_(chunk),
-                    _S.state == first.from_state.value,
-                    _S.lease_owner == worker,
-                )
-                .values(
-                    state=to_state.value,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    updated_at=now,
-                    **dict(first.values),
-                )
-                .returning(*MOVED_COLUMNS)
-            )
-            rows = moved((await conn.execute(stmt)).all())
+            rows = moved((await conn.execute(stmt, {**params, "m_ids": chunk})).all())
             applied += len(rows)
             lost += sorted(set(chunk) - {r.id for r in rows})
             if first.event is not None:
@@ -473,6 +468,28 @@ async def _apply_changes(
                     call_id=None if call is None else call.call_id,
                 )
     return Applied(applied, tuple(lost))
+
+
+@functools.lru_cache(maxsize=128)
+def _move_stmt(keys: tuple[str, ...]) -> sa.Update:
+    """The compare-and-set UPDATE of a group of changes setting `keys`, built once per set of
+    keys (SQLAlchemy's statement construction was a third of the recorder's CPU per call)."""
+    return (
+        sa.update(SUBJOBS)
+        .where(
+            _S.id.in_(sa.bindparam("m_ids", expanding=True)),
+            _S.state == sa.bindparam("m_from"),
+            _S.lease_owner == sa.bindparam("m_worker"),
+        )
+        .values(
+            state=sa.bindparam("m_to"),
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=sa.bindparam("m_now"),
+            **{k: sa.bindparam(f"v_{k}") for k in keys},
+        )
+        .returning(*MOVED_COLUMNS)
+    )
 
 
 async def _add_rate_keys(conn: AsyncConnection, changes: Sequence[Change]) -> None:
@@ -494,16 +511,37 @@ async def _add_rate_keys(conn: AsyncConnection, changes: Sequence[Change]) -> No
             )
 
 
-async def _finish_call(conn: AsyncConnection, call: CallResult, now: datetime) -> None:
+_FINISH_CALL = (
+    sa.update(CLOUD_CALLS)
+    .where(CLOUD_CALLS.c.id == sa.bindparam("c_id"))
+    .values(
+        finished_at=sa.bindparam("c_now"),
+        outcome=sa.bindparam("c_outcome"),
+        cloud_job_id=sa.bindparam("c_job"),
+        request_id=sa.bindparam("c_request"),
+        error_code=sa.bindparam("c_code"),
+        error_message=sa.bindparam("c_message"),
+    )
+)
+
+
+async def _finish_calls(conn: AsyncConnection, calls: Sequence[CallResult], now: datetime) -> None:
+    """Every answered call's row, in one executemany (a statement per call was a third of
+    recording one-server calls)."""
+    if not calls:
+        return
     await conn.execute(
-        sa.update(CLOUD_CALLS)
-        .where(CLOUD_CALLS.c.id == call.call_id)
-        .values(
-            finished_at=now,
-            outcome=call.outcome,
-            cloud_job_id=call.cloud_job_id,
-            request_id=call.request_id,
-            error_code=call.error_code,
-            error_message=call.error_message,
-        )
+        _FINISH_CALL,
+        [
+            {
+                "c_id": call.call_id,
+                "c_now": now,
+                "c_outcome": call.outcome,
+                "c_job": call.cloud_job_id,
+                "c_request": call.request_id,
+                "c_code": call.error_code,
+                "c_message": call.error_message,
+            }
+            for call in calls
+        ],
     )
