@@ -63,6 +63,7 @@ simulate: setup
 bench: setup
 	$(BIN)/python bench/ratelimit.py
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/recorder.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,5 @@
-"""Engine benchmarks (`python bench/engine.py [--json] [--quick] [--only X] [--window S]`).
+"""Engine benchmarks (`python bench/engine.py [--json] [--quick] [--only X] [--window S]`), X one
+of plan, unlimited, singles, mixed.
 
 (a) plan_100k: plan and persist 100,000 sub-jobs on SQLite and on PostgreSQL through the engine's
     planning loop (a streaming planner stands in for the drivers, so this measures fleet's own
@@ -10,6 +11,8 @@
     actual duration over the lower bound the limits imply, and the simulator's throttled count.
     Bar: ratio <= 1.10 with 0 throttled. eta_mixed: the ETA of a dry run of the same targets,
     asked just before, against the run's duration (within 15%).
+(d) unlimited_singles: an OpenStack stop (one server per call) with unlimited budgets: calls per
+    second and CPU milliseconds per call, claim to poll.
 
 The campaigns run as users run fleet: `fleet serve` gets the operation through the REST API, and
 durations are the operation's own `created_at` to `finished_at`. PostgreSQL comes from the
@@ -408,6 +411,24 @@ def unlimited_10k(count: int) -> dict[str, float]:
     }
 
 
+def unlimited_singles(count: int) -> dict[str, float]:
+    """An OpenStack stop (one server per call) with unlimited budgets: the per-call cost that
+    decides how fast a window of a per-server budget leaves."""
+    world = f"seed = 4\nspeed = 1000.0\n[generate]\necs = 0\nbms = 0\nopenstack = {count}\n"
+    limits: dict[str, Any] = {"openstack:action": None}
+    free = "{ action = [], show = [], list = [] }"
+    r = campaign(
+        world, f"es | openstack | {free}", limits, {"endpoints": ["es"]}, stop_seconds=0.02
+    )
+    acted = r.units.get("openstack:action", 0)
+    _report_state("unlimited_singles", r)
+    return {
+        "calls": acted,
+        "calls_per_s": round(acted / r.seconds, 1),
+        "cpu_ms_per_call": round(r.cpu_seconds * 1000 / max(1, acted), 3),
+    }
+
+
 def _report_state(name: str, r: Run) -> None:
     """The JSON keeps the issue's keys; how the operation ended goes to stderr (and fails the
     run when it did not succeed: a fast failure is no measurement)."""
@@ -486,7 +507,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
-    parser.add_argument("--only", choices=["plan", "unlimited", "mixed"])
+    parser.add_argument("--only", choices=["plan", "unlimited", "singles", "mixed"])
     parser.add_argument(
         "--window", type=float, default=3.0, help="limited_mixed: the budgets' period (s)"
     )
@@ -501,6 +522,8 @@ def main() -> None:
         out["plan_100k"] = plan_100k(10_000 if args.quick else 100_000)
     if args.only in (None, "unlimited"):
         out["unlimited_10k"] = unlimited_10k(1_000 if args.quick else 10_000)
+    if args.only in (None, "singles"):
+        out["unlimited_singles"] = unlimited_singles(300 if args.quick else 2_000)
     if args.only in (None, "mixed"):
         out["limited_mixed"], out["eta_mixed"] = limited_mixed(args.window)
     print(json.dumps(out, indent=None if args.json else 2))
