@@ -12,11 +12,15 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 import structlog
 import yarl
 
-from fleet.drivers.config import Secret
+from fleet.drivers.config import PasswordCredentials, Secret, resolve_secret
+from fleet.drivers.errors import AuthError
+from fleet.drivers.http import HttpRequest, Transport
+from fleet.drivers.jsonutil import as_dict
 
 log = structlog.get_logger("fleet.drivers")
 
@@ -107,3 +111,52 @@ def parse_expiry(value: object, fallback: datetime) -> datetime:
     except ValueError:
         return fallback
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+class PasswordTokenFetcher:
+    """Fetches a project-scoped token with a password (`POST {PATH}`, 201, token in
+    `X-Subject-Token`) through `transport`, whose base URL is the identity service. Subclasses
+    name the service, its path, API class, request body and the lifetime assumed when the token
+    names no expiry."""
+
+    SERVICE: ClassVar[str]
+    PATH: ClassVar[str]
+    API_CLASS: ClassVar[str]
+    LIFETIME: ClassVar[timedelta]
+
+    def __init__(
+        self,
+        transport: Transport,
+        creds: PasswordCredentials,
+        *,
+        project_id: str | None,
+        project_name: str | None,
+        now: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._transport = transport
+        self._creds = creds
+        self._project_id = project_id
+        self._project_name = project_name
+        self._now = now
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(user={self._creds.username or self._creds.user_id!r})"
+
+    def body(self, password: Secret) -> dict[str, object]:
+        raise NotImplementedError
+
+    async def __call__(self) -> IssuedToken:
+        body = self.body(resolve_secret(self._creds.password))
+        response = await self._transport.call(
+            HttpRequest("POST", self.PATH, self.API_CLASS, json_body=body)
+        )
+        value = response.headers.get("x-subject-token")
+        if not value:
+            raise AuthError(
+                f"{self.SERVICE} answered without X-Subject-Token",
+                http_status=response.status,
+                request_id=response.request_id,
+            )
+        token = as_dict(as_dict(response.data).get("token"))
+        expires = parse_expiry(token.get("expires_at"), self._now() + self.LIFETIME)
+        return IssuedToken(value=Secret(value), expires_at=expires, body=token)

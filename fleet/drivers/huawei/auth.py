@@ -13,10 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import yarl
 
-from fleet.drivers.auth import IssuedToken, parse_expiry
+from fleet.drivers.auth import IssuedToken, PasswordTokenFetcher
 from fleet.drivers.config import AkSkCredentials, PasswordCredentials, Secret, resolve_secret
-from fleet.drivers.errors import AuthError
-from fleet.drivers.http import HttpRequest, Transport
 from fleet.drivers.huawei import signing
 from fleet.drivers.jsonutil import as_dict, opt_str
 
@@ -47,43 +45,16 @@ def iam_token_body(
     }
 
 
-class IamTokenFetcher:
-    """Fetches a project-scoped IAM token through `transport` (whose base URL is the IAM URL)."""
+class IamTokenFetcher(PasswordTokenFetcher):
+    """A project-scoped IAM token (whose transport's base URL is the IAM URL), valid 24 h."""
 
-    def __init__(
-        self,
-        transport: Transport,
-        creds: PasswordCredentials,
-        *,
-        project_id: str | None,
-        project_name: str | None,
-        now: Callable[[], datetime] = _utcnow,
-    ) -> None:
-        self._transport = transport
-        self._creds = creds
-        self._project_id = project_id
-        self._project_name = project_name
-        self._now = now
+    SERVICE = "IAM"
+    PATH = "/v3/auth/tokens"
+    API_CLASS = IAM_API_CLASS
+    LIFETIME = timedelta(hours=24)
 
-    def __repr__(self) -> str:
-        return f"IamTokenFetcher(user={self._creds.username!r})"
-
-    async def __call__(self) -> IssuedToken:
-        password = resolve_secret(self._creds.password)
-        body = iam_token_body(self._creds, password, self._project_id, self._project_name)
-        response = await self._transport.call(
-            HttpRequest("POST", "/v3/auth/tokens", IAM_API_CLASS, json_body=body)
-        )
-        value = response.headers.get("x-subject-token")
-        if not value:
-            raise AuthError(
-                "IAM answered without X-Subject-Token",
-                http_status=response.status,
-                request_id=response.request_id,
-            )
-        token = as_dict(as_dict(response.data).get("token"))
-        expires = parse_expiry(token.get("expires_at"), self._now() + timedelta(hours=24))
-        return IssuedToken(value=Secret(value), expires_at=expires, body=token)
+    def body(self, password: Secret) -> dict[str, object]:
+        return iam_token_body(self._creds, password, self._project_id, self._project_name)
 
 
 def project_id_of(token: IssuedToken) -> str | None:

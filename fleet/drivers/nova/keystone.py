@@ -7,20 +7,14 @@ both authenticates and finds the endpoint (filtered by interface and region).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import timedelta
 
-from fleet.drivers.auth import IssuedToken, parse_expiry
-from fleet.drivers.config import ConfigError, PasswordCredentials, Secret, resolve_secret
-from fleet.drivers.errors import AuthError
-from fleet.drivers.http import HttpRequest, Transport
+from fleet.drivers.auth import PasswordTokenFetcher
+from fleet.drivers.config import ConfigError, PasswordCredentials, Secret
 from fleet.drivers.jsonutil import as_dict, as_list, opt_str
 
 KEYSTONE_API_CLASS = "keystone"
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def identity_v3(auth_url: str) -> str:
@@ -92,45 +86,16 @@ def compute_url(
     )
 
 
-class KeystoneTokenFetcher:
-    """Fetches a project-scoped token through `transport` (base URL: the identity v3 URL)."""
+class KeystoneTokenFetcher(PasswordTokenFetcher):
+    """A project-scoped Keystone token (transport base URL: the identity v3 URL). Keystone's
+    default lifetime is one hour; EasyStack does not document its own (A-38)."""
 
-    def __init__(
-        self,
-        transport: Transport,
-        creds: PasswordCredentials,
-        *,
-        project_id: str | None,
-        project_name: str | None,
-        now: Callable[[], datetime] = _utcnow,
-    ) -> None:
-        self._transport = transport
-        self._creds = creds
-        self._project_id = project_id
-        self._project_name = project_name
-        self._now = now
+    SERVICE = "Keystone"
+    PATH = "/auth/tokens"
+    API_CLASS = KEYSTONE_API_CLASS
+    LIFETIME = timedelta(hours=1)
 
-    def __repr__(self) -> str:
-        return f"KeystoneTokenFetcher(user={self._creds.username or self._creds.user_id!r})"
-
-    async def __call__(self) -> IssuedToken:
-        body = password_body(
-            self._creds,
-            resolve_secret(self._creds.password),
-            project_id=self._project_id,
-            project_name=self._project_name,
+    def body(self, password: Secret) -> dict[str, object]:
+        return password_body(
+            self._creds, password, project_id=self._project_id, project_name=self._project_name
         )
-        response = await self._transport.call(
-            HttpRequest("POST", "/auth/tokens", KEYSTONE_API_CLASS, json_body=body)
-        )
-        value = response.headers.get("x-subject-token")
-        if not value:
-            raise AuthError(
-                "Keystone answered without X-Subject-Token",
-                http_status=response.status,
-                request_id=response.request_id,
-            )
-        token = as_dict(as_dict(response.data).get("token"))
-        # Keystone's default lifetime is one hour; EasyStack does not document its own (A-38).
-        expires = parse_expiry(token.get("expires_at"), self._now() + timedelta(hours=1))
-        return IssuedToken(value=Secret(value), expires_at=expires, body=token)
