@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef, ServerStatus
-from fleet.drivers.errors import Permanent, Unsupported
+from fleet.drivers.errors import NotFound, Permanent, Unsupported
 
 # --- rate limiting hooks ----------------------------------------------------------------------------
 
@@ -295,3 +295,27 @@ def all_done(submission: Submission) -> PollResult:
     return PollResult(
         {i: ServerOutcome(i, OutcomeState.DONE) for i in submission.server_ids}, job_status=None
     )
+
+
+SHOW_EACH_LIMIT = 20
+"""Up to this many explicit ids, a selector is answered with one GET per server; above it, one
+paged list is cheaper."""
+
+
+def shows_each(selector: Selector) -> bool:
+    return bool(selector.ids) and len(selector.ids) <= SHOW_EACH_LIMIT
+
+
+async def servers_by_id(
+    selector: Selector,
+    show: Callable[[str], Awaitable[ServerRef]],
+    keep: Callable[[ServerRef], bool] = lambda _: True,
+) -> AsyncIterator[ServerRef]:
+    """The selector's servers, read one by one by id (gone ones left out), in id order."""
+    for server_id in sorted(selector.ids):
+        try:
+            server = await show(server_id)
+        except NotFound:
+            continue
+        if keep(server) and selector.matches(server):
+            yield server

@@ -28,9 +28,11 @@ from fleet.drivers.base import (
     Submission,
     all_done,
     check_batch,
+    servers_by_id,
+    shows_each,
     spec_or_unsupported,
 )
-from fleet.drivers.errors import NotFound, Transient, Unsupported
+from fleet.drivers.errors import Transient, Unsupported
 from fleet.drivers.http import HttpRequest, seg
 from fleet.drivers.huawei import requests as rq
 from fleet.drivers.huawei.auth import IAM_API_CLASS
@@ -83,7 +85,6 @@ CAPABILITIES = Capabilities(
 )
 
 
-_SHOW_EACH_LIMIT = 20
 _STATUS_FILTER = {S.RUNNING: "ACTIVE", S.STOPPED: "SHUTOFF", S.ERROR: "ERROR"}
 
 
@@ -130,14 +131,9 @@ class HuaweiBmsDriver(HuaweiDriverBase):
         return parse_server(body, endpoint=self.endpoint, provider=self.provider)
 
     async def list_servers(self, selector: Selector) -> AsyncIterator[ServerRef]:
-        if selector.ids and len(selector.ids) <= _SHOW_EACH_LIMIT:
-            for server_id in sorted(selector.ids):
-                try:
-                    server = await self.get_server(server_id)
-                except NotFound:
-                    continue
-                if selector.matches(server):
-                    yield server
+        if shows_each(selector):
+            async for server in servers_by_id(selector, self.get_server):
+                yield server
             return
         seen: set[str] = set()
         async for body in self._detail_pages(_status_query(selector)):

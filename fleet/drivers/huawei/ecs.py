@@ -41,6 +41,8 @@ from fleet.drivers.base import (
     Submission,
     all_done,
     check_batch,
+    servers_by_id,
+    shows_each,
     spec_or_unsupported,
 )
 from fleet.drivers.errors import NotFound, Transient, Unsupported
@@ -115,9 +117,6 @@ CAPABILITIES = Capabilities(
     },
 )
 
-# Above this many explicit ids, one paged list is cheaper than one GET per server.
-_SHOW_EACH_LIMIT = 20
-
 
 _STATUS_FILTER = {
     S.RUNNING: "ACTIVE",
@@ -170,8 +169,10 @@ class HuaweiEcsDriver(HuaweiDriverBase):
         return frozenset(f for f in found if not is_baremetal_flavor(f))
 
     async def list_servers(self, selector: Selector) -> AsyncIterator[ServerRef]:
-        if selector.ids and len(selector.ids) <= _SHOW_EACH_LIMIT:
-            async for server in self._each(selector):
+        if shows_each(selector):
+            async for server in servers_by_id(
+                selector, self._client.show, keep=lambda s: not is_baremetal(s)
+            ):
                 yield server
             return
         allowed: dict[str, dict[str, str]] | None = None
@@ -190,15 +191,6 @@ class HuaweiEcsDriver(HuaweiDriverBase):
                 server = dataclasses.replace(server, tags={**server.tags, **allowed[server.id]})
             seen.add(server.id)
             if selector.matches(server):
-                yield server
-
-    async def _each(self, selector: Selector) -> AsyncIterator[ServerRef]:
-        for server_id in sorted(selector.ids):
-            try:
-                server = await self._client.show(server_id)
-            except NotFound:
-                continue
-            if not is_baremetal(server) and selector.matches(server):
                 yield server
 
     async def _query_by_tag(self, selector: Selector) -> dict[str, dict[str, str]]:

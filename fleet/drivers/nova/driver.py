@@ -32,6 +32,8 @@ from fleet.drivers.base import (
     UnlimitedGate,
     all_done,
     check_batch,
+    servers_by_id,
+    shows_each,
     spec_or_unsupported,
 )
 from fleet.drivers.config import ConfigError, EndpointConfig, PasswordCredentials
@@ -71,7 +73,6 @@ DEFAULT_BUDGETS = {
     FLAVORS: (RateBudget(60, 60.0, BudgetUnit.REQUESTS),),
     KEYSTONE_API_CLASS: (),
 }
-_SHOW_EACH_LIMIT = 20
 
 
 def capabilities_for(quirks: rq.NovaQuirks) -> Capabilities:
@@ -238,14 +239,9 @@ class OpenStackDriver:
         )
 
     async def list_servers(self, selector: Selector) -> AsyncIterator[ServerRef]:
-        if selector.ids and len(selector.ids) <= _SHOW_EACH_LIMIT:
-            for server_id in sorted(selector.ids):
-                try:
-                    server = await self.get_server(server_id)
-                except NotFound:
-                    continue
-                if selector.matches(server):
-                    yield server
+        if shows_each(selector):
+            async for server in servers_by_id(selector, self.get_server):
+                yield server
             return
         seen: set[str] = set()
         async for body in paged_servers(
