@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import structlog
 
-from fleet.domain import Action, ActionParams, Provider, ServerRef, ServerStatus
+from fleet.domain import Action, ActionParams, PowerType, Provider, ServerRef, ServerStatus
 from fleet.drivers.base import Driver, OutcomeState, PollResult, ServerOutcome, Submission
 from fleet.drivers.errors import (
     DriverError,
@@ -26,7 +26,7 @@ from fleet.drivers.errors import (
 from fleet.drivers.novacommon import server_outcome
 from fleet.opspec import parse_params
 from fleet.planner import batch_key, rate_key
-from fleet.recipes import LIVE_RESIZE, RECIPES, Recipe, Step, recipe_for
+from fleet.recipes import RECIPES, Recipe, Step, recipe_for
 from jobs.outcomes import (
     Accepted,
     Advance,
@@ -44,7 +44,6 @@ from jobs.types import JSONValue
 
 log = structlog.get_logger("fleet.executor")
 
-# Typical simulated-cloud seconds per step, for the ETA only.
 # Seconds a step's action takes until the server settles, the plan's ETA only (polls decide when a
 # server is done). An endpoint's `action_seconds` overrides them per action.
 ACTION_SECONDS: Mapping[str, float] = {
@@ -85,38 +84,40 @@ class FleetExecutor:
         self._max_batch = max_batch
         self._action_seconds = action_seconds or {}  # endpoint -> action -> seconds
 
-    def _seconds(self, endpoint: str | None, step: Step) -> float:
-        if step.on_failure_only:  # a compensation: not on the way of a server that succeeds
-            return 0.0
+    def _seconds(self, endpoint: str | None, action: Action) -> float:
+        """How long `action` takes on `endpoint` until the server settles."""
         own = self._action_seconds.get(endpoint or "", {})
-        return own.get(step.action, ACTION_SECONDS.get(step.action, 10.0))
+        return own.get(action, ACTION_SECONDS.get(action, 10.0))
+
+    def _first_poll(self, endpoint: str, step: Step, params: ActionParams) -> float | None:
+        """Seconds before the first poll of an accepted call (None: the engine's interval). A
+        hard stop or reboot and a live resize are quicker than the action's time says."""
+        if params.type is PowerType.HARD or params.live:
+            return None
+        return FIRST_POLL * self._seconds(endpoint, step.action)
 
     # --- profile -----------------------------------------------------------------------------
 
     def profile(self, kind: str, rate_key: str | None = None) -> ActionProfile:
         """Steps of `kind` with the batch size of the endpoint behind `rate_key` (without it, the
-        largest any endpoint takes: only the ETA's timing uses that)."""
+        longest recipe, ECS v1 resize, at the largest batch: only the ETA's timing uses that)."""
         endpoint = None if rate_key is None else rate_key.split(":", 1)[0]
         driver = None if endpoint is None else self._drivers.get(endpoint)
-        if driver is None:  # the longest recipe (ECS v1 resize: stop, resize, start)
-            recipe = recipe_for(kind, Provider.HUAWEI_ECS)
-            return ActionProfile(
-                steps=tuple(
-                    StepProfile(self._max_batch, self._seconds(None, s)) for s in recipe.steps
-                ),
-                poll_batch=50,
-            )
-        recipe = recipe_for(kind, driver.provider)
+        recipe = recipe_for(kind, Provider.HUAWEI_ECS if driver is None else driver.provider)
         steps = tuple(
             StepProfile(
-                min(self._max_batch, _max_batch(driver, s.action)), self._seconds(endpoint, s)
+                self._max_batch
+                if driver is None
+                else min(self._max_batch, _max_batch(driver, s.action)),
+                # a compensation (revert) is not on the way of a server that succeeds
+                0.0 if s.on_failure_only else self._seconds(endpoint, s.action),
             )
             for s in recipe.steps
         )
         # An endpoint that takes one server per call (the Nova dialects) also reads one server
         # per status call: a poll group of 50 made 50 reads in a row (0.3-0.5 s per group in
         # the mixed benchmark), groups of one are read concurrently by the poller.
-        per_server = all(s.max_batch == 1 for s in steps)
+        per_server = driver is not None and all(s.max_batch == 1 for s in steps)
         return ActionProfile(steps=steps, poll_batch=1 if per_server else 50)
 
     # --- the Executor port: every line logged inside carries the operation, call and endpoint ---
@@ -152,7 +153,7 @@ class FleetExecutor:
         endpoint = str(first.payload["endpoint"])
         recipe = RECIPES[str(first.payload["recipe"])]
         params = parse_params(batch.kind, batch.params)
-        if params.live and recipe.name != LIVE_RESIZE:
+        if params.live and not recipe.live:
             # asked for live, planned offline (the server was not running): the driver must
             # send a plain resize, which it chooses by `live`
             params = replace(params, live=False)
@@ -214,6 +215,7 @@ class FleetExecutor:
         except DriverError as exc:
             outcomes.update(await self._submit_error(exc, batch, send, driver, step))
             return outcomes
+        first_poll = self._first_poll(endpoint, step, params)
         for sj in send:
             if submission.done:
                 outcomes[sj.id] = self._after(endpoint, driver, recipe, batch.step, sj)
@@ -222,7 +224,7 @@ class FleetExecutor:
                     cloud_job_id=submission.job_id,
                     request_id=submission.request_id,
                     memo={"submission": _submission_json(submission), **_keep(sj)},
-                    poll_after=FIRST_POLL * self._seconds(endpoint, step),
+                    poll_after=first_poll,
                 )
         return outcomes
 

@@ -150,7 +150,14 @@ class FleetPlanner:
         try:
             self._recipe(name, driver, kind, params, None)
         except Unsupported as exc:
-            if kind not in TAG_KINDS and name in targets.endpoints:
+            # The dialect has no API for it at all (tags on EasyStack, resize on BMS): skip its
+            # servers, unless the selector names this endpoint. Anything else (a parameter the
+            # dialect cannot take, e.g. live on ECS) refuses the operation.
+            missing = any(
+                s.action not in driver.capabilities.actions
+                for s in recipe_for(kind, driver.provider).steps
+            )
+            if not missing or (kind not in TAG_KINDS and name in targets.endpoints):
                 raise PlanningError(f"endpoint {name}: {exc.message}") from None
             unsupported = f"unsupported: {exc.message}"
         fleet = 0

@@ -36,6 +36,7 @@ class Recipe:
 
     name: str
     steps: tuple[Step, ...]
+    live: bool = False  # an EasyStack live resize: the driver sends `live_resize`
 
     def step(self, index: int) -> Step:
         return self.steps[index]
@@ -91,8 +92,7 @@ _NOVA_RESIZE = Recipe(
         Step(Action.REVERT_RESIZE, on_failure_only=True),
     ),
 )
-LIVE_RESIZE = "resize/live"
-_LIVE_RESIZE = Recipe(LIVE_RESIZE, (Step(Action.RESIZE),))
+_LIVE_RESIZE = Recipe("resize/live", (Step(Action.RESIZE),), live=True)
 
 RECIPES: dict[str, Recipe] = {
     **{kind: Recipe(kind, (Step(action),)) for kind, action in SIMPLE_KINDS.items()},

@@ -341,6 +341,28 @@ async def test_a_resize_not_naming_bms_skips_its_servers_and_resizes_the_rest(
         assert world[bms.id]["flavor"] == bms.flavor
 
 
+async def test_a_parameter_an_endpoint_cannot_take_refuses_even_unnamed(tmp_path: Path) -> None:
+    """Skipping is for a dialect without the API at all (BMS resize); a live resize of ECS
+    servers (ECS has resize, but not live) is refused, not quietly skipped."""
+    async with running(tmp_path) as (fleet, sim):
+        (ecs,) = await pick(fleet, sim, "ecs-sim", ServerStatus.RUNNING, 1)
+        flavor = await other_flavor(fleet, "ecs-sim", [ecs])
+        before = await sim.last_seq()
+        view, _ = await fleet.operations.create(
+            NewOperation(
+                kind="resize",
+                params={"flavor": flavor, "live": True},
+                selector={"ids": [ecs.id]},
+                created_by="tests",
+            )
+        )
+        done = await wait_terminal(fleet, view.operation.id)
+        assert done.state is OperationState.REFUSED
+        assert "ecs-sim" in (done.operation.refused_reason or "")
+        sent = [e for e in await sim.requests(before) if e["method"] == "POST"]
+        assert [e for e in sent if not e["path"].endswith("/auth/tokens")] == []
+
+
 # --- 2. waves --------------------------------------------------------------------------------
 
 

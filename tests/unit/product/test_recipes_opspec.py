@@ -114,3 +114,39 @@ def test_selector_defaults_to_the_exclusion_tag_and_can_drop_it() -> None:
     assert t.selector.tags_any == {"env": ("dev", "test")}
     assert parse_targets({"exclude_tag": None}).exclude_tag is None
     assert parse_targets({"exclude_tag": "keep=1"}).exclude_tag == ("keep", "1")
+
+
+def test_the_first_poll_waits_for_most_of_the_action_unless_it_is_a_quick_variant() -> None:
+    from fleet.executor import FleetExecutor
+    from fleet.recipes import Step
+
+    executor = FleetExecutor({}, action_seconds={"e": {"stop": 10.0}})
+    soft = parse_params("stop", {"type": "SOFT"})
+    assert executor._first_poll("e", Step(Action.STOP), soft) == pytest.approx(9.0)
+    assert executor._first_poll("other", Step(Action.START), soft) == pytest.approx(18.0)
+    hard = parse_params("stop", {"type": "HARD"})
+    assert executor._first_poll("e", Step(Action.STOP), hard) is None
+    live = parse_params("resize", {"flavor": "f", "live": True})
+    assert executor._first_poll("e", Step(Action.RESIZE), live) is None
+    # a compensation step (revert) waits like any action; only the ETA leaves it out
+    revert = Step(Action.REVERT_RESIZE, on_failure_only=True)
+    offline = parse_params("resize", {"flavor": "f"})
+    assert executor._first_poll("e", revert, offline) == pytest.approx(18.0)
+    assert all(s.seconds > 0 for s in executor.profile("resize").steps)
+
+
+def test_only_the_live_recipe_is_live() -> None:
+    assert recipe_for(
+        "resize",
+        Provider.OPENSTACK,
+        flavour=Flavour.EASYSTACK,
+        live=True,
+        status=ServerStatus.RUNNING,
+    ).live
+    assert not recipe_for(
+        "resize",
+        Provider.OPENSTACK,
+        flavour=Flavour.EASYSTACK,
+        live=True,
+        status=ServerStatus.STOPPED,
+    ).live
