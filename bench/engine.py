@@ -43,6 +43,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from jobs.states import FINISHED_OPERATIONS  # noqa: E402
+from tests.api.live import _stop, _wait_ready  # noqa: E402
 from tests.conftest import _find_bindir, _free_port  # noqa: E402
 from tests.e2e.procs import get_json, post_json, simulator_process  # noqa: E402
 
@@ -255,7 +257,7 @@ class Service:
         return op
 
 
-DONE = {"succeeded", "completed_with_failures", "stopped", "cancelled", "refused", "planned"}
+DONE = {state.value for state in FINISHED_OPERATIONS}
 
 
 @contextmanager
@@ -282,25 +284,19 @@ def service(config: Path, tmp: Path, env: dict[str, str]) -> Iterator[Service]:
                 str(url_file),
             ],
             cwd=ROOT,
-            env={**full_env, "FLEET_SERVICE__PORT": "0"},
+            env=full_env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 60
-        while not (url_file.is_file() and url_file.read_text().strip()):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"fleet serve did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.05)
         svc = Service(
-            url_file.read_text().strip(), (tmp / "admin.token").read_text().strip(), proc.pid
+            _wait_ready(proc, url_file, log), (tmp / "admin.token").read_text().strip(), proc.pid
         )
         # Start-up (policies, recovery) settles before the clock starts.
         time.sleep(1.0)
         yield svc
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        _stop(proc)
 
 
 def _seconds(op: dict[str, object], end: str = "finished_at") -> float:
@@ -309,7 +305,7 @@ def _seconds(op: dict[str, object], end: str = "finished_at") -> float:
     return (datetime.fromisoformat(str(op[end])) - t0).total_seconds()
 
 
-def _worker_cpu_seconds(pid: int) -> float:
+def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -327,7 +323,8 @@ class Run:
     spans: dict[str, tuple[float, float]]  # first and last request per rate key (epoch)
 
 
-def _json(url: str) -> Any:
+def _get(url: str) -> Any:
+    """A simulator document (the request log can be large: a longer timeout)."""
     return get_json(url, timeout=60)
 
 
@@ -359,7 +356,7 @@ def campaign(
         tmp = Path(tmp_s)
         (tmp / "world.toml").write_text(world)
         with simulator_process(tmp / "world.toml", tmp / "sim.log") as url:
-            sim = _json(f"{url}/_sim/endpoints")
+            sim = _get(f"{url}/_sim/endpoints")
             post_json(f"{url}/_sim/limits", limits)
             db = f"sqlite+aiosqlite:///{tmp}/bench.db"
             _campaign_config(tmp / "c.toml", db, sim, endpoints, poll_interval, stop_seconds)
@@ -374,11 +371,11 @@ def campaign(
                     body = {"action": "stop", "targets": targets, "dry_run": True}
                     eta = float(svc.call("POST", "/v1/operations", body)["plan"]["eta_seconds"])
                     post_json(f"{url}/_sim/limits", limits)  # the dry run's listing: a new window
-                cpu0 = _worker_cpu_seconds(svc.pid)
+                cpu0 = _cpu_seconds(svc.pid)
                 op = svc.run({"action": "stop", "targets": targets})
-                cpu = _worker_cpu_seconds(svc.pid) - cpu0
-            stats: dict[str, Any] = _json(f"{url}/_sim/stats")["keys"]
-            requests: list[dict[str, Any]] = _json(f"{url}/_sim/requests")["requests"]
+                cpu = _cpu_seconds(svc.pid) - cpu0
+            stats: dict[str, Any] = _get(f"{url}/_sim/stats")["keys"]
+            requests: list[dict[str, Any]] = _get(f"{url}/_sim/requests")["requests"]
             if os.environ.get("BENCH_TRACE"):
                 Path(os.environ["BENCH_TRACE"]).write_text(json.dumps(requests))
                 shutil.copy(tmp / "serve.log", os.environ["BENCH_TRACE"] + ".log")

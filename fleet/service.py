@@ -12,8 +12,9 @@ import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 import structlog
@@ -37,6 +38,9 @@ from jobs.ratelimit import RateLimiter
 from jobs.retry import RetryPolicy
 from jobs.runtime import Runtime
 from jobs.store import SqlJobStore
+
+if TYPE_CHECKING:
+    from fleet.simulator.server import RunningSimulator
 
 log = structlog.get_logger("fleet.service")
 
@@ -95,17 +99,10 @@ def engine_config(settings: Settings, worker: str | None) -> EngineConfig:
     )
 
 
-@dataclass(frozen=True)
-class _Sim:
-    url: str | None = None
-    endpoints: SimEndpoints | None = None
-    action_seconds: Mapping[str, float] = field(default_factory=dict)  # real seconds per action
-
-
 @contextlib.asynccontextmanager
-async def _simulator(settings: Settings) -> AsyncIterator[_Sim]:
+async def _simulator(settings: Settings) -> AsyncIterator[RunningSimulator | None]:
     if not settings.simulator.enabled:
-        yield _Sim()
+        yield None
         return
     from fleet.simulator.server import start_simulator
     from fleet.simulator.worldgen import load_spec
@@ -114,18 +111,22 @@ async def _simulator(settings: Settings) -> AsyncIterator[_Sim]:
     spec = load_spec(sim.world, seed=sim.seed, speed=sim.speed)
     async with start_simulator(spec, host=sim.host, port=sim.port) as running:
         log.info("simulator_started", url=running.base_url)
-        yield _Sim(running.base_url, running.endpoints, running.real_seconds())
+        yield running
 
 
-def _action_seconds(settings: Settings, sim: _Sim) -> dict[str, dict[str, float]]:
+def _action_seconds(
+    settings: Settings, sim: RunningSimulator | None
+) -> dict[str, dict[str, float]]:
     """Per endpoint, the action durations the ETA assumes: the simulator's own for its endpoints,
     then the endpoint's `action_seconds`."""
-    out: dict[str, dict[str, float]] = {}
-    for spec in settings.endpoints:
-        own = dict(sim.action_seconds) if spec.simulator else {}
-        own.update({action.value: seconds for action, seconds in spec.action_seconds.items()})
-        out[spec.name] = own
-    return out
+    simulated = {} if sim is None else sim.real_seconds()
+    return {
+        spec.name: {
+            **(simulated if spec.simulator else {}),
+            **{action.value: seconds for action, seconds in spec.action_seconds.items()},
+        }
+        for spec in settings.endpoints
+    }
 
 
 @contextlib.asynccontextmanager
@@ -164,7 +165,7 @@ async def open_fleet(
     limiter = RateLimiter(clock)
     async with (
         _simulator(settings) as sim,
-        _drivers(settings, limiter, sim.endpoints) as drivers,
+        _drivers(settings, limiter, None if sim is None else sim.endpoints) as drivers,
     ):
         store = SqlJobStore(settings.database.url)
         try:
@@ -180,7 +181,8 @@ async def open_fleet(
             operations = Operations(
                 store, clock, on_created=runtime.wake_planner, on_changed=runtime.wake
             )
-            fleet = Fleet(settings, store, limiter, drivers, runtime, operations, sim.url)
+            sim_url = None if sim is None else sim.base_url
+            fleet = Fleet(settings, store, limiter, drivers, runtime, operations, sim_url)
             if not run_engine:
                 yield fleet
                 return

@@ -16,7 +16,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    ValidationError,
+    model_validator,
+)
 
 from fleet.domain import Action, Provider
 
@@ -102,15 +109,7 @@ class EndpointSpec(_Strict):
     max_percent: float | None = Field(default=None, gt=0, le=100)
     # Seconds an action takes on this cloud until the server settles (the plan's ETA; defaults
     # in fleet.executor.ACTION_SECONDS, or the embedded simulator's own durations).
-    action_seconds: dict[Action, float] = Field(default_factory=dict)
-
-    @field_validator("action_seconds")
-    @classmethod
-    def _non_negative(cls, value: dict[Action, float]) -> dict[Action, float]:
-        for action, seconds in value.items():
-            if not seconds >= 0:
-                raise ValueError(f"{action.value}: must be >= 0 seconds, got {seconds}")
-        return value
+    action_seconds: dict[Action, NonNegativeFloat] = Field(default_factory=dict)
 
 
 class DatabaseSpec(_Strict):

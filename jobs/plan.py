@@ -147,7 +147,7 @@ def estimate(
     per_batch: Mapping[tuple[str, str], int], acting: int, waves: Sequence[int], eta: EtaInputs
 ) -> tuple[tuple[RateKeyPlan, ...], float]:
     """Per-rate-key calls and send time, and the whole operation's ETA in seconds."""
-    cycles = {k: _cycle(eta.key_profile(k), eta.poll_interval) for k, _ in per_batch}
+    cycles = {k: _cycle(eta.key_profile(k), eta.poll_interval) for k in {k for k, _ in per_batch}}
     longest = max(cycles.values(), default=_cycle(eta.profile, eta.poll_interval))
     mif = eta.strategy.max_in_flight
     totals: dict[str, list[float]] = {}

@@ -55,21 +55,23 @@ SETTABLE = frozenset(
 _S = SUBJOBS.c
 
 
+def _claimable() -> tuple[sa.ColumnElement[bool], ...]:
+    """What makes an operation one the dispatcher may claim for."""
+    c = OPERATIONS.c
+    return (
+        c.planned_at.is_not(None),
+        c.finished_at.is_(None),
+        c.dry_run.is_(False),
+        c.paused.is_(False),
+        c.cancel_requested.is_(False),
+        c.halted_reason.is_(None),
+    )
+
+
 async def active_operations(db: Database) -> list[ActiveOperation]:
     """Operations the dispatcher may claim for, with their in-flight counts."""
     c = OPERATIONS.c
-    stmt = (
-        sa.select(OPERATIONS)
-        .where(
-            c.planned_at.is_not(None),
-            c.finished_at.is_(None),
-            c.dry_run.is_(False),
-            c.paused.is_(False),
-            c.cancel_requested.is_(False),
-            c.halted_reason.is_(None),
-        )
-        .order_by(c.created_at, c.id)
-    )
+    stmt = sa.select(OPERATIONS).where(*_claimable()).order_by(c.created_at, c.id)
     async with db.read() as conn:
         ops = [to_operation(r._mapping) for r in (await conn.execute(stmt)).all()]
         if not ops:
@@ -130,17 +132,10 @@ async def _still_claimable(db: Database, conn: AsyncConnection, operation_id: st
     before it wins, so nothing is claimed, let alone sent, after `pause()` returned. On
     PostgreSQL the row is share-locked, so a pause waits for a claim already under way (whose
     calls are then in flight) instead of slipping between its read and its commit."""
-    c = OPERATIONS.c
-    stmt = sa.select(c.paused, c.cancel_requested, c.halted_reason, c.finished_at).where(
-        c.id == operation_id
-    )
+    stmt = sa.select(OPERATIONS.c.id).where(OPERATIONS.c.id == operation_id, *_claimable())
     if db.is_postgres:
         stmt = stmt.with_for_update(read=True)
-    row = (await conn.execute(stmt)).first()
-    if row is None:
-        return False
-    stopped = row.paused or row.cancel_requested or row.halted_reason is not None
-    return not stopped and row.finished_at is None
+    return (await conn.execute(stmt)).first() is not None
 
 
 async def _claim_group(

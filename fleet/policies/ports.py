@@ -8,19 +8,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from jobs.records import NewOperation, OperationView, Page, SubJobRecord
-from jobs.states import OperationState, State
-
-# An operation in one of these states will not change its sub-jobs any more.
-FINAL_STATES = frozenset(
-    {
-        OperationState.REFUSED,
-        OperationState.PLANNED,
-        OperationState.SUCCEEDED,
-        OperationState.COMPLETED_WITH_FAILURES,
-        OperationState.STOPPED,
-        OperationState.CANCELLED,
-    }
-)
+from jobs.states import State
 
 
 class OperationsPort(Protocol):

@@ -26,12 +26,12 @@ from datetime import date, datetime
 
 from fleet.domain import ServerRef, ServerStatus
 from fleet.policies.model import Policy
-from fleet.policies.ports import FINAL_STATES, OperationsPort
+from fleet.policies.ports import OperationsPort
 from fleet.policies.records import FireRecord, HarvestedServer
 from fleet.policies.store import PolicyStore
 from fleet.policies.tags import verdict
 from fleet.policies.targets import Considered, Evaluation, Inventory, action_params, snapshot
-from jobs.states import State
+from jobs.states import FINISHED_OPERATIONS, State
 
 PAGE = 1000
 
@@ -68,7 +68,7 @@ async def collect(
             servers.append(
                 HarvestedServer(endpoint, server_id, status, current.updated if current else None)
             )
-    return servers, view.state in FINAL_STATES
+    return servers, view.state in FINISHED_OPERATIONS
 
 
 async def harvest(
@@ -82,7 +82,7 @@ async def harvest(
     cloud is not listed until there is something final to record)."""
     if fire.operation_id is not None:
         view = await operations.get(fire.operation_id)
-        if view.state not in FINAL_STATES:
+        if view.state not in FINISHED_OPERATIONS:
             return False
     servers, _ = await collect(fire, operations, inventory)
     return await store.save_harvest(fire.id, servers, now)
