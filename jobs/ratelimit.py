@@ -357,23 +357,29 @@ class RateLimiter:
 
     def headroom(self, key: str, ahead: float = 0.0) -> Headroom:
         """What one caller could send without waiting, or within `ahead` seconds (counting the
-        room that logged sends free by then; calls in flight still count): 0 while throttled or
-        if others queue.
+        room that logged sends free by then; calls in flight and callers already queued still
+        count, the queued ones first): 0 while throttled.
 
         `ahead` lets a caller prepare calls (the dispatcher claims them in the database) before
         the room frees, and queue them in `acquire`, which sends each the moment it fits: the
-        limit, not the caller's bookkeeping, then sets the pace.
+        limit, not the caller's bookkeeping, then sets the pace. Counting the queue, rather than
+        answering 0 while anyone queues, keeps the preparing going while the first prepared calls
+        wait for their room: a window whose room frees call by call is prepared call by call,
+        not all at once after the first few left (measured in `docs/benchmarks.md`, "Engine").
         """
         state = self._keys.get(key)
         if state is None:
             return Headroom(requests=sys.maxsize, servers=sys.maxsize)
         now = self._clock.monotonic()
         state.drop_done()
-        if state.queue or now + max(0.0, ahead) < state.penalty_until:
+        if now + max(0.0, ahead) < state.penalty_until:
             return Headroom(requests=0, servers=0)
+        waiting = [w.servers for w in state.queue if not w.future.done()]
+        queued = {Unit.REQUESTS: len(waiting), Unit.SERVERS: sum(waiting)}
         room = {Unit.REQUESTS: sys.maxsize, Unit.SERVERS: sys.maxsize}
         for window in state.windows:
             used = state.used(window, now) - window.freed_by(now + max(0.0, ahead))
+            used += queued[window.budget.unit]
             free = max(0, state.limit_of(window.budget, now) - used)
             room[window.budget.unit] = min(room[window.budget.unit], free)
         return Headroom(requests=room[Unit.REQUESTS], servers=room[Unit.SERVERS])
