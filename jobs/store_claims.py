@@ -219,15 +219,7 @@ async def _claim_singles(
     batches: list[Batch] = []
     events: list[dict[str, object]] = []
     for row, call_id, bump in zip(rows, call_ids, bumps, strict=True):
-        claimed = replace(
-            row,
-            state=State.DISPATCHING,
-            lease_owner=req.worker,
-            lease_expires_at=req.lease_until,
-            call_id=call_id,
-            attempt=row.attempt + bump,
-            updated_at=req.now,
-        )
+        claimed = _as_claimed(row, req, call_id, bump)
         events += transition_events(
             [Moved(row.id, row.operation_id, row.target_id, row.step, claimed.attempt)],
             Event.CLAIM,
@@ -252,6 +244,19 @@ async def _claim_singles(
         )
     await insert_events(conn, events)
     return batches
+
+
+def _as_claimed(row: SubJobRecord, req: ClaimRequest, call_id: int, bump: int) -> SubJobRecord:
+    """`row` as a claim leaves it: DISPATCHING, leased to the worker, on its call."""
+    return replace(
+        row,
+        state=State.DISPATCHING,
+        lease_owner=req.worker,
+        lease_expires_at=req.lease_until,
+        call_id=call_id,
+        attempt=row.attempt + bump,
+        updated_at=req.now,
+    )
 
 
 async def _insert_call(
@@ -314,19 +319,7 @@ async def _write_ahead(
     )
     await insert_events(conn, events)
     got = {m.id for m in claimed}
-    subjobs = tuple(
-        replace(
-            r,
-            state=State.DISPATCHING,
-            lease_owner=req.worker,
-            lease_expires_at=req.lease_until,
-            call_id=call_id,
-            attempt=r.attempt + bump,
-            updated_at=req.now,
-        )
-        for r in rows
-        if r.id in got
-    )
+    subjobs = tuple(_as_claimed(r, req, call_id, bump) for r in rows if r.id in got)
     calls = sa.update(CLOUD_CALLS).where(CLOUD_CALLS.c.id == call_id)
     if not subjobs:  # every row moved meanwhile: no call will be made
         await conn.execute(sa.delete(CLOUD_CALLS).where(CLOUD_CALLS.c.id == call_id))

@@ -92,34 +92,6 @@ def raw_tags(data: object) -> list[str]:
     return [t for t in as_list(as_dict(data).get("tags")) if isinstance(t, str)]
 
 
-async def paged_servers(
-    transport: Transport,
-    path: str,
-    *,
-    api_class: str,
-    page_size: int,
-    query: Sequence[tuple[str, QueryValue]] = (),
-    headers: Mapping[str, str] = MICROVERSION_HEADERS,
-    close_connection: bool = False,
-) -> AsyncIterator[object]:
-    """Every server body of a Nova list, page by page (`limit` + `marker` = last id), to the end.
-
-    Stops on a short page or an empty one; a marker seen twice means the cloud ignores it, which
-    would loop forever, so it is an error.
-    """
-    async for item in paged(
-        transport,
-        path,
-        "servers",
-        api_class=api_class,
-        page_size=page_size,
-        query=query,
-        headers=headers,
-        close_connection=close_connection,
-    ):
-        yield item
-
-
 async def paged(
     transport: Transport,
     path: str,
@@ -131,7 +103,12 @@ async def paged(
     headers: Mapping[str, str] = MICROVERSION_HEADERS,
     close_connection: bool = False,
 ) -> AsyncIterator[object]:
-    """Every item of a Nova collection (`servers`, `flavors`), paged as `paged_servers` says."""
+    """Every item of a Nova collection (`servers`, `flavors`), page by page (`limit` + `marker` =
+    last id), to the end.
+
+    Stops on a short page or an empty one; a marker seen twice means the cloud ignores it, which
+    would loop forever, so it is an error.
+    """
     marker: str | None = None
     seen_markers: set[str] = set()
     while True:

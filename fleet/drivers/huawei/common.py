@@ -33,7 +33,7 @@ from fleet.drivers.huawei.jobs import job_id_of, parse_job
 from fleet.drivers.novacommon import (
     MICROVERSION_HEADERS,
     flavor_ids,
-    paged_servers,
+    paged,
     parse_server,
     raw_tags,
     tags_to_remove,
@@ -189,9 +189,10 @@ class HuaweiClient:
 
     async def detail(self, query: Sequence[tuple[str, QueryValue]]) -> AsyncIterator[ServerRef]:
         pid = await self.project_id()
-        async for body in paged_servers(
+        async for body in paged(
             self.ecs,
             f"/v2.1/{seg(pid)}/servers/detail",
+            "servers",
             api_class=NOVA_LIST,
             page_size=self.config.page_size,
             query=query,

@@ -50,7 +50,7 @@ from fleet.drivers.nova.keystone import (
 from fleet.drivers.novacommon import (
     MICROVERSION_HEADERS,
     flavor_ids,
-    paged_servers,
+    paged,
     parse_server,
     raw_tags,
     server_outcome,
@@ -244,9 +244,10 @@ class OpenStackDriver:
                 yield server
             return
         seen: set[str] = set()
-        async for body in paged_servers(
+        async for body in paged(
             await self.compute(),
             "/servers/detail",
+            "servers",
             api_class=LIST,
             page_size=self._config.page_size,
             query=rq.list_query(selector, self.quirks),
