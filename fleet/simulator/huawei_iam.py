@@ -25,6 +25,7 @@ with no project, which every project URL then refuses with `Ecs.0023`.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime
 
@@ -47,6 +48,7 @@ from fleet.simulator.core import (
 TOKEN_LIFETIME = 24 * 3600.0  # "The validity period of a token is 24 hours." (seed 001 §4.2)
 
 
+@functools.lru_cache(maxsize=4096)
 def _stable_id(*parts: str) -> str:
     return uuid.uuid5(uuid.NAMESPACE_URL, "/".join(parts)).hex
 

@@ -9,6 +9,7 @@ Errors use Keystone's own envelope `{"error": {"code": int, "message", "title"}}
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import UTC, datetime
 
@@ -30,6 +31,7 @@ _UNAUTHORIZED = "The request you have made requires authentication."
 _V3_MEDIA = [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}]
 
 
+@functools.lru_cache(maxsize=4096)
 def stable_id(*parts: str) -> str:
     """A 32-hex id derived from names, so the same world always has the same user/service ids."""
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:32]

@@ -9,6 +9,7 @@ those differences so the handlers contain no dialect `if`s beyond reading its fi
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -112,6 +113,17 @@ class Call:
         if self.surface.name == "huawei":
             return f"/v2.1/{self.project_id}"
         return "/compute/v2.1"
+
+    @functools.cached_property
+    def versioned(self) -> str:
+        """`base + prefix`: where the `self` links of this call point (once per call: a listing
+        links thousands of servers)."""
+        return f"{self.base}{self.prefix}"
+
+    @functools.cached_property
+    def unversioned(self) -> str:
+        """Where `bookmark` links point: the versioned URL without `/v2.1`."""
+        return self.versioned.replace("/v2.1", "", 1)
 
 
 def fail(surface: Surface, status: int, message: str) -> SimReply:

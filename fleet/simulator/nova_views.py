@@ -36,28 +36,27 @@ def _id_digest(server_id: str) -> bytes:
     return hashlib.sha256(server_id.encode()).digest()
 
 
+@functools.lru_cache(maxsize=65536)
 def _usec(dt: datetime | None) -> str | None:
     return None if dt is None else dt.strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 def links(call: Call, collection: str, item_id: str) -> list[dict[str, str]]:
     """`self` (versioned) and `bookmark` (unversioned) links, as Nova writes them."""
-    versioned = f"{call.base}{call.prefix}"
-    bookmark = versioned.replace("/v2.1", "", 1)
     return [
-        {"rel": "self", "href": f"{versioned}/{collection}/{item_id}"},
-        {"rel": "bookmark", "href": f"{bookmark}/{collection}/{item_id}"},
+        {"rel": "self", "href": f"{call.versioned}/{collection}/{item_id}"},
+        {"rel": "bookmark", "href": f"{call.unversioned}/{collection}/{item_id}"},
     ]
 
 
 def _bookmark(call: Call, collection: str, item_id: str) -> list[dict[str, str]]:
-    return [links(call, collection, item_id)[1]]
+    return [{"rel": "bookmark", "href": f"{call.unversioned}/{collection}/{item_id}"}]
 
 
 def _addresses(call: Call, server: Server) -> dict[str, object]:
     d = _digest(server)
     mac = "fa:16:3e:" + d[:3].hex(":")
-    network = "share_net" if call.surface.recycle_bin else str(uuid.UUID(bytes=d[16:32]))
+    network = "share_net" if call.surface.recycle_bin else _uuids(server.id)[1]
     if server.deleted_at is not None:
         return {}
     return {
@@ -149,6 +148,7 @@ def _base_fields(call: Call, server: Server) -> dict[str, object]:
     }
 
 
+@functools.lru_cache(maxsize=4096)
 def _host_id(project_id: str, host: str) -> str:
     """Nova's `hostId`: sha224 of project id and host, so it is opaque but stable per project."""
     return hashlib.sha224((project_id + host).encode()).hexdigest()
@@ -161,8 +161,15 @@ def _user(call: Call) -> str:
     return keystone_user_id(call.ctx)
 
 
+@functools.lru_cache(maxsize=65536)
+def _uuids(server_id: str) -> tuple[str, str]:
+    """The server's stable volume id and network id."""
+    d = _id_digest(server_id)
+    return str(uuid.UUID(bytes=d[:16])), str(uuid.UUID(bytes=d[16:32]))
+
+
 def _volumes(call: Call, server: Server) -> list[dict[str, object]]:
-    volume: dict[str, object] = {"id": str(uuid.UUID(bytes=_digest(server)[:16]))}
+    volume: dict[str, object] = {"id": _uuids(server.id)[0]}
     if call.at_least(2, 3):
         volume["delete_on_termination"] = True
     return [volume]

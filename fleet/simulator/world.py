@@ -9,6 +9,7 @@ every request calls `World.settle()` first, so there are no background tasks to 
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -59,8 +60,10 @@ class SimClock:
         self._offset += max(0.0, seconds)
 
 
+@functools.lru_cache(maxsize=65536)
 def iso(dt: datetime) -> str:
-    """Nova-style timestamp: `2026-11-23T10:00:00Z`."""
+    """Nova-style timestamp: `2026-11-23T10:00:00Z` (cached: a listing formats the same creation
+    times for thousands of servers on every call)."""
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
