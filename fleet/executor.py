@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 
 import structlog
 
@@ -60,6 +61,9 @@ ACTION_SECONDS: Mapping[str, float] = {
 # The first poll of an accepted call comes after this share of its action's expected time (then
 # every poll interval): reading a server that cannot have settled yet only spends API budget.
 FIRST_POLL = 0.9
+# Servers of one poll group on a one-server-per-call endpoint: read together by one listing of what
+# changed since the earliest of their calls was accepted.
+LISTED_POLL_BATCH = 200
 
 
 def _server_id(sj: SubJobRecord) -> str:
@@ -114,11 +118,11 @@ class FleetExecutor:
             )
             for s in recipe.steps
         )
-        # An endpoint that takes one server per call (the Nova dialects) also reads one server
-        # per status call: a poll group of 50 made 50 reads in a row (0.3-0.5 s per group in
-        # the mixed benchmark), groups of one are read concurrently by the poller.
+        # An endpoint that takes one server per call (the Nova dialects) reads the status of a
+        # whole poll group with one `changes-since` listing (`OpenStackDriver.poll`), so its
+        # groups are larger; batch APIs (Huawei) poll one cloud job per call.
         per_server = driver is not None and all(s.max_batch == 1 for s in steps)
-        return ActionProfile(steps=steps, poll_batch=1 if per_server else 50)
+        return ActionProfile(steps=steps, poll_batch=LISTED_POLL_BATCH if per_server else 50)
 
     # --- the Executor port: every line logged inside carries the operation, call and endpoint ---
 
@@ -396,7 +400,24 @@ def _submission_for(batch: Batch, step: Step, params: ActionParams) -> Submissio
     ids = tuple(_server_id(sj) for sj in batch.subjobs)
     if batch.subjobs[0].cloud_job_id and isinstance(recorded, Mapping):
         return replace(Submission.from_dict(recorded), server_ids=ids)
-    return Submission(step.action, ids, "show", flavor=params.flavor)
+    return Submission(step.action, ids, "show", flavor=params.flavor, since=_since(batch))
+
+
+def _since(batch: Batch) -> str | None:
+    """The earliest time (the cloud's clock) at which one of the batch's calls was accepted,
+    None unless every sub-job has one."""
+    times: list[datetime] = []
+    for sj in batch.subjobs:
+        recorded = (sj.memo or {}).get("submission")
+        since = recorded.get("since") if isinstance(recorded, Mapping) else None
+        try:
+            at = datetime.fromisoformat(since) if isinstance(since, str) else None
+        except ValueError:
+            at = None
+        if at is None or at.tzinfo is None:
+            return None
+        times.append(at)
+    return min(times).isoformat() if times else None
 
 
 def _poll_error(exc: DriverError) -> Outcome:

@@ -129,6 +129,9 @@ class Submission:
     request_id: str | None = None
     done: bool = False
     flavor: str | None = None  # target flavor of a resize, to recognise its end on Nova dialects
+    # The cloud's own clock when it accepted the call (ISO 8601, from the answer's `Date`), so a
+    # status read of several servers may list only what changed since (Nova `changes-since`).
+    since: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -139,6 +142,7 @@ class Submission:
             "request_id": self.request_id,
             "done": self.done,
             "flavor": self.flavor,
+            "since": self.since,
         }
 
     @classmethod
@@ -152,6 +156,7 @@ class Submission:
             request_id=_opt_str(data.get("request_id")),
             done=bool(data.get("done", False)),
             flavor=_opt_str(data.get("flavor")),
+            since=_opt_str(data.get("since")),
         )
 
 

@@ -9,7 +9,7 @@ settled without the target flavor, has failed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
@@ -102,7 +102,7 @@ async def paged(
     query: Sequence[tuple[str, QueryValue]] = (),
     headers: Mapping[str, str] = MICROVERSION_HEADERS,
     close_connection: bool = False,
-) -> AsyncIterator[object]:
+) -> AsyncGenerator[object, None]:
     """Every item of a Nova collection (`servers`, `flavors`), page by page (`limit` + `marker` =
     last id), to the end.
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import email.utils
 import random
 import string
 from collections.abc import Awaitable, Callable
+from datetime import UTC
 
 from aiohttp import web
 
@@ -50,6 +52,11 @@ async def sim_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     entry["status"] = response.status
     request_id = entry_request_id(entry)
     response.headers["X-Request-Id"] = request_id
+    # The cloud's clock is the simulated one (what `updated` and `changes-since` use), as a real
+    # cloud's `Date` and its timestamps come from one clock.
+    response.headers["Date"] = email.utils.format_datetime(
+        ctx.world.clock.now().astimezone(UTC), usegmt=True
+    )
     if request.path.startswith(_OPENSTACK_PREFIXES):
         response.headers["X-Openstack-Request-Id"] = f"req-{request_id}"
     if request.get(DROP) and request.transport is not None:

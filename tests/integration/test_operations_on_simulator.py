@@ -243,6 +243,25 @@ async def test_ecs_resize_stops_resizes_and_restarts_only_running_servers(
         assert (seen[down.id].status, seen[down.id].flavor) == (ServerStatus.STOPPED, flavor)
 
 
+async def test_easystack_servers_are_polled_together_by_what_changed(tmp_path: Path) -> None:
+    """One call per server, but their status is read for many at once: a `changes-since`
+    listing from the cloud's own clock, not one `show` per server and poll."""
+    async with running(tmp_path) as (fleet, sim):
+        servers = await pick(fleet, sim, "easystack-sim", ServerStatus.RUNNING, 8)
+        first = await sim.last_seq()
+        op_id = await start_op(fleet, "stop", "easystack-sim", servers)
+        done = await wait_terminal(fleet, op_id)
+        assert done.state is OperationState.SUCCEEDED, await subjobs(fleet, op_id)
+
+        log = await sim.requests(since=first)
+        world = await sim.servers()
+        assert all(world[s.id]["status"] == "SHUTOFF" for s in servers)
+        assert all(len(sends(log, "os-stop", s.id)) == 1 for s in servers)
+        listings = [e for e in log if "changes-since=" in str(e["query"])]
+        shows = [e for e in log if e["rate_key"] == "openstack:show"]
+        assert listings and len(listings) + len(shows) < len(servers), (listings, shows)
+
+
 async def test_easystack_resize_is_confirmed_and_keeps_the_power_state(tmp_path: Path) -> None:
     async with running(tmp_path) as (fleet, sim):
         (up,) = await pick(fleet, sim, "easystack-sim", ServerStatus.RUNNING, 1)

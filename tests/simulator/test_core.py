@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import email.utils
+from datetime import UTC, datetime
+
 import aiohttp
 import pytest
 from aiohttp import web
@@ -51,6 +54,17 @@ async def test_control_plane_endpoints_and_request_ids(simulator: Sim) -> None:
     assert body["huawei"]["project_id"] == simulator.world.huawei_project_id
     assert body["openstack"]["auth_url"] == f"{simulator.base_url}/identity/v3"
     assert body["huawei"]["ak"] and body["huawei"]["sk"]
+
+
+async def test_the_date_header_is_the_simulated_clock(simulator: Sim) -> None:
+    """One clock for `Date` and the servers' `updated` (what `changes-since` compares), as in a
+    real cloud: a day ahead of this host once the simulated clock has moved a day on."""
+    simulator.advance(86400)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{simulator.base_url}/_sim/endpoints") as resp:
+            date = email.utils.parsedate_to_datetime(resp.headers["Date"])
+    assert abs((date - simulator.world.clock.now()).total_seconds()) < 2
+    assert (date - datetime.now(UTC)).total_seconds() > 86000
 
 
 @pytest.fixture

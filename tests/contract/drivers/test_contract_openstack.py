@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 
 from fleet.domain import Action, ActionParams, PowerType, Selector, ServerStatus
@@ -192,3 +194,67 @@ async def test_a_failed_action_is_reported_from_the_server(sim: Sim, make_os: Ma
     sim.advance(120)
     outcome = (await driver.poll(sub)).outcomes[sid]
     assert (outcome.state, outcome.reason) == (OutcomeState.FAILED, "host lost")
+
+
+def _kinds(entries: list[dict[str, object]]) -> list[str]:
+    return [str(e["rate_key"]) for e in entries]
+
+
+async def test_a_poll_of_several_servers_reads_what_changed_since_the_cloud_accepted(
+    sim: Sim, make_os: MakeOs
+) -> None:
+    a, b, c, idle = pick(sim, "openstack", "ACTIVE", 4)
+    server = sim.world.servers[idle]  # stopped long ago: absent from the listing
+    server.status, server.vm_state, server.power_state = ("SHUTOFF", "stopped", 4)
+    driver = make_os()
+    sim.advance(3600)  # the cloud's clock is not this host's: `since` must come from the cloud
+    subs = [await driver.submit(Action.STOP, [sid], ActionParams()) for sid in (a, b, c)]
+    cloud_now = sim.world.clock.now()
+    for sub in subs:
+        assert sub.since is not None
+        assert abs((datetime.fromisoformat(sub.since) - cloud_now).total_seconds()) < 2
+    since = min(s.since for s in subs if s.since)
+    sim.advance(120)
+    seen = len(sim.requests())
+    result = await driver.poll(Submission(Action.STOP, (a, b, c, idle), "action", since=since))
+    assert {sid: o.state for sid, o in result.outcomes.items()} == {
+        a: OutcomeState.DONE,
+        b: OutcomeState.DONE,
+        c: OutcomeState.DONE,
+        idle: OutcomeState.DONE,  # not changed since: read with a show, and it is stopped
+    }
+    new = sim.requests()[seen:]
+    assert _kinds(new) == ["openstack:list", "openstack:show"]
+    assert "changes-since=" in str(new[0]["query"]) and str(new[1]["path"]).endswith(idle)
+
+
+async def test_a_poll_without_an_acceptance_time_or_of_one_server_shows_each(
+    sim: Sim, make_os: MakeOs
+) -> None:
+    a, b = pick(sim, "openstack", "ACTIVE", 2)
+    driver = make_os()
+    sub_a = await driver.submit(Action.STOP, [a], ActionParams())
+    await driver.submit(Action.STOP, [b], ActionParams())
+    sim.advance(120)
+    seen = len(sim.requests())
+    assert (await driver.poll(sub_a)).outcomes[a].state is OutcomeState.DONE
+    both = await driver.poll(Submission(Action.STOP, (a, b), "action"))
+    assert {o.state for o in both.outcomes.values()} == {OutcomeState.DONE}
+    assert _kinds(sim.requests()[seen:]) == ["openstack:show"] * 3
+
+
+async def test_a_listing_that_misses_servers_is_completed_by_shows(
+    sim: Sim, make_os: MakeOs
+) -> None:
+    """A cloud clock behind the recorded time (or changes the listing cannot reach): every server
+    is still read, the ones the listing lacks with a show."""
+    a, b = pick(sim, "openstack", "ACTIVE", 2)
+    driver = make_os()
+    for sid in (a, b):
+        await driver.submit(Action.STOP, [sid], ActionParams())
+    sim.advance(120)
+    future = (sim.world.clock.now() + timedelta(days=1)).isoformat()
+    seen = len(sim.requests())
+    result = await driver.poll(Submission(Action.STOP, (a, b), "action", since=future))
+    assert {o.state for o in result.outcomes.values()} == {OutcomeState.DONE}
+    assert _kinds(sim.requests()[seen:]) == ["openstack:list"] + ["openstack:show"] * 2
