@@ -10,7 +10,7 @@ import json
 
 from aiohttp import web
 
-from fleet.simulator.core import SimContext, ctx_of
+from fleet.simulator.core import SimContext, ctx_of, json_response
 from fleet.simulator.faults import FaultRule, parse_rule
 from fleet.simulator.limits import Limit
 from fleet.simulator.world import Server, iso
@@ -62,7 +62,7 @@ def server_json(s: Server) -> dict[str, object]:
 
 
 def _bad(message: str) -> web.Response:
-    return web.json_response({"error": message}, status=400)
+    return json_response({"error": message}, status=400)
 
 
 async def _body(request: web.Request) -> object:
@@ -73,7 +73,7 @@ async def _body(request: web.Request) -> object:
 
 
 async def get_endpoints(request: web.Request) -> web.Response:
-    return web.json_response(endpoints(ctx_of(request)))
+    return json_response(endpoints(ctx_of(request)))
 
 
 async def get_requests(request: web.Request) -> web.Response:
@@ -92,24 +92,24 @@ async def get_requests(request: web.Request) -> web.Response:
         and (dialect is None or e["dialect"] == dialect)
         and (prefix is None or str(e["path"]).startswith(prefix))
     ]
-    return web.json_response({"requests": out, "last_seq": ctx.log.seq})
+    return json_response({"requests": out, "last_seq": ctx.log.seq})
 
 
 async def delete_requests(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     ctx.log.entries.clear()
     ctx.limits.stats.clear()
-    return web.json_response({"cleared": True})
+    return json_response({"cleared": True})
 
 
 async def get_stats(request: web.Request) -> web.Response:
-    return web.json_response({"keys": ctx_of(request).limits.snapshot()})
+    return json_response({"keys": ctx_of(request).limits.snapshot()})
 
 
 async def get_servers(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     kind = request.query.get("kind")
-    return web.json_response({"servers": [server_json(s) for s in ctx.world.visible(kind)]})
+    return json_response({"servers": [server_json(s) for s in ctx.world.visible(kind)]})
 
 
 async def patch_server(request: web.Request) -> web.Response:
@@ -117,7 +117,7 @@ async def patch_server(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     server = ctx.world.servers.get(request.match_info["server_id"])
     if server is None:
-        return web.json_response({"error": "no such server"}, status=404)
+        return json_response({"error": "no such server"}, status=404)
     body = await _body(request)
     if not isinstance(body, dict):
         return _bad("body must be a JSON object")
@@ -138,11 +138,11 @@ async def patch_server(request: web.Request) -> web.Response:
     if "locked" in body:
         server.locked = bool(body["locked"])
     server.updated = ctx.world.clock.now()
-    return web.json_response(server_json(server))
+    return json_response(server_json(server))
 
 
 async def get_faults(request: web.Request) -> web.Response:
-    return web.json_response({"faults": [r.to_json() for r in ctx_of(request).faults.rules]})
+    return json_response({"faults": [r.to_json() for r in ctx_of(request).faults.rules]})
 
 
 async def post_faults(request: web.Request) -> web.Response:
@@ -158,7 +158,7 @@ async def post_faults(request: web.Request) -> web.Response:
         return _bad(str(exc))
     for rule in rules:
         _install(ctx, rule)
-    return web.json_response({"faults": [r.to_json() for r in ctx.faults.rules]}, status=201)
+    return json_response({"faults": [r.to_json() for r in ctx.faults.rules]}, status=201)
 
 
 def _install(ctx: SimContext, rule: FaultRule) -> None:
@@ -173,12 +173,12 @@ async def delete_faults(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     ctx.faults.clear()
     ctx.world.failing.clear()
-    return web.json_response({"faults": []})
+    return json_response({"faults": []})
 
 
 async def get_limits(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
-    return web.json_response(
+    return json_response(
         {
             k: {"limit": v.limit, "period": v.period, "unit": v.unit}
             for k, v in ctx.limits.limits.items()
@@ -225,7 +225,7 @@ async def post_clock(request: web.Request) -> web.Response:
         return _bad("advance: must be a non-negative number of seconds")
     ctx.world.clock.advance(float(seconds))
     ctx.world.settle()
-    return web.json_response({"now": iso(ctx.world.clock.now()), "speed": ctx.world.clock.speed})
+    return json_response({"now": iso(ctx.world.clock.now()), "speed": ctx.world.clock.speed})
 
 
 def apply_spec_limits_and_faults(ctx: SimContext, spec: WorldSpec) -> None:

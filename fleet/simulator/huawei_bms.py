@@ -31,7 +31,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from fleet.simulator import huawei_iam, huawei_jobs
-from fleet.simulator.core import HUAWEI, SimContext, admit, ctx_of
+from fleet.simulator.core import HUAWEI, SimContext, admit, ctx_of, json_response
 from fleet.simulator.huawei_jobs import Action, reply
 from fleet.simulator.world import BMS, RUNNING, STOPPED, Server, iso
 
@@ -180,7 +180,7 @@ async def get_detail(request: web.Request) -> web.Response:
         if s.deleted_at is None and _wanted(s, request)
     ]
     page = [server_details(ctx, s) for s in hits[start : start + size]]
-    return web.json_response({"servers": page, "count": len(page)})
+    return json_response({"servers": page, "count": len(page)})
 
 
 async def get_server(request: web.Request) -> web.Response:
@@ -194,7 +194,7 @@ async def get_server(request: web.Request) -> web.Response:
     server = huawei_jobs.find(ctx.world, server_id, BMS, project_id)
     if server is None:
         raise reply("Ecs.0114")
-    return web.json_response({"server": server_details(ctx, server)})
+    return json_response({"server": server_details(ctx, server)})
 
 
 def setup(app: web.Application) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from fleet.simulator import huawei_iam, huawei_jobs, huawei_tags
-from fleet.simulator.core import HUAWEI, admit, ctx_of, read_json
+from fleet.simulator.core import HUAWEI, admit, ctx_of, json_response, read_json
 from fleet.simulator.huawei_jobs import Action, reply
 from fleet.simulator.world import ECS, RUNNING, STOPPED, SubJob
 
@@ -103,7 +103,7 @@ async def post_resize(request: web.Request) -> web.Response:
     )
     part = SubJob(huawei_jobs.hex_id(), server.id, t.done_at, t.fail)
     job = world.new_job("resizeServer", ECS, project_id, [part])
-    return web.json_response({"job_id": job.id})
+    return json_response({"job_id": job.id})
 
 
 async def post_delete(request: web.Request) -> web.Response:
@@ -122,7 +122,7 @@ async def post_delete(request: web.Request) -> web.Response:
     ids = huawei_jobs.server_ids(data)
     servers = huawei_jobs.check_batch(ctx.world, ids, ECS, project_id)
     job = huawei_jobs.start_job(ctx.world, servers, DELETE, ECS, project_id)
-    return web.json_response({"job_id": job.id})
+    return json_response({"job_id": job.id})
 
 
 def setup(app: web.Application) -> None:

@@ -42,6 +42,7 @@ from fleet.simulator.core import (
     ctx_of,
     entry_of,
     error_response,
+    json_response,
     read_json,
 )
 
@@ -77,7 +78,7 @@ def gateway_refusal(request: web.Request, reason: str) -> SimReply:
         "error_code": "APIGW.0301",
         "request_id": _request_id(request),
     }
-    return SimReply(web.json_response(body, status=401))
+    return SimReply(json_response(body, status=401))
 
 
 async def verify_signature(request: web.Request) -> str:
@@ -234,7 +235,7 @@ async def post_token(request: web.Request) -> web.Response:
         raise _keystone_error(400, "The request body must contain 'auth'.")
     _check_password(ctx, auth)
     token = ctx.issue_token(HUAWEI, _scoped_project(ctx, auth), TOKEN_LIFETIME)
-    response = web.json_response(_token_body(ctx, token), status=201)
+    response = json_response(_token_body(ctx, token), status=201)
     response.headers["X-Subject-Token"] = token.value
     return response
 
@@ -268,9 +269,7 @@ async def get_projects(request: web.Request) -> web.Response:
     name = request.query.get("name")
     if name is not None:
         projects = [p for p in projects if p["name"] == name]
-    return web.json_response(
-        {"links": {"self": f"{ctx.base_url}/v3/projects"}, "projects": projects}
-    )
+    return json_response({"links": {"self": f"{ctx.base_url}/v3/projects"}, "projects": projects})
 
 
 def setup(app: web.Application) -> None:

@@ -35,7 +35,7 @@ from datetime import timedelta
 from aiohttp import web
 
 from fleet.simulator import huawei_iam
-from fleet.simulator.core import HUAWEI, SimReply, admit, ctx_of, read_json
+from fleet.simulator.core import HUAWEI, SimReply, admit, ctx_of, json_response, read_json
 from fleet.simulator.world import BMS, ECS, CloudJob, Server, SimClock, SubJob, World, iso_ms
 
 # HTTP status and documented message (seed 001 Appendix A.2) of the codes the simulator answers.
@@ -69,7 +69,7 @@ def reply(code: str, detail: str | None = None) -> SimReply:
     status, message = ERRORS[code]
     if detail:
         message = f"{message.rstrip('.')}: {detail}"
-    return SimReply(web.json_response({"error": {"code": code, "message": message}}, status=status))
+    return SimReply(json_response({"error": {"code": code, "message": message}}, status=status))
 
 
 def hex_id() -> str:
@@ -136,7 +136,7 @@ def batch_refusal(refused: list[tuple[str, str]]) -> SimReply:
             {"id": i, "error_code": code, "error_message": ERRORS[code][1]} for i, code in refused
         ],
     }
-    return SimReply(web.json_response(body, status=status))
+    return SimReply(json_response(body, status=status))
 
 
 @dataclass(frozen=True)
@@ -253,7 +253,7 @@ async def batch_action(
     action = choose(keys[0], op)
     servers = check_batch(world, server_ids(op), kind, project_id)
     job = start_job(world, servers, action, kind, project_id)
-    return web.json_response({"job_id": job.id})
+    return json_response({"job_id": job.id})
 
 
 # Jobs about one server (resize) also carry `entities.server_id` ("If the task is an ECS-related
@@ -272,7 +272,7 @@ async def get_job(request: web.Request) -> web.Response:
     if job is None or job.project_id != project_id:
         raise reply("Common.0011", "Invalid job ID.")
     ctx.world.settle()
-    return web.json_response(job_json(job, ctx.world))
+    return json_response(job_json(job, ctx.world))
 
 
 def setup(app: web.Application) -> None:

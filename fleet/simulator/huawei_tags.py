@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from fleet.simulator import huawei_iam
-from fleet.simulator.core import HUAWEI, admit, ctx_of, read_json
+from fleet.simulator.core import HUAWEI, admit, ctx_of, json_response, read_json
 from fleet.simulator.huawei_jobs import find, reply
 from fleet.simulator.world import ECS, Server
 
@@ -127,7 +127,7 @@ async def get_server_tags(request: web.Request) -> web.Response:
     server = find(ctx.world, server_id, ECS, project_id)
     if server is None:
         raise reply("Ecs.0614")
-    return web.json_response({"tags": tag_list(server)})
+    return json_response({"tags": tag_list(server)})
 
 
 def _live_ecs(request: web.Request, project_id: str) -> list[Server]:
@@ -146,7 +146,7 @@ async def get_project_tags(request: web.Request) -> web.Response:
             seen = values.setdefault(key, [])
             if value not in seen:
                 seen.append(value)
-    return web.json_response({"tags": [{"key": k, "values": v} for k, v in values.items()]})
+    return json_response({"tags": [{"key": k, "values": v} for k, v in values.items()]})
 
 
 @dataclass(frozen=True)
@@ -235,7 +235,7 @@ async def post_resource_instances(request: web.Request) -> web.Response:
         and all(n in s.name for n in names)
     ]
     if action == "count":
-        return web.json_response({"total_count": len(hits)})
+        return json_response({"total_count": len(hits)})
     limit = _number(data, "limit", 1000, 1000)
     offset = _number(data, "offset", 0, None)
     page = hits[offset : offset + limit]
@@ -243,7 +243,7 @@ async def post_resource_instances(request: web.Request) -> web.Response:
         {"resource_id": s.id, "resource_detail": None, "tags": tag_list(s), "resource_name": s.name}
         for s in page
     ]
-    return web.json_response({"resources": resources, "total_count": len(hits)})
+    return json_response({"resources": resources, "total_count": len(hits)})
 
 
 def setup(app: web.Application) -> None:

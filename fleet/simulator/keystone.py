@@ -23,6 +23,7 @@ from fleet.simulator.core import (
     admit,
     ctx_of,
     error_response,
+    json_response,
     read_json,
 )
 
@@ -62,13 +63,13 @@ async def get_root(request: web.Request) -> web.Response:
     """`GET /identity`: 300 Multiple Choices listing v3, as Keystone's unversioned endpoint does."""
     await admit(request, dialect=KEYSTONE, rate_key="keystone:versions")
     body = {"versions": {"values": [_v3_document(base_url(request))]}}
-    return web.json_response(body, status=300)
+    return json_response(body, status=300)
 
 
 async def get_v3(request: web.Request) -> web.Response:
     """`GET /identity/v3`: the v3 version document used by client discovery."""
     await admit(request, dialect=KEYSTONE, rate_key="keystone:versions")
-    return web.json_response({"version": _v3_document(base_url(request))})
+    return json_response({"version": _v3_document(base_url(request))})
 
 
 def _unauthorized() -> SimReply:
@@ -219,7 +220,7 @@ async def post_tokens(request: web.Request) -> web.Response:
     project_id = _scoped_project(ctx, auth)
     token = ctx.issue_token(KEYSTONE, project_id)
     body = token_body(ctx, token, methods, base_url(request))
-    resp = web.json_response(body, status=201)
+    resp = json_response(body, status=201)
     resp.headers["X-Subject-Token"] = token.value
     return resp
 
@@ -243,7 +244,7 @@ async def get_token(request: web.Request) -> web.Response:
     subject = _subject(request)
     ctx = ctx_of(request)
     body = token_body(ctx, subject, ["password"], base_url(request))
-    resp = web.json_response(body)
+    resp = json_response(body)
     resp.headers["X-Subject-Token"] = subject.value
     return resp
 

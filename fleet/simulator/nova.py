@@ -17,7 +17,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from fleet.simulator import nova_actions, nova_tags
-from fleet.simulator.core import admit, ctx_of
+from fleet.simulator.core import admit, ctx_of, json_response
 from fleet.simulator.keystone import base_url
 from fleet.simulator.nova_base import (
     HUAWEI_SURFACE,
@@ -54,7 +54,7 @@ async def _list(request: web.Request, surface: Surface, *, detail: bool) -> web.
     body: dict[str, object] = {"servers": [view(call, s) for s in page]}
     if next_links:
         body["servers_links"] = next_links
-    return web.json_response(body)
+    return json_response(body)
 
 
 async def list_servers(request: web.Request, surface: Surface) -> web.Response:
@@ -71,7 +71,7 @@ async def show_server(request: web.Request, surface: Surface) -> web.Response:
     """`GET /servers/{id}`: one server, 404 `itemNotFound` if unknown."""
     server_id = request.match_info["server_id"]
     call = await open_call(request, surface, "show", servers=(server_id,))
-    return web.json_response({"server": server_body(call, lookup(call, server_id))})
+    return json_response({"server": server_body(call, lookup(call, server_id))})
 
 
 def _flavors(request: web.Request, surface: Surface) -> list[Flavor]:
@@ -95,7 +95,7 @@ async def _list_flavors(request: web.Request, surface: Surface, *, detail: bool)
     body: dict[str, object] = {"flavors": [flavor_body(call, f, detail=detail) for f in page]}
     if next_links:
         body["flavors_links"] = next_links
-    return web.json_response(body)
+    return json_response(body)
 
 
 async def list_flavors(request: web.Request, surface: Surface) -> web.Response:
@@ -115,7 +115,7 @@ async def show_flavor(request: web.Request, surface: Surface) -> web.Response:
     flavor = next((f for f in _flavors(request, surface) if f.id == flavor_id), None)
     if flavor is None:
         raise fail(surface, 404, f"Flavor {flavor_id} could not be found.")
-    return web.json_response({"flavor": flavor_body(call, flavor, detail=True)})
+    return json_response({"flavor": flavor_body(call, flavor, detail=True)})
 
 
 async def availability_zones(request: web.Request, surface: Surface) -> web.Response:
@@ -125,7 +125,7 @@ async def availability_zones(request: web.Request, surface: Surface) -> web.Resp
         {s.availability_zone for s in call.ctx.world.servers.values() if s.kind in surface.kinds}
     )
     info = [{"zoneName": z, "zoneState": {"available": True}, "hosts": None} for z in zones]
-    return web.json_response({"availabilityZoneInfo": info})
+    return json_response({"availabilityZoneInfo": info})
 
 
 async def limits(request: web.Request, surface: Surface) -> web.Response:
@@ -152,7 +152,7 @@ async def limits(request: web.Request, surface: Surface) -> web.Response:
         "totalRAMUsed": sum(_ram(call.ctx.world.flavors.get(s.flavor_id)) for s in used),
         "totalServerGroupsUsed": 0,
     }
-    return web.json_response({"limits": {"rate": [], "absolute": absolute}})
+    return json_response({"limits": {"rate": [], "absolute": absolute}})
 
 
 def _vcpus(flavor: Flavor | None) -> int:
@@ -172,25 +172,25 @@ async def huawei_versions(request: web.Request, surface: Surface) -> web.Respons
     """Huawei `GET /`: v2.0 (SUPPORTED) and v2.1 (CURRENT, max 2.60) ([S1] §6.1.1)."""
     base = await _versions_admit(request, surface)
     entries = [legacy_v2_entry(f"{base}/v2/"), version_entry(surface, f"{base}/v2.1/")]
-    return web.json_response({"versions": entries})
+    return json_response({"versions": entries})
 
 
 async def huawei_version(request: web.Request, surface: Surface) -> web.Response:
     """Huawei `GET /v2.1` ([S1] §6.1.2)."""
     base = await _versions_admit(request, surface)
-    return web.json_response({"version": version_entry(surface, f"{base}/v2.1/")})
+    return json_response({"version": version_entry(surface, f"{base}/v2.1/")})
 
 
 async def compute_versions(request: web.Request, surface: Surface) -> web.Response:
     """OpenStack `GET /compute/`: the versions list."""
     base = await _versions_admit(request, surface)
-    return web.json_response({"versions": [version_entry(surface, f"{base}/compute/v2.1/")]})
+    return json_response({"versions": [version_entry(surface, f"{base}/compute/v2.1/")]})
 
 
 async def compute_version(request: web.Request, surface: Surface) -> web.Response:
     """OpenStack `GET /compute/v2.1`: the document clients discover from the catalog URL."""
     base = await _versions_admit(request, surface)
-    return web.json_response({"version": version_entry(surface, f"{base}/compute/v2.1/")})
+    return json_response({"version": version_entry(surface, f"{base}/compute/v2.1/")})
 
 
 _READS: list[tuple[str, SurfaceHandler]] = [

@@ -14,7 +14,7 @@ import json
 
 from aiohttp import web
 
-from fleet.simulator.core import read_json
+from fleet.simulator.core import json_response, read_json
 from fleet.simulator.nova_base import Call, Surface, fail, lookup, open_call
 from fleet.simulator.world import BMS, ECS, Server
 
@@ -93,7 +93,7 @@ async def _open(request: web.Request, surface: Surface, *, mutate: bool) -> tupl
 
 
 def _tags_reply(server: Server, status: int = 200) -> web.Response:
-    return web.json_response({"tags": one_d(server, with_reserved=True)}, status=status)
+    return json_response({"tags": one_d(server, with_reserved=True)}, status=status)
 
 
 async def get_tags(request: web.Request, surface: Surface) -> web.Response:
