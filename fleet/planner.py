@@ -36,6 +36,19 @@ _END = _End()
 _Fed = PlanEntry | Exception | _End
 
 
+async def _drain(queue: asyncio.Queue[_Fed], feeders: int) -> AsyncIterator[PlanEntry]:
+    """The entries of `queue` until `feeders` endpoints have ended; a listing's error is raised
+    as soon as it arrives."""
+    while feeders:
+        fed = await queue.get()
+        if isinstance(fed, _End):
+            feeders -= 1
+        elif isinstance(fed, Exception):
+            raise fed
+        else:
+            yield fed
+
+
 def rate_key(endpoint: str, driver: Driver, action: Action) -> str:
     return f"{endpoint}:{driver.capabilities.actions[action].api_class}"
 
@@ -102,17 +115,25 @@ class FleetPlanner:
         return recipe
 
     async def plan(self, operation: OperationRecord) -> AsyncIterator[PlanEntry]:
-        """Every endpoint is listed at once (each within its own list budget), and the entries
-        come out endpoint after endpoint in name order, so sequence numbers (waves) do not depend
-        on which cloud answers first. Listing one endpoint after another made planning take the
-        sum of the listings instead of the longest one (1.1 s of the mixed benchmark)."""
+        """Every endpoint is listed at once (each within its own list budget; one after another
+        made planning take the sum of the listings instead of the longest, 1.1 s of the mixed
+        benchmark). With waves, the entries come out endpoint after endpoint in the selector's
+        order (else by name), so sequence numbers, and with them the waves, do not depend on
+        which cloud answers first. Without waves the order across endpoints means nothing (each
+        endpoint's servers keep their listing order, and each rate key is dispatched on its
+        own), so entries come out as the clouds answer and are written while the slowest one is
+        still listing."""
         targets, params = self._targets(operation)
         names = targets.endpoints or tuple(sorted(self._drivers))
         if len(names) == 1:
             async for entry in self._plan_endpoint(names[0], operation.kind, targets, params):
                 yield entry
             return
-        queues = {name: asyncio.Queue[_Fed](maxsize=PREFETCH) for name in names}
+        ordered = bool(operation.strategy.waves)
+        shared = asyncio.Queue[_Fed](maxsize=PREFETCH)
+        queues = {
+            name: asyncio.Queue[_Fed](maxsize=PREFETCH) if ordered else shared for name in names
+        }
         feeders = [
             asyncio.create_task(
                 self._feed(self._plan_endpoint(name, operation.kind, targets, params), queue),
@@ -121,11 +142,13 @@ class FleetPlanner:
             for name, queue in queues.items()
         ]
         try:
-            for name in names:
-                while not isinstance(fed := await queues[name].get(), _End):
-                    if isinstance(fed, Exception):
-                        raise fed
-                    yield fed
+            if ordered:
+                for name in names:
+                    async for entry in _drain(queues[name], 1):
+                        yield entry
+            else:
+                async for entry in _drain(shared, len(names)):
+                    yield entry
         finally:
             for feeder in feeders:
                 feeder.cancel()
@@ -133,7 +156,8 @@ class FleetPlanner:
 
     @staticmethod
     async def _feed(entries: AsyncIterator[PlanEntry], queue: asyncio.Queue[_Fed]) -> None:
-        """List one endpoint ahead of the consumer, at most `PREFETCH` entries ahead."""
+        """List one endpoint ahead of the consumer, at most `PREFETCH` entries ahead (its own
+        queue, or the one all endpoints share when order does not matter)."""
         try:
             async for entry in entries:
                 await queue.put(entry)

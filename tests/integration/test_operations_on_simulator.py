@@ -389,6 +389,33 @@ def stop_times(log: Iterable[Entry], servers: Iterable[str]) -> dict[str, list[f
     return {sid: [float(e["time"]) for e in sends(log, "stop", sid)] for sid in servers}
 
 
+@pytest.mark.parametrize("waves", [(), ("50%",)])
+async def test_endpoints_keep_the_selector_order_only_when_waves_need_it(
+    tmp_path: Path, waves: tuple[str, ...]
+) -> None:
+    """The ECS listing answers last. With waves the ECS servers still come first (the selector
+    names ECS first), so a wave is the same whichever cloud answers first; without waves the rows
+    are planned as the clouds answer, EasyStack's while ECS is still listing."""
+    async with running(tmp_path) as (fleet, sim):
+        await sim.fault({"kind": "latency", "match": "huawei-nova:list", "ms": 300})
+        view, _ = await fleet.operations.create(
+            NewOperation(
+                kind="reboot",
+                selector={"endpoints": ["ecs-sim", "easystack-sim"]},
+                strategy=Strategy.from_json({"waves": list(waves)}),
+                dry_run=True,
+                created_by="tests",
+            )
+        )
+        await wait_terminal(fleet, view.operation.id)
+        rows = [s for s in await subjobs(fleet, view.operation.id) if s.state is State.PENDING]
+        endpoints = [str(s.payload["endpoint"]) for s in rows]
+        first = "ecs-sim" if waves else "easystack-sim"
+        cut = endpoints.count(first)
+        assert cut and set(endpoints[:cut]) == {first}, endpoints
+        assert len(set(endpoints[cut:])) == 1 and first not in endpoints[cut:]
+
+
 async def test_waves_run_one_after_the_other(tmp_path: Path) -> None:
     async with running(tmp_path) as (fleet, sim):
         servers = await pick(fleet, sim, "ecs-sim", ServerStatus.RUNNING, 5)
