@@ -41,6 +41,7 @@ from fleet.drivers.base import (
 from fleet.drivers.config import ConfigError, EndpointConfig, PasswordCredentials
 from fleet.drivers.errors import NotFound, Permanent, Unsupported
 from fleet.drivers.http import HttpRequest, HttpResponse, NoAuth, Transport, seg
+from fleet.drivers.jsonutil import as_dict
 from fleet.drivers.nova import requests as rq
 from fleet.drivers.nova.errors import classify
 from fleet.drivers.nova.keystone import (
@@ -335,8 +336,8 @@ class OpenStackDriver:
         )
         async with contextlib.aclosing(pages):
             async for body in pages:
-                server = parse_server(body, endpoint=self.endpoint, provider=self.provider)
-                if server.id in wanted:
+                if as_dict(body).get("id") in wanted:  # parsed only if wanted: most are not
+                    server = parse_server(body, endpoint=self.endpoint, provider=self.provider)
                     found[server.id] = server
                 left -= 1
                 if len(found) == len(wanted) or left <= 0:
