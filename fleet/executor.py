@@ -59,8 +59,9 @@ ACTION_SECONDS: Mapping[str, float] = {
     Action.DELETE: 15.0,
 }
 # The first poll of an accepted call comes after this share of its action's expected time (then
-# every poll interval): reading a server that cannot have settled yet only spends API budget.
-FIRST_POLL = 0.9
+# every poll interval): reading a server that cannot have settled yet only spends API budget and
+# a poll round (D11).
+FIRST_POLL = 1.0
 # Servers of one poll group on a one-server-per-call endpoint: read together by one listing of what
 # changed since the earliest of their calls was accepted.
 LISTED_POLL_BATCH = 200

@@ -116,14 +116,14 @@ def test_selector_defaults_to_the_exclusion_tag_and_can_drop_it() -> None:
     assert parse_targets({"exclude_tag": "keep=1"}).exclude_tag == ("keep", "1")
 
 
-def test_the_first_poll_waits_for_most_of_the_action_unless_it_is_a_quick_variant() -> None:
+def test_the_first_poll_waits_for_the_action_time_unless_it_is_a_quick_variant() -> None:
     from fleet.executor import FleetExecutor
     from fleet.recipes import Step
 
     executor = FleetExecutor({}, action_seconds={"e": {"stop": 10.0}})
     soft = parse_params("stop", {"type": "SOFT"})
-    assert executor._first_poll("e", Step(Action.STOP), soft) == pytest.approx(9.0)
-    assert executor._first_poll("other", Step(Action.START), soft) == pytest.approx(18.0)
+    assert executor._first_poll("e", Step(Action.STOP), soft) == pytest.approx(10.0)
+    assert executor._first_poll("other", Step(Action.START), soft) == pytest.approx(20.0)
     hard = parse_params("stop", {"type": "HARD"})
     assert executor._first_poll("e", Step(Action.STOP), hard) is None
     live = parse_params("resize", {"flavor": "f", "live": True})
@@ -131,7 +131,7 @@ def test_the_first_poll_waits_for_most_of_the_action_unless_it_is_a_quick_varian
     # a compensation step (revert) waits like any action; only the ETA leaves it out
     revert = Step(Action.REVERT_RESIZE, on_failure_only=True)
     offline = parse_params("resize", {"flavor": "f"})
-    assert executor._first_poll("e", revert, offline) == pytest.approx(18.0)
+    assert executor._first_poll("e", revert, offline) == pytest.approx(20.0)
     assert all(s.seconds > 0 for s in executor.profile("resize").steps)
 
 
