@@ -9,6 +9,7 @@ settled without the target flavor, has failed.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Mapping, Sequence
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
@@ -16,7 +17,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from fleet.domain import Action, Provider, ServerRef, ServerStatus, tag_from_1d, tags_from_1d
 from fleet.drivers.base import OutcomeState, ServerOutcome
 from fleet.drivers.errors import ErrorKind, Transient
-from fleet.drivers.http import HttpRequest, Transport
+from fleet.drivers.http import HttpRequest, HttpResponse, Transport
 from fleet.drivers.jsonutil import as_dict, as_list, opt_str
 from fleet.drivers.query import QueryValue
 from fleet.drivers.status import normalise_status
@@ -107,33 +108,46 @@ async def paged(
     last id), to the end.
 
     Stops on a short page or an empty one; a marker seen twice means the cloud ignores it, which
-    would loop forever, so it is an error.
+    would loop forever, so it is an error. The next page is asked for as soon as a full page has
+    arrived, so the cloud prepares it while this page's items are consumed (one page ahead at
+    most; a consumer that stops early cancels it).
     """
-    marker: str | None = None
-    seen_markers: set[str] = set()
-    while True:
+
+    def fetch(marker: str | None) -> asyncio.Task[HttpResponse]:
         params: list[tuple[str, QueryValue]] = [*query, ("limit", str(page_size))]
         if marker is not None:
             params.append(("marker", marker))
-        response = await transport.call(
-            HttpRequest(
-                "GET",
-                path,
-                api_class,
-                query=params,
-                headers=headers,
-                close_connection=close_connection,
-            )
+        request = HttpRequest(
+            "GET", path, api_class, query=params, headers=headers, close_connection=close_connection
         )
-        page = as_list(as_dict(response.data).get(collection))
-        for item in page:
-            yield item
-        if len(page) < page_size or not page:
-            return
-        marker = opt_str(as_dict(page[-1]).get("id"))
-        if marker is None or marker in seen_markers:
-            raise Transient(f"paging of {path} does not advance (marker {marker!r})")
-        seen_markers.add(marker)
+        task = asyncio.create_task(transport.call(request))
+        task.add_done_callback(_retrieve)
+        return task
+
+    seen_markers: set[str] = set()
+    pending: asyncio.Task[HttpResponse] | None = fetch(None)
+    try:
+        while pending is not None:
+            response = await pending
+            page = as_list(as_dict(response.data).get(collection))
+            pending = None
+            if len(page) >= page_size and page:
+                marker = opt_str(as_dict(page[-1]).get("id"))
+                if marker is None or marker in seen_markers:
+                    raise Transient(f"paging of {path} does not advance (marker {marker!r})")
+                seen_markers.add(marker)
+                pending = fetch(marker)
+            for item in page:
+                yield item
+    finally:
+        if pending is not None:
+            pending.cancel()
+
+
+def _retrieve(task: asyncio.Task[HttpResponse]) -> None:
+    """Mark a page fetch's failure as seen: a consumer that stopped early never awaits it."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def flavor_ids(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 import pytest
@@ -258,3 +259,16 @@ async def test_a_listing_that_misses_servers_is_completed_by_shows(
     result = await driver.poll(Submission(Action.STOP, (a, b), "action", since=future))
     assert {o.state for o in result.outcomes.values()} == {OutcomeState.DONE}
     assert _kinds(sim.requests()[seen:]) == ["openstack:list"] + ["openstack:show"] * 2
+
+
+async def test_the_next_page_is_asked_for_while_this_one_is_read(sim: Sim, make_os: MakeOs) -> None:
+    driver = make_os(page_size=5)
+    listing = driver.list_servers(Selector())
+    try:
+        await anext(listing)
+        await asyncio.sleep(0.05)  # the consumer is busy with the first server
+        assert len(calls(sim, "GET", "/compute/v2.1/servers/detail")) == 2
+    finally:
+        await listing.aclose()  # type: ignore[attr-defined]
+    await asyncio.sleep(0.05)
+    assert len(calls(sim, "GET", "/compute/v2.1/servers/detail")) == 2  # no page after that
