@@ -193,8 +193,7 @@ async def _claim_singles(
         )
         for r in rows
     ]
-    insert = CLOUD_CALLS.insert().returning(CLOUD_CALLS.c.id, sort_by_parameter_order=True)
-    call_ids = [int(i) for i in (await conn.execute(insert, calls)).scalars()]
+    call_ids = await _insert_calls(db, conn, calls)
     # The rows are ours until commit: SQLite's write lock, or PostgreSQL's FOR UPDATE above.
     update = (
         sa.update(SUBJOBS)
@@ -244,6 +243,25 @@ async def _claim_singles(
         )
     await insert_events(conn, events)
     return batches
+
+
+async def _insert_calls(
+    db: Database, conn: AsyncConnection, calls: Sequence[dict[str, object]]
+) -> list[int]:
+    """The new call rows' ids, in the order given. SQLAlchemy keeps RETURNING in parameter order
+    on SQLite only by sending one INSERT per row (a window of 120 one-server calls: 121 round
+    trips to the driver's thread, 40-76 ms against 10 ms for one). On SQLite this transaction
+    holds the database's only write lock, so the ids are allocated here, as SQLite itself would
+    (the largest id + 1 onwards)."""
+    if db.is_sqlite:
+        top = (await conn.execute(sa.select(sa.func.max(CLOUD_CALLS.c.id)))).scalar()
+        first = int(top or 0) + 1
+        ids = list(range(first, first + len(calls)))
+        rows = [{**c, "id": i} for c, i in zip(calls, ids, strict=True)]
+        await conn.execute(CLOUD_CALLS.insert(), rows)
+        return ids
+    insert = CLOUD_CALLS.insert().returning(CLOUD_CALLS.c.id, sort_by_parameter_order=True)
+    return [int(i) for i in (await conn.execute(insert, calls)).scalars()]
 
 
 def _as_claimed(row: SubJobRecord, req: ClaimRequest, call_id: int, bump: int) -> SubJobRecord:

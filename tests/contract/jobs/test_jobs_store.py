@@ -91,6 +91,27 @@ async def test_planning_writes_rows_in_plan_order_with_skips_first(store: SqlJob
     assert {s.target_id for s in skipped.items} == {"srv-00003", "srv-00007"}
 
 
+async def test_one_server_calls_each_get_the_call_row_naming_their_server(
+    store: SqlJobStore,
+) -> None:
+    """Many one-server groups in one transaction: every sub-job is on its own call, and that call
+    names it (ids allocated with the rows on SQLite, returned in order on PostgreSQL), also when
+    older calls exist."""
+    first = await plan_operation(store, items(3))
+    await store.claim_batches(claim_request(first.id), [1], 3)
+    op = await plan_operation(store, items(40))
+    batches = await store.claim_batches(claim_request(op.id), [1], 25)
+    assert len(batches) == 25 and len({b.call_id for b in batches}) == 25
+    named = {c.id: c.servers for c in await store.list_calls(op.id)}
+    for batch in batches:
+        assert named[batch.call_id] == batch.target_ids
+        assert {s.call_id for s in batch.subjobs} == {batch.call_id}
+    page = await store.list_subjobs(op.id, State.DISPATCHING, None, 100)
+    assert {s.target_id: s.call_id for s in page.items} == {
+        b.target_ids[0]: b.call_id for b in batches
+    }
+
+
 async def test_claim_is_written_ahead_with_its_call_row(store: SqlJobStore) -> None:
     op = await plan_operation(store, items(25))
     batch = await claim_one(store, claim_request(op.id), [10])
