@@ -31,8 +31,8 @@ def poll_groups(
     rows: Sequence[SubJobRecord], poll_batch: Callable[[str, str], int]
 ) -> list[tuple[SubJobRecord, ...]]:
     """Group leased rows: one group per cloud job; job-less rows by (operation, kind, step,
-    rate key) in chunks of the `poll_batch` of the kind at that rate key (an endpoint that reads
-    one server per call gets groups of one, polled concurrently, not 50 reads in a row)."""
+    rate key) in chunks of the `poll_batch` of the kind at that rate key (the executor's choice:
+    the Nova dialects read a whole group with one listing of what changed)."""
     by_job: dict[tuple[str, str, str], list[SubJobRecord]] = {}
     loose: dict[tuple[str, str, int, str], list[SubJobRecord]] = {}
     for row in rows:

@@ -10,6 +10,7 @@ settled without the target flavor, has failed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, Mapping, Sequence
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
@@ -160,17 +161,19 @@ async def flavor_ids(
 ) -> frozenset[str]:
     """The ids of every flavor of a Nova `/flavors/detail` list (ids are what `flavorRef` takes)."""
     found: set[str] = set()
-    async for item in paged(
+    pages = paged(
         transport,
         path,
         "flavors",
         api_class=api_class,
         page_size=page_size,
         close_connection=close_connection,
-    ):
-        flavor = opt_str(as_dict(item).get("id"))
-        if flavor:
-            found.add(flavor)
+    )
+    async with contextlib.aclosing(pages):
+        async for item in pages:
+            flavor = opt_str(as_dict(item).get("id"))
+            if flavor:
+                found.add(flavor)
     return frozenset(found)
 
 

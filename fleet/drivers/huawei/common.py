@@ -8,6 +8,7 @@ HTTP connections cannot be used for them. Every native call sends microversion 2
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
@@ -189,7 +190,7 @@ class HuaweiClient:
 
     async def detail(self, query: Sequence[tuple[str, QueryValue]]) -> AsyncIterator[ServerRef]:
         pid = await self.project_id()
-        async for body in paged(
+        pages = paged(
             self.ecs,
             f"/v2.1/{seg(pid)}/servers/detail",
             "servers",
@@ -197,8 +198,10 @@ class HuaweiClient:
             page_size=self.config.page_size,
             query=query,
             close_connection=True,
-        ):
-            yield parse_server(body, endpoint=self.endpoint, provider=self.provider)
+        )
+        async with contextlib.aclosing(pages):  # a consumer that stops early closes the pager
+            async for body in pages:
+                yield parse_server(body, endpoint=self.endpoint, provider=self.provider)
 
     async def native_flavors(self) -> frozenset[str]:
         """Every flavor id of the native `GET /v2.1/{project_id}/flavors/detail` (ECS and BMS

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
+import structlog
 
 from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef, ServerStatus
 from fleet.drivers.auth import TokenAuth
@@ -39,7 +40,7 @@ from fleet.drivers.base import (
     spec_or_unsupported,
 )
 from fleet.drivers.config import ConfigError, EndpointConfig, PasswordCredentials
-from fleet.drivers.errors import NotFound, Permanent, Unsupported
+from fleet.drivers.errors import DriverError, NotFound, Permanent, Throttled, Unsupported
 from fleet.drivers.http import HttpRequest, HttpResponse, NoAuth, Transport, seg
 from fleet.drivers.jsonutil import as_dict
 from fleet.drivers.nova import requests as rq
@@ -61,6 +62,7 @@ from fleet.drivers.novacommon import (
 )
 from fleet.drivers.query import QueryValue
 
+log = structlog.get_logger("fleet.drivers")
 S = ServerStatus
 ACTION, DELETE, TAGS, LIST, SHOW = "action", "delete", "tags", "list", "show"
 FLAVORS = "flavors"
@@ -247,16 +249,19 @@ class OpenStackDriver:
                 yield server
             return
         seen: set[str] = set()
-        async for body in paged(
+        pages = paged(
             await self.compute(),
             "/servers/detail",
             "servers",
             api_class=LIST,
             page_size=self._config.page_size,
             query=rq.list_query(selector, self.quirks),
-        ):
-            server = parse_server(body, endpoint=self.endpoint, provider=self.provider)
-            if server.id not in seen and selector.matches(server):
+        )
+        async with contextlib.aclosing(pages):  # a consumer that stops early closes the pager
+            async for body in pages:
+                server = parse_server(body, endpoint=self.endpoint, provider=self.provider)
+                if server.id in seen or not selector.matches(server):
+                    continue
                 seen.add(server.id)
                 yield server
 
@@ -304,21 +309,46 @@ class OpenStackDriver:
         """Each server's status: several at once from one `changes-since` listing (a server the
         action touched has changed since the cloud accepted the call), then one `show` for each
         server the listing did not have (no acceptance time, more changes than `CHANGED_PAGES`
-        pages, a clock that moved back, a server already purged)."""
+        pages, a clock that moved back, a deleted or purged server, a listing that failed).
+
+        One server's failed read does not hold up the others: it is left out of the result (the
+        engine reads it again next round). Only when nothing could be read does the error
+        propagate, as it did for a single server."""
         if submission.done:
             return all_done(submission)
         ids = submission.server_ids
         since = _parse_time(submission.since)
-        listed = await self._changed(ids, since) if len(ids) > 1 and since is not None else {}
-        shown = await asyncio.gather(
-            *(self._show_outcome(submission, i) for i in ids if i not in listed)
-        )
+        listed: dict[str, ServerRef] = {}
+        if len(ids) > 1 and since is not None:
+            try:
+                listed = await self._changed(ids, since)
+            except Throttled:
+                raise
+            except DriverError as exc:  # read each server instead
+                log.warning("poll_listing_failed", endpoint=self.endpoint, error=str(exc))
         outcomes = {
             i: server_outcome(submission.action, server, submission.flavor)
             for i, server in listed.items()
         }
-        outcomes.update((o.server_id, o) for o in shown)
-        return PollResult({i: outcomes[i] for i in ids})
+        gate = asyncio.Semaphore(SHOWS_AT_ONCE)
+
+        async def show(server_id: str) -> ServerOutcome:
+            async with gate:
+                return await self._show_outcome(submission, server_id)
+
+        missing = [i for i in ids if i not in listed]
+        shown = await asyncio.gather(*(show(i) for i in missing), return_exceptions=True)
+        failed = [r for r in shown if isinstance(r, BaseException)]
+        if failed and len(failed) == len(ids):
+            raise failed[0]
+        for result in shown:
+            if isinstance(result, DriverError):
+                log.warning("poll_read_failed", endpoint=self.endpoint, error=str(result))
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                outcomes[result.server_id] = result
+        return PollResult({i: outcomes[i] for i in ids if i in outcomes})
 
     async def _changed(self, ids: Sequence[str], since: datetime) -> dict[str, ServerRef]:
         """Those of `ids` among the servers changed since `since` (less `CHANGES_SINCE_MARGIN`:
@@ -338,7 +368,8 @@ class OpenStackDriver:
             async for body in pages:
                 if as_dict(body).get("id") in wanted:  # parsed only if wanted: most are not
                     server = parse_server(body, endpoint=self.endpoint, provider=self.provider)
-                    found[server.id] = server
+                    if server.status is not ServerStatus.DELETED:  # a show says 404, as before
+                        found[server.id] = server
                 left -= 1
                 if len(found) == len(wanted) or left <= 0:
                     break
@@ -365,6 +396,8 @@ CHANGES_SINCE_MARGIN = 2.0
 server missed anyway is read with a `show`, so the margin only decides how often that happens)."""
 CHANGED_PAGES = 2
 """Pages of one `changes-since` listing read at most; what it did not reach is read by `show`."""
+SHOWS_AT_ONCE = 8
+"""`show`s of one poll in flight at once (the endpoint's connection pool is shared)."""
 
 
 def cloud_time(response: HttpResponse) -> str | None:
@@ -374,9 +407,10 @@ def cloud_time(response: HttpResponse) -> str | None:
     if not raw:
         return None
     try:
-        return email.utils.parsedate_to_datetime(raw).astimezone(UTC).isoformat()
+        at = email.utils.parsedate_to_datetime(raw)
     except (TypeError, ValueError):
         return None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
 
 
 def _parse_time(value: str | None) -> datetime | None:

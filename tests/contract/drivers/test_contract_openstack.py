@@ -270,5 +270,67 @@ async def test_the_next_page_is_asked_for_while_this_one_is_read(sim: Sim, make_
         assert len(calls(sim, "GET", "/compute/v2.1/servers/detail")) == 2
     finally:
         await listing.aclose()  # type: ignore[attr-defined]
-    await asyncio.sleep(0.05)
-    assert len(calls(sim, "GET", "/compute/v2.1/servers/detail")) == 2  # no page after that
+
+
+async def test_a_listing_stopped_early_cancels_the_page_asked_for_ahead(
+    sim: Sim, make_os: MakeOs, gate: RecordingGate
+) -> None:
+    sim.fault(kind="latency", match="openstack:list", ms=300, count=2)
+    driver = make_os(page_size=5)
+    listing = driver.list_servers(Selector())
+    await anext(listing)
+    await asyncio.sleep(0.05)  # the second page is asked for, its answer 0.3 s away
+    assert [c for c, _ in gate.calls].count("list") == 2
+    await listing.aclose()  # type: ignore[attr-defined]
+    await asyncio.sleep(0.02)
+    # the gate hears at once that the call ended (cancelled), not when its answer would come
+    assert [c for c, _ in gate.answered].count("list") == 2
+
+
+async def test_a_failed_listing_or_read_holds_up_only_its_own_server(
+    sim: Sim, make_os: MakeOs
+) -> None:
+    a, b, c = pick(sim, "openstack", "ACTIVE", 3)
+    driver = make_os(read_retries=0)
+    subs = [await driver.submit(Action.STOP, [sid], ActionParams()) for sid in (a, b, c)]
+    since = min(s.since for s in subs if s.since)
+    sim.advance(120)
+    sim.fault(kind="error_burst", status=503, match="openstack:list", count=1)
+    sim.fault(kind="error_burst", status=503, match="openstack:show", count=1)
+    seen = len(sim.requests())
+    result = await driver.poll(Submission(Action.STOP, (a, b, c), "action", since=since))
+    log = sim.requests()[seen:]
+    assert [(e["rate_key"], e["status"]) for e in log] == [
+        ("openstack:list", 503),
+        ("openstack:show", 503),
+        ("openstack:show", 200),
+        ("openstack:show", 200),
+    ]
+    unread = next(sid for sid in (a, b, c) if str(log[1]["path"]).endswith(sid))
+    assert set(result.outcomes) == {a, b, c} - {unread}  # read again next round
+    assert {o.state for o in result.outcomes.values()} == {OutcomeState.DONE}
+    sim.fault(kind="error_burst", status=503, match="openstack:show", count=1)
+    with pytest.raises(Transient):  # nothing read at all: the poll fails, as for one server
+        await driver.poll(Submission(Action.STOP, (unread,), "action"))
+
+
+async def test_a_deleted_server_in_the_listing_is_read_with_a_show(
+    sim: Sim, make_os: MakeOs
+) -> None:
+    """`changes-since` lists deleted servers too; the server's own `show` decides what that
+    means, exactly as for a poll without a listing."""
+    a, b = pick(sim, "openstack", "ACTIVE", 2)
+    driver = make_os(flavour="openstack")
+    subs = [await driver.submit(Action.STOP, [sid], ActionParams()) for sid in (a, b)]
+    sim.advance(120)
+    await driver.submit(Action.DELETE, [b], ActionParams())  # deleted by someone meanwhile
+    sim.advance(120)
+    since = min(s.since for s in subs if s.since)
+    seen = len(sim.requests())
+    result = await driver.poll(Submission(Action.STOP, (a, b), "action", since=since))
+    log = sim.requests()[seen:]
+    assert [e["rate_key"] for e in log] == ["openstack:list", "openstack:show"]
+    assert str(log[1]["path"]).endswith(b)
+    assert result.outcomes[a].state is OutcomeState.DONE
+    alone = await driver.poll(Submission(Action.STOP, (b,), "action"))
+    assert result.outcomes[b] == alone.outcomes[b]
