@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -243,20 +243,26 @@ class OpenStackDriver:
             page_size=self._config.page_size,
         )
 
+    async def _server_pages(
+        self, query: Sequence[tuple[str, QueryValue]]
+    ) -> AsyncGenerator[object, None]:
+        """The bodies of `GET /servers/detail?{query}`, page by page (close it when done)."""
+        return paged(
+            await self.compute(),
+            "/servers/detail",
+            "servers",
+            api_class=LIST,
+            page_size=self._config.page_size,
+            query=query,
+        )
+
     async def list_servers(self, selector: Selector) -> AsyncIterator[ServerRef]:
         if shows_each(selector):
             async for server in servers_by_id(selector, self.get_server):
                 yield server
             return
         seen: set[str] = set()
-        pages = paged(
-            await self.compute(),
-            "/servers/detail",
-            "servers",
-            api_class=LIST,
-            page_size=self._config.page_size,
-            query=rq.list_query(selector, self.quirks),
-        )
+        pages = await self._server_pages(rq.list_query(selector, self.quirks))
         async with contextlib.aclosing(pages):  # a consumer that stops early closes the pager
             async for body in pages:
                 server = parse_server(body, endpoint=self.endpoint, provider=self.provider)
@@ -356,14 +362,7 @@ class OpenStackDriver:
         floor = (since - timedelta(seconds=CHANGES_SINCE_MARGIN)).replace(microsecond=0)
         query = [("changes-since", floor.strftime("%Y-%m-%dT%H:%M:%SZ"))]
         wanted, found, left = set(ids), {}, CHANGED_PAGES * self._config.page_size
-        pages = paged(
-            await self.compute(),
-            "/servers/detail",
-            "servers",
-            api_class=LIST,
-            page_size=self._config.page_size,
-            query=query,
-        )
+        pages = await self._server_pages(query)
         async with contextlib.aclosing(pages):
             async for body in pages:
                 if as_dict(body).get("id") in wanted:  # parsed only if wanted: most are not

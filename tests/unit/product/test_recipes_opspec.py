@@ -136,17 +136,10 @@ def test_the_first_poll_waits_for_the_action_time_unless_it_is_a_quick_variant()
 
 
 def test_only_the_live_recipe_is_live() -> None:
-    assert recipe_for(
-        "resize",
-        Provider.OPENSTACK,
-        flavour=Flavour.EASYSTACK,
-        live=True,
-        status=ServerStatus.RUNNING,
-    ).live
-    assert not recipe_for(
-        "resize",
-        Provider.OPENSTACK,
-        flavour=Flavour.EASYSTACK,
-        live=True,
-        status=ServerStatus.STOPPED,
-    ).live
+    def live(status: ServerStatus) -> bool:
+        return recipe_for(
+            "resize", Provider.OPENSTACK, flavour=Flavour.EASYSTACK, live=True, status=status
+        ).live
+
+    assert live(ServerStatus.RUNNING)
+    assert not live(ServerStatus.STOPPED)
