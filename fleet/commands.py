@@ -8,26 +8,18 @@ import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 import structlog
 
 from fleet.logging import configure_logging
 from fleet.service import ensure_sqlite_dir, open_fleet
-from fleet.settings import Settings, SettingsError, load_settings
+from fleet.settings import Settings, SettingsError, load_with_defaults
 from jobs.migrate import upgrade
-
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.toml"
-
-
-def settings_from(paths: Sequence[str]) -> Settings:
-    files: list[str | Path] = [DEFAULT_CONFIG] if DEFAULT_CONFIG.is_file() else []
-    return load_settings([*files, *paths])
 
 
 def _load(paths: Sequence[str]) -> Settings | None:
     try:
-        settings = settings_from(paths)
+        settings = load_with_defaults(paths)
     except SettingsError as exc:
         sys.stderr.write(f"fleet: configuration error: {exc}\n")
         return None

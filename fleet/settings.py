@@ -221,6 +221,25 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(lines)
 
 
+_HERE = Path(__file__).resolve().parent
+_INSTALLED_DEFAULTS = _HERE / "_config" / "default.toml"
+DEFAULT_CONFIG = (
+    _INSTALLED_DEFAULTS
+    if _INSTALLED_DEFAULTS.is_file()
+    else _HERE.parent / "config" / "default.toml"
+)
+"""The documented defaults: inside the package when installed from a wheel (see pyproject.toml),
+`config/default.toml` in a source checkout."""
+
+
+def load_with_defaults(
+    paths: Sequence[str | Path] = (), environ: Mapping[str, str] | None = None
+) -> Settings:
+    """`load_settings` over the documented defaults, then `paths` (later files win)."""
+    base: list[str | Path] = [DEFAULT_CONFIG] if DEFAULT_CONFIG.is_file() else []
+    return load_settings([*base, *paths], environ)
+
+
 def load_settings(
     paths: Sequence[str | Path] = (), environ: Mapping[str, str] | None = None
 ) -> Settings:

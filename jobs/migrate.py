@@ -1,6 +1,7 @@
 """Schema migrations as a function: `upgrade(url)` is what `fleet db upgrade` calls.
 
-The Alembic scripts live in the repository's `migrations/` directory. `upgrade` is synchronous
+The Alembic scripts live in the repository's `migrations/` directory; a wheel carries them
+inside this package (`jobs/_migrations`, see pyproject.toml), where they are looked for first. `upgrade` is synchronous
 (Alembic runs the async drivers on its own event loop); from async code call it in a thread:
 ``await asyncio.to_thread(upgrade, url)``.
 """
@@ -14,7 +15,9 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+_HERE = Path(__file__).resolve().parent
+_INSTALLED, _SOURCE = _HERE / "_migrations", _HERE.parent / "migrations"
+MIGRATIONS = _INSTALLED if (_INSTALLED / "env.py").is_file() else _SOURCE
 
 
 def alembic_config(url: str) -> Config:

@@ -16,7 +16,6 @@ import signal
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
-from pathlib import Path
 
 import structlog
 
@@ -25,9 +24,7 @@ from fleet.policies.files import PolicySet, load_policy_files
 from fleet.policies.model import PolicyError
 from fleet.policies.scheduler import run_policies
 from fleet.service import open_fleet
-from fleet.settings import PoliciesSpec, Settings, SettingsError, load_settings
-
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "default.toml"
+from fleet.settings import PoliciesSpec, Settings, SettingsError, load_with_defaults
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,8 +65,7 @@ async def _run(settings: Settings, policies: PolicySet, args: argparse.Namespace
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        base = [DEFAULT_CONFIG] if DEFAULT_CONFIG.is_file() else []
-        settings = load_settings([*base, *args.config])
+        settings = load_with_defaults(args.config)
         policies = load_policy_files(
             args.policies,
             calendar_dir=args.calendars,
