@@ -143,11 +143,14 @@ class Dispatcher:
                 if want <= 0 or servers <= 0 or not self.claiming:
                     break
                 op_id = item.operation.id
-                batches = await self._claim(key, item, min(servers, allowance[op_id]), want)
+                batches = await self._claim(
+                    key, item, min(servers, allowance[op_id]), servers, want
+                )
                 for batch in batches:
                     size = len(batch.subjobs)
                     requests, servers, groups = requests - 1, servers - size, groups + 1
-                    allowance[op_id] -= size
+                    if not batch.begun:
+                        allowance[op_id] -= size
                     claimed += size
                     self._spawn(batch)
                 if batches:
@@ -158,8 +161,13 @@ class Dispatcher:
         return claimed
 
     async def _claim(
-        self, key: str, item: ActiveOperation, servers: int, groups: int
+        self, key: str, item: ActiveOperation, servers: int, headroom: int, groups: int
     ) -> list[Batch]:
+        # Sub-jobs whose action has begun are in flight already (counted in the allowance), so
+        # they are claimed whatever the allowance, and they are all a stopped operation claims.
+        begun_only = item.stopped or servers <= 0
+        if begun_only:
+            servers = headroom
         if servers <= 0:
             return []
         op = item.operation
@@ -173,6 +181,7 @@ class Dispatcher:
             now=now,
             lease_until=now + timedelta(seconds=self.config.lease_ttl),
             params=op.params,
+            begun_only=begun_only,
         )
         steps = self.executor.profile(op.kind, key).steps
         return await self.store.claim_batches(request, [s.max_batch for s in steps], groups)

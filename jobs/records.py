@@ -295,6 +295,11 @@ class Batch:
     def target_ids(self) -> tuple[str, ...]:
         return tuple(s.target_id for s in self.subjobs)
 
+    @property
+    def begun(self) -> bool:
+        """Its servers' action has begun: a later step of the recipe, or a verification."""
+        return self.step > 0 or self.verify
+
 
 @dataclass(frozen=True)
 class ClaimRequest:
@@ -306,14 +311,18 @@ class ClaimRequest:
     now: datetime
     lease_until: datetime
     params: JSONMapping = field(default_factory=dict)  # the operation's, handed to the executor
+    begun_only: bool = False  # only sub-jobs whose action has begun (`store_claims.begun`)
 
 
 @dataclass(frozen=True)
 class ActiveOperation:
-    """An operation the dispatcher may claim for, with what it has in flight right now."""
+    """An operation the dispatcher may claim for, with what it has in flight right now (its
+    begun sub-jobs included). `stopped`: paused, cancelled or halted, so only its begun
+    sub-jobs may be claimed."""
 
     operation: OperationRecord
     in_flight: int
+    stopped: bool = False
 
 
 @dataclass(frozen=True)

@@ -55,36 +55,59 @@ SETTABLE = frozenset(
 _S = SUBJOBS.c
 
 
-def _claimable() -> tuple[sa.ColumnElement[bool], ...]:
-    """What makes an operation one the dispatcher may claim for."""
+def _runnable() -> tuple[sa.ColumnElement[bool], ...]:
+    """An operation whose sub-jobs may still be dispatched (those already begun, at least)."""
     c = OPERATIONS.c
-    return (
-        c.planned_at.is_not(None),
-        c.finished_at.is_(None),
-        c.dry_run.is_(False),
-        c.paused.is_(False),
-        c.cancel_requested.is_(False),
-        c.halted_reason.is_(None),
+    return (c.planned_at.is_not(None), c.finished_at.is_(None), c.dry_run.is_(False))
+
+
+def _stopped() -> sa.ColumnElement[bool]:
+    """Paused, cancelled or halted: no server is begun, those begun finish (`begun`)."""
+    c = OPERATIONS.c
+    return sa.or_(c.paused.is_(True), c.cancel_requested.is_(True), c.halted_reason.is_not(None))
+
+
+def begun() -> sa.ColumnElement[bool]:
+    """A PENDING sub-job whose server's action has begun: a later step of its recipe is due (the
+    server may be stopped half-way through a resize, or in VERIFY_RESIZE), or its call may have
+    reached the cloud (`verify_first`). It is in flight: a cancel, an error-budget stop or a
+    pause lets it finish (D20), and it counts against `max_in_flight`."""
+    return sa.or_(_S.step > 0, _S.verify_first.is_(True))
+
+
+def _in_flight() -> sa.ColumnElement[bool]:
+    return sa.or_(
+        _S.state.in_([s.value for s in IN_FLIGHT]),
+        sa.and_(_S.state == State.PENDING.value, begun()),
     )
 
 
 async def active_operations(db: Database) -> list[ActiveOperation]:
-    """Operations the dispatcher may claim for, with their in-flight counts."""
+    """Operations the dispatcher may claim for, with their in-flight counts: the running ones,
+    and the stopped ones (paused, cancelled, halted) that still have begun sub-jobs to finish."""
     c = OPERATIONS.c
-    stmt = sa.select(OPERATIONS).where(*_claimable()).order_by(c.created_at, c.id)
+    has_begun = (
+        sa.select(_S.id)
+        .where(_S.operation_id == c.id, _S.state == State.PENDING.value, begun())
+        .exists()
+    )
+    stmt = (
+        sa.select(OPERATIONS, _stopped().label("stopped"))
+        .where(*_runnable(), sa.or_(sa.not_(_stopped()), has_begun))
+        .order_by(c.created_at, c.id)
+    )
     async with db.read() as conn:
-        ops = [to_operation(r._mapping) for r in (await conn.execute(stmt)).all()]
-        if not ops:
+        rows = (await conn.execute(stmt)).all()
+        if not rows:
             return []
+        ops = [(to_operation(r._mapping), bool(r._mapping["stopped"])) for r in rows]
         count_stmt = (
             sa.select(_S.operation_id, sa.func.count())
-            .where(
-                _S.operation_id.in_([o.id for o in ops]), _S.state.in_([s.value for s in IN_FLIGHT])
-            )
+            .where(_S.operation_id.in_([o.id for o, _ in ops]), _in_flight())
             .group_by(_S.operation_id)
         )
         in_flight = {op_id: int(n) for op_id, n in (await conn.execute(count_stmt)).all()}
-    return [ActiveOperation(o, in_flight.get(o.id, 0)) for o in ops]
+    return [ActiveOperation(o, in_flight.get(o.id, 0), stopped) for o, stopped in ops]
 
 
 async def _any(db: Database, stmt: sa.Select[tuple[object, ...]]) -> bool:
@@ -93,13 +116,16 @@ async def _any(db: Database, stmt: sa.Select[tuple[object, ...]]) -> bool:
 
 
 def _eligible(req: ClaimRequest) -> list[sa.ColumnElement[bool]]:
-    return [
+    eligible = [
         _S.operation_id == req.operation_id,
         _S.rate_key == req.rate_key,
         _S.state == State.PENDING.value,
         _S.seq < req.seq_end,
         _S.not_before <= req.now,
     ]
+    if req.begun_only:
+        eligible.append(begun())
+    return eligible
 
 
 async def claim_batches(
@@ -114,7 +140,7 @@ async def claim_batches(
     batches: list[Batch] = []
     servers = req.max_servers
     async with db.write() as conn:
-        if not await _still_claimable(db, conn, req.operation_id):
+        if not await _still_claimable(db, conn, req):
             return []  # paused, cancelled or halted since the dispatcher listed it
         if max_batch and max(max_batch) == 1:  # one server per call: every row is a group
             return await _claim_singles(db, conn, req, min(servers, max_groups))
@@ -127,12 +153,15 @@ async def claim_batches(
     return batches
 
 
-async def _still_claimable(db: Database, conn: AsyncConnection, operation_id: str) -> bool:
+async def _still_claimable(db: Database, conn: AsyncConnection, req: ClaimRequest) -> bool:
     """Re-read the operation inside the claim's transaction: a pause (or cancel) committed
-    before it wins, so nothing is claimed, let alone sent, after `pause()` returned. On
-    PostgreSQL the row is share-locked, so a pause waits for a claim already under way (whose
-    calls are then in flight) instead of slipping between its read and its commit."""
-    stmt = sa.select(OPERATIONS.c.id).where(OPERATIONS.c.id == operation_id, *_claimable())
+    before it wins, so no server is begun, let alone sent, after `pause()` returned (a claim of
+    begun sub-jobs only goes on). On PostgreSQL the row is share-locked, so a pause waits for a
+    claim already under way (whose calls are then in flight) instead of slipping between its
+    read and its commit."""
+    stmt = sa.select(OPERATIONS.c.id).where(OPERATIONS.c.id == req.operation_id, *_runnable())
+    if not req.begun_only:
+        stmt = stmt.where(sa.not_(_stopped()))
     if db.is_postgres:
         stmt = stmt.with_for_update(read=True)
     return (await conn.execute(stmt)).first() is not None

@@ -601,6 +601,39 @@ async def test_cancel_ends_cancelled_and_never_sends_to_the_rest(tmp_path: Path)
         assert all(world[server_of(s)]["status"] == "ACTIVE" for s in cancelled)
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "recipe"),
+    [("ecs-sim", ["stop", "resize", "start"]), ("easystack-sim", ["resize", "confirmResize"])],
+)
+async def test_a_cancel_mid_resize_finishes_the_begun_server(
+    tmp_path: Path, endpoint: str, recipe: list[str]
+) -> None:
+    """A cancel while a server's resize is under way (ECS: stopped for it; Nova: about to be
+    confirmed) lets that server's recipe finish: it ends running on the new flavor, not stopped
+    or in VERIFY_RESIZE; the servers not begun are cancelled untouched."""
+    async with running(tmp_path, speed=40.0) as (fleet, sim):
+        servers = await pick(fleet, sim, endpoint, ServerStatus.RUNNING, 3)
+        flavor = await other_flavor(fleet, endpoint, servers)
+        op_id = await start_op(
+            fleet, "resize", endpoint, servers, {"flavor": flavor}, Strategy(max_in_flight=1)
+        )
+        await wait_for(fleet, op_id, lambda v: v.counts.get(State.AWAITING) == 1)
+        await fleet.operations.cancel(op_id, by="tests")
+        done = await wait_terminal(fleet, op_id)
+        assert done.state is OperationState.CANCELLED
+        rows = {server_of(s): s for s in await subjobs(fleet, op_id)}
+        assert done.counts == {State.SUCCEEDED: 1, State.CANCELLED: 2}, rows
+        (begun,) = (i for i, s in rows.items() if s.state is State.SUCCEEDED)
+        rest = [i for i in rows if i != begun]
+        await asyncio.sleep(0.3)  # nothing may leave after the end either
+        log = await sim.requests()
+        assert actions_on(log, begun) == recipe
+        assert all(actions_on(log, i) == [] for i in rest)
+        world = await sim.servers()
+        assert (world[begun]["status"], world[begun]["flavor"]) == ("ACTIVE", flavor)
+        assert all(world[i]["status"] == "ACTIVE" for i in rest)
+
+
 # --- 5. every fault kind ---------------------------------------------------------------------
 
 ECS_ACTION = "huawei-ecs:action"  # the simulator's rate key of ECS batch start/stop/reboot

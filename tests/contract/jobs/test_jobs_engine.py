@@ -12,7 +12,7 @@ from jobs_store_helpers import T0, Harness
 
 from jobs.clock import FakeClock
 from jobs.errors import PlanningError
-from jobs.outcomes import Failed, Outcome, RetryLater, Split
+from jobs.outcomes import Advance, Failed, Outcome, RetryLater, Split
 from jobs.ports import (
     ActionProfile,
     FleetSize,
@@ -282,6 +282,72 @@ async def test_cancel_lets_calls_in_flight_finish(store: SqlJobStore) -> None:
     assert view.state is OperationState.CANCELLED
     assert view.counts == {State.SUCCEEDED: 10, State.CANCELLED: 20}
     assert view.operation.cancelled_by == "ops"
+
+
+def _sends(executor: FakeExecutor) -> list[tuple[int, tuple[str, ...]]]:
+    return [(step, targets) for _, step, targets in executor.calls]
+
+
+async def test_max_in_flight_counts_servers_between_steps(store: SqlJobStore) -> None:
+    """A server half-way through a multi-step action (stopped for a resize) is in flight: with
+    max_in_flight 1 the next server's first step waits until the first's recipe is done."""
+    executor = FakeExecutor(default_profile=profile(10, steps=3), steps=3)
+    names = [f"srv-{i:05d}" for i in range(3)]
+    # as on ECS: stop, then resize through another API (rate key), then start
+    executor.poll_script = {
+        name: [
+            Advance(next_step=1, rate_key="cloud:resize", batch_key="r"),
+            Advance(next_step=2, rate_key="cloud:action", batch_key="b"),
+        ]
+        for name in names
+    }
+    h = Harness(store, planner=FakePlanner(items(3)), executor=executor)
+    op = await h.create(kind="resize", strategy=Strategy(max_in_flight=1))
+    view = await h.run(op.id)
+    assert view.state is OperationState.SUCCEEDED
+    assert _sends(executor) == [(step, (name,)) for name in names for step in range(3)]
+
+
+@pytest.mark.parametrize("stop", ["cancel", "pause", "max_errors"])
+async def test_a_stop_lets_begun_servers_finish_their_steps(store: SqlJobStore, stop: str) -> None:
+    """Cancel, pause and an error-budget stop begin no new server, but a server whose recipe
+    has begun runs it to the end (a resize half-done would leave it stopped, or unconfirmed)."""
+    executor = FakeExecutor(default_profile=profile(10, steps=3), steps=3)
+    executor.poll_script = {"srv-00001": [Failed("Ecs.0013", "resize failed")]}
+    strategy = Strategy(max_in_flight=2, max_errors=0 if stop == "max_errors" else None)
+    h = Harness(store, planner=FakePlanner(items(6)), executor=executor)
+    op = await h.create(kind="resize", strategy=strategy)
+    await h.round()  # srv-0 and srv-1 sent; srv-0 advanced to step 1, srv-1 failed
+    halted = {State.PENDING: 1, State.FAILED: 1, State.CANCELLED: 4}  # the budget is 0
+    expected = halted if stop == "max_errors" else {State.PENDING: 5, State.FAILED: 1}
+    assert (await h.ops.get(op.id)).counts == expected
+    if stop == "cancel":
+        await h.ops.cancel(op.id, "ops")
+    elif stop == "pause":
+        await h.ops.pause(op.id, "ops")
+    for _ in range(6):
+        await h.round()
+    view = await h.ops.get(op.id)
+    assert _sends(executor) == [
+        (0, ("srv-00000", "srv-00001")),
+        (1, ("srv-00000",)),
+        (2, ("srv-00000",)),
+    ]
+    subs = {s.target_id: s for s in (await h.ops.subjobs(op.id)).items}
+    assert subs["srv-00000"].state is State.SUCCEEDED
+    if stop == "pause":
+        assert view.state is OperationState.PAUSED
+        assert view.counts == {State.SUCCEEDED: 1, State.FAILED: 1, State.PENDING: 4}
+        await h.ops.resume(op.id, "ops")
+        view = await h.run(op.id)
+        assert view.counts == {State.SUCCEEDED: 5, State.FAILED: 1}
+    else:
+        assert view.operation.finished_at is not None
+        assert view.state is (
+            OperationState.CANCELLED if stop == "cancel" else OperationState.STOPPED
+        )
+        assert view.counts == {State.SUCCEEDED: 1, State.FAILED: 1, State.CANCELLED: 4}
+    assert executor.sent_twice() == []
 
 
 async def test_retry_failed_runs_the_failed_again(store: SqlJobStore) -> None:

@@ -11,10 +11,13 @@ import sqlalchemy as sa
 from jobs_store_helpers import T0, TTL, WORKER, claim_one, plan_operation
 from sqlalchemy.exc import IntegrityError
 
+from jobs.decide import Context, Phase, decide_batch
 from jobs.errors import Conflict, IdempotencyConflict, NotFound
 from jobs.models import SUBJOBS
+from jobs.outcomes import Completed, Resubmit
 from jobs.ports import CallResult
 from jobs.records import Change, ClaimRequest, NewOperation
+from jobs.retry import RetryPolicy
 from jobs.states import Event, State
 from jobs.store import SqlJobStore
 from jobs.strategy import Strategy, parse_amount
@@ -456,3 +459,39 @@ async def test_a_claim_after_a_pause_or_cancel_takes_nothing(
     assert await store.claim_batches(claim_request(op.id), max_batch, 4) == []
     counts = (await store.counts([op.id]))[op.id]
     assert counts == {State.DISPATCHING: 1, State.CANCELLED: 3}
+
+
+@pytest.mark.parametrize("was_sent", [False, True])
+async def test_a_cancel_verifies_what_a_crash_may_have_sent(
+    store: SqlJobStore, was_sent: bool
+) -> None:
+    """A sub-job whose call may have reached the cloud is not cancelled blind: it is verified
+    first; what the cloud did is a success, what it never got is then cancelled."""
+    op = await plan_operation(store, items(3))
+    batch = await claim_one(store, claim_request(op.id, cap=1), [10])
+    assert batch is not None
+    later = T0 + TTL * 2
+    assert await store.reap(later) == 1  # its worker died mid-call
+    await store.cancel(op.id, "ops", later)
+    counts = (await store.counts([op.id]))[op.id]
+    assert counts == {State.PENDING: 1, State.CANCELLED: 2}
+    [active] = await store.active_operations()
+    assert (active.operation.id, active.stopped, active.in_flight) == (op.id, True, 1)
+    assert await store.claim_batches(claim_request(op.id, now=later), [10], 4) == []
+    begun = replace(claim_request(op.id, now=later), begun_only=True)
+    verify = await claim_one(store, begun, [10])
+    assert verify is not None
+    assert verify.verify
+    assert verify.target_ids == batch.target_ids
+    [sub] = verify.subjobs
+    read = Completed(reason="verified") if was_sent else Resubmit(reason="no trace")
+    ctx = Context(later, Phase.VERIFY, RetryPolicy(), 5.0, 3600.0, lambda: 0.0)
+    await store.apply(decide_batch(verify, {sub.id: read}, ctx), WORKER, later)
+    counts = (await store.counts([op.id]))[op.id]
+    assert counts == (
+        {State.SUCCEEDED: 1, State.CANCELLED: 2} if was_sent else {State.CANCELLED: 3}
+    )
+    finished = await store.get_operation(op.id)
+    assert finished is not None
+    assert finished.finished_at is not None
+    assert await store.active_operations() == []
