@@ -26,7 +26,6 @@ from fleet.drivers.base import (
     PollResult,
     RateBudget,
     Submission,
-    all_done,
     check_batch,
     servers_by_id,
     shows_each,
@@ -188,8 +187,4 @@ class HuaweiBmsDriver(HuaweiDriverBase):
         return Submission(action, tuple(ids), ACTION, job_id=job_id, request_id=response.request_id)
 
     async def poll(self, submission: Submission) -> PollResult:
-        if submission.done:
-            return all_done(submission)
-        if submission.job_id is None:
-            raise Transient("a BMS submission without a job id cannot be polled")
-        return await self._client.job(self._client.bms, submission.job_id, submission.server_ids)
+        return await self._poll(submission, self._client.bms, self.get_server)

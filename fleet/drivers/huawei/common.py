@@ -9,7 +9,7 @@ HTTP connections cannot be used for them. Every native call sends microversion 2
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -20,9 +20,13 @@ from fleet.drivers.auth import TokenAuth
 from fleet.drivers.base import (
     Capabilities,
     FlavorCache,
+    OutcomeState,
     PollResult,
     RequestGate,
+    ServerOutcome,
+    Submission,
     UnlimitedGate,
+    all_done,
     spec_or_unsupported,
 )
 from fleet.drivers.config import AkSkCredentials, ConfigError, EndpointConfig
@@ -37,6 +41,7 @@ from fleet.drivers.novacommon import (
     paged,
     parse_server,
     raw_tags,
+    server_outcome,
     tags_to_remove,
 )
 from fleet.drivers.query import QueryValue
@@ -278,3 +283,27 @@ class HuaweiDriverBase:
 
     def max_batch(self, action: Action) -> int:
         return spec_or_unsupported(self.CAPS, action, self.DIALECT).max_batch
+
+    async def _poll(
+        self,
+        submission: Submission,
+        service: Transport,
+        show: Callable[[str], Awaitable[ServerRef]],
+    ) -> PollResult:
+        """The submission's cloud job on `service`; without one (a call the engine verified
+        mid-transition), each server's status read by `show`."""
+        if submission.done:
+            return all_done(submission)
+        if submission.job_id is not None:
+            return await self._client.job(service, submission.job_id, submission.server_ids)
+        outcomes: dict[str, ServerOutcome] = {}
+        for server_id in submission.server_ids:
+            try:
+                server = await show(server_id)
+            except NotFound:
+                outcomes[server_id] = ServerOutcome(
+                    server_id, OutcomeState.FAILED, reason="server not found", kind="not_found"
+                )
+                continue
+            outcomes[server_id] = server_outcome(submission.action, server, submission.flavor)
+        return PollResult(outcomes)

@@ -34,18 +34,15 @@ from fleet.drivers.base import (
     ActionSpec,
     BudgetUnit,
     Capabilities,
-    OutcomeState,
     PollResult,
     RateBudget,
-    ServerOutcome,
     Submission,
-    all_done,
     check_batch,
     servers_by_id,
     shows_each,
     spec_or_unsupported,
 )
-from fleet.drivers.errors import NotFound, Transient, Unsupported
+from fleet.drivers.errors import Transient, Unsupported
 from fleet.drivers.http import HttpRequest, seg
 from fleet.drivers.huawei import requests as rq
 from fleet.drivers.huawei.auth import IAM_API_CLASS
@@ -60,7 +57,6 @@ from fleet.drivers.huawei.common import (
     is_baremetal_flavor,
 )
 from fleet.drivers.jsonutil import as_dict, as_list, opt_str
-from fleet.drivers.novacommon import server_outcome
 from fleet.drivers.query import QueryValue
 
 S = ServerStatus
@@ -298,23 +294,7 @@ class HuaweiEcsDriver(HuaweiDriverBase):
         return Submission(action, (server_id,), TAGS, request_id=response.request_id, done=True)
 
     async def poll(self, submission: Submission) -> PollResult:
-        if submission.done:
-            return all_done(submission)
-        if submission.job_id is not None:
-            return await self._client.job(
-                self._client.ecs, submission.job_id, submission.server_ids
-            )
-        outcomes: dict[str, ServerOutcome] = {}
-        for server_id in submission.server_ids:
-            try:
-                server = await self._client.show(server_id)
-            except NotFound:
-                outcomes[server_id] = ServerOutcome(
-                    server_id, OutcomeState.FAILED, reason="server not found", kind="not_found"
-                )
-                continue
-            outcomes[server_id] = server_outcome(submission.action, server, submission.flavor)
-        return PollResult(outcomes)
+        return await self._poll(submission, self._client.ecs, self._client.show)
 
 
 def _tags_2d(raw: object) -> dict[str, str]:
