@@ -3,6 +3,7 @@
     DriverError
     ├── Throttled(retry_after)   the cloud's rate limit answered: slow the key down, retry the same call
     ├── Transient(ambiguous)     5xx, timeouts, dropped connections: retry with backoff
+                                 (ambiguous: the call may have acted; verify before re-sending)
     ├── InvalidState             the server is not in a state the action accepts: re-read, then decide
     ├── NotFound                 the server (or job) does not exist
     ├── Permanent                bad request, quota, permission, locked: retrying will not help
@@ -90,8 +91,9 @@ class Throttled(DriverError):
 
 
 class Transient(DriverError):
-    """Worth retrying later. `ambiguous`: the request may have reached the cloud (timeout or a
-    connection dropped after sending), so a non-idempotent call must be verified before resending."""
+    """Worth retrying later. `ambiguous`: the request may have reached the cloud (timeout, a
+    connection dropped after sending, or a 5xx answer to a call that changes something; see
+    `ambiguous_answer`), so a non-idempotent call must be verified before resending."""
 
     kind = ErrorKind.TRANSIENT
 
@@ -155,13 +157,24 @@ def error_for(
     request_id: str | None = None,
     server_ids: Iterable[str] = (),
     retry_after: float | None = None,
+    ambiguous: bool = False,
 ) -> DriverError:
-    """Build the exception of `kind` (the classification tables deal in kinds, not classes)."""
+    """Build the exception of `kind` (the classification tables deal in kinds, not classes).
+    `retry_after` is kept by Throttled only, `ambiguous` by Transient only."""
     ids = tuple(server_ids)
     if kind is ErrorKind.THROTTLED:
         return Throttled(
             message,
             retry_after=retry_after,
+            code=code,
+            http_status=http_status,
+            request_id=request_id,
+            server_ids=ids,
+        )
+    if kind is ErrorKind.TRANSIENT:
+        return Transient(
+            message,
+            ambiguous=ambiguous,
             code=code,
             http_status=http_status,
             request_id=request_id,
@@ -185,6 +198,19 @@ def kind_for_status(status: int) -> ErrorKind:
     if status in (408, 425) or status >= 500:
         return ErrorKind.TRANSIENT
     return ErrorKind.PERMANENT
+
+
+def ambiguous_answer(method: str, status: int) -> bool:
+    """Whether an error answer leaves open that the request was performed.
+
+    A 5xx to a call that changes something (anything but GET/HEAD) can come after the backend
+    acted: a gateway timeout (504) or bad gateway (502) in front of a backend that went on, an
+    internal error (500, Nova `computeFault`, Huawei `Common.0001`) raised after the work began.
+    Re-sending such a call blind could reboot a server twice, so it is verified first. 503 says
+    the service did not take the request (unavailable, overloaded) and stays a plain retry; reads
+    are always safe to repeat.
+    """
+    return method.upper() not in ("GET", "HEAD") and status >= 500 and status != 503
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -17,6 +17,7 @@ from fleet.simulator.core import (
     CTX,
     DROP,
     ENTRY,
+    LOST,
     SIM,
     Credentials,
     SimContext,
@@ -62,6 +63,13 @@ async def sim_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     if request.get(DROP) and request.transport is not None:
         entry["dropped"] = True
         request.transport.abort()
+    lost = request.get(LOST)
+    if lost is not None:  # the log keeps what was performed; the caller sees the error
+        entry["lost_answer"] = lost.status
+        for name in ("X-Request-Id", "Date", "X-Openstack-Request-Id"):
+            if name in response.headers:
+                lost.headers[name] = response.headers[name]
+        return lost
     return response
 
 

@@ -148,6 +148,7 @@ class SimContext:
 CTX: web.AppKey[SimContext] = web.AppKey("sim_context", SimContext)
 ENTRY: web.RequestKey[dict[str, object]] = web.RequestKey("sim_entry", dict)
 DROP: web.RequestKey[bool] = web.RequestKey("sim_drop", bool)
+LOST: web.RequestKey[web.Response] = web.RequestKey("sim_lost_answer", web.Response)
 
 
 def ctx_of(request: web.Request) -> SimContext:
@@ -256,3 +257,6 @@ async def admit(
         )
     if ctx.faults.take("drop", rate_key) is not None:
         request[DROP] = True
+    lost = ctx.faults.take("lost_answer", rate_key)
+    if lost is not None:  # performed, but the caller gets this instead of the answer
+        request[LOST] = error_response(dialect, lost.status, "Gateway Timeout", "Common.0001")

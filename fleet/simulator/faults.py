@@ -6,6 +6,9 @@ next `count` matching calls; `count = 0` means every matching call until cleared
 - `latency`: wait `ms` (+ up to `jitter_ms`) milliseconds before handling.
 - `timeout`: hold the request for `seconds` (default 30) without answering, then drop it.
 - `drop`: perform the call, then close the connection before answering ("accept then drop").
+- `lost_answer`: perform the call, then answer `status` (default 504 here) in the dialect's error
+  format, as a gateway that timed out (or a backend that failed after acting) in front of a cloud
+  that went on.
 - `throttle`: answer with the dialect's throttling error although the budget has room.
 - `job_fail`: the next action on each of `server_ids` fails when it settles (job sub-job FAIL with
   `error_code`/`reason`; Nova servers return to their previous status with a `fault`).
@@ -16,7 +19,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 
-KINDS = ("error_burst", "latency", "timeout", "drop", "throttle", "job_fail")
+KINDS = ("error_burst", "latency", "timeout", "drop", "lost_answer", "throttle", "job_fail")
 
 
 @dataclass
@@ -59,6 +62,8 @@ def parse_rule(data: dict[str, object]) -> FaultRule:
     if unknown:
         raise ValueError(f"unknown fields: {sorted(unknown)}")
     rule = FaultRule(kind=str(kind))
+    if kind == "lost_answer":
+        rule.status = 504
     for name in ("match", "error_code", "reason"):
         if name in data:
             setattr(rule, name, str(data[name]))

@@ -4,7 +4,8 @@ The table is built from the ECS error-code appendix (`ecs_error_codes.json`, 162
 code, message) with simple rules, then the overrides below, each taken from the API digest's
 "suggested executor class" (section 5.3) or from the product's list of throttling answers. Huawei
 says its HTTP statuses "may not be accurate", so a known code wins over the status: `Common.0024`
-arrives with HTTP 202 and is still throttling.
+arrives with HTTP 202 and is still throttling. A transient 5xx (503 aside) to a call that changes
+something is ambiguous: the backend may have acted (`ambiguous_answer`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from types import MappingProxyType
 from fleet.drivers.errors import (
     DriverError,
     ErrorKind,
+    ambiguous_answer,
     error_for,
     kind_for_status,
     parse_retry_after,
@@ -171,4 +173,5 @@ def classify(response: HttpResponse) -> DriverError | None:
         request_id=response.request_id,
         server_ids=found.server_ids,
         retry_after=retry_after,
+        ambiguous=ambiguous_answer(response.method, response.status),
     )

@@ -4,14 +4,21 @@ Bodies come as `{"error": {"message", "code": <int>, "title"}}` (EasyStack, Keys
 single-key envelopes (`{"itemNotFound": {...}}`, `{"conflictingRequest": {...}}`, `{"overLimit":
 {...}}`; api-digest 5.1 advises accepting both). The envelope name is kept as the vendor code and
 decides the kind; the HTTP status decides when there is none. A 429 keeps its `Retry-After`
-(header, or the body's `retryAfter`).
+(header, or the body's `retryAfter`). A transient 5xx (503 aside) to a call that changes something
+is ambiguous: the backend may have acted (`ambiguous_answer`).
 """
 
 from __future__ import annotations
 
 from types import MappingProxyType
 
-from fleet.drivers.errors import DriverError, ErrorKind, error_for, kind_for_status
+from fleet.drivers.errors import (
+    DriverError,
+    ErrorKind,
+    ambiguous_answer,
+    error_for,
+    kind_for_status,
+)
 from fleet.drivers.errors import parse_retry_after as _retry
 from fleet.drivers.http import HttpResponse
 from fleet.drivers.jsonutil import as_dict, opt_str
@@ -66,4 +73,5 @@ def classify(response: HttpResponse) -> DriverError | None:
         http_status=response.status,
         request_id=response.request_id,
         retry_after=retry_after,
+        ambiguous=ambiguous_answer(response.method, response.status),
     )
