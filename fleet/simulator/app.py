@@ -63,8 +63,8 @@ async def sim_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     if request.get(DROP) and request.transport is not None:
         entry["dropped"] = True
         request.transport.abort()
-    lost = request.get(LOST)
-    if lost is not None:  # the log keeps what was performed; the caller sees the error
+    if LOST in request:  # the log keeps what was performed; the caller sees the error
+        lost = request[LOST]
         entry["lost_answer"] = lost.status
         for name in ("X-Request-Id", "Date", "X-Openstack-Request-Id"):
             if name in response.headers:
