@@ -203,16 +203,17 @@ def _retry(sub: SubJobRecord, outcome: RetryLater | Failed, ctx: Context) -> Cha
     )
     code = outcome.code
     message = outcome.reason
-    if isinstance(verdict, GiveUp):
-        return _change(
-            sub,
-            Event.FAIL,
-            verdict.code,
-            verdict.reason,
-            error_code=verdict.code,
-            error_message=verdict.reason,
-        )
     maybe_sent = isinstance(outcome, RetryLater) and outcome.maybe_sent
+    if isinstance(verdict, GiveUp):
+        # a failure after a call that may have acted keeps `verify_first` (set here, or by an
+        # earlier ambiguous answer): a retry-failed reads the cloud before it sends again
+        values: dict[str, JSONValue | datetime] = {
+            "error_code": verdict.code,
+            "error_message": verdict.reason,
+        }
+        if maybe_sent:
+            values["verify_first"] = True
+        return _change_values(sub, Event.FAIL, values, verdict.code, verdict.reason)
     verify = ctx.phase is Phase.VERIFY or maybe_sent
     return _change(
         sub,

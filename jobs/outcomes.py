@@ -12,6 +12,12 @@ from typing import TypeAlias
 
 from jobs.types import JSONMapping
 
+ROLLED_BACK = "failure"
+"""The memo key under which an executor keeps the failure that made it roll a multi-step action
+back (a compensation step, e.g. a Nova resize revert). retry-failed restarts such a sub-job from
+its first step, with that step's rate and batch keys: retrying the compensation would only roll
+back again."""
+
 
 @dataclass(frozen=True)
 class Accepted:

@@ -17,8 +17,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobs.db import Database
+from jobs.decide import AWAIT_TIMEOUT
 from jobs.errors import Conflict, IdempotencyConflict, InvalidSpec
-from jobs.models import EVENTS, OPERATIONS, SUBJOBS
+from jobs.models import CLOUD_CALLS, EVENTS, OPERATIONS, SUBJOBS
+from jobs.outcomes import ROLLED_BACK
 from jobs.records import (
     EventRecord,
     NewOperation,
@@ -29,6 +31,7 @@ from jobs.records import (
 )
 from jobs.states import Event, State, derive_operation_state
 from jobs.store_base import (
+    CHUNK,
     MOVED_COLUMNS,
     insert_events,
     moved,
@@ -275,8 +278,49 @@ async def set_paused(
         return to_operation(await operation_row(conn, operation_id))
 
 
+async def _restart_rolled_back(conn: AsyncConnection, operation_id: str) -> None:
+    """Move the FAILED sub-jobs whose action was rolled back (`jobs.outcomes.ROLLED_BACK`) to
+    their first step, with the rate and batch keys that step was claimed with (its CLAIM event
+    names the call, whose row has them)."""
+    s = SUBJOBS.c
+    failed = sa.select(s.id, s.memo).where(
+        s.operation_id == operation_id, s.state == State.FAILED.value, s.step > 0
+    )
+    ids = [
+        int(r.id)
+        for r in (await conn.execute(failed)).all()
+        if isinstance(r.memo, dict) and r.memo.get(ROLLED_BACK)
+    ]
+    keys: dict[tuple[str, str], set[int]] = {}
+    for start in range(0, len(ids), CHUNK):
+        first_claims = (
+            sa.select(EVENTS.c.subjob_id, CLOUD_CALLS.c.rate_key, CLOUD_CALLS.c.batch_key)
+            .join(CLOUD_CALLS, CLOUD_CALLS.c.id == EVENTS.c.call_id)
+            .where(
+                EVENTS.c.operation_id == operation_id,
+                EVENTS.c.subjob_id.in_(ids[start : start + CHUNK]),
+                EVENTS.c.event == Event.CLAIM.value,
+                CLOUD_CALLS.c.step == 0,
+            )
+        )
+        seen: set[int] = set()
+        for sub_id, rate, batch in (await conn.execute(first_claims)).all():
+            if int(sub_id) not in seen:
+                seen.add(int(sub_id))
+                keys.setdefault((str(rate), str(batch)), set()).add(int(sub_id))
+    for (rate, batch), members in keys.items():
+        await conn.execute(
+            sa.update(SUBJOBS)
+            .where(s.id.in_(sorted(members)), s.state == State.FAILED.value)
+            .values(step=0, rate_key=rate, batch_key=batch, memo=None, verify_first=False)
+        )
+
+
 async def retry_failed(db: Database, operation_id: str, by: str, now: datetime) -> int:
-    """Give every FAILED sub-job another try; lifts an error-budget stop."""
+    """Give every FAILED sub-job another try; lifts an error-budget stop. A sub-job whose call
+    may have acted (it timed out awaiting the cloud, or its last send was ambiguous) is read
+    back from the cloud before anything is sent again; one whose action was rolled back starts
+    over from its first step."""
     async with db.write() as conn:
         await db.lock_operations(conn, [operation_id])
         row = await operation_row(conn, operation_id)
@@ -284,15 +328,17 @@ async def retry_failed(db: Database, operation_id: str, by: str, now: datetime) 
             raise Conflict("cannot retry: the operation has no sub-jobs to retry")
         if row["cancel_requested"]:
             raise Conflict("cannot retry: the operation was cancelled")
+        await _restart_rolled_back(conn, operation_id)
+        s = SUBJOBS.c
         stmt = (
             sa.update(SUBJOBS)
-            .where(SUBJOBS.c.operation_id == operation_id, SUBJOBS.c.state == State.FAILED.value)
+            .where(s.operation_id == operation_id, s.state == State.FAILED.value)
             .values(
                 state=State.PENDING.value,
                 attempt=0,
                 throttles=0,
                 not_before=now,
-                verify_first=False,
+                verify_first=sa.or_(s.verify_first.is_(True), s.error_code == AWAIT_TIMEOUT),
                 error_code=None,
                 error_message=None,
                 cloud_job_id=None,

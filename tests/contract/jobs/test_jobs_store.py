@@ -14,7 +14,16 @@ from sqlalchemy.exc import IntegrityError
 from jobs.decide import Context, Phase, decide_batch
 from jobs.errors import Conflict, IdempotencyConflict, NotFound
 from jobs.models import SUBJOBS
-from jobs.outcomes import Completed, Resubmit
+from jobs.outcomes import (
+    ROLLED_BACK,
+    Accepted,
+    Advance,
+    Completed,
+    Failed,
+    Resubmit,
+    RetryLater,
+    StillRunning,
+)
 from jobs.ports import CallResult
 from jobs.records import Change, ClaimRequest, NewOperation
 from jobs.retry import RetryPolicy
@@ -495,3 +504,77 @@ async def test_a_cancel_verifies_what_a_crash_may_have_sent(
     assert finished is not None
     assert finished.finished_at is not None
     assert await store.active_operations() == []
+
+
+def _ctx(phase: Phase, now: datetime, max_attempts: int = 8) -> Context:
+    return Context(now, phase, RetryPolicy(max_attempts=max_attempts), 5.0, 3600.0, lambda: 0.0)
+
+
+@pytest.mark.parametrize("how", ["await_timeout", "ambiguous_give_up", "refused"])
+async def test_retry_failed_reads_back_what_may_have_acted(store: SqlJobStore, how: str) -> None:
+    """A failure after which the cloud may still have acted (accepted, then no result in
+    max_await; or the last send ambiguous) is verified before anything is sent again; a plain
+    refusal is simply sent again."""
+    op = await plan_operation(store, items(1))
+    batch = await claim_one(store, claim_request(op.id), [10])
+    assert batch is not None
+    [sub] = batch.subjobs
+    if how == "await_timeout":
+        accepted = {sub.id: Accepted(cloud_job_id="job-1")}
+        await store.apply(decide_batch(batch, accepted, _ctx(Phase.SUBMIT, T0)), WORKER, T0)
+        late = T0 + timedelta(seconds=4000)
+        polled = await store.claim_polls(WORKER, late, late + TTL, 10)
+        poll = replace(batch, subjobs=tuple(polled), call_id=None)
+        await store.apply(
+            decide_batch(poll, {sub.id: StillRunning()}, _ctx(Phase.POLL, late)), WORKER, late
+        )
+    else:
+        outcome = (
+            RetryLater(reason="gateway timeout", maybe_sent=True)
+            if how == "ambiguous_give_up"
+            else Failed("Ecs.0001", "refused")
+        )
+        changes = decide_batch(batch, {sub.id: outcome}, _ctx(Phase.SUBMIT, T0, max_attempts=1))
+        await store.apply(changes, WORKER, T0)
+    assert (await store.counts([op.id]))[op.id] == {State.FAILED: 1}
+    later = T0 + timedelta(seconds=5000)
+    assert await store.retry_failed(op.id, "ops", later) == 1
+    again = await claim_one(store, claim_request(op.id, now=later), [10])
+    assert again is not None
+    assert again.verify is (how != "refused")
+
+
+async def test_retry_failed_restarts_a_rolled_back_action_from_its_first_step(
+    store: SqlJobStore,
+) -> None:
+    """A resize that failed and was reverted (the revert step ran) is retried from its first
+    step, on that step's rate and batch keys, not by reverting again."""
+    op = await plan_operation(store, items(1), kind="resize")
+    step0 = await claim_one(store, claim_request(op.id), [10])
+    assert step0 is not None
+    [sub] = step0.subjobs
+    ctx = _ctx(Phase.POLL, T0)
+    resize = {sub.id: Advance(next_step=1, rate_key="cloud:confirm", batch_key="c")}
+    await store.apply(decide_batch(step0, resize, ctx), WORKER, T0)
+    step1 = await claim_one(store, claim_request(op.id, key="cloud:confirm"), [10])
+    assert step1 is not None
+    revert = Advance(
+        next_step=2, rate_key="cloud:revert", batch_key="r", memo={ROLLED_BACK: "[E] failed"}
+    )
+    await store.apply(decide_batch(step1, {sub.id: revert}, ctx), WORKER, T0)
+    step2 = await claim_one(store, claim_request(op.id, key="cloud:revert"), [10])
+    assert step2 is not None
+    reverted = Failed("resize_reverted", "reverted after: [E] failed")
+    await store.apply(decide_batch(step2, {sub.id: reverted}, ctx), WORKER, T0)
+    assert await store.retry_failed(op.id, "ops", T0) == 1
+    [row] = (await store.list_subjobs(op.id, None, None, 10)).items
+    assert (row.state, row.step, row.rate_key, row.batch_key, row.memo) == (
+        State.PENDING,
+        0,
+        "cloud:action",
+        "b",
+        None,
+    )
+    again = await claim_one(store, claim_request(op.id), [10])
+    assert again is not None
+    assert (again.step, again.verify) == (0, False)
