@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from fleet.domain import Action, Provider
+from jobs.strategy import BlastRadius, stricter
 
 
 class SettingsError(ValueError):
@@ -219,6 +220,18 @@ def _describe(exc: ValidationError) -> str:
             loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
         lines.append(f"{loc or 'settings'}: {err['msg']}")
     return "; ".join(lines)
+
+
+def configured_guard(settings: Settings, endpoints: Sequence[str]) -> BlastRadius | None:
+    """The strictest `max_servers`/`max_percent` configured on `endpoints`: the admin's ceiling
+    that a request's or a policy's guard may only tighten (`jobs.strategy.stricter`)."""
+    specs = [s for s in settings.endpoints if s.name in endpoints]
+    return stricter(
+        *(
+            BlastRadius.from_json({"max_servers": s.max_servers, "max_percent": s.max_percent})
+            for s in specs
+        )
+    )
 
 
 _HERE = Path(__file__).resolve().parent

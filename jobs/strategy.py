@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 from jobs.errors import InvalidSpec
 from jobs.types import JSONObject, JSONValue
@@ -186,6 +186,30 @@ class BlastRadius:
             assert isinstance(amount, Percent)
             pct = amount.value
         return cls(max_servers=ms, max_percent=pct)
+
+
+_Limit = TypeVar("_Limit", int, Fraction)
+
+
+def _smaller(a: _Limit | None, b: _Limit | None) -> _Limit | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def stricter(*guards: BlastRadius | None) -> BlastRadius | None:
+    """Per limit, the smallest of the guards' (a limit absent from one is taken from the others;
+    None when no guard limits anything): how a request or a policy tightens the limits an admin
+    configured on the endpoints, never loosening them."""
+    present = [g for g in guards if g is not None]
+    servers: int | None = None
+    percent: Fraction | None = None
+    for guard in present:
+        servers = _smaller(servers, guard.max_servers)
+        percent = _smaller(percent, guard.max_percent)
+    return None if servers is None and percent is None else BlastRadius(servers, percent)
 
 
 def blast_radius_refusal(

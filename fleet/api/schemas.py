@@ -84,7 +84,11 @@ class CreateOperationIn(_In):
     targets: TargetsIn
     strategy: StrategyIn = StrategyIn()
     guard: GuardIn | None = Field(
-        default=None, description="blast radius; default: the targeted endpoints' own limits"
+        default=None,
+        description=(
+            "blast radius; may only tighten the targeted endpoints' configured limits (per limit "
+            "the smaller applies; absent: the configured limits)"
+        ),
     )
     dry_run: bool = False
     reason: str = Field(default="", max_length=1000)

@@ -23,9 +23,10 @@ from fleet.drivers.errors import DriverError, Unsupported
 from fleet.opspec import SpecError, parse_params, parse_targets
 from fleet.recipes import recipe_for
 from fleet.service import Fleet
+from fleet.settings import configured_guard
 from jobs.errors import InvalidSpec
 from jobs.records import NewOperation
-from jobs.strategy import BlastRadius, Strategy
+from jobs.strategy import BlastRadius, Strategy, stricter
 from jobs.types import JSONObject, JSONValue
 
 TAG_KINDS = ("tag_add", "tag_remove")
@@ -103,23 +104,17 @@ def strategy_of(body: CreateOperationIn) -> Strategy:
 
 
 def guard_of(guard: GuardIn | None, fleet: Fleet, endpoints: Sequence[str]) -> BlastRadius | None:
-    """The request's guard, else the strictest limits configured on the targeted endpoints."""
+    """The guard the operation runs under: the configured limits of the targeted endpoints are a
+    ceiling set by an admin, so a request's guard can only tighten them, never loosen or drop them
+    (`{}` or `{"max_servers": 100000}` leave the configured limits in force)."""
+    configured = configured_guard(fleet.settings, endpoints)
     if guard is None:
-        specs = [s for s in fleet.settings.endpoints if s.name in endpoints]
-        servers = [s.max_servers for s in specs if s.max_servers is not None]
-        percents = [s.max_percent for s in specs if s.max_percent is not None]
-        if not servers and not percents:
-            return None
-        raw: Mapping[str, object] = {
-            "max_servers": min(servers) if servers else None,
-            "max_percent": min(percents) if percents else None,
-        }
-    else:
-        raw = guard.model_dump(mode="json")
+        return configured
     try:
-        return BlastRadius.from_json(raw)
+        requested = BlastRadius.from_json(guard.model_dump(mode="json"))
     except InvalidSpec as exc:
         raise _renamed(exc, "guard.") from None
+    return stricter(requested, configured)
 
 
 def check_capabilities(fleet: Fleet, kind: str, params: ActionParams, named: Sequence[str]) -> None:

@@ -19,7 +19,7 @@ re-run a named slot (taking it over if it was skipped), and ignore skip days and
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -43,6 +43,7 @@ from fleet.policies.targets import (
 )
 from jobs.clock import Clock
 from jobs.errors import IdempotencyConflict
+from jobs.strategy import BlastRadius
 
 log = structlog.get_logger("fleet.policies")
 
@@ -117,6 +118,7 @@ class Firing:
         worker: str,
         *,
         stale_after: timedelta = timedelta(minutes=2),
+        ceiling: Callable[[Sequence[str]], BlastRadius | None] = lambda _endpoints: None,
     ) -> None:
         self.store = store
         self.operations = operations
@@ -124,6 +126,7 @@ class Firing:
         self.clock = clock
         self.worker = worker
         self.stale_after = stale_after
+        self.ceiling = ceiling  # the blast-radius limits configured on these endpoints
 
     async def evaluate(self, policy: Policy, slot: Slot, fire_id: int | None = None) -> Evaluation:
         if policy.spec.mode == "restore":
@@ -176,6 +179,7 @@ class Firing:
                 key=record.idempotency_key,
                 reason=f"policy {policy.name}: {record.trigger.value} slot {local}",
                 by=f"policy:{policy.name}" if record.trigger is Trigger.SCHEDULE else record.by,
+                ceiling=self.ceiling(sorted({s.endpoint for s in evaluation.acting})),
             )
             details = evaluation.details()
             request = await self.store.set_request(

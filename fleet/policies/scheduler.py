@@ -36,7 +36,7 @@ from fleet.policies.model import Policy, check_set
 from fleet.policies.service import PolicyService
 from fleet.policies.store import PolicyStore
 from fleet.policies.targets import ServerLister
-from fleet.settings import Settings
+from fleet.settings import Settings, configured_guard
 from jobs.clock import Clock, SystemClock
 from jobs.db import Database
 from jobs.operations import Operations
@@ -246,7 +246,15 @@ async def run_policies(
     check_set(list(policies.policies), set(fleet.drivers))
     store = PolicyStore(fleet.store.db)
     worker = worker or default_worker()
-    firing = Firing(store, fleet.operations, fleet.drivers, clock, worker, stale_after=stale_after)
+    firing = Firing(
+        store,
+        fleet.operations,
+        fleet.drivers,
+        clock,
+        worker,
+        stale_after=stale_after,
+        ceiling=lambda endpoints: configured_guard(fleet.settings, endpoints),
+    )
     service = PolicyService(
         store, fleet.operations, fleet.drivers, clock, worker, policies.calendars, firing
     )

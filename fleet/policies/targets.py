@@ -24,7 +24,7 @@ from fleet.planner import skip_reason
 from fleet.policies.model import Policy
 from fleet.policies.tags import NOT_DUE, mark_value, verdict
 from jobs.records import NewOperation
-from jobs.strategy import BlastRadius, Strategy
+from jobs.strategy import BlastRadius, Strategy, stricter
 from jobs.types import JSONMapping, JSONObject, JSONValue
 
 SAMPLES = 200  # skipped servers named in a fire's details (all are counted)
@@ -133,8 +133,11 @@ def operation_request(
     key: str,
     reason: str,
     by: str,
+    ceiling: BlastRadius | None = None,
 ) -> NewOperation:
-    """The operation a fire creates (its fingerprint depends only on the servers chosen)."""
+    """The operation a fire creates (its fingerprint depends only on the servers chosen). Its
+    guard is the policy's, tightened by `ceiling` (the limits configured on the endpoints): a
+    policy cannot loosen them."""
     acting = evaluation.acting
     selector = dict(cast(JSONObject, policy.spec.targets))
     endpoints: list[JSONValue] = [*sorted({s.endpoint for s in acting})]
@@ -145,7 +148,7 @@ def operation_request(
         params=evaluation.params,
         selector=selector,
         strategy=policy.strategy,
-        guard=policy.guard,
+        guard=stricter(policy.guard, ceiling),
         dry_run=policy.spec.dry_run_only,
         reason=reason,
         created_by=by,

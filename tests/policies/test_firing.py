@@ -3,18 +3,23 @@ daylight-saving nights, holidays, misfires, snooze, manual runs, interrupted fir
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from fractions import Fraction
 from typing import Any
 
 import pytest
 
 from fleet.domain import ServerStatus
 from fleet.policies.cron import Schedule
+from fleet.policies.firing import Firing
 from fleet.policies.model import PolicyError
 from fleet.policies.records import FireStatus, Trigger
+from fleet.policies.service import PolicyService
 from fleet.policies.store import PolicyConflict
 from jobs.operations import Operations
 from jobs.records import OperationView
+from jobs.strategy import BlastRadius
 from tests.policies.conftest import Env
 from tests.policies.fakes import utc
 
@@ -362,3 +367,35 @@ async def test_preview_lists_next_slots_skips_and_targets_now(env: Env) -> None:
     assert targets["acting"] == 2 and targets["planner_skips"] == {"already stopped": 1}
     assert targets["skipped_by_reason"] == {"snoozed until 2026-12-01": 1}
     assert await ops_of(env) == [] and await env.fires("nightly") == []
+
+
+@pytest.mark.parametrize(
+    ("guard", "expected"),
+    [
+        (None, (1, None)),  # no guard of its own: the configured one
+        ({"max_servers": 10}, (1, None)),  # looser: the configured one wins
+        ({"max_percent": 10}, (1, Fraction(10))),  # stricter in another limit: both hold
+    ],
+)
+async def test_a_policy_cannot_loosen_the_configured_guard(
+    env: Env, guard: dict[str, object] | None, expected: tuple[int, Fraction | None]
+) -> None:
+    """The limits an admin configured on the endpoints hold for policy fires too: a policy's
+    guard may only tighten them."""
+    fleet_of(env)
+    seen: list[list[str]] = []
+
+    def ceiling(endpoints: Sequence[str]) -> BlastRadius:
+        seen.append(list(endpoints))
+        return BlastRadius(max_servers=1)
+
+    inventory = env.cloud.inventory()
+    firing = Firing(env.store, env.operations, inventory, env.clock, "w1", ceiling=ceiling)
+    env.service = PolicyService(env.store, env.operations, inventory, env.clock, "w1", None, firing)
+    spec = NIGHTLY if guard is None else NIGHTLY | {"guard": guard}
+    await env.service.create_policy(spec, by="admin")
+    await env.tick_at(utc(2026, 3, 1, 12, 0, 1))
+    [op] = await ops_of(env)
+    assert seen == [["ecs"]]
+    assert op.operation.guard is not None
+    assert (op.operation.guard.max_servers, op.operation.guard.max_percent) == expected

@@ -20,6 +20,7 @@ from jobs.strategy import (
     errors_exceeded,
     in_flight_allowance,
     parse_amount,
+    stricter,
     wave_count,
     wave_end,
     wave_sizes,
@@ -191,3 +192,24 @@ def test_blast_radius_round_trips() -> None:
     assert guard == BlastRadius(500, Fraction(25))
     assert BlastRadius.from_json(guard.to_json()) == guard
     assert BlastRadius.from_json({"max_percent": 12.5}).max_percent == Fraction(25, 2)
+
+
+@pytest.mark.parametrize(
+    ("guards", "expected"),
+    [
+        ((), None),
+        ((None, None), None),
+        ((BlastRadius(),), None),
+        ((BlastRadius(5), None), BlastRadius(5)),
+        ((BlastRadius(5), BlastRadius(3)), BlastRadius(3)),
+        ((BlastRadius(5), BlastRadius(None, Fraction(20))), BlastRadius(5, Fraction(20))),
+        (
+            (BlastRadius(2, Fraction(50)), BlastRadius(9, Fraction(10)), BlastRadius(4)),
+            BlastRadius(2, Fraction(10)),
+        ),
+    ],
+)
+def test_the_stricter_guard_takes_each_limit_from_the_strictest(
+    guards: tuple[BlastRadius | None, ...], expected: BlastRadius | None
+) -> None:
+    assert stricter(*guards) == expected
