@@ -71,6 +71,9 @@ class Dispatcher:
         self._last_served: dict[str, str] = {}  # rate key -> operation served last
         self._reserved_calls: Counter[str] = Counter()
         self._reserved_servers: Counter[str] = Counter()
+        self._rounds = 0  # rounds under way: each may still be claiming, then starting calls
+        self._no_round = asyncio.Event()
+        self._no_round.set()
 
     @property
     def in_flight(self) -> int:
@@ -84,6 +87,16 @@ class Dispatcher:
         """One dispatch round over every rate key with work. Returns sub-jobs claimed."""
         if not self.claiming:
             return 0
+        self._rounds += 1
+        self._no_round.clear()
+        try:
+            return await self._round()
+        finally:
+            self._rounds -= 1
+            if not self._rounds:
+                self._no_round.set()
+
+    async def _round(self) -> int:
         active = await self.store.active_operations()
         by_key: dict[str, list[ActiveOperation]] = {}
         for item in active:
@@ -256,19 +269,23 @@ class Dispatcher:
 
     async def drain(self, grace: float) -> int:
         """Stop claiming, give in-flight calls `grace` seconds, then cancel the rest.
-        Returns how many were cancelled (their rows are recovered on the next start)."""
+        Returns how many were cancelled (their rows are recovered on the next start).
+
+        A round under way may be inside its claim's transaction: the calls it starts once that
+        commits are in flight too, so they are waited for (or cancelled) like the others, never
+        left running after the drain."""
         self.stop_claiming()
+        sleeper = asyncio.ensure_future(self.clock.sleep(grace))
+        round_over = asyncio.ensure_future(self._no_round.wait())
+        try:
+            while (self._tasks or not round_over.done()) and not sleeper.done():
+                await asyncio.wait(
+                    {*self._tasks, sleeper, round_over}, return_when=asyncio.FIRST_COMPLETED
+                )
+        finally:
+            sleeper.cancel()
+            round_over.cancel()
         pending = set(self._tasks)
-        if pending:
-            sleeper = asyncio.ensure_future(self.clock.sleep(grace))
-            try:
-                while pending and not sleeper.done():
-                    done, _ = await asyncio.wait(
-                        pending | {sleeper}, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    pending -= done
-            finally:
-                sleeper.cancel()
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)

@@ -424,3 +424,45 @@ async def test_a_target_the_schema_cannot_hold_refuses_the_plan(store: SqlJobSto
     assert view.state is OperationState.REFUSED
     assert "target_id longer than 255" in (view.operation.refused_reason or "")
     assert view.counts == {}
+
+
+class _SlowClaims:
+    """The store, with a claim that commits and then takes a while to come back."""
+
+    def __init__(self, store: SqlJobStore) -> None:
+        self._store = store
+        self.committed = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    async def claim_batches(self, *args: object, **kwargs: object) -> list[Batch]:
+        batches: list[Batch] = await self._store.claim_batches(*args, **kwargs)  # type: ignore[arg-type]
+        if batches:
+            self.committed.set()
+            await self.release.wait()
+        return batches
+
+
+async def test_a_drain_waits_for_the_calls_of_a_claim_under_way(store: SqlJobStore) -> None:
+    """A stop that begins while a round's claim is committing: the calls that claim starts are
+    in flight too, so the drain waits for them; none is left running after it."""
+    slow = _SlowClaims(store)
+    h = Harness(slow, planner=FakePlanner(items(3)))  # type: ignore[arg-type]
+    op = await h.create()
+    await h.planning.run_once()
+    round_ = asyncio.create_task(h.dispatcher.run_once())
+    await slow.committed.wait()
+    drain = asyncio.create_task(h.dispatcher.drain(60.0))
+    await asyncio.sleep(0.05)
+    assert not drain.done()  # the round is still to start its calls
+    slow.release.set()
+    assert await round_ == 3
+    assert await drain == 0  # waited for, not cancelled
+    assert h.dispatcher.in_flight == 0
+    assert [targets for _, _, targets in h.executor.calls] == [
+        tuple(f"srv-{i:05d}" for i in range(3))
+    ]
+    counts = (await h.ops.get(op.id)).counts
+    assert counts == {State.AWAITING: 3}  # every answer recorded before the drain returned
