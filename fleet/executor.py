@@ -4,7 +4,9 @@ For a claimed batch it makes ONE driver call (every sub-job shares endpoint, rec
 for sub-jobs awaiting a cloud job it polls that job ONCE, and for sub-jobs whose earlier send may
 or may not have reached the cloud (`verify_first` after a crash) it reads the servers first and
 re-sends only when the cloud shows no trace of the call. Multi-step actions advance through their
-recipe (`fleet.recipes`); a Nova resize whose confirm fails is reverted, then reported failed.
+recipe (`fleet.recipes`). A failure of a step that leaves a server half-way (a Nova confirm, an ECS
+resize of a server stopped for it), seen by a poll or as a refusal of the call, runs the recipe's
+compensation step (revert, start again) before the sub-job is reported failed.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from fleet.opspec import parse_params
 from fleet.planner import batch_key, rate_key
 from fleet.recipes import RECIPES, Recipe, Step, recipe_for
 from jobs.outcomes import (
+    ROLLED_BACK,
     Accepted,
     Advance,
     Completed,
@@ -168,9 +171,8 @@ class FleetExecutor:
         self, endpoint: str, driver: Driver, recipe: Recipe, step: int, sj: SubJobRecord
     ) -> Outcome:
         """The step succeeded: the next step, or done."""
-        failure = (sj.memo or {}).get("failure")
         if recipe.steps[step].on_failure_only:
-            return Failed(code="resize_reverted", reason=f"reverted after: {failure}")
+            return _compensated(recipe.steps[step], sj)
         nxt = recipe.next_step(step, _was_running(sj))
         if nxt is None:
             return Completed()
@@ -186,20 +188,48 @@ class FleetExecutor:
         driver: Driver,
         recipe: Recipe,
         step: int,
+        sj: SubJobRecord,
         code: str,
         reason: str,
         retryable: bool,
     ) -> Outcome:
-        revert = recipe.revert_step()
-        if revert is not None and step > 0 and not recipe.steps[step].on_failure_only:
-            return Advance(
-                next_step=revert,
-                rate_key=rate_key(endpoint, driver, recipe.steps[revert].action),
-                batch_key=batch_key(endpoint, recipe.name, revert),
-                reason=reason,
-                memo={"failure": f"[{code}] {reason}"},
-            )
-        return Failed(code=code, reason=reason, retryable=retryable)
+        """Step `step` failed for `sj`: its compensation step when it has one for this server,
+        else the failure (a failed compensation reports the failure that it compensated)."""
+        current = recipe.steps[step]
+        if current.on_failure_only:
+            return _compensation_failed(current, sj, code, reason, retryable)
+        nxt = recipe.compensation(step, _was_running(sj))
+        if nxt is None:
+            return Failed(code=code, reason=reason, retryable=retryable)
+        compensation = recipe.steps[nxt]
+        doing = compensation.doing or compensation.action.value
+        return Advance(
+            next_step=nxt,
+            rate_key=rate_key(endpoint, driver, compensation.action),
+            batch_key=batch_key(endpoint, recipe.name, nxt),
+            reason=f"{current.action.value} failed ([{code}] {reason}): {doing}",
+            memo={
+                ROLLED_BACK: f"[{code}] {reason}",  # retry-failed restarts it from its first step
+                "failure_code": code,
+                "failure_message": reason,
+            },
+        )
+
+    def _refused(
+        self, batch: Batch, sj: SubJobRecord, failed: Failed, kind: ErrorKind | None = None
+    ) -> Outcome:
+        """The call of the batch's step was refused for `sj` at submit. A final refusal (the
+        cloud will not take the call as it stands) of a compensated step is compensated like a
+        failure seen by a poll; a retryable one is left to the engine's retries, and a server
+        that is not found has nothing to compensate. A refused compensation reports the failure
+        that it compensated."""
+        endpoint, driver, recipe, _ = self._context(batch)
+        compensating = recipe.steps[batch.step].on_failure_only
+        if not compensating and (failed.retryable or kind is ErrorKind.NOT_FOUND):
+            return failed
+        return self._failed(
+            endpoint, driver, recipe, batch.step, sj, failed.code, failed.reason, failed.retryable
+        )
 
     # --- submit ------------------------------------------------------------------------------
 
@@ -260,7 +290,8 @@ class FleetExecutor:
             return {sj.id: await self._recheck(exc, batch, sj, driver, step) for sj in send}
         else:
             retryable = exc.kind in (ErrorKind.AUTH, ErrorKind.INVALID_STATE)
-            out = Failed(code=code, reason=exc.message, retryable=retryable)
+            failed = Failed(code=code, reason=exc.message, retryable=retryable)
+            return {sj.id: self._refused(batch, sj, failed, exc.kind) for sj in send}
         return {sj.id: out for sj in send}
 
     async def _recheck(
@@ -268,15 +299,15 @@ class FleetExecutor:
     ) -> Outcome:
         """The cloud said the server is in the wrong state: maybe it is already where we want it."""
         endpoint, _, recipe, params = self._context(batch)
+        code = exc.code or "invalid_state"
         try:
             server = await driver.get_server(_server_id(sj))
         except DriverError:
-            return Failed(code=exc.code or "invalid_state", reason=exc.message, retryable=True)
+            return self._refused(batch, sj, Failed(code=code, reason=exc.message, retryable=True))
         if _reached(step.action, server, params):
             return self._after(endpoint, driver, recipe, batch.step, sj)
-        return Failed(
-            code=exc.code or "invalid_state", reason=exc.message, retryable=not server.settled
-        )
+        failed = Failed(code=code, reason=exc.message, retryable=not server.settled)
+        return self._refused(batch, sj, failed)
 
     # --- poll --------------------------------------------------------------------------------
 
@@ -308,9 +339,8 @@ class FleetExecutor:
         if one.state is OutcomeState.DONE:
             return self._after(endpoint, driver, recipe, step, sj)
         retryable = one.kind == ErrorKind.TRANSIENT.value
-        return self._failed(
-            endpoint, driver, recipe, step, one.code or "failed", one.reason or "failed", retryable
-        )
+        code, reason = one.code or "failed", one.reason or "failed"
+        return self._failed(endpoint, driver, recipe, step, sj, code, reason, retryable)
 
     # --- verify ------------------------------------------------------------------------------
 
@@ -373,9 +403,46 @@ def _max_batch(driver: Driver, action: Action) -> int:
         return 1
 
 
+FAILURE_KEYS = (ROLLED_BACK, "failure_code", "failure_message")
+
+
 def _keep(sj: SubJobRecord) -> dict[str, JSONValue]:
-    failure = (sj.memo or {}).get("failure")
-    return {"failure": failure} if failure else {}
+    """The failure a compensation step is undoing, carried over the memos of its calls."""
+    memo = sj.memo or {}
+    return {k: memo[k] for k in FAILURE_KEYS if memo.get(k)}
+
+
+def _failure(sj: SubJobRecord) -> tuple[str | None, str]:
+    """(code, message) of the failure being compensated; the code is None in a memo written
+    before codes were kept (the message is then the "[code] message" line)."""
+    memo = sj.memo or {}
+    code, message = memo.get("failure_code"), memo.get("failure_message")
+    if isinstance(code, str) and isinstance(message, str):
+        return code, message
+    return None, str(memo.get(ROLLED_BACK) or "failed")
+
+
+def _compensated(step: Step, sj: SubJobRecord) -> Failed:
+    """The compensation `step` is done: the failure it undid, reported with what was done."""
+    code, message = _failure(sj)
+    if step.code is not None or code is None:
+        line = message if code is None else f"[{code}] {message}"
+        return Failed(code=step.code or "failed", reason=f"{step.done or 'compensated'}: {line}")
+    return Failed(code=code, reason=f"{message} ({step.done or 'compensated'})")
+
+
+def _compensation_failed(
+    step: Step, sj: SubJobRecord, code: str, reason: str, retryable: bool
+) -> Failed:
+    """The compensation `step` failed too: the failure it was undoing stays the verdict."""
+    original, message = _failure(sj)
+    if original is None:
+        return Failed(code=code, reason=reason, retryable=retryable)
+    return Failed(
+        code=original,
+        reason=f"{message} ({step.action.value} to compensate failed: [{code}] {reason})",
+        retryable=retryable,
+    )
 
 
 def _submission_json(submission: Submission) -> dict[str, JSONValue]:

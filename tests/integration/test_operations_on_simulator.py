@@ -691,3 +691,132 @@ async def test_job_fail_fault_fails_that_server_only(tmp_path: Path) -> None:
         assert all(len(sends(log, "stop", s.id)) == 1 for s in servers)
         world = await sim.servers()
         assert world[victim]["status"] == "ACTIVE"
+
+
+# --- 6. a multi-step resize that fails leaves the server as it was ---------------------------
+
+
+async def wait_subjob(
+    fleet: Fleet, op_id: str, ready: Callable[[SubJobRecord], bool], seconds: float = 30.0
+) -> SubJobRecord:
+    """The operation's first sub-job, once `ready` holds for it."""
+    async with asyncio.timeout(seconds):
+        while True:
+            rows = await subjobs(fleet, op_id)  # none until the operation is planned
+            if rows and ready(rows[0]):
+                return rows[0]
+            await asyncio.sleep(0.02)
+
+
+def refused_posts(log: Iterable[Entry], server_id: str) -> list[Entry]:
+    """Action calls naming `server_id` that were answered with an error."""
+    return [e for e in action_calls(log, server_id) if not performed(e)]
+
+
+async def test_ecs_resize_job_that_fails_starts_the_server_again(tmp_path: Path) -> None:
+    """The resize's cloud job fails (Ecs.0013) after the server was stopped for it: the server
+    is started again (it was running), and the sub-job fails with the resize's own error."""
+    async with running(tmp_path, speed=40.0) as (fleet, sim):
+        (up,) = await pick(fleet, sim, "ecs-sim", ServerStatus.RUNNING, 1)
+        flavor = await other_flavor(fleet, "ecs-sim", [up])
+        op_id = await start_op(fleet, "resize", "ecs-sim", [up], {"flavor": flavor})
+        # the stop was accepted (its transition began then): the next action, the resize, fails
+        row = await wait_subjob(fleet, op_id, lambda s: s.state is State.AWAITING)
+        assert row.step == 0, row
+        await sim.fault(
+            {
+                "kind": "job_fail",
+                "server_ids": [up.id],
+                "error_code": "Ecs.0013",
+                "reason": "Insufficient capacity for the flavor.",
+            }
+        )
+        done = await wait_terminal(fleet, op_id)
+        world = await sim.servers()
+        assert (world[up.id]["status"], world[up.id]["flavor"]) == ("ACTIVE", up.flavor)
+        log = await sim.requests()
+        assert actions_on(log, up.id) == ["stop", "resize", "start"]
+        (row,) = await subjobs(fleet, op_id)
+        assert done.state is OperationState.COMPLETED_WITH_FAILURES, row
+        assert (row.state, row.error_code) == (State.FAILED, "Ecs.0013"), row
+        assert row.error_message is not None
+        assert row.error_message.startswith("Insufficient capacity for the flavor."), row
+        assert "started again" in row.error_message, row
+        assert row.reason is not None and "starting the server again" in row.reason, row
+
+
+async def test_ecs_resize_refused_at_submit_starts_the_server_again(tmp_path: Path) -> None:
+    """The resize call itself is refused for good (Ecs.0029, a flavor the cloud does not have:
+    the API would have refused it, the engine's own entry does not check): the server stopped
+    for it is started again, and the sub-job fails with the refusal's code."""
+    async with running(tmp_path) as (fleet, sim):
+        (up,) = await pick(fleet, sim, "ecs-sim", ServerStatus.RUNNING, 1)
+        op_id = await start_op(fleet, "resize", "ecs-sim", [up], {"flavor": "no.such.flavor"})
+        done = await wait_terminal(fleet, op_id)
+        world = await sim.servers()
+        assert (world[up.id]["status"], world[up.id]["flavor"]) == ("ACTIVE", up.flavor)
+        log = await sim.requests()
+        assert actions_on(log, up.id) == ["stop", "start"]
+        refused = [e for e in attempts(log, "resize") if not performed(e)]
+        assert [e["status"] for e in refused] == [400]
+        (row,) = await subjobs(fleet, op_id)
+        assert done.state is OperationState.COMPLETED_WITH_FAILURES, row
+        assert (row.state, row.error_code) == (State.FAILED, "Ecs.0029"), row
+        assert row.error_message is not None and "started again" in row.error_message, row
+
+
+@pytest.mark.parametrize("status", [400, 409])
+async def test_nova_confirm_refused_at_submit_reverts_the_resize(
+    tmp_path: Path, status: int
+) -> None:
+    """The confirmResize call is refused (400; or 409 with the server still settled in
+    VERIFY_RESIZE) after the resize: the resize is reverted, not left in VERIFY_RESIZE, and the
+    sub-job fails with the reason."""
+    async with running(tmp_path, speed=40.0) as (fleet, sim):
+        (up,) = await pick(fleet, sim, "easystack-sim", ServerStatus.RUNNING, 1)
+        flavor = await other_flavor(fleet, "easystack-sim", [up])
+        op_id = await start_op(fleet, "resize", "easystack-sim", [up], {"flavor": flavor})
+        # the resize was accepted: the next action call on the server is the confirm
+        row = await wait_subjob(fleet, op_id, lambda s: s.state is State.AWAITING)
+        assert row.step == 0, row
+        await sim.fault(
+            {"kind": "error_burst", "match": "openstack:action", "status": status, "count": 1}
+        )
+        done = await wait_terminal(fleet, op_id)
+        world = await sim.servers()
+        assert (world[up.id]["status"], world[up.id]["flavor"]) == ("ACTIVE", up.flavor)
+        log = await sim.requests()
+        assert actions_on(log, up.id) == ["resize", "revertResize"]
+        assert [e["status"] for e in refused_posts(log, up.id)] == [status]
+        (row,) = await subjobs(fleet, op_id)
+        assert done.state is OperationState.COMPLETED_WITH_FAILURES, row
+        assert (row.state, row.error_code) == (State.FAILED, "resize_reverted"), row
+        assert row.reason is not None and row.reason.startswith("confirm_resize failed"), row
+        assert row.error_message is not None and "reverted" in row.error_message, row
+
+
+async def test_ecs_start_again_refused_too_reports_the_resize_error(tmp_path: Path) -> None:
+    """The server is locked while it is stopped for the resize: the resize is refused (Ecs.0605)
+    and so is the start that would undo the stop. The sub-job fails with the resize's refusal,
+    naming the start's as well; nothing else is tried."""
+    async with running(tmp_path, speed=40.0) as (fleet, sim):
+        (up,) = await pick(fleet, sim, "ecs-sim", ServerStatus.RUNNING, 1)
+        flavor = await other_flavor(fleet, "ecs-sim", [up])
+        op_id = await start_op(fleet, "resize", "ecs-sim", [up], {"flavor": flavor})
+        row = await wait_subjob(fleet, op_id, lambda s: s.state is State.AWAITING)
+        assert row.step == 0, row
+        async with sim.http.patch(f"{sim.url}/_sim/servers/{up.id}", json={"locked": True}) as r:
+            assert r.status == 200, await r.text()
+        done = await wait_terminal(fleet, op_id)
+        log = await sim.requests()
+        assert actions_on(log, up.id) == ["stop"]
+        assert [e["action"] for e in log if e["action"] in ("resize", "start")] == [
+            "resize",
+            "start",
+        ]
+        (row,) = await subjobs(fleet, op_id)
+        assert done.state is OperationState.COMPLETED_WITH_FAILURES, row
+        assert (row.state, row.error_code, row.step) == (State.FAILED, "Ecs.0605", 3), row
+        assert row.error_message is not None and "start to compensate failed" in row.error_message
+        world = await sim.servers()
+        assert (world[up.id]["status"], world[up.id]["flavor"]) == ("SHUTOFF", up.flavor)

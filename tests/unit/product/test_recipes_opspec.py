@@ -1,21 +1,44 @@
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
 import pytest
 
 from fleet.domain import Action, PowerType, Provider, ServerStatus
 from fleet.drivers.config import Flavour
 from fleet.opspec import SpecError, params_json, parse_params, parse_targets
 from fleet.recipes import RECIPES, recipe_for
+from jobs.records import SubJobRecord
+from jobs.states import State
+from jobs.types import JSONValue
 
 
 def test_ecs_resize_stops_and_restarts_only_running_servers() -> None:
     r = recipe_for("resize", Provider.HUAWEI_ECS)
-    assert [s.action for s in r.steps] == [Action.STOP, Action.RESIZE, Action.START]
+    assert [s.action for s in r.steps] == [Action.STOP, Action.RESIZE, Action.START, Action.START]
     assert r.first_step(was_running=True) == 0
     assert r.first_step(was_running=False) == 1
     assert r.next_step(0, was_running=True) == 1
     assert r.next_step(1, was_running=True) == 2
     assert r.next_step(1, was_running=False) is None
-    assert r.next_step(2, was_running=True) is None
-    assert r.revert_step() is None
+    assert r.next_step(2, was_running=True) is None  # the compensation is never a success path
+    assert r.revert_step() == 3
+
+
+def test_ecs_resize_that_fails_starts_again_only_a_server_that_was_running() -> None:
+    r = recipe_for("resize", Provider.HUAWEI_ECS)
+    assert r.compensation(1, was_running=True) == 3
+    assert r.compensation(1, was_running=False) is None  # it stays stopped, as it was
+    # a failed stop left the server running; a failed start-again is not retried as a "compensation"
+    assert r.compensation(0, was_running=True) is None
+    assert r.compensation(2, was_running=True) is None
+
+
+def test_nova_resize_reverts_only_a_failed_confirm() -> None:
+    r = recipe_for("resize", Provider.OPENSTACK)
+    assert r.compensation(0, was_running=True) is None  # a failed resize changed nothing
+    assert r.compensation(1, was_running=True) == 2
+    assert r.compensation(1, was_running=False) == 2
+    assert r.compensation(2, was_running=True) is None
 
 
 def test_nova_resize_confirms_and_reverts_only_on_failure() -> None:
@@ -132,7 +155,9 @@ def test_the_first_poll_waits_for_the_action_time_unless_it_is_a_quick_variant()
     revert = Step(Action.REVERT_RESIZE, on_failure_only=True)
     offline = parse_params("resize", {"flavor": "f"})
     assert executor._first_poll("e", revert, offline) == pytest.approx(20.0)
-    assert all(s.seconds > 0 for s in executor.profile("resize").steps)
+    ecs = recipe_for("resize", Provider.HUAWEI_ECS).steps
+    timed = zip(executor.profile("resize").steps, ecs, strict=True)
+    assert all((p.seconds > 0) is not s.on_failure_only for p, s in timed)
 
 
 def test_only_the_live_recipe_is_live() -> None:
@@ -143,3 +168,67 @@ def test_only_the_live_recipe_is_live() -> None:
 
     assert live(ServerStatus.RUNNING)
     assert not live(ServerStatus.STOPPED)
+
+
+def _rolled_back(memo: Mapping[str, JSONValue]) -> SubJobRecord:
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    return SubJobRecord(
+        id=1,
+        operation_id="op",
+        seq=0,
+        target_id="e/s",
+        kind="resize",
+        rate_key="k",
+        batch_key="b",
+        payload={"server_id": "s", "status": "running"},
+        memo=memo,
+        state=State.DISPATCHING,
+        step=3,
+        attempt=1,
+        throttles=0,
+        not_before=now,
+        verify_first=False,
+        cloud_job_id=None,
+        request_id=None,
+        accepted_at=None,
+        error_code=None,
+        error_message=None,
+        reason=None,
+        lease_owner="w",
+        lease_expires_at=None,
+        call_id=1,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def test_a_compensation_reports_the_failure_it_undid() -> None:
+    from fleet.executor import _compensated, _compensation_failed
+    from jobs.outcomes import Failed
+
+    ecs = recipe_for("resize", Provider.HUAWEI_ECS)
+    nova = recipe_for("resize", Provider.OPENSTACK)
+    memo = {
+        "failure": "[Ecs.0013] no room",
+        "failure_code": "Ecs.0013",
+        "failure_message": "no room",
+    }
+    sj = _rolled_back(memo)
+    started = _compensated(ecs.steps[3], sj)
+    assert started.code == "Ecs.0013"
+    assert started.reason.startswith("no room (the server was started again")
+    reverted = _compensated(nova.steps[2], sj)
+    assert (reverted.code, reverted.reason) == (
+        "resize_reverted",
+        "reverted to the old flavor: [Ecs.0013] no room",
+    )
+    again = _compensation_failed(ecs.steps[3], sj, "Ecs.0605", "ECS locked.", False)
+    assert again == Failed(
+        "Ecs.0013", "no room (start to compensate failed: [Ecs.0605] ECS locked.)"
+    )
+    # a sub-job rolled back before codes were kept in its memo (a restart across the upgrade)
+    old = _rolled_back({"failure": "[x.1] boom"})
+    assert _compensated(nova.steps[2], old) == Failed(
+        "resize_reverted", "reverted to the old flavor: [x.1] boom"
+    )
+    assert _compensation_failed(nova.steps[2], old, "c", "m", True) == Failed("c", "m", True)
