@@ -477,7 +477,10 @@ async def _apply_changes(
         first = group[0]
         to_state = first.from_state if first.event is None else target(first.event)
         ids = [c.subjob_id for c in group]
-        stmt = _move_stmt(tuple(k for k, _ in first.values))
+        # An answer to a call applies to the sub-jobs still on that very call: a row this worker
+        # claimed again meanwhile (its lease had run out) belongs to the newer call.
+        on_call = call is not None and first.from_state is State.DISPATCHING
+        stmt = _move_stmt(tuple(k for k, _ in first.values), on_call)
         params: dict[str, object] = {
             "m_from": first.from_state.value,
             "m_worker": worker,
@@ -485,6 +488,9 @@ async def _apply_changes(
             "m_now": now,
             **{f"v_{k}": v for k, v in first.values},
         }
+        if on_call:
+            assert call is not None
+            params["m_call"] = call.call_id
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start : start + CHUNK]
             rows = moved((await conn.execute(stmt, {**params, "m_ids": chunk})).all())
@@ -506,16 +512,20 @@ async def _apply_changes(
 
 
 @functools.lru_cache(maxsize=128)
-def _move_stmt(keys: tuple[str, ...]) -> sa.Update:
-    """The compare-and-set UPDATE of a group of changes setting `keys`, built once per set of
-    keys (SQLAlchemy's statement construction was a third of the recorder's CPU per call)."""
+def _move_stmt(keys: tuple[str, ...], on_call: bool = False) -> sa.Update:
+    """The compare-and-set UPDATE of a group of changes setting `keys` (and, `on_call`, only on
+    rows still on the call `m_call`), built once per variant (SQLAlchemy's statement
+    construction was a third of the recorder's CPU per call)."""
+    guard = [
+        _S.id.in_(sa.bindparam("m_ids", expanding=True)),
+        _S.state == sa.bindparam("m_from"),
+        _S.lease_owner == sa.bindparam("m_worker"),
+    ]
+    if on_call:
+        guard.append(_S.call_id == sa.bindparam("m_call"))
     return (
         sa.update(SUBJOBS)
-        .where(
-            _S.id.in_(sa.bindparam("m_ids", expanding=True)),
-            _S.state == sa.bindparam("m_from"),
-            _S.lease_owner == sa.bindparam("m_worker"),
-        )
+        .where(*guard)
         .values(
             state=sa.bindparam("m_to"),
             lease_owner=None,

@@ -578,3 +578,26 @@ async def test_retry_failed_restarts_a_rolled_back_action_from_its_first_step(
     again = await claim_one(store, claim_request(op.id), [10])
     assert again is not None
     assert (again.step, again.verify) == (0, False)
+
+
+async def test_an_answer_applies_only_to_rows_still_on_its_call(store: SqlJobStore) -> None:
+    """This worker's lease ran out mid-call and it claimed the row again (a verification): the
+    first call's late answer must not settle the row now on the second call."""
+    op = await plan_operation(store, items(1))
+    first = await claim_one(store, claim_request(op.id), [10])
+    assert first is not None
+    later = T0 + TTL * 2
+    assert await store.reap(later) == 1
+    second = await claim_one(store, claim_request(op.id, now=later), [10])
+    assert second is not None
+    assert second.verify
+    [sub] = first.subjobs
+    assert first.call_id is not None and second.call_id is not None
+    late = decide_batch(first, {sub.id: Accepted(cloud_job_id="job-1")}, _ctx(Phase.SUBMIT, later))
+    applied = await store.apply(late, WORKER, later, CallResult(first.call_id, "accepted", "job-1"))
+    assert (applied.applied, applied.lost) == (0, (sub.id,))
+    [row] = (await store.list_subjobs(op.id, None, None, 10)).items
+    assert (row.state, row.call_id) == (State.DISPATCHING, second.call_id)
+    answer = decide_batch(second, {sub.id: Completed(reason="verified")}, _ctx(Phase.VERIFY, later))
+    applied = await store.apply(answer, WORKER, later, CallResult(second.call_id, "completed"))
+    assert applied.applied == 1
