@@ -225,11 +225,27 @@ class FleetExecutor:
         that it compensated."""
         endpoint, driver, recipe, _ = self._context(batch)
         compensating = recipe.steps[batch.step].on_failure_only
-        if not compensating and (failed.retryable or kind is ErrorKind.NOT_FOUND):
+        if not compensating and kind is ErrorKind.NOT_FOUND:
             return failed
+        if not compensating and failed.retryable:
+            return self._or_compensate(batch, sj, failed)
         return self._failed(
             endpoint, driver, recipe, batch.step, sj, failed.code, failed.reason, failed.retryable
         )
+
+    def _or_compensate(self, batch: Batch, sj: SubJobRecord, out: RetryLater | Failed) -> Outcome:
+        """A retryable refusal of a compensated step is retried by the engine; should its retries
+        run out, the step is compensated instead of failing (a Nova confirm that keeps failing
+        is reverted, not left in VERIFY_RESIZE). Not after an ambiguous send: the step may have
+        been done, and the read-back decides."""
+        if isinstance(out, RetryLater) and out.maybe_sent:
+            return out
+        endpoint, driver, recipe, _ = self._context(batch)
+        if not recipe.steps[batch.step].compensated:
+            return out
+        code = out.code or "failed"
+        fallback = self._failed(endpoint, driver, recipe, batch.step, sj, code, out.reason, True)
+        return replace(out, on_give_up=fallback) if isinstance(fallback, Advance) else out
 
     # --- submit ------------------------------------------------------------------------------
 
@@ -292,6 +308,8 @@ class FleetExecutor:
             retryable = exc.kind in (ErrorKind.AUTH, ErrorKind.INVALID_STATE)
             failed = Failed(code=code, reason=exc.message, retryable=retryable)
             return {sj.id: self._refused(batch, sj, failed, exc.kind) for sj in send}
+        if isinstance(out, RetryLater):
+            return {sj.id: self._or_compensate(batch, sj, out) for sj in send}
         return {sj.id: out for sj in send}
 
     async def _recheck(

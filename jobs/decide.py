@@ -204,6 +204,8 @@ def _retry(sub: SubJobRecord, outcome: RetryLater | Failed, ctx: Context) -> Cha
     code = outcome.code
     message = outcome.reason
     maybe_sent = isinstance(outcome, RetryLater) and outcome.maybe_sent
+    if isinstance(verdict, GiveUp) and outcome.on_give_up is not None:
+        return _advance(sub, outcome.on_give_up, ctx)
     if isinstance(verdict, GiveUp):
         # a failure after a call that may have acted keeps `verify_first` (set here, or by an
         # earlier ambiguous answer): a retry-failed reads the cloud before it sends again

@@ -52,6 +52,9 @@ class RetryLater:
     `maybe_sent`: the request may have reached the cloud (a timeout or a dropped connection after
     sending), so the cloud is read before anything is sent again. From a poll, RetryLater means
     "could not read the job, poll again" and sends nothing.
+
+    `on_give_up`: what to do instead of failing once the retries run out, e.g. the compensation
+    step of a multi-step action (revert a resize whose confirm keeps failing).
     """
 
     delay: float | None = None
@@ -59,6 +62,7 @@ class RetryLater:
     throttled: bool = False
     code: str | None = None
     maybe_sent: bool = False
+    on_give_up: Advance | None = None  # when the retries run out: this step instead of failing
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class Failed:
     code: str
     reason: str
     retryable: bool = False
+    on_give_up: Advance | None = None  # a retryable one whose retries run out: this step instead
 
 
 @dataclass(frozen=True)

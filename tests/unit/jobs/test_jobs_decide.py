@@ -278,3 +278,17 @@ def test_call_summary(
 ) -> None:
     assert summarize(outcomes) == expected
     assert summarize(ValueError("x"))[0:2] == ("error", EXECUTOR_ERROR)
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        RetryLater(reason="503", on_give_up=Advance(2, rate_key="k:revert", reason="revert")),
+        Failed("E", "locked", retryable=True, on_give_up=Advance(2, reason="revert")),
+    ],
+)
+def test_a_give_up_with_a_fallback_runs_it_instead_of_failing(outcome: RetryLater | Failed) -> None:
+    last = decide(sub(attempt=5), outcome, ctx())  # the default policy allows 5 sends
+    assert (last.event, vals(last)["step"]) == (Event.ADVANCE, 2)
+    before = decide(sub(attempt=1), outcome, ctx())
+    assert before.event is Event.RETRY  # retries first, as without a fallback
