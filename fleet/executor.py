@@ -108,7 +108,10 @@ class FleetExecutor:
 
     def profile(self, kind: str, rate_key: str | None = None) -> ActionProfile:
         """Steps of `kind` with the batch size of the endpoint behind `rate_key` (without it, the
-        longest recipe, ECS v1 resize, at the largest batch: only the ETA's timing uses that)."""
+        longest recipe, ECS v1 resize, at the largest batch: only the ETA's timing uses that).
+        Each step names the rate key it is sent on (an ECS resize: `{endpoint}:resize` between
+        a stop and a start on `{endpoint}:action`), whether it applies only to servers that were
+        running, and whether it is a compensation, so that the plan counts calls per key."""
         endpoint = None if rate_key is None else rate_key.split(":", 1)[0]
         driver = None if endpoint is None else self._drivers.get(endpoint)
         recipe = recipe_for(kind, Provider.HUAWEI_ECS if driver is None else driver.provider)
@@ -119,6 +122,9 @@ class FleetExecutor:
                 else min(self._max_batch, _max_batch(driver, s.action)),
                 # a compensation (revert) is not on the way of a server that succeeds
                 0.0 if s.on_failure_only else self._seconds(endpoint, s.action),
+                rate_key=self._step_key(endpoint, driver, s.action),
+                only_if_running=s.only_if_running,
+                on_failure_only=s.on_failure_only,
             )
             for s in recipe.steps
         )
@@ -127,6 +133,14 @@ class FleetExecutor:
         # groups are larger; batch APIs (Huawei) poll one cloud job per call.
         per_server = driver is not None and all(s.max_batch == 1 for s in steps)
         return ActionProfile(steps=steps, poll_batch=LISTED_POLL_BATCH if per_server else 50)
+
+    @staticmethod
+    def _step_key(endpoint: str | None, driver: Driver | None, action: Action) -> str | None:
+        """The rate key a step of `action` is sent on at `endpoint` (None: an unknown endpoint,
+        or an action its dialect lacks: the plan counts the step on the target's own key)."""
+        if endpoint is None or driver is None or action not in driver.capabilities.actions:
+            return None
+        return rate_key(endpoint, driver, action)
 
     # --- the Executor port: every line logged inside carries the operation, call and endpoint ---
 

@@ -3,12 +3,18 @@
 The builder keeps counters only (plus the set of target ids, to drop duplicates), never the items,
 so planning 100,000 targets stays small. The ETA is computed from the budgets, not guessed:
 
+- each step is counted on the rate key it is sent on (`StepProfile.rate_key`: an ECS resize
+  sends its stop and start on `{endpoint}:action` and the resize on `{endpoint}:resize`), for the
+  targets it applies to: a step `only_if_running` only for targets that were running when
+  planned (`was_running`; the builder counts them per rate key and batch key), and a
+  compensation step (`on_failure_only`) for none, as it is never on the way of a success;
 - sending N units under a budget of L units per P seconds takes ``P * (ceil(N / L) - 1)`` seconds
   (the first L leave at once, the next L one period later, ...), for each budget of the key, the
   slowest budget deciding; requests count calls, servers count servers per step;
 - a server then needs its steps' cloud time on its endpoint, observed on the poll grid
-  (``ceil(seconds / poll_interval) * poll_interval`` per step); a wave ends when the key whose
-  last send plus cycle is latest is done;
+  (``ceil(seconds / poll_interval) * poll_interval`` per step); a key's cycle is that time from
+  the first step sent on the key to the last step; a wave ends when the key whose last send plus
+  cycle is latest is done;
 - ``max_in_flight`` M bounds concurrency: a wave of W servers needs at least ``ceil(W / M)``
   cycles, and calls carry at most ``min(max_batch, M, W)`` servers;
 - waves run one after the other, so their times add up.
@@ -21,13 +27,22 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from jobs.ports import ActionProfile, FleetSize, NewSubJob, PlanItem
+from jobs.ports import ActionProfile, FleetSize, NewSubJob, PlanItem, StepProfile
 from jobs.ratelimit import Budget, Unit
 from jobs.records import PlanSummary, RateKeyPlan
 from jobs.strategy import BlastRadius, Strategy, blast_radius_refusal, wave_count, wave_sizes
 
 SKIPPED_SEQ_BASE = -1_000_000_000  # skipped rows sort first, in plan order, below every target
 MAX_WAVES_LISTED = 100
+# The planner records the status a target was listed in under this payload key; steps that are
+# `only_if_running` apply to the targets whose status was RUNNING_STATUS.
+STATUS_FIELD = "status"
+RUNNING_STATUS = "running"
+
+
+def was_running(item: PlanItem) -> bool:
+    """Whether the target was running when planned (steps `only_if_running` apply to it)."""
+    return item.payload.get(STATUS_FIELD) == RUNNING_STATUS
 
 
 def send_seconds(calls: int, servers: int, budgets: Sequence[Budget]) -> float:
@@ -64,6 +79,7 @@ class PlanBuilder:
         self.skipped = 0
         self.skipped_by_reason: Counter[str] = Counter()
         self.per_batch: Counter[tuple[str, str]] = Counter()  # (rate_key, batch_key) -> servers
+        self.running: Counter[tuple[str, str]] = Counter()  # ... -> of them, those running
         self.acting_by_scope: Counter[str] = Counter()
         self.fleet_by_scope: dict[str, int] = {}
         self._seen: set[str] = set()
@@ -81,6 +97,8 @@ class PlanBuilder:
             seq = self.acting
             self.acting += 1
             self.per_batch[(item.rate_key, item.batch_key)] += 1
+            if was_running(item):
+                self.running[(item.rate_key, item.batch_key)] += 1
             self.acting_by_scope[item.scope] += 1
         return NewSubJob(
             seq=seq,
@@ -103,7 +121,7 @@ class PlanBuilder:
 
     def summary(self, eta: EtaInputs, refused_reason: str | None = None) -> PlanSummary:
         waves = wave_sizes(self.acting, eta.strategy.waves) if self.acting else []
-        keys, total = estimate(self.per_batch, self.acting, waves, eta)
+        keys, total = estimate(self.per_batch, self.acting, waves, eta, self.running)
         return PlanSummary(
             targets=self.acting,
             skipped=self.skipped,
@@ -118,73 +136,141 @@ class PlanBuilder:
         )
 
 
-def _cycle(profile: ActionProfile, poll_interval: float) -> float:
-    """Cloud time per server over every step, as the poll grid observes it."""
-    total = 0.0
-    for step in profile.steps:
-        if step.seconds > 0 and poll_interval > 0:
-            total += poll_interval * math.ceil(step.seconds / poll_interval)
-        else:
-            total += step.seconds
-    return total
+def _grid(seconds: float, poll_interval: float) -> float:
+    """A step's cloud time as the poll grid observes it."""
+    if seconds > 0 and poll_interval > 0:
+        return poll_interval * math.ceil(seconds / poll_interval)
+    return seconds
 
 
-def _wave_calls(
-    per_batch: Mapping[tuple[str, str], int], share: float, cap: int, eta: EtaInputs
-) -> dict[str, tuple[int, int]]:
-    """(calls, server units) per rate key for a wave holding `share` of the targets."""
-    out: dict[str, tuple[int, int]] = {}
-    for (key, _bk), count in per_batch.items():
-        profile = eta.key_profile(key)
-        servers = math.ceil(count * share)
-        calls = sum(math.ceil(servers / max(1, min(s.max_batch, cap))) for s in profile.steps)
-        prev = out.get(key, (0, 0))
-        out[key] = (prev[0] + calls, prev[1] + servers * len(profile.steps))
+@dataclass
+class _Load:
+    """What one wave sends on one rate key."""
+
+    calls: int = 0
+    units: int = 0  # servers over every step sent on the key
+    cycle: float = 0.0  # cloud time from the key's first step to the end of the action
+
+
+def _steps(
+    profile: ActionProfile, key: str, servers: int, running: int, poll_interval: float
+) -> list[tuple[StepProfile, str, int, float]]:
+    """The steps that send calls for `servers` targets of rate key `key`, `running` of which were
+    running: (step, the key it is sent on, servers it carries, cloud time from it to the end).
+    A compensation step is never counted, a step `only_if_running` only for running targets."""
+    out: list[tuple[StepProfile, str, int, float]] = []
+    tail = 0.0
+    for step in reversed(profile.steps):
+        if step.on_failure_only:
+            continue
+        count = min(running, servers) if step.only_if_running else servers
+        if count <= 0:
+            continue
+        tail += _grid(step.seconds, poll_interval)
+        out.append((step, step.rate_key or key, count, tail))
+    out.reverse()
     return out
 
 
+def _wave_load(
+    per_batch: Mapping[tuple[str, str], int],
+    running: Mapping[tuple[str, str], int],
+    share: float,
+    cap: int,
+    eta: EtaInputs,
+) -> dict[str, _Load]:
+    """Calls, server units and cycle per rate key for a wave holding `share` of the targets."""
+    out: dict[str, _Load] = {}
+    for (key, bk), count in per_batch.items():
+        servers = math.ceil(count * share)
+        up = math.ceil(running.get((key, bk), 0) * share)
+        for step, sent_on, n, tail in _steps(
+            eta.key_profile(key), key, servers, up, eta.poll_interval
+        ):
+            load = out.setdefault(sent_on, _Load())
+            load.calls += math.ceil(n / max(1, min(step.max_batch, cap)))
+            load.units += n
+            load.cycle = max(load.cycle, tail)
+    return out
+
+
+def _cycle(profile: ActionProfile, poll_interval: float) -> float:
+    """Cloud time per server over every step (but a compensation), as the poll grid observes it."""
+    return sum(_grid(s.seconds, poll_interval) for s in profile.steps if not s.on_failure_only)
+
+
+def _longest(
+    per_batch: Mapping[tuple[str, str], int], running: Mapping[tuple[str, str], int], eta: EtaInputs
+) -> float:
+    """The longest cloud time of one target over its steps."""
+    paths = [
+        steps[0][3]
+        for (key, bk), count in per_batch.items()
+        if (
+            steps := _steps(
+                eta.key_profile(key), key, count, running.get((key, bk), 0), eta.poll_interval
+            )
+        )
+    ]
+    return max(paths, default=_cycle(eta.profile, eta.poll_interval))
+
+
 def estimate(
-    per_batch: Mapping[tuple[str, str], int], acting: int, waves: Sequence[int], eta: EtaInputs
+    per_batch: Mapping[tuple[str, str], int],
+    acting: int,
+    waves: Sequence[int],
+    eta: EtaInputs,
+    running: Mapping[tuple[str, str], int] | None = None,
 ) -> tuple[tuple[RateKeyPlan, ...], float]:
-    """Per-rate-key calls and send time, and the whole operation's ETA in seconds."""
-    cycles = {k: _cycle(eta.key_profile(k), eta.poll_interval) for k in {k for k, _ in per_batch}}
-    longest = max(cycles.values(), default=_cycle(eta.profile, eta.poll_interval))
+    """Per-rate-key calls and send time, and the whole operation's ETA in seconds. `running`
+    counts, per (rate key, batch key), the targets that were running (none when omitted)."""
+    running = running or {}
+    longest = _longest(per_batch, running, eta)
     mif = eta.strategy.max_in_flight
-    totals: dict[str, list[float]] = {}
-    cache: dict[int, tuple[float, dict[str, tuple[int, int]]]] = {}
+    totals: dict[str, list[int]] = {}
+    cache: dict[int, tuple[float, dict[str, _Load]]] = {}
     seconds = 0.0
     for size in waves:
         if size not in cache:
             cap = min(size, mif) if mif else size
-            per_key = _wave_calls(per_batch, size / acting, cap, eta)
-            # each key's last server is sent, then takes its endpoint's cycle to settle
+            per_key = _wave_load(per_batch, running, size / acting, cap, eta)
+            # each key's last server is sent, then takes the cloud time left after it to settle
             done = max(
-                (send_seconds(c, s, eta.budgets(k)) + cycles[k] for k, (c, s) in per_key.items()),
+                (
+                    send_seconds(load.calls, load.units, eta.budgets(k)) + load.cycle
+                    for k, load in per_key.items()
+                ),
                 default=longest,
             )
             rounds = math.ceil(size / mif) if mif else 1
             cache[size] = (max(done, rounds * longest), per_key)
         wave_time, per_key = cache[size]
         seconds += wave_time
-        for key, (calls, units) in per_key.items():
+        for key, load in per_key.items():
             acc = totals.setdefault(key, [0, 0])
-            acc[0] += calls
-            acc[1] += units
+            acc[0] += load.calls
+            acc[1] += load.units
+    # servers acting through each key (the most of its steps carry), and its first step's calls
+    servers: Counter[str] = Counter({k: 0 for k, _ in per_batch})
+    batches: Counter[str] = Counter()
+    for (key, bk), count in per_batch.items():
+        most: dict[str, int] = {}
+        for step, sent_on, n, _tail in _steps(
+            eta.key_profile(key), key, count, running.get((key, bk), 0), eta.poll_interval
+        ):
+            if sent_on not in most:
+                batches[sent_on] += math.ceil(n / max(1, step.max_batch))
+            most[sent_on] = max(most.get(sent_on, 0), n)
+        servers.update(most)
     keys = []
-    for key in sorted({k for k, _ in per_batch}):
-        servers = sum(n for (k, _), n in per_batch.items() if k == key)
-        batches = sum(
-            math.ceil(n / max(1, eta.key_profile(key).step(0).max_batch))
-            for (k, _), n in per_batch.items()
-            if k == key
-        )
-        calls, units = (int(v) for v in totals.get(key, [0, 0]))
+    for key in sorted(servers):
+        calls, units = totals.get(key, [0, 0])
         budgets = eta.budgets(key)
         keys.append(
             RateKeyPlan(
                 key,
-                servers,
-                batches,
+                servers[key],
+                batches[key],
                 calls,
                 tuple(describe(b) for b in budgets),
                 round(send_seconds(calls, units, budgets), 3),

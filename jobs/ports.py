@@ -79,8 +79,17 @@ class Planner(Protocol):
 
 @dataclass(frozen=True)
 class StepProfile:
+    """One step of an action as the plan counts it (calls, servers, cloud time)."""
+
     max_batch: int  # servers per cloud call at this step (1 = no batch API)
     seconds: float = 0.0  # typical time for the cloud to finish this step (for the ETA)
+    rate_key: str | None = None  # the key this step's calls are sent on (None: the target's own)
+    # Only for targets that were running when planned (`jobs.plan.was_running`); the others pass
+    # this step over without a call.
+    only_if_running: bool = False
+    # A compensation step (undoing a failed step): never on the way of a target that succeeds,
+    # so the plan counts no call and no time for it.
+    on_failure_only: bool = False
 
 
 @dataclass(frozen=True)

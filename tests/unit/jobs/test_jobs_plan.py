@@ -150,3 +150,99 @@ def test_the_builder_applies_the_blast_radius_guard() -> None:
     reason = builder.refusal(BlastRadius(max_percent=Fraction(20)))
     assert reason is not None
     assert "3/10" in reason
+
+
+# --- multi-step actions: each step on its own key, for the targets it applies to -------------
+
+
+def ecs_resize_profile(revert_key: str = "ecs:action") -> ActionProfile:
+    """ECS v1: stop (if running) and start (if it was running) on the batch action key, the
+    resize one server per call on its own key, and a compensation that a success never sends."""
+    return ActionProfile(
+        (
+            StepProfile(1000, 20.0, rate_key="ecs:action", only_if_running=True),
+            StepProfile(1, 60.0, rate_key="ecs:resize"),
+            StepProfile(1000, 20.0, rate_key="ecs:action", only_if_running=True),
+            StepProfile(
+                1000, 20.0, rate_key=revert_key, only_if_running=True, on_failure_only=True
+            ),
+        )
+    )
+
+
+def multi_step_eta(
+    profile: ActionProfile, budgets: dict[str, list[Budget]], strategy: Strategy | None = None
+) -> EtaInputs:
+    return EtaInputs(
+        profile=profile,
+        profile_for=lambda key: profile,
+        strategy=strategy or Strategy(),
+        poll_interval=5.0,
+        budgets=lambda key: budgets.get(key, []),
+    )
+
+
+def resize_builder(up: int, down: int, key: str = "ecs:action") -> PlanBuilder:
+    builder = PlanBuilder()
+    for i in range(up):
+        builder.add(PlanItem(f"up{i}", key, "ecs:resize/ecs-v1:0", {"status": "running"}))
+    for i in range(down):
+        builder.add(PlanItem(f"down{i}", key, "ecs:resize/ecs-v1:0", {"status": "stopped"}))
+    return builder
+
+
+ECS_BUDGETS = {
+    "ecs:action": [Budget(1000, 60.0, Unit.SERVERS)],
+    "ecs:resize": [Budget(1, 10.0)],  # one resize per 10 s: 6 resizes take 50 s to send
+}
+
+
+def test_a_multi_step_plan_counts_each_step_on_its_own_key() -> None:
+    builder = resize_builder(up=3, down=3)
+    assert builder.running == {("ecs:action", "ecs:resize/ecs-v1:0"): 3}  # counters, not items
+    summary = builder.summary(multi_step_eta(ecs_resize_profile(), ECS_BUDGETS))
+    plans = {k.rate_key: k for k in summary.rate_keys}
+    assert set(plans) == {"ecs:action", "ecs:resize"}
+    action, resize = plans["ecs:action"], plans["ecs:resize"]
+    # the running servers: one stop call, one start call (not the stopped ones, not the revert)
+    assert (action.servers, action.batches, action.calls, action.send_seconds) == (3, 1, 2, 0.0)
+    assert action.budgets == ("1000 servers / 60s",)
+    # every server is resized, one per call, within the resize key's own budget
+    assert (resize.servers, resize.batches, resize.calls, resize.send_seconds) == (6, 6, 6, 50.0)
+    assert resize.budgets == ("1 requests / 10s",)
+    # the last resize leaves after 50 s, then takes its 60 s and the start's 20 s; the action
+    # key's last send (at once) plus the whole 100 s path ends earlier
+    assert summary.eta_seconds == pytest.approx(max(50.0 + 80.0, 0.0 + 100.0))
+
+
+def test_only_if_running_steps_cost_nothing_for_stopped_servers() -> None:
+    summary = resize_builder(up=0, down=3).summary(
+        multi_step_eta(ecs_resize_profile(), ECS_BUDGETS)
+    )
+    plans = {k.rate_key: k for k in summary.rate_keys}
+    # the sub-jobs are planned on the action key (it is listed, for dispatching) but send nothing
+    assert (plans["ecs:action"].servers, plans["ecs:action"].calls) == (0, 0)
+    assert (plans["ecs:resize"].servers, plans["ecs:resize"].calls) == (3, 3)
+    assert summary.eta_seconds == pytest.approx(20.0 + 60.0)  # no stop, no start on the way
+
+
+def test_a_compensation_step_counts_no_call_and_no_time() -> None:
+    # the revert on a key of its own: never on the way of a success, so that key is not listed
+    profile = ecs_resize_profile(revert_key="ecs:revert")
+    summary = resize_builder(up=2, down=0).summary(multi_step_eta(profile, {}))
+    assert [(k.rate_key, k.calls) for k in summary.rate_keys] == [
+        ("ecs:action", 2),
+        ("ecs:resize", 2),
+    ]
+    assert summary.eta_seconds == pytest.approx(20.0 + 60.0 + 20.0)  # not + the revert's 20 s
+
+
+def test_running_servers_are_shared_between_waves() -> None:
+    waves = (parse_amount("50%", "w", minimum=1), parse_amount("100%", "w", minimum=1))
+    eta = multi_step_eta(ecs_resize_profile(), {}, Strategy(waves=waves))
+    summary = resize_builder(up=4, down=4).summary(eta)
+    assert summary.waves == (4, 4)
+    plans = {k.rate_key: k for k in summary.rate_keys}
+    assert plans["ecs:action"].calls == 2 * 2  # each wave: a stop and a start of its 2 running
+    assert plans["ecs:resize"].calls == 8
+    assert summary.eta_seconds == pytest.approx(2 * 100.0)
