@@ -179,6 +179,8 @@ class Dispatcher:
         # Sub-jobs whose action has begun are in flight already (counted in the allowance), so
         # they are claimed whatever the allowance, and they are all a stopped operation claims.
         begun_only = item.stopped or servers <= 0
+        if begun_only and not item.begun:
+            return []
         if begun_only:
             servers = headroom
         if servers <= 0:

@@ -70,6 +70,13 @@ class Operation(SQLModel, table=True):
     finished_at: datetime | None = Field(sa_column=sa.Column(UTCDateTime, nullable=True))
 
 
+BEGUN_SQL = "state = 'pending' AND (step > 0 OR verify_first)"
+"""A sub-job whose action has begun: pending at a later step of its recipe, or to be verified.
+Written as text so that the queries and the partial index `ix_subjobs_begun` share one
+expression (SQLite uses a partial index only for a query that repeats its terms)."""
+BEGUN_INDEX = "ix_subjobs_begun"
+
+
 class SubJob(SQLModel, table=True):
     __tablename__ = "subjobs"
     __table_args__ = (
@@ -79,6 +86,13 @@ class SubJob(SQLModel, table=True):
         sa.Index("ix_subjobs_claim", "operation_id", "rate_key", "state", "seq"),
         sa.Index("ix_subjobs_state", "operation_id", "state", "seq"),
         sa.Index("ix_subjobs_due", "state", "not_before"),
+        # the sub-jobs whose action has begun (`jobs.store_claims.begun`), few and counted often
+        sa.Index(
+            BEGUN_INDEX,
+            "operation_id",
+            sqlite_where=sa.text(BEGUN_SQL),
+            postgresql_where=sa.text(BEGUN_SQL),
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True))

@@ -323,6 +323,7 @@ class ActiveOperation:
     operation: OperationRecord
     in_flight: int
     stopped: bool = False
+    begun: int = 0  # of `in_flight`, the PENDING sub-jobs whose action has begun
 
 
 @dataclass(frozen=True)

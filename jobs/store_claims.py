@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobs.db import Database
-from jobs.models import CLOUD_CALLS, OPERATIONS, SUBJOBS
+from jobs.models import BEGUN_INDEX, BEGUN_SQL, CLOUD_CALLS, OPERATIONS, SUBJOBS
 from jobs.ports import CallResult
 from jobs.records import ActiveOperation, Applied, Batch, Change, ClaimRequest, SubJobRecord
 from jobs.states import IN_FLIGHT, Event, State, target
@@ -67,33 +67,22 @@ def _stopped() -> sa.ColumnElement[bool]:
     return sa.or_(c.paused.is_(True), c.cancel_requested.is_(True), c.halted_reason.is_not(None))
 
 
-def begun() -> sa.ColumnElement[bool]:
+def begun() -> sa.TextClause:
     """A PENDING sub-job whose server's action has begun: a later step of its recipe is due (the
     server may be stopped half-way through a resize, or in VERIFY_RESIZE), or its call may have
     reached the cloud (`verify_first`). It is in flight: a cancel, an error-budget stop or a
-    pause lets it finish (D20), and it counts against `max_in_flight`."""
-    return sa.or_(_S.step > 0, _S.verify_first.is_(True))
-
-
-def _in_flight() -> sa.ColumnElement[bool]:
-    return sa.or_(
-        _S.state.in_([s.value for s in IN_FLIGHT]),
-        sa.and_(_S.state == State.PENDING.value, begun()),
-    )
+    pause lets it finish (D20), and it counts against `max_in_flight`. Indexed by
+    `ix_subjobs_begun` (a partial index: the query must repeat its expression)."""
+    return sa.text(BEGUN_SQL)
 
 
 async def active_operations(db: Database) -> list[ActiveOperation]:
     """Operations the dispatcher may claim for, with their in-flight counts: the running ones,
     and the stopped ones (paused, cancelled, halted) that still have begun sub-jobs to finish."""
     c = OPERATIONS.c
-    has_begun = (
-        sa.select(_S.id)
-        .where(_S.operation_id == c.id, _S.state == State.PENDING.value, begun())
-        .exists()
-    )
     stmt = (
         sa.select(OPERATIONS, _stopped().label("stopped"))
-        .where(*_runnable(), sa.or_(sa.not_(_stopped()), has_begun))
+        .where(*_runnable())
         .order_by(c.created_at, c.id)
     )
     async with db.read() as conn:
@@ -101,13 +90,50 @@ async def active_operations(db: Database) -> list[ActiveOperation]:
         if not rows:
             return []
         ops = [(to_operation(r._mapping), bool(r._mapping["stopped"])) for r in rows]
-        count_stmt = (
-            sa.select(_S.operation_id, sa.func.count())
-            .where(_S.operation_id.in_([o.id for o, _ in ops]), _in_flight())
-            .group_by(_S.operation_id)
+        ids = [o.id for o, _ in ops]
+        in_flight, begun_rows = await _in_flight_counts(db, conn, ids)
+    return [
+        ActiveOperation(
+            o, in_flight.get(o.id, 0) + begun_rows.get(o.id, 0), stopped, begun_rows.get(o.id, 0)
         )
-        in_flight = {op_id: int(n) for op_id, n in (await conn.execute(count_stmt)).all()}
-    return [ActiveOperation(o, in_flight.get(o.id, 0), stopped) for o, stopped in ops]
+        for o, stopped in ops
+        if not stopped or begun_rows.get(o.id)
+    ]
+
+
+_IN_FLIGHT_SQL = "state IN ('dispatching', 'awaiting')"
+assert {s.value for s in IN_FLIGHT} == {"dispatching", "awaiting"}
+# Two counts per operation, each on its own index (one OR of both conditions scanned every pending
+# row). SQLite, without statistics, would take `ix_subjobs_state` (two equalities) for the begun
+# ones too and scan every pending row, so it is told to use the partial index (SQLAlchemy renders
+# no SQLite index hints); PostgreSQL's planner finds it. Constants of this module only; the ids
+# are bound.
+_COUNTS_SQLITE = sa.text(
+    "SELECT operation_id, 0, count(*) FROM subjobs INDEXED BY ix_subjobs_state "  # noqa: S608
+    f"WHERE operation_id IN :ids AND {_IN_FLIGHT_SQL} GROUP BY operation_id "
+    f"UNION ALL SELECT operation_id, 1, count(*) FROM subjobs INDEXED BY {BEGUN_INDEX} "
+    f"WHERE operation_id IN :ids AND {BEGUN_SQL} GROUP BY operation_id"
+).bindparams(sa.bindparam("ids", expanding=True))
+
+
+async def _in_flight_counts(
+    db: Database, conn: AsyncConnection, ids: list[str]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """(dispatching or awaiting, begun) sub-jobs per operation, in one round trip."""
+    if db.is_sqlite:
+        result = await conn.execute(_COUNTS_SQLITE, {"ids": ids})
+    else:
+        parts = [
+            sa.select(_S.operation_id, sa.literal(i), sa.func.count())
+            .where(_S.operation_id.in_(ids), sa.text(cond))
+            .group_by(_S.operation_id)
+            for i, cond in enumerate((_IN_FLIGHT_SQL, BEGUN_SQL))
+        ]
+        result = await conn.execute(sa.union_all(*parts))
+    counts: tuple[dict[str, int], dict[str, int]] = ({}, {})
+    for op_id, which, n in result.all():
+        counts[int(which)][str(op_id)] = int(n)
+    return counts
 
 
 async def _any(db: Database, stmt: sa.Select[tuple[object, ...]]) -> bool:
@@ -115,8 +141,8 @@ async def _any(db: Database, stmt: sa.Select[tuple[object, ...]]) -> bool:
         return (await conn.execute(stmt.limit(1))).first() is not None
 
 
-def _eligible(req: ClaimRequest) -> list[sa.ColumnElement[bool]]:
-    eligible = [
+def _eligible(req: ClaimRequest) -> list[sa.ColumnElement[bool] | sa.TextClause]:
+    eligible: list[sa.ColumnElement[bool] | sa.TextClause] = [
         _S.operation_id == req.operation_id,
         _S.rate_key == req.rate_key,
         _S.state == State.PENDING.value,
