@@ -252,8 +252,8 @@ class FleetExecutor:
         run out, the step is compensated instead of failing (a Nova confirm that keeps failing
         is reverted, not left in VERIFY_RESIZE). Not after an ambiguous send: the step may have
         been done, and the read-back decides."""
-        if isinstance(out, RetryLater) and out.maybe_sent:
-            return out
+        if isinstance(out, RetryLater) and (out.maybe_sent or out.throttled):
+            return out  # throttling says nothing of the step: a retry-failed can still do it
         endpoint, driver, recipe, _ = self._context(batch)
         if not recipe.steps[batch.step].compensated:
             return out
@@ -269,8 +269,11 @@ class FleetExecutor:
         outcomes: dict[int, Outcome] = {}
         send: list[SubJobRecord] = []
         for sj in batch.subjobs:
-            if step.only_if_running and not _was_running(sj):
-                outcomes[sj.id] = self._after(endpoint, driver, recipe, batch.step, sj)
+            if step.only_if_running and not _was_running(sj):  # passed over, nothing sent
+                after = self._after(endpoint, driver, recipe, batch.step, sj)
+                if isinstance(after, Advance):
+                    after = replace(after, passed_over=True)
+                outcomes[sj.id] = after
             else:
                 send.append(sj)
         if not send:

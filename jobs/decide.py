@@ -168,6 +168,7 @@ def _accepted(sub: SubJobRecord, outcome: Accepted, ctx: Context) -> Change:
         "accepted_at": ctx.now,
         "not_before": poll_at,
         "verify_first": False,
+        "begun": True,
     }
     if outcome.request_id is not None:
         values["request_id"] = outcome.request_id
@@ -253,6 +254,8 @@ def _advance(sub: SubJobRecord, outcome: Advance, ctx: Context) -> Change:
         values["batch_key"] = outcome.batch_key
     if outcome.memo is not None:
         values["memo"] = dict(outcome.memo)
+    if not outcome.passed_over:
+        values["begun"] = True
     return _change_values(sub, Event.ADVANCE, values, message=outcome.reason)
 
 

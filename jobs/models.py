@@ -70,8 +70,9 @@ class Operation(SQLModel, table=True):
     finished_at: datetime | None = Field(sa_column=sa.Column(UTCDateTime, nullable=True))
 
 
-BEGUN_SQL = "state = 'pending' AND (step > 0 OR verify_first)"
-"""A sub-job whose action has begun: pending at a later step of its recipe, or to be verified.
+BEGUN_SQL = "state = 'pending' AND (begun OR verify_first)"
+"""A pending sub-job whose action has begun: a call of it was accepted by the cloud (it is at a
+later step of its recipe, or retrying one), or one may have reached it (to be verified).
 Written as text so that the queries and the partial index `ix_subjobs_begun` share one
 expression (SQLite uses a partial index only for a query that repeats its terms)."""
 BEGUN_INDEX = "ix_subjobs_begun"
@@ -112,6 +113,12 @@ class SubJob(SQLModel, table=True):
     throttles: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
     not_before: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
     verify_first: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False))
+    # a call of its action was accepted by the cloud (a step not applying to the server, passed
+    # over without a call, does not count): cancel, pause and the error budget let it finish
+    begun: bool = Field(
+        default=False,
+        sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false()),
+    )
     cloud_job_id: str | None = Field(sa_column=sa.Column(sa.String(255), nullable=True))
     request_id: str | None = Field(sa_column=sa.Column(sa.String(255), nullable=True))
     accepted_at: datetime | None = Field(sa_column=sa.Column(UTCDateTime, nullable=True))

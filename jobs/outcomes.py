@@ -87,6 +87,8 @@ class Advance:
     """A multi-step action finished a step; dispatch `next_step` (after `delay` seconds).
 
     `rate_key` / `batch_key` change when the next step uses another API (e.g. resize then start).
+    `passed_over`: the step did not apply to the server and was passed over without a call, so
+    this alone does not make the action begun (`jobs.models.BEGUN_SQL`).
     """
 
     next_step: int
@@ -95,6 +97,7 @@ class Advance:
     batch_key: str | None = None
     reason: str | None = None
     memo: JSONMapping | None = None
+    passed_over: bool = False
 
 
 @dataclass(frozen=True)

@@ -237,6 +237,7 @@ class SubJobRecord:
     call_id: int | None
     created_at: datetime
     updated_at: datetime
+    begun: bool = False  # a call of its action was accepted (see `jobs.models.BEGUN_SQL`)
 
 
 @dataclass(frozen=True)
@@ -297,8 +298,8 @@ class Batch:
 
     @property
     def begun(self) -> bool:
-        """Its servers' action has begun: a later step of the recipe, or a verification."""
-        return self.step > 0 or self.verify
+        """Its servers' action has begun: a call of it was accepted, or a verification."""
+        return self.verify or any(s.begun for s in self.subjobs)
 
 
 @dataclass(frozen=True)

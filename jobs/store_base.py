@@ -87,6 +87,7 @@ def to_subjob(m: RowMapping) -> SubJobRecord:
         throttles=m["throttles"],
         not_before=m["not_before"],
         verify_first=m["verify_first"],
+        begun=m["begun"],
         cloud_job_id=m["cloud_job_id"],
         request_id=m["request_id"],
         accepted_at=m["accepted_at"],

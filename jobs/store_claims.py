@@ -47,6 +47,7 @@ SETTABLE = frozenset(
         "error_message",
         "reason",
         "verify_first",
+        "begun",
         "batch_key",
         "rate_key",
         "memo",

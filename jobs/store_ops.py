@@ -312,7 +312,9 @@ async def _restart_rolled_back(conn: AsyncConnection, operation_id: str) -> None
         await conn.execute(
             sa.update(SUBJOBS)
             .where(s.id.in_(sorted(members)), s.state == State.FAILED.value)
-            .values(step=0, rate_key=rate, batch_key=batch, memo=None, verify_first=False)
+            .values(
+                step=0, rate_key=rate, batch_key=batch, memo=None, verify_first=False, begun=False
+            )
         )
 
 

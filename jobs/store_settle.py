@@ -35,16 +35,16 @@ ACTIVE_VALUES = [s.value for s in ACTIVE]
 async def cancel_pending(
     conn: AsyncConnection, operation_id: str, reason: str, now: datetime, worker: str | None
 ) -> int:
-    """Cancel the operation's sub-jobs whose action has not begun: a later step of a recipe
-    (the rest of a resize, a revert) and a call that may have reached the cloud (`verify_first`)
-    finish first (D20)."""
+    """Cancel the operation's sub-jobs whose action has not begun: the rest of a recipe the
+    cloud has accepted a call of (the rest of a resize, a revert) and a call that may have
+    reached the cloud (`verify_first`) finish first (D20)."""
     s = SUBJOBS.c
     stmt = (
         sa.update(SUBJOBS)
         .where(
             s.operation_id == operation_id,
             s.state == State.PENDING.value,
-            s.step == 0,
+            s.begun.is_(False),
             s.verify_first.is_(False),
         )
         .values(

@@ -1,6 +1,7 @@
-"""A partial index of the sub-jobs whose action has begun (pending at a later step of a recipe, or
-to be verified): the dispatcher counts them against max_in_flight and looks for them on stopped
-operations every round, without scanning the pending rows.
+"""Sub-jobs whose action has begun: `begun` (a call of the action was accepted by the cloud), and a
+partial index of the pending ones that are begun or to be verified, which the dispatcher counts
+against max_in_flight and looks for on stopped operations every round, without scanning the
+pending rows.
 
 Revision ID: 0004
 Revises: 0003
@@ -17,10 +18,18 @@ down_revision: str | None = '0003'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-BEGUN = "state = 'pending' AND (step > 0 OR verify_first)"
+BEGUN = "state = 'pending' AND (begun OR verify_first)"
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('subjobs', schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column('begun', sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
+    # rows already past their first step, or accepted at it, had a call accepted
+    op.execute(
+        sa.text("UPDATE subjobs SET begun = (step > 0 OR accepted_at IS NOT NULL)")
+    )
     with op.batch_alter_table('subjobs', schema=None) as batch_op:
         batch_op.create_index(
             'ix_subjobs_begun',
@@ -34,3 +43,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('subjobs', schema=None) as batch_op:
         batch_op.drop_index('ix_subjobs_begun')
+        batch_op.drop_column('begun')

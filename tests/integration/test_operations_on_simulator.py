@@ -634,6 +634,36 @@ async def test_a_cancel_mid_resize_finishes_the_begun_server(
         assert all(world[i]["status"] == "ACTIVE" for i in rest)
 
 
+async def test_a_cancel_before_any_call_was_accepted_cancels_a_stopped_servers_resize(
+    tmp_path: Path,
+) -> None:
+    """A stopped server's ECS resize passes over "stop if running" without a call: that alone
+    does not begin it, so a cancel while its resize call is still being refused cancels it."""
+    async with running(tmp_path, speed=40.0) as (fleet, sim):
+        servers = await pick(fleet, sim, "ecs-sim", ServerStatus.STOPPED, 3)
+        flavor = await other_flavor(fleet, "ecs-sim", servers)
+        # every resize call is refused, retryably (a 503 says it was not taken): nothing resized
+        await sim.fault(
+            {"kind": "error_burst", "match": "huawei-ecs:resize", "status": 503, "count": 0}
+        )
+        op_id = await start_op(fleet, "resize", "ecs-sim", servers, {"flavor": flavor})
+        async with asyncio.timeout(20):  # every row at the resize, refused at least once
+            while True:
+                rows = await subjobs(fleet, op_id)
+                if rows and all(r.step == 1 and r.error_code for r in rows):
+                    break
+                await asyncio.sleep(0.05)
+        await fleet.operations.cancel(op_id, by="tests")
+        done = await wait_terminal(fleet, op_id)
+        assert done.state is OperationState.CANCELLED
+        assert done.counts == {State.CANCELLED: 3}
+        await asyncio.sleep(0.3)  # nothing may leave after the end either
+        log = await sim.requests()
+        assert all(actions_on(log, s.id) == [] for s in servers)
+        world = await sim.servers()
+        assert all(world[s.id]["flavor"] != flavor for s in servers)
+
+
 # --- 5. every fault kind ---------------------------------------------------------------------
 
 ECS_ACTION = "huawei-ecs:action"  # the simulator's rate key of ECS batch start/stop/reboot

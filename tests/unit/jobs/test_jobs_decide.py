@@ -96,7 +96,17 @@ def test_accepted_records_the_job_and_schedules_the_first_poll() -> None:
         "accepted_at": NOW,
         "not_before": at(5.0),
         "verify_first": False,
+        "begun": True,  # the cloud took a call: a cancel lets the action finish
     }
+
+
+@pytest.mark.parametrize(("passed_over", "begun"), [(False, True), (True, None)])
+def test_a_step_passed_over_without_a_call_does_not_begin_the_action(
+    passed_over: bool, begun: bool | None
+) -> None:
+    change = decide(sub(), Advance(1, passed_over=passed_over), ctx(Phase.POLL))
+    assert change.event is Event.ADVANCE
+    assert vals(change).get("begun") is begun
 
 
 def test_accepted_keeps_the_executors_memo() -> None:
