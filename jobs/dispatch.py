@@ -29,6 +29,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
 import structlog
 
@@ -74,6 +75,7 @@ class Dispatcher:
         self._rounds = 0  # rounds under way: each may still be claiming, then starting calls
         self._no_round = asyncio.Event()
         self._no_round.set()
+        self._drained = False  # a drain gave up waiting: nothing claimed after it is sent
 
     @property
     def in_flight(self) -> int:
@@ -202,6 +204,9 @@ class Dispatcher:
         return await self.store.claim_batches(request, [s.max_batch for s in steps], groups)
 
     def _spawn(self, batch: Batch) -> None:
+        if self._drained:  # claimed, never sent: recovery verifies it before anything is sent
+            log.warning("call_not_started_after_drain", call_id=batch.call_id)
+            return
         key, size = batch.rate_key, len(batch.subjobs)
         self._reserved_calls[key] += 1
         self._reserved_servers[key] += size
@@ -264,6 +269,9 @@ class Dispatcher:
     def stop_claiming(self) -> None:
         self.claiming = False
 
+    def start_claiming(self) -> None:
+        self.claiming, self._drained = True, False
+
     async def wait_idle(self) -> None:
         """Wait until every executor call started so far has finished and been recorded."""
         while self._tasks:
@@ -281,12 +289,16 @@ class Dispatcher:
         round_over = asyncio.ensure_future(self._no_round.wait())
         try:
             while (self._tasks or not round_over.done()) and not sleeper.done():
-                await asyncio.wait(
-                    {*self._tasks, sleeper, round_over}, return_when=asyncio.FIRST_COMPLETED
-                )
+                waits: set[asyncio.Future[Any]] = {*self._tasks, sleeper}
+                if not round_over.done():
+                    waits.add(round_over)
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
             sleeper.cancel()
             round_over.cancel()
+        # A round still claiming after the grace starts nothing: its rows stay DISPATCHING and
+        # are verified on the next start, as for a crash.
+        self._drained = True
         pending = set(self._tasks)
         for task in pending:
             task.cancel()

@@ -117,7 +117,7 @@ class Runtime:
         reaped = await self.store.reap(now, self.config.worker)
         log.info("runtime_started", worker=self.config.worker, recovered=recovered, reaped=reaped)
         self._stop.clear()
-        self.dispatcher.claiming = True
+        self.dispatcher.start_claiming()
         self._task = asyncio.create_task(self._run(), name="jobs-runtime")
         return recovered + reaped
 

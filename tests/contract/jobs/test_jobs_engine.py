@@ -6,6 +6,7 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from fractions import Fraction
+from typing import Any
 
 import pytest
 from jobs_store_helpers import T0, Harness
@@ -466,3 +467,51 @@ async def test_a_drain_waits_for_the_calls_of_a_claim_under_way(store: SqlJobSto
     ]
     counts = (await h.ops.get(op.id)).counts
     assert counts == {State.AWAITING: 3}  # every answer recorded before the drain returned
+
+
+async def test_a_drain_past_its_grace_starts_nothing_a_late_claim_returns(
+    store: SqlJobStore,
+) -> None:
+    """The grace runs out while a round's claim is still committing: what it claimed is not
+    sent after the drain returned (its rows stay DISPATCHING, verified on the next start)."""
+    slow = _SlowClaims(store)
+    h = Harness(slow, planner=FakePlanner(items(3)))  # type: ignore[arg-type]
+    op = await h.create()
+    await h.planning.run_once()
+    round_ = asyncio.create_task(h.dispatcher.run_once())
+    await slow.committed.wait()
+    drain = asyncio.create_task(h.dispatcher.drain(1.0))
+    async with asyncio.timeout(10):
+        while not drain.done():  # the grace passes (once the drain is asleep on it)
+            await asyncio.sleep(0.01)
+            await h.clock.advance(1.0)
+    assert drain.result() == 0
+    slow.release.set()
+    assert await round_ == 3
+    await asyncio.sleep(0.05)
+    assert h.dispatcher.in_flight == 0
+    assert h.executor.calls == []
+    assert (await h.ops.get(op.id)).counts == {State.DISPATCHING: 3}
+    assert await store.recover(h.config.worker, h.clock.now()) == 3  # verified, then sent
+
+
+async def test_a_drain_waits_for_calls_without_spinning(
+    store: SqlJobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hold = asyncio.Event()
+    h = Harness(store, planner=FakePlanner(items(1)), executor=FakeExecutor(hold=hold))
+    await h.create()
+    await h.planning.run_once()
+    assert await h.dispatcher.run_once() == 1
+    real, waits = asyncio.wait, []
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        waits.append(1)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "wait", counting)
+    drain = asyncio.create_task(h.dispatcher.drain(60.0))
+    await asyncio.sleep(0.2)
+    hold.set()
+    assert await drain == 0
+    assert len(waits) <= 3  # woken by the call's end, not looping meanwhile
