@@ -300,9 +300,13 @@ class HuaweiDriverBase:
         for server_id in submission.server_ids:
             try:
                 server = await show(server_id)
-            except NotFound:
+            except NotFound:  # a delete's goal; any other action's server vanished
+                gone = submission.action is Action.DELETE
                 outcomes[server_id] = ServerOutcome(
-                    server_id, OutcomeState.FAILED, reason="server not found", kind="not_found"
+                    server_id,
+                    OutcomeState.DONE if gone else OutcomeState.FAILED,
+                    reason=None if gone else "server not found",
+                    kind=None if gone else "not_found",
                 )
                 continue
             outcomes[server_id] = server_outcome(submission.action, server, submission.flavor)

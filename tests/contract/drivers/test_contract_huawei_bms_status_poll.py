@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fleet.domain import Action, ActionParams, PowerType
 from fleet.drivers.base import OutcomeState, Submission
-from tests.contract.drivers.conftest import MakeBms, calls, pick
+from tests.contract.drivers.conftest import MakeBms, MakeEcs, calls, pick
 from tests.simulator_fixtures import Sim
 
 OS = OutcomeState
@@ -39,3 +39,19 @@ async def test_poll_without_a_job_id_reads_each_server_status(sim: Sim, make_bms
     result = await driver.poll(Submission(Action.STOP, (settled, moving), "show"))
     assert {o.state for o in result.outcomes.values()} == {OS.DONE}
     assert result.finished
+
+
+async def test_an_ecs_delete_polled_by_status_is_done_once_the_server_is_gone(
+    sim: Sim, make_ecs: MakeEcs
+) -> None:
+    """A delete verified mid-transition is followed by status: a server that is gone is the
+    delete done (as on Nova), while a stop's server that is gone is a failure."""
+    missing = "0" * 8 + "-0000-0000-0000-" + "0" * 12
+    driver = make_ecs()
+    deleted = await driver.poll(Submission(Action.DELETE, (missing,), "show"))
+    assert deleted.outcomes[missing].state is OS.DONE
+    stopped = await driver.poll(Submission(Action.STOP, (missing,), "show"))
+    assert (stopped.outcomes[missing].state, stopped.outcomes[missing].kind) == (
+        OS.FAILED,
+        "not_found",
+    )
