@@ -42,6 +42,7 @@ from jobs.outcomes import (
     Split,
     StillRunning,
 )
+from jobs.plan import was_running
 from jobs.ports import ActionProfile, StepProfile, SubJobOutcomes
 from jobs.records import Batch, SubJobRecord
 from jobs.types import JSONValue
@@ -72,10 +73,6 @@ LISTED_POLL_BATCH = 200
 
 def _server_id(sj: SubJobRecord) -> str:
     return str(sj.payload["server_id"])
-
-
-def _was_running(sj: SubJobRecord) -> bool:
-    return sj.payload.get("status") == ServerStatus.RUNNING.value
 
 
 class FleetExecutor:
@@ -187,7 +184,7 @@ class FleetExecutor:
         """The step succeeded: the next step, or done."""
         if recipe.steps[step].on_failure_only:
             return _compensated(recipe.steps[step], sj)
-        nxt = recipe.next_step(step, _was_running(sj))
+        nxt = recipe.next_step(step, was_running(sj))
         if nxt is None:
             return Completed()
         return Advance(
@@ -212,7 +209,7 @@ class FleetExecutor:
         current = recipe.steps[step]
         if current.on_failure_only:
             return _compensation_failed(current, sj, code, reason, retryable)
-        nxt = recipe.compensation(step, _was_running(sj))
+        nxt = recipe.compensation(step, was_running(sj))
         if nxt is None:
             return Failed(code=code, reason=reason, retryable=retryable)
         compensation = recipe.steps[nxt]
@@ -269,7 +266,7 @@ class FleetExecutor:
         outcomes: dict[int, Outcome] = {}
         send: list[SubJobRecord] = []
         for sj in batch.subjobs:
-            if step.only_if_running and not _was_running(sj):  # passed over, nothing sent
+            if step.only_if_running and not was_running(sj):  # passed over, nothing sent
                 after = self._after(endpoint, driver, recipe, batch.step, sj)
                 if isinstance(after, Advance):
                     after = replace(after, passed_over=True)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from jobs.ports import ActionProfile, FleetSize, NewSubJob, PlanItem, StepProfile
 from jobs.ratelimit import Budget, Unit
-from jobs.records import PlanSummary, RateKeyPlan
+from jobs.records import PlanSummary, RateKeyPlan, SubJobRecord
 from jobs.strategy import BlastRadius, Strategy, blast_radius_refusal, wave_count, wave_sizes
 
 SKIPPED_SEQ_BASE = -1_000_000_000  # skipped rows sort first, in plan order, below every target
@@ -40,9 +40,10 @@ STATUS_FIELD = "status"
 RUNNING_STATUS = "running"
 
 
-def was_running(item: PlanItem) -> bool:
-    """Whether the target was running when planned (steps `only_if_running` apply to it)."""
-    return item.payload.get(STATUS_FIELD) == RUNNING_STATUS
+def was_running(target: PlanItem | SubJobRecord) -> bool:
+    """Whether the target (a plan item, or the sub-job planned from it) was running when planned:
+    steps `only_if_running` apply to it."""
+    return target.payload.get(STATUS_FIELD) == RUNNING_STATUS
 
 
 def send_seconds(calls: int, servers: int, budgets: Sequence[Budget]) -> float:

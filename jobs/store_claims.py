@@ -69,11 +69,10 @@ def _stopped() -> sa.ColumnElement[bool]:
 
 
 def begun() -> sa.TextClause:
-    """A PENDING sub-job whose server's action has begun: a later step of its recipe is due (the
-    server may be stopped half-way through a resize, or in VERIFY_RESIZE), or its call may have
-    reached the cloud (`verify_first`). It is in flight: a cancel, an error-budget stop or a
-    pause lets it finish (D20), and it counts against `max_in_flight`. Indexed by
-    `ix_subjobs_begun` (a partial index: the query must repeat its expression)."""
+    """A PENDING sub-job whose server's action has begun (`jobs.models.BEGUN_SQL`: the cloud
+    accepted a call of it, or one may have reached it). It is in flight: a cancel, an
+    error-budget stop or a pause lets it finish (D20), and it counts against `max_in_flight`.
+    Indexed by `ix_subjobs_begun` (a partial index: the query must repeat its expression)."""
     return sa.text(BEGUN_SQL)
 
 
@@ -102,8 +101,7 @@ async def active_operations(db: Database) -> list[ActiveOperation]:
     ]
 
 
-_IN_FLIGHT_SQL = "state IN ('dispatching', 'awaiting')"
-assert {s.value for s in IN_FLIGHT} == {"dispatching", "awaiting"}
+_IN_FLIGHT_SQL = "state IN ({})".format(", ".join(f"'{s.value}'" for s in sorted(IN_FLIGHT)))
 # Two counts per operation, each on its own index (one OR of both conditions scanned every pending
 # row). SQLite, without statistics, would take `ix_subjobs_state` (two equalities) for the begun
 # ones too and scan every pending row, so it is told to use the partial index (SQLAlchemy renders
@@ -506,8 +504,8 @@ async def _apply_changes(
         ids = [c.subjob_id for c in group]
         # An answer to a call applies to the sub-jobs still on that very call: a row this worker
         # claimed again meanwhile (its lease had run out) belongs to the newer call.
-        on_call = call is not None and first.from_state is State.DISPATCHING
-        stmt = _move_stmt(tuple(k for k, _ in first.values), on_call)
+        on_call = None if first.from_state is not State.DISPATCHING else call
+        stmt = _move_stmt(tuple(k for k, _ in first.values), on_call is not None)
         params: dict[str, object] = {
             "m_from": first.from_state.value,
             "m_worker": worker,
@@ -515,9 +513,8 @@ async def _apply_changes(
             "m_now": now,
             **{f"v_{k}": v for k, v in first.values},
         }
-        if on_call:
-            assert call is not None
-            params["m_call"] = call.call_id
+        if on_call is not None:
+            params["m_call"] = on_call.call_id
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start : start + CHUNK]
             rows = moved((await conn.execute(stmt, {**params, "m_ids": chunk})).all())

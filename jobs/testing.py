@@ -18,7 +18,8 @@ import itertools
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from jobs.outcomes import (
     Accepted,
@@ -40,7 +41,8 @@ from jobs.ports import (
     SubJobOutcomes,
 )
 from jobs.ratelimit import Budget, Headroom, KeyState, release_reservation
-from jobs.records import Batch, OperationRecord
+from jobs.records import Batch, OperationRecord, SubJobRecord
+from jobs.states import State
 
 
 def items(
@@ -65,6 +67,41 @@ def items(
         )
         for i in range(count)
     ]
+
+
+def subjob_record(**changes: object) -> SubJobRecord:
+    """A sub-job as a claim leaves it (DISPATCHING, leased, on call 1, step 0 of a stop), with
+    `changes` applied: for tests of what is decided about one."""
+    at = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    base = SubJobRecord(
+        id=1,
+        operation_id="op",
+        seq=1,
+        target_id="s1",
+        kind="stop",
+        rate_key="k",
+        batch_key="b",
+        payload={},
+        memo=None,
+        state=State.DISPATCHING,
+        step=0,
+        attempt=1,
+        throttles=0,
+        not_before=at,
+        verify_first=False,
+        cloud_job_id=None,
+        request_id=None,
+        accepted_at=None,
+        error_code=None,
+        error_message=None,
+        reason=None,
+        lease_owner="w",
+        lease_expires_at=None,
+        call_id=1,
+        created_at=at,
+        updated_at=at,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
 
 
 class FakePlanner:

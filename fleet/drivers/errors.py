@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class ErrorKind(StrEnum):
@@ -161,27 +161,18 @@ def error_for(
 ) -> DriverError:
     """Build the exception of `kind` (the classification tables deal in kinds, not classes).
     `retry_after` is kept by Throttled only, `ambiguous` by Transient only."""
-    ids = tuple(server_ids)
+    own: dict[str, Any] = {}
     if kind is ErrorKind.THROTTLED:
-        return Throttled(
-            message,
-            retry_after=retry_after,
-            code=code,
-            http_status=http_status,
-            request_id=request_id,
-            server_ids=ids,
-        )
-    if kind is ErrorKind.TRANSIENT:
-        return Transient(
-            message,
-            ambiguous=ambiguous,
-            code=code,
-            http_status=http_status,
-            request_id=request_id,
-            server_ids=ids,
-        )
+        own["retry_after"] = retry_after
+    elif kind is ErrorKind.TRANSIENT:
+        own["ambiguous"] = ambiguous
     return _CLASSES[kind](
-        message, code=code, http_status=http_status, request_id=request_id, server_ids=ids
+        message,
+        code=code,
+        http_status=http_status,
+        request_id=request_id,
+        server_ids=tuple(server_ids),
+        **own,
     )
 
 

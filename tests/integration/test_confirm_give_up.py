@@ -7,19 +7,15 @@ from pathlib import Path
 
 import aiohttp
 
-from fleet.domain import ServerStatus
 from fleet.service import open_fleet
-from jobs.states import OperationState, State
+from jobs.states import OperationState
 from tests.integration.test_operations_on_simulator import (
     SimControl,
     actions_on,
-    other_flavor,
-    pick,
     refused_posts,
+    resize_under_way,
     sim_settings,
-    start_op,
     subjobs,
-    wait_subjob,
     wait_terminal,
 )
 
@@ -34,11 +30,8 @@ async def test_a_confirm_that_keeps_failing_is_reverted(tmp_path: Path) -> None:
     ):
         assert fleet.simulator_url is not None
         sim = SimControl(http, fleet.simulator_url)
-        (up,) = await pick(fleet, sim, "easystack-sim", ServerStatus.RUNNING, 1)
-        before = (await sim.servers())[up.id]["flavor"]
-        flavor = await other_flavor(fleet, "easystack-sim", [up])
-        op_id = await start_op(fleet, "resize", "easystack-sim", [up], {"flavor": flavor})
-        await wait_subjob(fleet, op_id, lambda s: s.state is State.AWAITING)
+        up, _flavor, op_id = await resize_under_way(fleet, sim, "easystack-sim")
+        before = up.flavor
         # the resize is under way: the next action call (the confirm) is refused, retryably
         await sim.fault(
             {"kind": "error_burst", "match": "openstack:action", "status": 503, "count": 1}

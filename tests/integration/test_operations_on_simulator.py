@@ -738,6 +738,20 @@ async def wait_subjob(
             await asyncio.sleep(0.02)
 
 
+async def resize_under_way(
+    fleet: Fleet, sim: SimControl, endpoint: str
+) -> tuple[ServerRef, str, str]:
+    """One running server of `endpoint` being resized to another flavor, once the call of its
+    first step was accepted (the next action on the server is the second step):
+    (server, flavor, operation id)."""
+    (up,) = await pick(fleet, sim, endpoint, ServerStatus.RUNNING, 1)
+    flavor = await other_flavor(fleet, endpoint, [up])
+    op_id = await start_op(fleet, "resize", endpoint, [up], {"flavor": flavor})
+    row = await wait_subjob(fleet, op_id, lambda s: s.state is State.AWAITING)
+    assert row.step == 0, row
+    return up, flavor, op_id
+
+
 def refused_posts(log: Iterable[Entry], server_id: str) -> list[Entry]:
     """Action calls naming `server_id` that were answered with an error."""
     return [e for e in action_calls(log, server_id) if not performed(e)]
@@ -747,12 +761,8 @@ async def test_ecs_resize_job_that_fails_starts_the_server_again(tmp_path: Path)
     """The resize's cloud job fails (Ecs.0013) after the server was stopped for it: the server
     is started again (it was running), and the sub-job fails with the resize's own error."""
     async with running(tmp_path, speed=40.0) as (fleet, sim):
-        (up,) = await pick(fleet, sim, "ecs-sim", ServerStatus.RUNNING, 1)
-        flavor = await other_flavor(fleet, "ecs-sim", [up])
-        op_id = await start_op(fleet, "resize", "ecs-sim", [up], {"flavor": flavor})
+        up, _flavor, op_id = await resize_under_way(fleet, sim, "ecs-sim")
         # the stop was accepted (its transition began then): the next action, the resize, fails
-        row = await wait_subjob(fleet, op_id, lambda s: s.state is State.AWAITING)
-        assert row.step == 0, row
         await sim.fault(
             {
                 "kind": "job_fail",
@@ -803,12 +813,8 @@ async def test_nova_confirm_refused_at_submit_reverts_the_resize(
     VERIFY_RESIZE) after the resize: the resize is reverted, not left in VERIFY_RESIZE, and the
     sub-job fails with the reason."""
     async with running(tmp_path, speed=40.0) as (fleet, sim):
-        (up,) = await pick(fleet, sim, "easystack-sim", ServerStatus.RUNNING, 1)
-        flavor = await other_flavor(fleet, "easystack-sim", [up])
-        op_id = await start_op(fleet, "resize", "easystack-sim", [up], {"flavor": flavor})
+        up, _flavor, op_id = await resize_under_way(fleet, sim, "easystack-sim")
         # the resize was accepted: the next action call on the server is the confirm
-        row = await wait_subjob(fleet, op_id, lambda s: s.state is State.AWAITING)
-        assert row.step == 0, row
         await sim.fault(
             {"kind": "error_burst", "match": "openstack:action", "status": status, "count": 1}
         )
@@ -830,11 +836,7 @@ async def test_ecs_start_again_refused_too_reports_the_resize_error(tmp_path: Pa
     and so is the start that would undo the stop. The sub-job fails with the resize's refusal,
     naming the start's as well; nothing else is tried."""
     async with running(tmp_path, speed=40.0) as (fleet, sim):
-        (up,) = await pick(fleet, sim, "ecs-sim", ServerStatus.RUNNING, 1)
-        flavor = await other_flavor(fleet, "ecs-sim", [up])
-        op_id = await start_op(fleet, "resize", "ecs-sim", [up], {"flavor": flavor})
-        row = await wait_subjob(fleet, op_id, lambda s: s.state is State.AWAITING)
-        assert row.step == 0, row
+        up, _flavor, op_id = await resize_under_way(fleet, sim, "ecs-sim")
         async with sim.http.patch(f"{sim.url}/_sim/servers/{up.id}", json={"locked": True}) as r:
             assert r.status == 200, await r.text()
         done = await wait_terminal(fleet, op_id)

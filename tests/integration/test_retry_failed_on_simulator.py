@@ -5,27 +5,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fleet.domain import ServerStatus
-from jobs.states import OperationState, State
+from jobs.states import OperationState
 from tests.integration.test_operations_on_simulator import (
     actions_on,
-    other_flavor,
-    pick,
+    resize_under_way,
     running,
-    start_op,
     subjobs,
-    wait_for,
     wait_terminal,
 )
 
 
 async def test_retry_failed_after_a_reverted_resize_resizes_again(tmp_path: Path) -> None:
     async with running(tmp_path, speed=40.0) as (fleet, sim):
-        (up,) = await pick(fleet, sim, "easystack-sim", ServerStatus.RUNNING, 1)
-        before = (await sim.servers())[up.id]["flavor"]
-        flavor = await other_flavor(fleet, "easystack-sim", [up])
-        op_id = await start_op(fleet, "resize", "easystack-sim", [up], {"flavor": flavor})
-        await wait_for(fleet, op_id, lambda v: v.counts.get(State.AWAITING) == 1)
+        up, flavor, op_id = await resize_under_way(fleet, sim, "easystack-sim")
+        before = up.flavor
         # the resize is under way: the next action on the server (the confirm) fails
         await sim.fault({"kind": "job_fail", "server_ids": [up.id], "error_code": "boom"})
         done = await wait_terminal(fleet, op_id)

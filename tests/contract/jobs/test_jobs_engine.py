@@ -446,15 +446,24 @@ class _SlowClaims:
         return batches
 
 
-async def test_a_drain_waits_for_the_calls_of_a_claim_under_way(store: SqlJobStore) -> None:
-    """A stop that begins while a round's claim is committing: the calls that claim starts are
-    in flight too, so the drain waits for them; none is left running after it."""
+async def _claim_under_way(
+    store: SqlJobStore,
+) -> tuple[Harness, OperationRecord, _SlowClaims, asyncio.Task[int]]:
+    """A planned 3-server operation whose dispatch round has committed its claim and not yet
+    come back from it (until `slow.release` is set)."""
     slow = _SlowClaims(store)
     h = Harness(slow, planner=FakePlanner(items(3)))  # type: ignore[arg-type]
     op = await h.create()
     await h.planning.run_once()
     round_ = asyncio.create_task(h.dispatcher.run_once())
     await slow.committed.wait()
+    return h, op, slow, round_
+
+
+async def test_a_drain_waits_for_the_calls_of_a_claim_under_way(store: SqlJobStore) -> None:
+    """A stop that begins while a round's claim is committing: the calls that claim starts are
+    in flight too, so the drain waits for them; none is left running after it."""
+    h, op, slow, round_ = await _claim_under_way(store)
     drain = asyncio.create_task(h.dispatcher.drain(60.0))
     await asyncio.sleep(0.05)
     assert not drain.done()  # the round is still to start its calls
@@ -474,12 +483,7 @@ async def test_a_drain_past_its_grace_starts_nothing_a_late_claim_returns(
 ) -> None:
     """The grace runs out while a round's claim is still committing: what it claimed is not
     sent after the drain returned (its rows stay DISPATCHING, verified on the next start)."""
-    slow = _SlowClaims(store)
-    h = Harness(slow, planner=FakePlanner(items(3)))  # type: ignore[arg-type]
-    op = await h.create()
-    await h.planning.run_once()
-    round_ = asyncio.create_task(h.dispatcher.run_once())
-    await slow.committed.wait()
+    h, op, slow, round_ = await _claim_under_way(store)
     drain = asyncio.create_task(h.dispatcher.drain(1.0))
     async with asyncio.timeout(10):
         while not drain.done():  # the grace passes (once the drain is asleep on it)

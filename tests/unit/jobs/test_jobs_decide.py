@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -32,40 +31,15 @@ from jobs.outcomes import (
 from jobs.records import Batch, Change, SubJobRecord
 from jobs.retry import RetryPolicy
 from jobs.states import Event, InvalidTransition, State
+from jobs.testing import subjob_record
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def sub(i: int = 1, state: State = State.DISPATCHING, **kw: object) -> SubJobRecord:
-    base = SubJobRecord(
-        id=i,
-        operation_id="op",
-        seq=i,
-        target_id=f"s{i}",
-        kind="stop",
-        rate_key="k",
-        batch_key="b",
-        payload={},
-        memo=None,
-        state=state,
-        step=0,
-        attempt=1,
-        throttles=0,
-        not_before=NOW,
-        verify_first=False,
-        cloud_job_id=None,
-        request_id=None,
-        accepted_at=None,
-        error_code=None,
-        error_message=None,
-        reason=None,
-        lease_owner="w",
-        lease_expires_at=None,
-        call_id=7,
-        created_at=NOW,
-        updated_at=NOW,
-    )
-    return replace(base, **kw)  # type: ignore[arg-type]
+    times = {"not_before": NOW, "created_at": NOW, "updated_at": NOW}
+    fields = {"id": i, "seq": i, "target_id": f"s{i}", "state": state, "call_id": 7, **times}
+    return subjob_record(**{**fields, **kw})
 
 
 def ctx(phase: Phase = Phase.SUBMIT, rand: float = 0.0) -> Context:

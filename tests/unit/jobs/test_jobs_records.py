@@ -12,6 +12,7 @@ from jobs.polling import poll_groups
 from jobs.records import NewOperation, SubJobRecord
 from jobs.states import State
 from jobs.strategy import Strategy, parse_amount
+from jobs.testing import subjob_record
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -42,35 +43,9 @@ def test_the_fingerprint_ignores_who_and_why_but_not_what() -> None:
 
 
 def sub(i: int, job: str | None, **kw: object) -> SubJobRecord:
-    base = SubJobRecord(
-        id=i,
-        operation_id="op",
-        seq=i,
-        target_id=f"s{i}",
-        kind="stop",
-        rate_key="k",
-        batch_key="b",
-        payload={},
-        memo=None,
-        state=State.AWAITING,
-        step=0,
-        attempt=1,
-        throttles=0,
-        not_before=NOW,
-        verify_first=False,
-        cloud_job_id=job,
-        request_id=None,
-        accepted_at=NOW,
-        error_code=None,
-        error_message=None,
-        reason=None,
-        lease_owner="w",
-        lease_expires_at=None,
-        call_id=1,
-        created_at=NOW,
-        updated_at=NOW,
-    )
-    return replace(base, **kw)  # type: ignore[arg-type]
+    times = {"not_before": NOW, "accepted_at": NOW, "created_at": NOW, "updated_at": NOW}
+    fields = {"id": i, "seq": i, "target_id": f"s{i}", "state": State.AWAITING, **times}
+    return subjob_record(**{**fields, "cloud_job_id": job, **kw})
 
 
 def test_one_poll_per_cloud_job_and_status_reads_in_batches() -> None:

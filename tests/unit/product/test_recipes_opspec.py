@@ -1,5 +1,4 @@
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 import pytest
 
@@ -8,7 +7,7 @@ from fleet.drivers.config import Flavour
 from fleet.opspec import SpecError, params_json, parse_params, parse_targets
 from fleet.recipes import RECIPES, recipe_for
 from jobs.records import SubJobRecord
-from jobs.states import State
+from jobs.testing import subjob_record
 from jobs.types import JSONValue
 
 
@@ -171,34 +170,13 @@ def test_only_the_live_recipe_is_live() -> None:
 
 
 def _rolled_back(memo: Mapping[str, JSONValue]) -> SubJobRecord:
-    now = datetime(2026, 3, 1, tzinfo=UTC)
-    return SubJobRecord(
-        id=1,
-        operation_id="op",
+    return subjob_record(
         seq=0,
         target_id="e/s",
         kind="resize",
-        rate_key="k",
-        batch_key="b",
         payload={"server_id": "s", "status": "running"},
         memo=memo,
-        state=State.DISPATCHING,
         step=3,
-        attempt=1,
-        throttles=0,
-        not_before=now,
-        verify_first=False,
-        cloud_job_id=None,
-        request_id=None,
-        accepted_at=None,
-        error_code=None,
-        error_message=None,
-        reason=None,
-        lease_owner="w",
-        lease_expires_at=None,
-        call_id=1,
-        created_at=now,
-        updated_at=now,
     )
 
 
