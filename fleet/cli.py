@@ -7,7 +7,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from fleet.recipes import KINDS
+from fleet.drivers.registry import KINDS
 
 
 def build_parser() -> argparse.ArgumentParser:

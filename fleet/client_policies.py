@@ -2,7 +2,8 @@
 
 Same conventions as `fleet.client` (URL and token from the environment, `--json` prints the API's
 answer, exit 2 when the service refuses, 3 when it cannot be reached). `run` exits 1 when the fire
-failed; a skip (no servers to act on) is not a failure.
+failed or was refused (its operation refused by admission or by planning); a skip (no servers to
+act on) is not a failure.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def _slot_text(slot: object) -> str:
 def _fire_text(fire: object) -> str:
     if not isinstance(fire, Mapping):
         return "-"
-    return f"{fire.get('status')} {str(fire.get('scheduled_at', ''))[:16]}"
+    return f"{fire.get('outcome') or fire.get('status')} {str(fire.get('scheduled_at', ''))[:16]}"
 
 
 def _items(data: Mapping[str, object], key: str) -> list[Mapping[str, object]]:
@@ -123,8 +124,10 @@ def run_text(policy_id: str, data: Mapping[str, object]) -> str:
     if fire.get("operation_id"):
         kind = "dry-run operation" if fire.get("dry_run") else "operation"
         detail = f"{kind} {fire['operation_id']} on {fire.get('targets')} servers"
+        outcome, why = fire.get("outcome"), fire.get("outcome_reason")
+        detail += f": {outcome}" + (f" ({why})" if why else "")
     else:
-        detail = f"{status}: {fire.get('reason') or 'no operation'}"
+        detail = f"{fire.get('outcome') or status}: {fire.get('reason') or 'no operation'}"
     return f"{head}\n  {detail}"
 
 
@@ -135,7 +138,10 @@ async def _run(args: Namespace, client: Client, out: TextIO) -> int:
     else:
         out.write(run_text(str(args.policy_id), data) + "\n")
     fire = data.get("fire")
-    return 1 if isinstance(fire, Mapping) and fire.get("status") == "failed" else 0
+    bad = ("failed", "refused")
+    if not isinstance(fire, Mapping):
+        return 0
+    return 1 if fire.get("status") in bad or fire.get("outcome") in bad else 0
 
 
 async def cmd_policies(args: Namespace, client: Client, out: TextIO, err: TextIO) -> int:

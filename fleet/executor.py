@@ -4,7 +4,7 @@ For a claimed batch it makes ONE driver call (every sub-job shares endpoint, rec
 for sub-jobs awaiting a cloud job it polls that job ONCE, and for sub-jobs whose earlier send may
 or may not have reached the cloud (`verify_first` after a crash) it reads the servers first and
 re-sends only when the cloud shows no trace of the call. Multi-step actions advance through their
-recipe (`fleet.recipes`). A failure of a step that leaves a server half-way (a Nova confirm, an ECS
+recipe, as the endpoint's driver declares it (`fleet.drivers.actions`). A failure of a step that leaves a server half-way (a Nova confirm, an ECS
 resize of a server stopped for it), seen by a poll or as a refusal of the call, runs the recipe's
 compensation step (revert, start again) before the sub-job is reported failed.
 """
@@ -17,7 +17,8 @@ from datetime import datetime
 
 import structlog
 
-from fleet.domain import Action, ActionParams, PowerType, Provider, ServerRef, ServerStatus
+from fleet.domain import Action, ActionParams, PowerType, ServerRef, ServerStatus
+from fleet.drivers.actions import TYPICAL_SECONDS, ActionSpec, Evidence, Goal, Recipe, Step
 from fleet.drivers.base import Driver, OutcomeState, PollResult, ServerOutcome, Submission
 from fleet.drivers.errors import (
     DriverError,
@@ -29,7 +30,6 @@ from fleet.drivers.errors import (
 from fleet.drivers.novacommon import server_outcome
 from fleet.opspec import parse_params
 from fleet.planner import batch_key, rate_key
-from fleet.recipes import RECIPES, Recipe, Step, recipe_for
 from jobs.outcomes import (
     ROLLED_BACK,
     Accepted,
@@ -49,19 +49,6 @@ from jobs.types import JSONValue
 
 log = structlog.get_logger("fleet.executor")
 
-# Seconds a step's action takes until the server settles, the plan's ETA only (polls decide when a
-# server is done). An endpoint's `action_seconds` overrides them per action.
-ACTION_SECONDS: Mapping[str, float] = {
-    Action.START: 20.0,
-    Action.STOP: 20.0,
-    Action.REBOOT: 30.0,
-    Action.RESIZE: 60.0,
-    Action.CONFIRM_RESIZE: 5.0,
-    Action.REVERT_RESIZE: 20.0,
-    Action.TAG_ADD: 0.0,
-    Action.TAG_REMOVE: 0.0,
-    Action.DELETE: 15.0,
-}
 # The first poll of an accepted call comes after this share of its action's expected time (then
 # every poll interval): reading a server that cannot have settled yet only spends API budget and
 # a poll round (D11).
@@ -89,10 +76,16 @@ class FleetExecutor:
         self._max_batch = max_batch
         self._action_seconds = action_seconds or {}  # endpoint -> action -> seconds
 
-    def _seconds(self, endpoint: str | None, action: Action) -> float:
-        """How long `action` takes on `endpoint` until the server settles."""
-        own = self._action_seconds.get(endpoint or "", {})
-        return own.get(action, ACTION_SECONDS.get(action, 10.0))
+    def _seconds(self, endpoint: str, action: Action) -> float:
+        """How long `action` takes on `endpoint` until the server settles: the endpoint's
+        configured time, else what its driver declares."""
+        own = self._action_seconds.get(endpoint, {})
+        if action in own:
+            return own[action]
+        driver = self._drivers.get(endpoint)
+        if driver is None or action not in driver.capabilities.actions:
+            return TYPICAL_SECONDS.get(action, 10.0)
+        return driver.capabilities.spec(action).duration
 
     def _first_poll(self, endpoint: str, step: Step, params: ActionParams) -> float | None:
         """Seconds before the first poll of an accepted call (None: the engine's interval). A
@@ -105,21 +98,23 @@ class FleetExecutor:
 
     def profile(self, kind: str, rate_key: str | None = None) -> ActionProfile:
         """Steps of `kind` with the batch size of the endpoint behind `rate_key` (without it, the
-        longest recipe, ECS v1 resize, at the largest batch: only the ETA's timing uses that).
+        longest recipe any endpoint declares for the kind: only the ETA's timing uses that).
         Each step names the rate key it is sent on (an ECS resize: `{endpoint}:resize` between
         a stop and a start on `{endpoint}:action`), whether it applies only to servers that were
         running, and whether it is a compensation, so that the plan counts calls per key."""
         endpoint = None if rate_key is None else rate_key.split(":", 1)[0]
-        driver = None if endpoint is None else self._drivers.get(endpoint)
-        recipe = recipe_for(kind, Provider.HUAWEI_ECS if driver is None else driver.provider)
+        found = self._recipe_of(kind, endpoint)
+        if found is None:
+            return ActionProfile(steps=(StepProfile(self._max_batch, 0.0),), poll_batch=50)
+        endpoint_used, recipe = found
+        driver = self._drivers[endpoint_used]
+        keyed = endpoint is not None and endpoint in self._drivers
         steps = tuple(
             StepProfile(
-                self._max_batch
-                if driver is None
-                else min(self._max_batch, _max_batch(driver, s.action)),
+                min(self._max_batch, _max_batch(driver, s.action)) if keyed else self._max_batch,
                 # a compensation (revert) is not on the way of a server that succeeds
-                0.0 if s.on_failure_only else self._seconds(endpoint, s.action),
-                rate_key=self._step_key(endpoint, driver, s.action),
+                0.0 if s.on_failure_only else self._seconds(endpoint_used, s.action),
+                rate_key=self._step_key(endpoint, driver, s.action) if keyed else None,
                 only_if_running=s.only_if_running,
                 on_failure_only=s.on_failure_only,
             )
@@ -128,8 +123,23 @@ class FleetExecutor:
         # An endpoint that takes one server per call (the Nova dialects) reads the status of a
         # whole poll group with one `changes-since` listing (`OpenStackDriver.poll`), so its
         # groups are larger; batch APIs (Huawei) poll one cloud job per call.
-        per_server = driver is not None and all(s.max_batch == 1 for s in steps)
+        per_server = keyed and all(s.max_batch == 1 for s in steps)
         return ActionProfile(steps=steps, poll_batch=LISTED_POLL_BATCH if per_server else 50)
+
+    def _recipe_of(self, kind: str, endpoint: str | None) -> tuple[str, Recipe] | None:
+        """The recipe `kind` follows on `endpoint` (an unknown endpoint or None: the longest any
+        endpoint declares), with the endpoint whose declarations time it."""
+        names = [endpoint] if endpoint is not None and endpoint in self._drivers else []
+        names = names or sorted(self._drivers)
+        found: list[tuple[str, Recipe]] = []
+        for name in names:
+            caps = self._drivers[name].capabilities
+            if kind in caps.kinds():
+                recipes = caps.offer(kind).recipes
+                found.append((name, max(recipes, key=lambda r: len(r.steps))))
+        if not found:
+            return None
+        return max(found, key=lambda f: len(f[1].steps))
 
     @staticmethod
     def _step_key(endpoint: str | None, driver: Driver | None, action: Action) -> str | None:
@@ -170,13 +180,14 @@ class FleetExecutor:
     def _context(self, batch: Batch) -> tuple[str, Driver, Recipe, ActionParams]:
         first = batch.subjobs[0]
         endpoint = str(first.payload["endpoint"])
-        recipe = RECIPES[str(first.payload["recipe"])]
+        driver = self._drivers[endpoint]
+        recipe = driver.capabilities.recipe(str(first.payload["recipe"]))
         params = parse_params(batch.kind, batch.params)
         if params.live and not recipe.live:
             # asked for live, planned offline (the server was not running): the driver must
             # send a plain resize, which it chooses by `live`
             params = replace(params, live=False)
-        return endpoint, self._drivers[endpoint], recipe, params
+        return endpoint, driver, recipe, params
 
     def _after(
         self, endpoint: str, driver: Driver, recipe: Recipe, step: int, sj: SubJobRecord
@@ -336,7 +347,7 @@ class FleetExecutor:
             server = await driver.get_server(_server_id(sj))
         except DriverError:
             return self._refused(batch, sj, Failed(code=code, reason=exc.message, retryable=True))
-        if _reached(step.action, server, params):
+        if _reached(driver.capabilities.spec(step.action), server, params):
             return self._after(endpoint, driver, recipe, batch.step, sj)
         failed = Failed(code=code, reason=exc.message, retryable=not server.settled)
         return self._refused(batch, sj, failed)
@@ -386,7 +397,7 @@ class FleetExecutor:
             except NotFound:
                 outcomes[sj.id] = (
                     self._after(endpoint, driver, recipe, batch.step, sj)
-                    if step.action is Action.DELETE
+                    if driver.capabilities.spec(step.action).leads_to is ServerStatus.DELETED
                     else Failed(code="not_found", reason="server not found")
                 )
                 continue
@@ -414,7 +425,7 @@ class FleetExecutor:
             return Accepted(
                 memo={"submission": _status_submission(action, server.id, params), **_keep(sj)}
             )
-        if _landed(action, sj, server, params):
+        if _landed(driver.capabilities.spec(action), sj, server, params):
             return self._after(endpoint, driver, recipe, step, sj)
         return Resubmit(reason=f"no trace of {action.value} on the server")
 
@@ -528,26 +539,27 @@ def _poll_error(exc: DriverError) -> Outcome:
     return RetryLater(reason=str(exc), code=exc.code or exc.kind.value)
 
 
-def _reached(action: Action, server: ServerRef, params: ActionParams) -> bool:
-    """Whether `server` (settled) already shows what `action` leads to."""
-    if action in (Action.TAG_ADD, Action.TAG_REMOVE):
+def _reached(spec: ActionSpec, server: ServerRef, params: ActionParams) -> bool:
+    """Whether `server` (settled) already shows what the call of `spec` leads to."""
+    if spec.evidence is Evidence.ANSWER:
         return False  # idempotent calls: simply sent again
-    if action is Action.RESIZE:
-        return params.flavor is not None and server.flavor == params.flavor
-    return server_outcome(action, server, params.flavor).state is OutcomeState.DONE
+    if spec.goal is Goal.FLAVOR:
+        return spec.reached(server, params)
+    return server_outcome(spec.action, server, params.flavor).state is OutcomeState.DONE
 
 
-def _landed(action: Action, sj: SubJobRecord, server: ServerRef, params: ActionParams) -> bool:
-    """Whether the call of `action` reached the cloud, judged from the settled server.
+def _landed(spec: ActionSpec, sj: SubJobRecord, server: ServerRef, params: ActionParams) -> bool:
+    """Whether the call of `spec` reached the cloud, judged from the settled server as the
+    dialect declares (`verify_by`).
 
     Start, stop, resize and delete leave a status or flavor that the server did not have when it
     was planned (servers already there are skipped at planning). A finished reboot leaves the server
     as it found it, so it is judged by the cloud's own `updated` stamp against the one seen at
     planning; without stamps it counts as done rather than risking a second reboot.
     """
-    if action is Action.REBOOT:
+    if spec.verify_by is Evidence.STAMP:
         before = sj.payload.get("updated")
         if before is not None and server.updated is not None:
             return server.updated != before
-        return server.status is ServerStatus.RUNNING
-    return _reached(action, server, params)
+        return server.status is spec.leads_to
+    return _reached(spec, server, params)

@@ -11,18 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fleet.domain import ActionParams, PowerType, Selector, ServerStatus
-from fleet.recipes import KINDS
+from fleet.drivers.registry import KINDS
+from jobs.errors import FieldError
 
 DEFAULT_EXCLUDE_TAG = ("fleet-exclude", "true")
 
 
-class SpecError(ValueError):
+class SpecError(FieldError):
     """A bad operation field; `field` is its dotted path (e.g. `params.type`)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,12 @@
 
 Each configured endpoint (or only those the selector names) is listed once, in full; the selector
 is applied here, so the same listing also gives the endpoint's fleet size for the blast-radius
-guard. A server is skipped (recorded, never sent) when it carries the exclusion tag, is already in
-the state the action leads to, or sits on a dialect without the API the action needs (tags on
-EasyStack; a resize on BMS when the selector does not name the BMS endpoint). An action an
-endpoint the selector names cannot do at all (a resize of `bms-prod`) refuses the whole operation.
+guard. What an action means on each dialect is read from its driver's declarations
+(`fleet.drivers.actions`): a server is skipped (recorded, never sent) when it carries the
+exclusion tag, is already where the action leads (or in a status the action declares pointless),
+or sits on a dialect that does not offer the action and that the selector does not name. An
+action an endpoint the selector names cannot do refuses the whole operation (admission refuses it
+before; this is the last line).
 """
 
 from __future__ import annotations
@@ -13,17 +15,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 
-from fleet.domain import Action, ActionParams, Selector, ServerRef, ServerStatus
+from fleet.domain import Action, ActionParams, Selector, ServerRef
+from fleet.drivers.actions import Capabilities, Recipe
 from fleet.drivers.base import Driver
-from fleet.drivers.config import Flavour
 from fleet.drivers.errors import DriverError, Unsupported
 from fleet.opspec import SpecError, Targets, parse_params, parse_targets
-from fleet.recipes import Recipe, recipe_for
 from jobs.errors import PlanningError
 from jobs.ports import FleetSize, PlanEntry, PlanItem
 from jobs.records import OperationRecord
 
-TAG_KINDS = ("tag_add", "tag_remove")
 PREFETCH = 5000
 """Entries an endpoint's listing may run ahead of planning (bounded memory, any fleet size)."""
 
@@ -58,36 +58,32 @@ def batch_key(endpoint: str, recipe: str, step: int) -> str:
 
 
 def skip_reason(
-    kind: str, server: ServerRef, params: ActionParams, exclude: tuple[str, str] | None
+    caps: Capabilities,
+    kind: str,
+    server: ServerRef,
+    params: ActionParams,
+    exclude: tuple[str, str] | None,
 ) -> str | None:
-    """Why `server` needs no call (None: act on it)."""
+    """Why `server` needs no call (None: act on it), as its dialect declares."""
     if exclude is not None and server.tags.get(exclude[0]) == exclude[1]:
         return "excluded"
-    if server.status is ServerStatus.DELETED:
-        return "already deleted"
-    if kind == "start" and server.status is ServerStatus.RUNNING:
-        return "already running"
-    if kind == "stop" and server.status is ServerStatus.STOPPED:
-        return "already stopped"
-    if kind == "reboot" and server.status is ServerStatus.STOPPED:
-        return "not running (stopped)"
-    if kind == "resize" and params.flavor is not None and server.flavor == params.flavor:
-        return f"already flavor {params.flavor}"
-    if kind == "tag_add" and all(server.tags.get(k) == v for k, v in params.tags.items()):
-        return "already tagged"
-    if kind == "tag_remove" and not any(
-        k in server.tags and (not v or server.tags[k] == v) for k, v in params.tags.items()
-    ):
-        return "no such tags"
+    return caps.skip_reason(kind, server, params)
+
+
+def unsupported_reason(caps: Capabilities, kind: str) -> str | None:
+    """Why the dialect does not offer `kind` at all (None: it does)."""
+    try:
+        caps.offer(kind)
+    except Unsupported as exc:
+        return exc.message
     return None
 
 
 class FleetPlanner:
     """Implements `jobs.ports.Planner` over the configured drivers."""
 
-    def __init__(self, drivers: Mapping[str, Driver], flavours: Mapping[str, str]) -> None:
+    def __init__(self, drivers: Mapping[str, Driver]) -> None:
         self._drivers = drivers
-        self._flavours = flavours  # endpoint -> Flavour value (openstack endpoints)
 
     def _targets(self, operation: OperationRecord) -> tuple[Targets, ActionParams]:
         try:
@@ -100,15 +96,12 @@ class FleetPlanner:
             raise PlanningError(f"selector.endpoints: unknown endpoint {unknown[0]!r}")
         return targets, params
 
+    @staticmethod
     def _recipe(
-        self, name: str, driver: Driver, kind: str, params: ActionParams, server: ServerRef | None
+        driver: Driver, kind: str, params: ActionParams, server: ServerRef | None
     ) -> Recipe:
-        recipe = recipe_for(
-            kind,
-            driver.provider,
-            flavour=self._flavours.get(name, Flavour.OPENSTACK),
-            live=params.live,
-            status=None if server is None else server.status,
+        recipe = driver.capabilities.recipe_for(
+            kind, params, None if server is None else server.status
         )
         for step in recipe.steps:
             driver.check(step.action, params)
@@ -170,26 +163,21 @@ class FleetPlanner:
         self, name: str, kind: str, targets: Targets, params: ActionParams
     ) -> AsyncIterator[PlanEntry]:
         driver = self._drivers[name]
-        unsupported: str | None = None
-        try:
-            self._recipe(name, driver, kind, params, None)
-        except Unsupported as exc:
-            # The dialect has no API for it at all (tags on EasyStack, resize on BMS): skip its
-            # servers, unless the selector names this endpoint. Anything else (a parameter the
-            # dialect cannot take, e.g. live on ECS) refuses the operation.
-            missing = any(
-                s.action not in driver.capabilities.actions
-                for s in recipe_for(kind, driver.provider).steps
-            )
-            if not missing or (kind not in TAG_KINDS and name in targets.endpoints):
+        unsupported = unsupported_reason(driver.capabilities, kind)
+        if unsupported is not None and name in targets.endpoints:
+            raise PlanningError(f"endpoint {name}: {unsupported}")
+        if unsupported is None:
+            try:  # a parameter the dialect cannot take (live on ECS) refuses the operation
+                self._recipe(driver, kind, params, None)
+            except Unsupported as exc:
                 raise PlanningError(f"endpoint {name}: {exc.message}") from None
-            unsupported = f"unsupported: {exc.message}"
+        skip_unsupported = None if unsupported is None else f"unsupported: {unsupported}"
         fleet = 0
         try:
             async for server in driver.list_servers(Selector()):
                 fleet += 1
                 if targets.selector.matches(server):
-                    yield self._item(name, driver, kind, params, server, targets, unsupported)
+                    yield self._item(name, driver, kind, params, server, targets, skip_unsupported)
         except DriverError as exc:
             if isinstance(exc, Unsupported):
                 raise PlanningError(f"endpoint {name}: {exc.message}") from None
@@ -206,8 +194,10 @@ class FleetPlanner:
         targets: Targets,
         unsupported: str | None,
     ) -> PlanItem:
-        reason = unsupported or skip_reason(kind, server, params, targets.exclude_tag)
-        recipe = self._recipe(name, driver, kind, params, server) if reason is None else None
+        reason = unsupported or skip_reason(
+            driver.capabilities, kind, server, params, targets.exclude_tag
+        )
+        recipe = self._recipe(driver, kind, params, server) if reason is None else None
         return PlanItem(
             target_id=f"{name}/{server.id}",
             rate_key=rate_key(name, driver, recipe.steps[0].action) if recipe else f"{name}:none",

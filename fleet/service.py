@@ -20,6 +20,7 @@ import aiohttp
 import structlog
 from sqlalchemy.engine import make_url
 
+from fleet.admission import Admission
 from fleet.drivers.base import Driver
 from fleet.drivers.registry import create_driver
 from fleet.endpoints import SimEndpoints, budget_overrides, endpoint_config
@@ -29,7 +30,7 @@ from fleet.planner import FleetPlanner
 from fleet.policies.files import load_policy_files
 from fleet.policies.scheduler import run_policies
 from fleet.policies.service import PolicyService
-from fleet.settings import Settings
+from fleet.settings import Settings, configured_guard, delete_guard
 from jobs.clock import Clock, SystemClock
 from jobs.config import EngineConfig
 from jobs.migrate import upgrade
@@ -55,6 +56,19 @@ class Fleet:
     operations: Operations
     simulator_url: str | None = None
     policies: PolicyService | None = None
+
+    @property
+    def admission(self) -> Admission:
+        """The one door every request to act goes through (`fleet.admission`)."""
+        return admission_for(self.settings, self.drivers)
+
+
+def admission_for(settings: Settings, drivers: Mapping[str, Driver]) -> Admission:
+    return Admission(
+        drivers,
+        ceiling=lambda names: configured_guard(settings, names),
+        delete_guard=delete_guard(settings),
+    )
 
 
 def policy_paths(patterns: Sequence[str]) -> list[Path]:
@@ -169,10 +183,9 @@ async def open_fleet(
     ):
         store = SqlJobStore(settings.database.url)
         try:
-            flavours = {s.name: s.flavour for s in settings.endpoints}
             runtime = Runtime(
                 store,
-                FleetPlanner(drivers, flavours),
+                FleetPlanner(drivers),
                 FleetExecutor(drivers, action_seconds=_action_seconds(settings, sim)),
                 limiter,
                 clock=clock,

@@ -148,6 +148,18 @@ class PoliciesSpec(_Strict):
     sweep_interval: float = Field(default=30.0, gt=0)
 
 
+class DeleteGuardSpec(_Strict):
+    """The blast radius every delete is held to unless an admin's request gives its own guard
+    (None: no such limit)."""
+
+    max_servers: int | None = Field(default=10, ge=0)
+    max_percent: str | None = "5%"
+
+
+class GuardsSpec(_Strict):
+    delete: DeleteGuardSpec = DeleteGuardSpec()
+
+
 class LoggingSpec(_Strict):
     format: Literal["auto", "json", "console"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -160,6 +172,7 @@ class Settings(_Strict):
     simulator: SimulatorSpec = SimulatorSpec()
     logging: LoggingSpec = LoggingSpec()
     policies: PoliciesSpec = PoliciesSpec()
+    guards: GuardsSpec = GuardsSpec()
     endpoints: list[EndpointSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -231,6 +244,14 @@ def configured_guard(settings: Settings, endpoints: Sequence[str]) -> BlastRadiu
             BlastRadius.from_json({"max_servers": s.max_servers, "max_percent": s.max_percent})
             for s in specs
         )
+    )
+
+
+def delete_guard(settings: Settings) -> BlastRadius | None:
+    """The configured delete guard (None when it limits nothing)."""
+    spec = settings.guards.delete
+    return stricter(
+        BlastRadius.from_json({"max_servers": spec.max_servers, "max_percent": spec.max_percent})
     )
 
 

@@ -26,9 +26,20 @@ class PlanningError(JobsError):
     """
 
 
-class InvalidSpec(JobsError, ValueError):
-    """A strategy or guard value that cannot be understood (names the field)."""
+class FieldError(ValueError):
+    """A request that cannot be taken, naming the field at fault (`field`, dotted as the client
+    wrote it: `targets.endpoints[1]`, `params.flavor`) and why (`message`). The one base of every
+    such error, so every door answers it the same way (422 in the API, exit 2 in the CLI)."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+        super().__init__(f"{field}: {message}" if field else message)
         self.field = field
+        self.message = message
+
+    def within(self, prefix: str) -> FieldError:
+        """The same error under a parent path (`policies[2]` + `cron`)."""
+        return type(self)(f"{prefix}.{self.field}" if self.field else prefix, self.message)
+
+
+class InvalidSpec(JobsError, FieldError):
+    """A strategy or guard value that cannot be understood (names the field)."""

@@ -72,6 +72,9 @@ class EtaInputs:
         return self.profile if self.profile_for is None else self.profile_for(key)
 
 
+NOTHING_MATCHED = "no server matched the selector"
+
+
 class PlanBuilder:
     """Accumulates one operation's plan while the planner's items stream through."""
 
@@ -118,6 +121,10 @@ class PlanBuilder:
         return tuple(sorted({k for k, _ in self.per_batch}))
 
     def refusal(self, guard: BlastRadius | None) -> str | None:
+        """Why the operation must not run: nothing matched (an operation that would do nothing
+        does not say it succeeded), or the guard."""
+        if not self.acting and not self.skipped:
+            return NOTHING_MATCHED
         return blast_radius_refusal(guard, self.acting, self.acting_by_scope, self.fleet_by_scope)
 
     def summary(self, eta: EtaInputs, refused_reason: str | None = None) -> PlanSummary:

@@ -63,7 +63,7 @@ async def create_operation(request: web.Request) -> web.Response:
     fleet = fleet_of(request)
     body = await read_body(request, CreateOperationIn)
     key = idempotency_key(request.headers.get("Idempotency-Key"))
-    new = await new_operation(body, fleet, identity_of(request).name, key)
+    new = await new_operation(body, fleet, identity_of(request), key)
     try:
         view, created = await fleet.operations.create(new)
     except IdempotencyConflict as exc:

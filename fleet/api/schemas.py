@@ -19,7 +19,7 @@ from fleet.domain import PowerType, ServerStatus
 from jobs.states import OperationState, State
 
 ActionName = Literal["start", "stop", "reboot", "resize", "tag_add", "tag_remove", "delete"]
-"""Must equal `fleet.recipes.KINDS` (a test keeps them in step)."""
+"""Must equal `fleet.drivers.registry.KINDS` (a test keeps them in step)."""
 
 MAX_IDS = 10_000
 MAX_TAGS = 50

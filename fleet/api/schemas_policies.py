@@ -108,11 +108,17 @@ class SlotPreviewOut(SlotOut):
 
 
 class FireOut(_Out):
+    outcome: str = Field(
+        description="what came of the fire: its operation's outcome (succeeded, "
+        "completed_with_failures, failed, stopped, cancelled, refused, running...), "
+        "nothing_matched, refused (admission refused its operation), skipped, failed, firing"
+    )
+    outcome_reason: str | None
     id: int
     policy_id: str
     scheduled_at: datetime
     trigger: str = Field(description="schedule or manual")
-    status: str = Field(description="firing, fired, skipped or failed")
+    status: str = Field(description="firing, fired, skipped, refused or failed")
     reason: str | None
     operation_id: str | None
     idempotency_key: str

@@ -12,29 +12,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Protocol
 
 from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef, ServerStatus
-from fleet.drivers.errors import NotFound, Permanent, Unsupported
+from fleet.drivers.actions import (
+    ActionSpec,
+    BudgetUnit,
+    Capabilities,
+    RateBudget,
+)
+from fleet.drivers.errors import NotFound, Permanent
+
+__all__ = ["ActionSpec", "BudgetUnit", "Capabilities", "RateBudget"]
 
 # --- rate limiting hooks ----------------------------------------------------------------------------
-
-
-class BudgetUnit(StrEnum):
-    REQUESTS = "requests"
-    SERVERS = "servers"
-
-
-@dataclass(frozen=True)
-class RateBudget:
-    """At most `limit` units in any window of `period` seconds (plain data; the engine enforces)."""
-
-    limit: int
-    period: float
-    unit: BudgetUnit = BudgetUnit.REQUESTS
 
 
 class RequestGate(Protocol):
@@ -68,47 +62,6 @@ class UnlimitedGate:
 
     def throttled(self, api_class: str, retry_after: float | None) -> None:
         return None
-
-
-# --- capabilities ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ActionSpec:
-    """How one dialect performs one action.
-
-    - `api_class`: the rate class of the submitting call (the engine's rate key is
-      `"{endpoint}:{api_class}"`); `counts_servers`: its budget is counted in servers.
-    - `max_batch`: servers per call (1 = no batch API).
-    - `applies_to`: statuses from which the action makes sense; `leads_to`: the status it ends in
-      (None: no single one: tags keep the status, confirm/revert return to the one before).
-    - `cloud_job`: completion is read from a cloud job rather than from the server.
-    """
-
-    action: Action
-    api_class: str
-    max_batch: int
-    applies_to: frozenset[ServerStatus]
-    leads_to: ServerStatus | None
-    counts_servers: bool = False
-    cloud_job: bool = False
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    actions: Mapping[Action, ActionSpec]
-    # api_class -> default budgets (from the seeds, or a documented conservative default)
-    budgets: Mapping[str, tuple[RateBudget, ...]] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "actions", MappingProxyType(dict(self.actions)))
-        object.__setattr__(self, "budgets", MappingProxyType(dict(self.budgets)))
-
-    @property
-    def supported(self) -> frozenset[Action]:
-        return frozenset(self.actions)
 
 
 # --- results ---------------------------------------------------------------------------------------
@@ -273,14 +226,6 @@ class FlavorCache:
             value = await fetch()
             self._value, self._at = value, self._clock()
             return value
-
-
-def spec_or_unsupported(caps: Capabilities, action: Action, dialect: str) -> ActionSpec:
-    """The spec of `action`, or a clear Unsupported naming the dialect."""
-    spec = caps.actions.get(action)
-    if spec is None:
-        raise Unsupported(f"{dialect} does not support {action.value}")
-    return spec
 
 
 def check_batch(spec: ActionSpec, ids: Sequence[str]) -> None:

@@ -134,7 +134,28 @@ class AuthError(DriverError):
 
 
 class Unsupported(DriverError):
+    """`field`: the request field the dialect cannot take (`params.type`), when one is at fault."""
+
     kind = ErrorKind.UNSUPPORTED
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        code: str | None = None,
+        http_status: int | None = None,
+        request_id: str | None = None,
+        server_ids: Iterable[str] = (),
+    ) -> None:
+        super().__init__(
+            message,
+            code=code,
+            http_status=http_status,
+            request_id=request_id,
+            server_ids=server_ids,
+        )
+        self.field = field
 
 
 _CLASSES: dict[ErrorKind, type[DriverError]] = {

@@ -8,11 +8,14 @@ from types import MappingProxyType
 import aiohttp
 
 from fleet.domain import Provider
+from fleet.drivers.actions import Capabilities, kinds_of
 from fleet.drivers.base import Driver, RequestGate
 from fleet.drivers.config import EndpointConfig
+from fleet.drivers.huawei import bms, ecs
 from fleet.drivers.huawei.bms import HuaweiBmsDriver
 from fleet.drivers.huawei.ecs import HuaweiEcsDriver
-from fleet.drivers.nova.driver import OpenStackDriver
+from fleet.drivers.nova import requests as nova_requests
+from fleet.drivers.nova.driver import OpenStackDriver, capabilities_for
 
 DriverFactory = Callable[[EndpointConfig, aiohttp.ClientSession, RequestGate], Driver]
 
@@ -30,3 +33,38 @@ def create_driver(
 ) -> Driver:
     """The driver for `config.provider`, wired to one endpoint's session and gate."""
     return DRIVERS[config.provider](config, session, gate)
+
+
+# What every dialect declares (one entry per set of declarations an endpoint can have): the source
+# of the kinds the API, the CLI and the docs list.
+DECLARATIONS: tuple[Capabilities, ...] = (
+    ecs.CAPABILITIES,
+    bms.CAPABILITIES,
+    capabilities_for(nova_requests.OPENSTACK_QUIRKS),
+    capabilities_for(nova_requests.EASYSTACK_QUIRKS),
+)
+KINDS: tuple[str, ...] = kinds_of(DECLARATIONS)
+"""Every action a user may ask for (an operation's `action`), as the dialects declare them."""
+
+
+def capability_table() -> str:
+    """What each dialect offers, as a Markdown table (docs/extending.md carries it; a test keeps
+    the two in step)."""
+    head = "| action | " + " | ".join(c.dialect for c in DECLARATIONS) + " |"
+    rows = [head, "|---" * (len(DECLARATIONS) + 1) + "|"]
+    for kind in KINDS:
+        cells = []
+        for caps in DECLARATIONS:
+            offer = caps.offers.get(kind)
+            if offer is None or not offer.supported:
+                why = "not declared" if offer is None else offer.unsupported_because
+                cells.append(f"no: {why}")
+            else:
+                cells.append(
+                    " / ".join(
+                        " -> ".join(s.action.value for s in r.steps if not s.on_failure_only)
+                        for r in offer.recipes
+                    )
+                )
+        rows.append(f"| `{kind}` | " + " | ".join(cells) + " |")
+    return "\n".join(rows)

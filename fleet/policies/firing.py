@@ -19,7 +19,7 @@ re-run a named slot (taking it over if it was skipped), and ignore skip days and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -28,7 +28,7 @@ import structlog
 from fleet.drivers.errors import DriverError
 from fleet.policies.cron import Slot, key_time
 from fleet.policies.model import Policy
-from fleet.policies.ports import OperationsPort
+from fleet.policies.ports import Admitter, OperationsPort
 from fleet.policies.records import FireRecord, FireStatus, PolicyRecord, Trigger
 from fleet.policies.restore import evaluate_restore, harvest
 from fleet.policies.store import PolicyStore
@@ -42,8 +42,7 @@ from fleet.policies.targets import (
     request_json,
 )
 from jobs.clock import Clock
-from jobs.errors import IdempotencyConflict
-from jobs.strategy import BlastRadius
+from jobs.errors import FieldError, IdempotencyConflict
 
 log = structlog.get_logger("fleet.policies")
 
@@ -118,7 +117,7 @@ class Firing:
         worker: str,
         *,
         stale_after: timedelta = timedelta(minutes=2),
-        ceiling: Callable[[Sequence[str]], BlastRadius | None] = lambda _endpoints: None,
+        admission: Admitter,
     ) -> None:
         self.store = store
         self.operations = operations
@@ -126,7 +125,7 @@ class Firing:
         self.clock = clock
         self.worker = worker
         self.stale_after = stale_after
-        self.ceiling = ceiling  # the blast-radius limits configured on these endpoints
+        self.admission = admission  # the one door every request to act goes through
 
     async def evaluate(self, policy: Policy, slot: Slot, fire_id: int | None = None) -> Evaluation:
         if policy.spec.mode == "restore":
@@ -173,14 +172,18 @@ class Firing:
             if not evaluation.acting:
                 return await self._finish(record, FireStatus.SKIPPED, NO_TARGETS, evaluation)
             local = slot.at.astimezone(policy.schedule.tz).isoformat()
-            new = operation_request(
+            act = operation_request(
                 policy,
                 evaluation,
                 key=record.idempotency_key,
                 reason=f"policy {policy.name}: {record.trigger.value} slot {local}",
                 by=f"policy:{policy.name}" if record.trigger is Trigger.SCHEDULE else record.by,
-                ceiling=self.ceiling(sorted({s.endpoint for s in evaluation.acting})),
             )
+            try:
+                new = await self.admission.admit(act)
+            except FieldError as exc:
+                log.warning("policy_fire_refused", policy=policy.name, reason=str(exc))
+                return await self._finish(record, FireStatus.REFUSED, str(exc), evaluation)
             details = evaluation.details()
             request = await self.store.set_request(
                 record.id, request_json(new), len(evaluation.acting), details

@@ -35,10 +35,10 @@ from pydantic import (
 )
 
 from fleet.domain import ActionParams
+from fleet.drivers.registry import KINDS
 from fleet.opspec import SpecError, Targets, parse_params, parse_tag, parse_targets
 from fleet.policies.cron import CronError, Schedule
-from fleet.recipes import KINDS
-from jobs.errors import InvalidSpec
+from jobs.errors import FieldError, InvalidSpec
 from jobs.strategy import BlastRadius, Strategy
 from jobs.types import JSONObject, JSONValue
 
@@ -46,17 +46,8 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,99}$"
 Mode = Literal["normal", "restore", "cleanup", "mark"]
 
 
-class PolicyError(ValueError):
+class PolicyError(FieldError):
     """A policy that cannot work; `field` is its dotted path (e.g. `policies[1].cron`)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-    def within(self, prefix: str) -> PolicyError:
-        """The same error under a parent path (`policies[2]` + `cron`)."""
-        return PolicyError(f"{prefix}.{self.field}" if self.field else prefix, self.message)
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

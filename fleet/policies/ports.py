@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from fleet.admission import ActRequest
 from jobs.records import NewOperation, OperationView, Page, SubJobRecord
 from jobs.states import State
 
@@ -23,3 +24,10 @@ class OperationsPort(Protocol):
         cursor: str | None = None,
         limit: int = 100,
     ) -> Page[SubJobRecord]: ...
+
+
+class Admitter(Protocol):
+    """The one door (`fleet.admission.Admission`): a request to act -> the operation to create,
+    or `FieldError` naming the field."""
+
+    async def admit(self, request: ActRequest) -> NewOperation: ...

@@ -16,6 +16,7 @@ class FireStatus(StrEnum):
     FIRED = "fired"  # the operation exists (operation_id)
     SKIPPED = "skipped"  # evaluated and deliberately not run (reason)
     FAILED = "failed"  # could not be evaluated in time (reason: the error)
+    REFUSED = "refused"  # admission refused the operation it would create (reason: why)
 
 
 class Trigger(StrEnum):
@@ -76,9 +77,16 @@ class FireRecord:
     finished_at: datetime | None
     harvested_at: datetime | None
     consumed_by: int | None
+    # What came of the fire, read from its operation when it has one (`PolicyService` fills it):
+    # firing, running, succeeded, completed_with_failures, failed, stopped, cancelled, refused,
+    # nothing_matched, skipped; with the reason where there is one.
+    outcome: str | None = None
+    outcome_reason: str | None = None
 
     def to_json(self) -> JSONObject:
         return {
+            "outcome": self.outcome or self.status.value,
+            "outcome_reason": self.outcome_reason if self.outcome else self.reason,
             "id": self.id,
             "policy_id": self.policy_id,
             "scheduled_at": _iso(self.scheduled_at),

@@ -155,7 +155,8 @@ async def evaluate_restore(
         if server is None:
             considered.append(Considered(*key, "", record.status, act, reason))
         else:
-            considered.append(Considered.of(server, act, reason, policy))
+            caps = inventory[server.endpoint].capabilities
+            considered.append(Considered.of(server, act, reason, policy, caps))
     return Evaluation(
         tuple(considered),
         action_params(policy, day),

@@ -33,10 +33,11 @@ from fleet.policies.files import PolicySet
 from fleet.policies.firing import Firing
 from fleet.policies.leader import Leadership, leadership_for
 from fleet.policies.model import Policy, check_set
+from fleet.policies.ports import Admitter
 from fleet.policies.service import PolicyService
 from fleet.policies.store import PolicyStore
 from fleet.policies.targets import ServerLister
-from fleet.settings import Settings, configured_guard
+from fleet.settings import Settings
 from jobs.clock import Clock, SystemClock
 from jobs.db import Database
 from jobs.operations import Operations
@@ -222,6 +223,9 @@ class FleetParts(Protocol):
     @property
     def operations(self) -> Operations: ...
 
+    @property
+    def admission(self) -> Admitter: ...
+
 
 def default_worker() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -253,7 +257,7 @@ async def run_policies(
         clock,
         worker,
         stale_after=stale_after,
-        ceiling=lambda endpoints: configured_guard(fleet.settings, endpoints),
+        admission=fleet.admission,
     )
     service = PolicyService(
         store, fleet.operations, fleet.drivers, clock, worker, policies.calendars, firing

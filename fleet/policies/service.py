@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import date, datetime
 
 import structlog
 
+from fleet.admission import ActRequest
 from fleet.policies.cron import Slot
-from fleet.policies.firing import Firing, manual_slot
+from fleet.policies.firing import NO_TARGETS, Firing, manual_slot
 from fleet.policies.model import (
     Policy,
     PolicyError,
@@ -27,11 +29,14 @@ from fleet.policies.model import (
 )
 from fleet.policies.ports import OperationsPort
 from fleet.policies.preview import Preview, build_preview
-from fleet.policies.records import FireRecord, PolicyRecord, Source, Trigger
+from fleet.policies.records import FireRecord, FireStatus, PolicyRecord, Source, Trigger
 from fleet.policies.store import PolicyConflict, PolicyStore
-from fleet.policies.targets import Inventory
+from fleet.policies.targets import Inventory, action_params
 from fleet.policies.views import PolicyView, RunResult
 from jobs.clock import Clock
+from jobs.errors import FieldError
+from jobs.errors import NotFound as JobsNotFound
+from jobs.plan import NOTHING_MATCHED
 
 log = structlog.get_logger("fleet.policies")
 
@@ -51,14 +56,15 @@ class PolicyService:
         inventory: Inventory,
         clock: Clock,
         worker: str,
-        calendars: Mapping[str, frozenset[date]] | None = None,
-        firing: Firing | None = None,
+        calendars: Mapping[str, frozenset[date]] | None,
+        firing: Firing,
     ) -> None:
         self.store = store
         self.inventory = inventory
         self.clock = clock
         self.calendars = dict(calendars or {})
-        self.firing = firing or Firing(store, operations, inventory, clock, worker)
+        self.firing = firing
+        self.operations = operations
         self.on_change: Callable[[], None] | None = None  # the scheduler re-reads policies
         self._lock = asyncio.Lock()
 
@@ -88,7 +94,8 @@ class PolicyService:
         upcoming = None
         if policy is not None and record.spec.enabled:
             upcoming = policy.schedule.next_after(self.clock.now())
-        return PolicyView(record, upcoming, fires[0] if fires else None)
+        last = await self.outcome(fires[0]) if fires else None
+        return PolicyView(record, upcoming, last)
 
     async def list_policies(self) -> list[PolicyView]:
         compiled = {r.id: p for r, p in await self.loaded()}
@@ -104,7 +111,27 @@ class PolicyService:
         """Fires and skips, newest slot first (`before`: a fire id from the previous page)."""
         if policy_id is not None:
             await self._get(policy_id)
-        return await self.store.list_fires(policy_id, min(max(1, limit), MAX_FIRES_PAGE), before)
+        page = await self.store.list_fires(policy_id, min(max(1, limit), MAX_FIRES_PAGE), before)
+        return [await self.outcome(f) for f in page]
+
+    async def outcome(self, fire: FireRecord) -> FireRecord:
+        """The fire with what came of it: its operation's outcome once it has one."""
+        status, reason = fire.status.value, fire.reason
+        if fire.status is FireStatus.SKIPPED and fire.reason == NO_TARGETS:
+            status = "nothing_matched"
+        elif fire.status is FireStatus.FIRED and fire.operation_id is not None:
+            try:
+                view = await self.operations.get(fire.operation_id)
+            except JobsNotFound:
+                return replace(fire, outcome="unknown", outcome_reason="its operation is gone")
+            op = view.operation
+            status = view.state.value
+            reason = op.refused_reason or op.halted_reason
+            if reason == NOTHING_MATCHED:
+                status = "nothing_matched"
+            elif status in ("running", "planning", "paused", "cancelling", "stopping"):
+                status = "running" if status == "planning" else status
+        return replace(fire, outcome=status, outcome_reason=reason)
 
     # --- changing (API policies only) ---------------------------------------------------------------
 
@@ -116,6 +143,7 @@ class PolicyService:
             check_endpoints([policy], set(self.inventory))
         except PolicyError as exc:
             raise PolicyError(exc.field[len("policies[0].") :], exc.message) from None
+        await self._admitted(policy)
         others = [p for r, p in await self.loaded() if r.id not in (policy.name, replacing)]
         try:
             check_set([policy, *others])
@@ -124,6 +152,44 @@ class PolicyService:
                 raise PolicyError(exc.field[len("policies[0].") :], exc.message) from None
             raise PolicyConflict(exc.message) from None
         return policy
+
+    async def _admitted(self, policy: Policy) -> None:
+        """The operation the policy would create goes through the one door now, so a policy can
+        never be stored that the operations API would refuse (its fires are admitted again with
+        the servers they choose). A mark policy keeps the marks itself on endpoints without a tag
+        API, so only the endpoints that take tags are asked."""
+        targets = dict(policy.spec.targets)
+        if policy.spec.mode in ("cleanup", "restore") and not any(targets.values()):
+            # its fires name the servers its tag rules (or the stop fire) chose: ask every
+            # endpoint that can do the action
+            targets["endpoints"] = [
+                n
+                for n in sorted(self.inventory)
+                if self.inventory[n].capabilities.has(policy.action)
+            ]
+        if policy.spec.mode == "mark" and targets.get("endpoints"):
+            named = [str(n) for n in targets["endpoints"]]  # type: ignore[attr-defined]
+            taking = [
+                n
+                for n in named
+                if n in self.inventory and self.inventory[n].capabilities.has(policy.action)
+            ]
+            if not taking:
+                return
+            targets["endpoints"] = taking
+        request = ActRequest(
+            action=policy.action,
+            targets=targets,
+            params=action_params(policy, self.clock.now().date()),
+            strategy=policy.strategy.to_json(),
+            guard=None if policy.guard is None else policy.guard.to_json(),
+            dry_run=True,
+            admin=True,
+        )
+        try:
+            await self.firing.admission.admit(request)
+        except FieldError as exc:
+            raise PolicyError(exc.field, exc.message) from None
 
     def _changed(self) -> None:
         if self.on_change is not None:
@@ -182,7 +248,13 @@ class PolicyService:
         self._changed()
 
     async def sync_files(self, policies: Sequence[Policy], by: str = "config") -> list[str]:
-        """Make the database's file policies what the files say (at start-up)."""
+        """Make the database's file policies what the files say (at start-up), each admitted
+        through the one door first (a PolicyError names `policies[i].field`)."""
+        for i, policy in enumerate(policies):
+            try:
+                await self._admitted(policy)
+            except PolicyError as exc:
+                raise exc.within(f"policies[{i}]") from None
         changes = await self.store.sync_files([p.spec for p in policies], by, self.clock.now())
         for change in changes:
             log.info("policy_file_synced", change=change)
@@ -212,7 +284,7 @@ class PolicyService:
         fire, created = await self.firing.fire(
             policy, chosen, trigger=Trigger.MANUAL, by=by, take_over_skipped=slot is not None
         )
-        return RunResult(fire, created)
+        return RunResult(await self.outcome(fire), created)
 
     async def preview(self, policy_id: str, n: int = 20, servers: int = 200) -> Preview:
         """The next `n` fire times (skipped ones and why) and the targets a fire would hit now."""

@@ -18,13 +18,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol, cast
 
+from fleet.admission import ActRequest
 from fleet.domain import Selector, ServerRef
+from fleet.drivers.actions import Capabilities
 from fleet.opspec import params_json
-from fleet.planner import skip_reason
+from fleet.planner import skip_reason, unsupported_reason
 from fleet.policies.model import Policy
 from fleet.policies.tags import NOT_DUE, mark_value, verdict
 from jobs.records import NewOperation
-from jobs.strategy import BlastRadius, Strategy, stricter
+from jobs.strategy import BlastRadius, Strategy
 from jobs.types import JSONMapping, JSONObject, JSONValue
 
 SAMPLES = 200  # skipped servers named in a fire's details (all are counted)
@@ -38,6 +40,11 @@ class ServerLister(Protocol):
     """What the policies need of a driver (every `fleet.drivers.base.Driver` is one)."""
 
     def list_servers(self, selector: Selector) -> AsyncIterator[ServerRef]: ...
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the endpoint's dialect declares it can do (`fleet.drivers.actions`)."""
+        ...
 
 
 Inventory = Mapping[str, ServerLister]  # endpoint name -> driver
@@ -57,11 +64,24 @@ class Considered:
 
     @classmethod
     def of(
-        cls, server: ServerRef, act: bool, reason: str, policy: Policy | None = None
+        cls,
+        server: ServerRef,
+        act: bool,
+        reason: str,
+        policy: Policy | None = None,
+        caps: Capabilities | None = None,
     ) -> Considered:
+        """A server the policy's rules judged: a dialect that does not offer the action leaves
+        it out with that reason (as an operation skips it), else the planner's skip is noted."""
         skip = None
-        if act and policy is not None and policy.spec.mode != "mark":
-            skip = skip_reason(policy.action, server, policy.params, policy.targets.exclude_tag)
+        if act and policy is not None and caps is not None and policy.spec.mode != "mark":
+            missing = unsupported_reason(caps, policy.action)
+            if missing is not None:
+                act, reason = False, f"unsupported: {missing}"
+            else:
+                skip = skip_reason(
+                    caps, policy.action, server, policy.params, policy.targets.exclude_tag
+                )
         return cls(server.endpoint, server.id, server.name, server.status.value, act, reason, skip)
 
 
@@ -122,7 +142,8 @@ async def evaluate(policy: Policy, inventory: Inventory, day: date) -> Evaluatio
     considered: list[Considered] = []
     async for server in list_targets(policy, inventory):
         v = verdict(policy, server, day)
-        considered.append(Considered.of(server, v.act, v.reason, policy))
+        caps = inventory[server.endpoint].capabilities
+        considered.append(Considered.of(server, v.act, v.reason, policy, caps))
     return Evaluation(tuple(considered), action_params(policy, day))
 
 
@@ -133,26 +154,27 @@ def operation_request(
     key: str,
     reason: str,
     by: str,
-    ceiling: BlastRadius | None = None,
-) -> NewOperation:
-    """The operation a fire creates (its fingerprint depends only on the servers chosen). Its
-    guard is the policy's, tightened by `ceiling` (the limits configured on the endpoints): a
-    policy cannot loosen them."""
+) -> ActRequest:
+    """The request to act a fire makes (its fingerprint depends only on the servers chosen),
+    admitted through the one door like any other: the endpoints' configured limits are a ceiling
+    its guard only tightens. Policies are written by admins, so a clean-up's own guard (which it
+    must have) stands in for the delete guard."""
     acting = evaluation.acting
     selector = dict(cast(JSONObject, policy.spec.targets))
     endpoints: list[JSONValue] = [*sorted({s.endpoint for s in acting})]
     ids: list[JSONValue] = [*sorted({s.server_id for s in acting})]
     selector.update(endpoints=endpoints, ids=ids)
-    return NewOperation(
-        kind=policy.action,
+    return ActRequest(
+        action=policy.action,
+        targets=selector,
         params=evaluation.params,
-        selector=selector,
-        strategy=policy.strategy,
-        guard=stricter(policy.guard, ceiling),
+        strategy=policy.strategy.to_json(),
+        guard=None if policy.guard is None else policy.guard.to_json(),
         dry_run=policy.spec.dry_run_only,
         reason=reason,
         created_by=by,
         idempotency_key=key,
+        admin=True,
     )
 
 

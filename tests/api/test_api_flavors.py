@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from fleet.api import validation
+from fleet import admission
 from tests.api.conftest import Api
 
 
@@ -89,7 +89,7 @@ async def test_a_flavor_list_that_cannot_be_fetched_does_not_block(api: Api) -> 
 async def test_a_flavor_list_that_does_not_answer_in_time_does_not_block(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(validation, "FLAVOR_CHECK_TIMEOUT", 0.3)
+    monkeypatch.setattr(admission, "FLAVOR_CHECK_TIMEOUT", 0.3)
     await sim_post(
         api, "/_sim/faults", {"kind": "timeout", "match": "openstack:flavors", "seconds": 5}
     )

@@ -7,7 +7,7 @@ from typing import get_args
 from fleet.api.app import build_app
 from fleet.api.routes import ROUTES
 from fleet.api.schemas import ActionName
-from fleet.recipes import KINDS
+from fleet.drivers.registry import KINDS
 from tests.api.conftest import Api
 
 

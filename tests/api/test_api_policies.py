@@ -187,7 +187,10 @@ async def test_file_policies_cannot_be_changed_through_the_api(
     async with serving(settings) as api:
         shown = await api.get("/v1/policies/from-file")
         assert shown.status == 200 and shown.body["source"] == "file"
-        body = {"name": "from-file", "cron": "0 4 * * *", "action": "reboot"}
+        body = {
+            "name": "from-file", "cron": "0 4 * * *", "action": "reboot",
+            "targets": {"name": "web-*"},
+        }  # fmt: skip
         put = await api.call("PUT", "/v1/policies/from-file", json=body, role="admin")
         assert put.status == 409 and "file" in str(put.body["detail"])
         delete = await api.call("DELETE", "/v1/policies/from-file", role="admin")

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from fleet.admission import Admission
 from fleet.policies.firing import Firing
 from fleet.policies.ports import OperationsPort
 from fleet.policies.records import FireRecord
@@ -54,7 +55,8 @@ def service_for(
     env: Env, worker: str, calendars: Mapping[str, frozenset[date]] | None = None
 ) -> PolicyService:
     inventory = env.cloud.inventory()
-    firing = Firing(env.store, env.operations, inventory, env.clock, worker)
+    admission = Admission(inventory, ceiling=lambda _names: None)  # type: ignore[arg-type]
+    firing = Firing(env.store, env.operations, inventory, env.clock, worker, admission=admission)
     return PolicyService(env.store, env.operations, inventory, env.clock, worker, calendars, firing)
 
 
@@ -63,6 +65,7 @@ async def _env(url: str, fake_engine: bool) -> AsyncIterator[Env]:
     jobs = SqlJobStore(url)
     clock = FakeClock(START)
     cloud = FakeCloud()
+    cloud.servers["ecs"] = {}  # one endpoint, empty until a test adds servers
     operations: OperationsPort = FakeOperations(cloud) if fake_engine else Operations(jobs, clock)
     env = Env(url, jobs, PolicyStore(jobs.db), clock, cloud, operations, None)  # type: ignore[arg-type]
     env.service = service_for(env, "w1")

@@ -16,7 +16,9 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from fleet.domain import Provider, Selector, ServerRef, ServerStatus
+from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef, ServerStatus
+from fleet.drivers.actions import Capabilities
+from fleet.drivers.huawei.ecs import CAPABILITIES as ECS_CAPABILITIES
 from fleet.opspec import parse_targets
 from jobs.errors import IdempotencyConflict, NotFound
 from jobs.records import NewOperation, OperationRecord, OperationView, Page, SubJobRecord
@@ -36,6 +38,18 @@ class Endpoint:
         self.cloud = cloud
         self.name = name
 
+    @property
+    def capabilities(self) -> Capabilities:
+        """The endpoint's declarations (ECS's, which has every action, unless a test sets
+        another dialect's in `FakeCloud.dialects`)."""
+        return self.cloud.dialects.get(self.name, ECS_CAPABILITIES)
+
+    def check(self, action: Action, params: ActionParams) -> None:
+        self.capabilities.spec(action)
+
+    async def flavors(self) -> frozenset[str]:
+        return frozenset({"s6.large.2", "s6.xlarge.2"})
+
     async def list_servers(self, selector: Selector) -> AsyncIterator[ServerRef]:
         self.cloud.listings += 1
         for server in list(self.cloud.servers[self.name].values()):
@@ -46,6 +60,7 @@ class Endpoint:
 class FakeCloud:
     def __init__(self) -> None:
         self.servers: dict[str, dict[str, ServerRef]] = {}
+        self.dialects: dict[str, Capabilities] = {}
         self.listings = 0
         self._stamp = itertools.count(1)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from fleet.admission import Admission
 from fleet.domain import ServerStatus
 from fleet.policies.cron import Schedule
 from fleet.policies.firing import Firing
@@ -218,7 +219,8 @@ async def test_an_interrupted_fire_is_finished_with_the_same_operation(env: Env)
     evaluation = await env.service.firing.evaluate(policy, slot, record.id)
     from fleet.policies.targets import operation_request, request_json
 
-    new = operation_request(policy, evaluation, key=record.idempotency_key, reason="r", by="x")
+    act = operation_request(policy, evaluation, key=record.idempotency_key, reason="r", by="x")
+    new = await env.service.firing.admission.admit(act)
     await env.store.set_request(record.id, request_json(new), 3, evaluation.details())
     env.cloud.add("ecs", "late", tags={"env": "dev"})  # a server that appeared since
     await env.service.tick()
@@ -390,12 +392,39 @@ async def test_a_policy_cannot_loosen_the_configured_guard(
         return BlastRadius(max_servers=1)
 
     inventory = env.cloud.inventory()
-    firing = Firing(env.store, env.operations, inventory, env.clock, "w1", ceiling=ceiling)
+    admission = Admission(inventory, ceiling=ceiling)  # type: ignore[arg-type]
+    firing = Firing(env.store, env.operations, inventory, env.clock, "w1", admission=admission)
     env.service = PolicyService(env.store, env.operations, inventory, env.clock, "w1", None, firing)
     spec = NIGHTLY if guard is None else NIGHTLY | {"guard": guard}
     await env.service.create_policy(spec, by="admin")
     await env.tick_at(utc(2026, 3, 1, 12, 0, 1))
     [op] = await ops_of(env)
-    assert seen == [["ecs"]]
+    assert seen[-1] == ["ecs"]  # the fire's own endpoints (the policy's create asked too)
     assert op.operation.guard is not None
     assert (op.operation.guard.max_servers, op.operation.guard.max_percent) == expected
+
+
+async def test_a_cleanup_fire_leaves_out_servers_whose_dialect_cannot_delete(env: Env) -> None:
+    """A BMS server due for clean-up does not refuse the whole fire: it is left out with the
+    reason its dialect declares, as an operation skips it, and the others are deleted."""
+    from fleet.drivers.huawei.bms import CAPABILITIES as BMS
+
+    fleet_of(env)
+    env.cloud.dialects["bms"] = BMS
+    env.cloud.add("ecs", "old", tags={"expires-at": "2026-02-27"})
+    env.cloud.add("bms", "metal", tags={"expires-at": "2026-02-27"})
+    spec = {
+        "name": "cleanup", "cron": "30 2 * * *", "timezone": "Europe/Berlin",
+        "mode": "cleanup", "action": "delete", "allow_delete": True,
+        "guard": {"max_servers": 5}, "cleanup": {"expiry_tag": "expires-at"},
+    }  # fmt: skip
+    await env.service.create_policy(spec, by="admin")
+    await env.tick_at(utc(2026, 3, 2, 1, 30))
+    fire = (await env.fires("cleanup"))[-1]  # the slot before was missed (recorded, skipped)
+    assert fire.status is FireStatus.FIRED, fire.reason
+    [op] = await ops_of(env)
+    assert op.operation.selector["endpoints"] == ["ecs"]
+    assert op.operation.selector["ids"] == ["old"]
+    skipped = fire.details["skipped_by_reason"]
+    assert isinstance(skipped, dict)
+    assert any(r.startswith("unsupported: Huawei BMS") for r in skipped), skipped

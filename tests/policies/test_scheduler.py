@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 
+from fleet.admission import Admission
 from fleet.policies.files import PolicySet
 from fleet.policies.model import compile_policy, parse_spec
 from fleet.policies.records import FireRecord, FireStatus
@@ -28,6 +29,7 @@ EVERY_SECOND: dict[str, object] = {
     "cron": "* * * * * *",
     "timezone": "Europe/Berlin",
     "action": "stop",
+    "targets": {"endpoints": ["ecs"]},
     "dry_run_only": True,
     "misfire_grace": "30s",
 }
@@ -39,6 +41,10 @@ class Parts:
     store: SqlJobStore
     drivers: Mapping[str, ServerLister]
     operations: Operations
+
+    @property
+    def admission(self) -> Admission:
+        return Admission(self.drivers)  # type: ignore[arg-type]
 
 
 @pytest.fixture

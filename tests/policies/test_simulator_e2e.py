@@ -116,7 +116,9 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     clock = FakeClock(datetime(2026, 3, 2, tzinfo=UTC))
     async with open_fleet(settings(tmp_path)) as fleet, aiohttp.ClientSession() as http:
         store = PolicyStore(fleet.store.db)
-        firing = Firing(store, fleet.operations, fleet.drivers, clock, "e2e")
+        firing = Firing(
+            store, fleet.operations, fleet.drivers, clock, "e2e", admission=fleet.admission
+        )
         service = PolicyService(store, fleet.operations, fleet.drivers, clock, "e2e", {}, firing)
         yield World(fleet, clock, service, http)
 

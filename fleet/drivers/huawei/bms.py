@@ -19,17 +19,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 
 from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef, ServerStatus
-from fleet.drivers.base import (
-    ActionSpec,
-    BudgetUnit,
+from fleet.drivers.actions import (
+    SIMPLE_KINDS,
     Capabilities,
+    Evidence,
+    power,
+    simple,
+    tags,
+    unsupported,
+)
+from fleet.drivers.base import (
+    BudgetUnit,
     PollResult,
     RateBudget,
     Submission,
     check_batch,
     servers_by_id,
     shows_each,
-    spec_or_unsupported,
 )
 from fleet.drivers.errors import Transient, Unsupported
 from fleet.drivers.http import HttpRequest, seg
@@ -52,24 +58,27 @@ ACTION, DETAIL, SHOW = "action", "detail", "show"
 # Not documented (A-2/A-3); ECS v1 takes 1,000. Bare-metal fleets are small and each call is
 # one of only 50 per minute, so a large batch is what keeps a campaign moving.
 MAX_BATCH = 100
-_ALIVE = frozenset(set(S) - {S.DELETED, S.DELETING})
 
 CAPABILITIES = Capabilities(
+    dialect="Huawei BMS",
     actions={
         a.action: a
         for a in (
-            ActionSpec(
-                Action.START, ACTION, MAX_BATCH, frozenset({S.STOPPED}), S.RUNNING, cloud_job=True
+            *(
+                power(action, ACTION, MAX_BATCH, evidence=Evidence.CLOUD_JOB)
+                for action in (Action.START, Action.STOP, Action.REBOOT)
             ),
-            ActionSpec(
-                Action.STOP, ACTION, MAX_BATCH, frozenset({S.RUNNING}), S.STOPPED, cloud_job=True
-            ),
-            ActionSpec(
-                Action.REBOOT, ACTION, MAX_BATCH, frozenset({S.RUNNING}), S.RUNNING, cloud_job=True
-            ),
-            ActionSpec(Action.TAG_ADD, NOVA_TAGS, 1, _ALIVE, None),
-            ActionSpec(Action.TAG_REMOVE, NOVA_TAGS, 1, _ALIVE, None),
+            *tags(NOVA_TAGS),
         )
+    },
+    offers={
+        **{
+            kind: simple(kind, action)
+            for kind, action in SIMPLE_KINDS.items()
+            if action is not Action.DELETE
+        },
+        "delete": unsupported("delete", Action.DELETE, "the BMS API documents no delete"),
+        "resize": unsupported("resize", Action.RESIZE, "the BMS API documents no resize"),
     },
     # BMS API constraints table (seed 000), per URI.
     budgets={
@@ -101,11 +110,13 @@ class HuaweiBmsDriver(HuaweiDriverBase):
     DIALECT = "Huawei BMS"
 
     def check(self, action: Action, params: ActionParams) -> None:
-        spec_or_unsupported(CAPABILITIES, action, self.DIALECT)
+        CAPABILITIES.spec(action)
         if action in (Action.TAG_ADD, Action.TAG_REMOVE):
             tags = rq.require_tags(params)
             if BAREMETAL_TAG in tags:
-                raise Unsupported(f"{BAREMETAL_TAG} is a system tag of every BMS")
+                raise Unsupported(
+                    f"{BAREMETAL_TAG} is a system tag of every BMS", field="params.tags"
+                )
 
     async def flavors(self) -> frozenset[str]:
         """The BMS (`physical.*`) flavor ids of the native list. BMS has no resize, so no request

@@ -27,7 +27,6 @@ from fleet.drivers.base import (
     Submission,
     UnlimitedGate,
     all_done,
-    spec_or_unsupported,
 )
 from fleet.drivers.config import AkSkCredentials, ConfigError, EndpointConfig
 from fleet.drivers.errors import NotFound, Permanent
@@ -282,7 +281,7 @@ class HuaweiDriverBase:
         return self.CAPS
 
     def max_batch(self, action: Action) -> int:
-        return spec_or_unsupported(self.CAPS, action, self.DIALECT).max_batch
+        return self.CAPS.spec(action).max_batch
 
     async def _poll(
         self,

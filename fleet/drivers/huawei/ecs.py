@@ -30,17 +30,27 @@ from fleet.domain import (
     ServerStatus,
     tag_to_1d,
 )
-from fleet.drivers.base import (
+from fleet.drivers.actions import (
+    SIMPLE_KINDS,
     ActionSpec,
-    BudgetUnit,
     Capabilities,
+    Evidence,
+    Goal,
+    Offer,
+    Recipe,
+    Step,
+    power,
+    simple,
+    tags,
+)
+from fleet.drivers.base import (
+    BudgetUnit,
     PollResult,
     RateBudget,
     Submission,
     check_batch,
     servers_by_id,
     shows_each,
-    spec_or_unsupported,
 )
 from fleet.drivers.errors import Transient, Unsupported
 from fleet.drivers.http import HttpRequest, seg
@@ -62,46 +72,48 @@ from fleet.drivers.query import QueryValue
 S = ServerStatus
 ACTION, RESIZE, DELETE, TAGS, QUERY = "action", "resize", "delete", "tags", "query"
 MAX_BATCH = 1000  # "A maximum of 1,000 ECSs can be deleted in a batch"; per minute for the others
-_ALIVE = frozenset(set(S) - {S.DELETED, S.DELETING})
+
+# ECS v1 resizes only stopped servers: stop (if running) -> resize -> start (if it was running).
+# Each step is a cloud job, persisted, so a crash resumes at the right step. When the resize fails
+# (its cloud job, or a refusal of the call), a server that was running is started again, then the
+# sub-job fails with the resize's own code and message.
+RESIZE_RECIPE = Recipe(
+    "resize/ecs-v1",
+    (
+        Step(Action.STOP, only_if_running=True),
+        Step(Action.RESIZE, compensated=True),
+        Step(Action.START, only_if_running=True),
+        # appended, so the indexes of sub-jobs planned before it are unchanged
+        Step(
+            Action.START,
+            only_if_running=True,
+            on_failure_only=True,
+            doing="starting the server again, as it was running before",
+            done="the server was started again, as it was running before",
+        ),
+    ),
+)
+_JOB = Evidence.CLOUD_JOB
 
 CAPABILITIES = Capabilities(
+    dialect="Huawei ECS",
     actions={
         a.action: a
         for a in (
-            ActionSpec(
-                Action.START,
-                ACTION,
-                MAX_BATCH,
-                frozenset({S.STOPPED}),
-                S.RUNNING,
-                counts_servers=True,
-                cloud_job=True,
+            *(
+                power(action, ACTION, MAX_BATCH, counts_servers=True, evidence=_JOB)
+                for action in (Action.START, Action.STOP, Action.REBOOT)
             ),
-            ActionSpec(
-                Action.STOP,
-                ACTION,
-                MAX_BATCH,
-                frozenset({S.RUNNING}),
-                S.STOPPED,
-                counts_servers=True,
-                cloud_job=True,
-            ),
-            ActionSpec(
-                Action.REBOOT,
-                ACTION,
-                MAX_BATCH,
-                frozenset({S.RUNNING}),
-                S.RUNNING,
-                counts_servers=True,
-                cloud_job=True,
-            ),
-            ActionSpec(Action.RESIZE, RESIZE, 1, frozenset({S.STOPPED}), S.STOPPED, cloud_job=True),
-            ActionSpec(Action.CONFIRM_RESIZE, NOVA_ACTION, 1, frozenset({S.VERIFY_RESIZE}), None),
-            ActionSpec(Action.REVERT_RESIZE, NOVA_ACTION, 1, frozenset({S.VERIFY_RESIZE}), None),
-            ActionSpec(Action.TAG_ADD, TAGS, 1, _ALIVE, None),
-            ActionSpec(Action.TAG_REMOVE, TAGS, 1, _ALIVE, None),
-            ActionSpec(Action.DELETE, DELETE, MAX_BATCH, _ALIVE, S.DELETED, cloud_job=True),
+            ActionSpec(Action.RESIZE, RESIZE, 1, Goal.FLAVOR, evidence=_JOB),
+            ActionSpec(Action.CONFIRM_RESIZE, NOVA_ACTION, 1, Goal.STEP),
+            ActionSpec(Action.REVERT_RESIZE, NOVA_ACTION, 1, Goal.STEP),
+            *tags(TAGS),
+            ActionSpec(Action.DELETE, DELETE, MAX_BATCH, Goal.STATUS, S.DELETED, evidence=_JOB),
         )
+    },
+    offers={
+        **{kind: simple(kind, action) for kind, action in SIMPLE_KINDS.items()},
+        "resize": Offer("resize", Action.RESIZE, (RESIZE_RECIPE,)),
     },
     # Only batch start/stop/reboot has a documented limit; every other class is listed without a
     # budget so the engine knows the keys (and configuration can give them one).
@@ -143,11 +155,13 @@ class HuaweiEcsDriver(HuaweiDriverBase):
     DIALECT = "Huawei ECS"
 
     def check(self, action: Action, params: ActionParams) -> None:
-        spec_or_unsupported(CAPABILITIES, action, self.DIALECT)
+        CAPABILITIES.spec(action)
         if action is Action.RESIZE:
             rq.require_flavor(params)
             if params.live:
-                raise Unsupported("Huawei ECS resizes stopped servers only (no live resize)")
+                raise Unsupported(
+                    "Huawei ECS resizes stopped servers only (no live resize)", field="params.live"
+                )
         if action in (Action.TAG_ADD, Action.TAG_REMOVE):
             rq.require_tags(params)
 

@@ -20,11 +20,22 @@ import aiohttp
 import structlog
 
 from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef, ServerStatus
+from fleet.drivers.actions import (
+    SIMPLE_KINDS,
+    ActionSpec,
+    Capabilities,
+    Goal,
+    Offer,
+    Recipe,
+    Step,
+    power,
+    simple,
+    tags,
+    unsupported,
+)
 from fleet.drivers.auth import TokenAuth
 from fleet.drivers.base import (
-    ActionSpec,
     BudgetUnit,
-    Capabilities,
     FlavorCache,
     OutcomeState,
     PollResult,
@@ -37,10 +48,9 @@ from fleet.drivers.base import (
     check_batch,
     servers_by_id,
     shows_each,
-    spec_or_unsupported,
 )
 from fleet.drivers.config import ConfigError, EndpointConfig, PasswordCredentials
-from fleet.drivers.errors import DriverError, NotFound, Permanent, Throttled, Unsupported
+from fleet.drivers.errors import DriverError, NotFound, Permanent, Throttled
 from fleet.drivers.http import HttpRequest, HttpResponse, NoAuth, Transport, seg
 from fleet.drivers.jsonutil import as_dict
 from fleet.drivers.nova import requests as rq
@@ -66,7 +76,6 @@ log = structlog.get_logger("fleet.drivers")
 S = ServerStatus
 ACTION, DELETE, TAGS, LIST, SHOW = "action", "delete", "tags", "list", "show"
 FLAVORS = "flavors"
-_ALIVE = frozenset(set(S) - {S.DELETED, S.DELETING})
 # No limits are documented for OpenStack/EasyStack (api-digest 6.4): these are conservative
 # defaults, meant to be overridden per endpoint in the configuration.
 DEFAULT_BUDGETS = {
@@ -80,22 +89,63 @@ DEFAULT_BUDGETS = {
 }
 
 
+# Nova resizes in two calls: resize -> VERIFY_RESIZE -> confirmResize. When the confirm fails (its
+# poll, or a refusal of the call), revertResize returns the server to its old flavor and the
+# sub-job fails with the reason.
+RESIZE_RECIPE = Recipe(
+    "resize/nova",
+    (
+        Step(Action.RESIZE),
+        Step(Action.CONFIRM_RESIZE, compensated=True),
+        Step(
+            Action.REVERT_RESIZE,
+            on_failure_only=True,
+            doing="reverting to the old flavor",
+            done="reverted to the old flavor",
+            code="resize_reverted",
+        ),
+    ),
+)
+# EasyStack's online resize of a running server, asked for with `live`: one `live_resize` call.
+LIVE_RESIZE_RECIPE = Recipe(
+    "resize/live",
+    (Step(Action.RESIZE),),
+    live=True,
+    when_live=True,
+    when_status=frozenset({S.RUNNING}),
+)
+
+
 def capabilities_for(quirks: rq.NovaQuirks) -> Capabilities:
+    dialect = "EasyStack" if quirks.start_body_true else "OpenStack"
     specs = [
-        ActionSpec(Action.START, ACTION, 1, frozenset({S.STOPPED}), S.RUNNING),
-        ActionSpec(Action.STOP, ACTION, 1, frozenset({S.RUNNING}), S.STOPPED),
-        ActionSpec(Action.REBOOT, ACTION, 1, frozenset({S.RUNNING}), S.RUNNING),
-        ActionSpec(Action.RESIZE, ACTION, 1, frozenset({S.RUNNING, S.STOPPED}), S.VERIFY_RESIZE),
-        ActionSpec(Action.CONFIRM_RESIZE, ACTION, 1, frozenset({S.VERIFY_RESIZE}), None),
-        ActionSpec(Action.REVERT_RESIZE, ACTION, 1, frozenset({S.VERIFY_RESIZE}), None),
-        ActionSpec(Action.DELETE, DELETE, 1, _ALIVE, S.DELETED),
+        *(power(action, ACTION, 1) for action in (Action.START, Action.STOP, Action.REBOOT)),
+        ActionSpec(Action.RESIZE, ACTION, 1, Goal.FLAVOR),
+        ActionSpec(Action.CONFIRM_RESIZE, ACTION, 1, Goal.STEP),
+        ActionSpec(Action.REVERT_RESIZE, ACTION, 1, Goal.STEP),
+        ActionSpec(Action.DELETE, DELETE, 1, Goal.STATUS, S.DELETED),
     ]
+    offers = {
+        kind: simple(kind, action)
+        for kind, action in SIMPLE_KINDS.items()
+        if action not in (Action.TAG_ADD, Action.TAG_REMOVE)
+    }
     if quirks.tag_api:
-        specs += [
-            ActionSpec(Action.TAG_ADD, TAGS, 1, _ALIVE, None),
-            ActionSpec(Action.TAG_REMOVE, TAGS, 1, _ALIVE, None),
-        ]
-    return Capabilities(actions={s.action: s for s in specs}, budgets=DEFAULT_BUDGETS)
+        specs += tags(TAGS)
+        offers |= {"tag_add": simple("tag_add", Action.TAG_ADD)}
+        offers |= {"tag_remove": simple("tag_remove", Action.TAG_REMOVE)}
+    else:
+        no_tags = "no tag API (tags are set at creation only)"
+        offers |= {"tag_add": unsupported("tag_add", Action.TAG_ADD, no_tags)}
+        offers |= {"tag_remove": unsupported("tag_remove", Action.TAG_REMOVE, no_tags)}
+    recipes = (LIVE_RESIZE_RECIPE, RESIZE_RECIPE) if quirks.live_resize else (RESIZE_RECIPE,)
+    offers["resize"] = Offer("resize", Action.RESIZE, recipes)
+    return Capabilities(
+        dialect=dialect,
+        actions={s.action: s for s in specs},
+        offers=offers,
+        budgets=DEFAULT_BUDGETS,
+    )
 
 
 def _utcnow() -> datetime:
@@ -173,15 +223,13 @@ class OpenStackDriver:
         return self._caps
 
     def _dialect(self) -> str:
-        return "EasyStack" if self.quirks.start_body_true else "OpenStack"
+        return self._caps.dialect
 
     def max_batch(self, action: Action) -> int:
-        return spec_or_unsupported(self._caps, action, self._dialect()).max_batch
+        return self._caps.spec(action).max_batch
 
     def check(self, action: Action, params: ActionParams) -> None:
-        if action in (Action.TAG_ADD, Action.TAG_REMOVE) and not self.quirks.tag_api:
-            raise Unsupported(f"{self._dialect()} has no tag API (tags are set at creation only)")
-        spec_or_unsupported(self._caps, action, self._dialect())
+        self._caps.spec(action)
         self._body(action, params)  # raises on what the dialect cannot express
 
     def _body(self, action: Action, params: ActionParams) -> dict[str, object] | None:

@@ -45,7 +45,9 @@ def start_body(quirks: NovaQuirks) -> dict[str, object]:
 
 def stop_body(quirks: NovaQuirks, params: ActionParams) -> dict[str, object]:
     if params.type is PowerType.HARD:
-        raise Unsupported("Nova's os-stop has no HARD type (only a normal stop)")
+        raise Unsupported(
+            "Nova's os-stop has no HARD type (only a normal stop)", field="params.type"
+        )
     return {"os-stop": True if quirks.start_body_true else None}
 
 
@@ -57,10 +59,12 @@ def resize_body(quirks: NovaQuirks, params: ActionParams) -> dict[str, object]:
     if not params.flavor:
         raise Permanent("resize needs a target flavor")
     if params.dry_run:
-        raise Unsupported("Nova resize has no dry run")
+        raise Unsupported("Nova resize has no dry run", field="params.dry_run")
     if params.live:
         if not quirks.live_resize:
-            raise Unsupported("live resize is an EasyStack extension; this endpoint lacks it")
+            raise Unsupported(
+                "live resize is an EasyStack extension; this endpoint lacks it", field="params.live"
+            )
         return {"live_resize": {"flavorRef": params.flavor}}
     return {"resize": {"flavorRef": params.flavor}}
 

@@ -62,7 +62,7 @@ def test_the_plan_reads_running_where_the_planner_writes_it(
 ) -> None:
     server = ServerRef("ecs", Provider.HUAWEI_ECS, "s1", "n", status, flavor="f1")
     driver = cast(Driver, StubEcs())
-    item = FleetPlanner({"ecs": driver}, {})._item(
+    item = FleetPlanner({"ecs": driver})._item(
         "ecs",
         driver,
         "resize",

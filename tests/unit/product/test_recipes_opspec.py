@@ -1,18 +1,43 @@
 from collections.abc import Mapping
+from typing import cast
 
 import pytest
 
-from fleet.domain import Action, PowerType, Provider, ServerStatus
-from fleet.drivers.config import Flavour
+from fleet.domain import Action, ActionParams, PowerType, ServerStatus
+from fleet.drivers.actions import Capabilities, Recipe
+from fleet.drivers.base import Driver
+from fleet.drivers.errors import Unsupported
+from fleet.drivers.huawei.ecs import CAPABILITIES as ECS
+from fleet.drivers.nova.driver import capabilities_for
+from fleet.drivers.nova.requests import EASYSTACK_QUIRKS, OPENSTACK_QUIRKS
 from fleet.opspec import SpecError, params_json, parse_params, parse_targets
-from fleet.recipes import RECIPES, recipe_for
 from jobs.records import SubJobRecord
 from jobs.testing import subjob_record
 from jobs.types import JSONValue
 
 
+class StubEcs:
+    """An endpoint with the ECS declarations (the executor's profile reads nothing else)."""
+
+    capabilities = ECS
+
+    def max_batch(self, action: Action) -> int:
+        return ECS.spec(action).max_batch
+
+
+OPENSTACK = capabilities_for(OPENSTACK_QUIRKS)
+EASYSTACK = capabilities_for(EASYSTACK_QUIRKS)
+
+
+def recipe_for(
+    kind: str, caps: Capabilities, *, live: bool = False, status: ServerStatus | None = None
+) -> Recipe:
+    """The recipe the dialect declares for `kind` on a server in `status`."""
+    return caps.recipe_for(kind, ActionParams(flavor="f", live=live), status)
+
+
 def test_ecs_resize_stops_and_restarts_only_running_servers() -> None:
-    r = recipe_for("resize", Provider.HUAWEI_ECS)
+    r = recipe_for("resize", ECS)
     assert [s.action for s in r.steps] == [Action.STOP, Action.RESIZE, Action.START, Action.START]
     assert r.first_step(was_running=True) == 0
     assert r.first_step(was_running=False) == 1
@@ -24,7 +49,7 @@ def test_ecs_resize_stops_and_restarts_only_running_servers() -> None:
 
 
 def test_ecs_resize_that_fails_starts_again_only_a_server_that_was_running() -> None:
-    r = recipe_for("resize", Provider.HUAWEI_ECS)
+    r = recipe_for("resize", ECS)
     assert r.compensation(1, was_running=True) == 3
     assert r.compensation(1, was_running=False) is None  # it stays stopped, as it was
     # a failed stop left the server running; a failed start-again is not retried as a "compensation"
@@ -33,7 +58,7 @@ def test_ecs_resize_that_fails_starts_again_only_a_server_that_was_running() -> 
 
 
 def test_nova_resize_reverts_only_a_failed_confirm() -> None:
-    r = recipe_for("resize", Provider.OPENSTACK)
+    r = recipe_for("resize", OPENSTACK)
     assert r.compensation(0, was_running=True) is None  # a failed resize changed nothing
     assert r.compensation(1, was_running=True) == 2
     assert r.compensation(1, was_running=False) == 2
@@ -41,7 +66,7 @@ def test_nova_resize_reverts_only_a_failed_confirm() -> None:
 
 
 def test_nova_resize_confirms_and_reverts_only_on_failure() -> None:
-    r = recipe_for("resize", Provider.OPENSTACK)
+    r = recipe_for("resize", OPENSTACK)
     assert [s.action for s in r.steps] == [
         Action.RESIZE,
         Action.CONFIRM_RESIZE,
@@ -53,38 +78,24 @@ def test_nova_resize_confirms_and_reverts_only_on_failure() -> None:
 
 
 def test_easystack_live_resize_only_for_running_servers_when_asked() -> None:
-    live = recipe_for(
-        "resize",
-        Provider.OPENSTACK,
-        flavour=Flavour.EASYSTACK,
-        live=True,
-        status=ServerStatus.RUNNING,
-    )
+    live = recipe_for("resize", EASYSTACK, live=True, status=ServerStatus.RUNNING)
     assert live.name == "resize/live"
     assert [s.action for s in live.steps] == [Action.RESIZE]
-    stopped = recipe_for(
-        "resize",
-        Provider.OPENSTACK,
-        flavour=Flavour.EASYSTACK,
-        live=True,
-        status=ServerStatus.STOPPED,
-    )
+    stopped = recipe_for("resize", EASYSTACK, live=True, status=ServerStatus.STOPPED)
     assert stopped.name == "resize/nova"
-    plain = recipe_for(
-        "resize",
-        Provider.OPENSTACK,
-        flavour=Flavour.OPENSTACK,
-        live=True,
-        status=ServerStatus.RUNNING,
-    )
+    plain = recipe_for("resize", OPENSTACK, live=True, status=ServerStatus.RUNNING)
     assert plain.name == "resize/nova"
 
 
-def test_every_recipe_is_registered_by_name() -> None:
-    for kind in ("start", "stop", "reboot", "tag_add", "tag_remove", "delete"):
-        assert RECIPES[recipe_for(kind, Provider.OPENSTACK).name].steps[0].action.value == kind
+def test_every_recipe_is_found_by_its_stored_name() -> None:
+    for kind in ("start", "stop", "reboot", "delete", "resize"):
+        recipe = recipe_for(kind, OPENSTACK)
+        assert OPENSTACK.recipe(recipe.name) == recipe
+    assert recipe_for("stop", OPENSTACK).steps[0].action is Action.STOP
     with pytest.raises(KeyError):
-        recipe_for("explode", Provider.OPENSTACK)
+        OPENSTACK.recipe("explode")
+    with pytest.raises(Unsupported, match="does not support explode"):
+        recipe_for("explode", OPENSTACK)
 
 
 @pytest.mark.parametrize(
@@ -139,8 +150,8 @@ def test_selector_defaults_to_the_exclusion_tag_and_can_drop_it() -> None:
 
 
 def test_the_first_poll_waits_for_the_action_time_unless_it_is_a_quick_variant() -> None:
+    from fleet.drivers.actions import Step
     from fleet.executor import FleetExecutor
-    from fleet.recipes import Step
 
     executor = FleetExecutor({}, action_seconds={"e": {"stop": 10.0}})
     soft = parse_params("stop", {"type": "SOFT"})
@@ -154,16 +165,15 @@ def test_the_first_poll_waits_for_the_action_time_unless_it_is_a_quick_variant()
     revert = Step(Action.REVERT_RESIZE, on_failure_only=True)
     offline = parse_params("resize", {"flavor": "f"})
     assert executor._first_poll("e", revert, offline) == pytest.approx(20.0)
-    ecs = recipe_for("resize", Provider.HUAWEI_ECS).steps
-    timed = zip(executor.profile("resize").steps, ecs, strict=True)
+    ecs = recipe_for("resize", ECS).steps
+    with_ecs = FleetExecutor({"ecs": cast(Driver, StubEcs())})
+    timed = zip(with_ecs.profile("resize").steps, ecs, strict=True)
     assert all((p.seconds > 0) is not s.on_failure_only for p, s in timed)
 
 
 def test_only_the_live_recipe_is_live() -> None:
     def live(status: ServerStatus) -> bool:
-        return recipe_for(
-            "resize", Provider.OPENSTACK, flavour=Flavour.EASYSTACK, live=True, status=status
-        ).live
+        return recipe_for("resize", EASYSTACK, live=True, status=status).live
 
     assert live(ServerStatus.RUNNING)
     assert not live(ServerStatus.STOPPED)
@@ -184,8 +194,8 @@ def test_a_compensation_reports_the_failure_it_undid() -> None:
     from fleet.executor import _compensated, _compensation_failed
     from jobs.outcomes import Failed
 
-    ecs = recipe_for("resize", Provider.HUAWEI_ECS)
-    nova = recipe_for("resize", Provider.OPENSTACK)
+    ecs = recipe_for("resize", ECS)
+    nova = recipe_for("resize", OPENSTACK)
     memo = {
         "failure": "[Ecs.0013] no room",
         "failure_code": "Ecs.0013",

@@ -1,0 +1,221 @@
+"""The one door: every request to act is admitted here, whoever asks.
+
+`POST /v1/operations` (and its dry run), the CLI (through the API), a policy when it is created or
+replaced, and each fire of a policy build an `ActRequest` and call `Admission.admit`. It reads the
+drivers' declarations (`fleet.drivers.actions`) and each endpoint's flavor catalogue, and answers a
+`NewOperation` to write, or raises `FieldError` naming the field as the client wrote it
+(`targets.endpoints[1]`, `params.flavor`, `guard`). Nothing is written here, so a refusal leaves
+no trace. A policy can therefore never do what the operations API would refuse.
+
+What it checks, in order:
+
+- the selector says something (`{}` would be the whole fleet) and names only known endpoints;
+- `params` parse for the action;
+- an endpoint the selector names offers the action, with these params (servers of endpoints that
+  do not offer it, reached by a selector that does not name them, are skipped by the planner with
+  the reason); at least one targeted endpoint offers it;
+- a resize's flavor is listed by the named endpoints (or by one that can resize);
+- the guard: the limits configured on the endpoints are a ceiling a request can only tighten; a
+  delete is held to the configured delete guard unless an admin gives a guard of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from fleet.domain import ActionParams
+from fleet.drivers.base import Driver
+from fleet.drivers.errors import DriverError, Unsupported
+from fleet.opspec import parse_params, parse_targets
+from jobs.errors import FieldError, InvalidSpec
+from jobs.records import NewOperation
+from jobs.strategy import BlastRadius, Strategy, stricter
+from jobs.types import JSONObject
+
+log = structlog.get_logger("fleet.admission")
+
+CRITERIA = ("endpoints", "ids", "tags_all", "tags_any", "tags_none", "name", "statuses")
+# Seconds admission waits for the targeted endpoints' flavor lists (fetched concurrently, cached
+# per driver): past it an endpoint counts as "cannot tell" and the request goes on.
+FLAVOR_CHECK_TIMEOUT = 5.0
+DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class ActRequest:
+    """A request to act, as any door received it (JSON values, as the client wrote them)."""
+
+    action: str
+    targets: Mapping[str, object]
+    params: Mapping[str, object] = field(default_factory=dict)
+    strategy: Mapping[str, object] = field(default_factory=dict)
+    guard: Mapping[str, object] | None = None
+    dry_run: bool = False
+    reason: str = ""
+    created_by: str = ""
+    idempotency_key: str | None = None
+    admin: bool = False  # an admin may lift the delete guard by giving a guard of their own
+
+
+def _named(exc: FieldError, prefix: str, old: str = "") -> FieldError:
+    """`exc` under the client's name of the field (`selector.x` -> `targets.x`)."""
+    name = exc.field
+    if old and name.startswith(old):
+        name = prefix + name[len(old) :]
+    elif not old:
+        name = f"{prefix}{name}"
+    return FieldError(name, exc.message)
+
+
+class Admission:
+    """Admits requests against the configured endpoints' declarations and catalogues."""
+
+    def __init__(
+        self,
+        drivers: Mapping[str, Driver],
+        *,
+        ceiling: Callable[[Sequence[str]], BlastRadius | None] = lambda _names: None,
+        delete_guard: BlastRadius | None = None,
+        flavor_timeout: float | None = None,
+    ) -> None:
+        self.drivers = drivers
+        self.ceiling = ceiling  # the blast-radius limits configured on these endpoints
+        self.delete_guard = delete_guard
+        self.flavor_timeout = flavor_timeout  # None: FLAVOR_CHECK_TIMEOUT
+
+    async def admit(self, request: ActRequest) -> NewOperation:
+        """Everything checked; nothing written. Raises FieldError naming the field."""
+        selector = self.targets(request.targets)
+        named = [str(n) for n in selector.get("endpoints", [])]  # type: ignore[union-attr]
+        try:
+            params = parse_params(request.action, request.params)
+        except FieldError as exc:
+            raise (exc if exc.field == "action" else _named(exc, "params", "params")) from None
+        targeted = named or sorted(self.drivers)
+        self.capabilities(request.action, params, named, targeted)
+        await self.flavor(params, named)
+        try:
+            strategy = Strategy.from_json(dict(request.strategy))
+        except InvalidSpec as exc:
+            raise _named(exc, "strategy.") from None
+        return NewOperation(
+            kind=request.action,
+            params=dict(request.params),  # type: ignore[arg-type]
+            selector=selector,
+            strategy=strategy,
+            guard=self.guard(request, targeted),
+            dry_run=request.dry_run,
+            reason=request.reason,
+            created_by=request.created_by,
+            idempotency_key=request.idempotency_key,
+        )
+
+    def targets(self, raw: Mapping[str, object]) -> JSONObject:
+        """The selector JSON, checked: at least one criterion, known endpoints."""
+        given = {k: v for k, v in raw.items() if k == "exclude_tag" or v not in ([], {}, None, "")}
+        if not any(k in given for k in CRITERIA):
+            raise FieldError(
+                "targets",
+                f"give at least one criterion: {', '.join(CRITERIA)} (an empty selector would "
+                "be every server)",
+            )
+        if "ids" in raw and not raw["ids"]:
+            raise FieldError("targets.ids", "must not be empty when given")
+        try:
+            targets = parse_targets(given)
+        except FieldError as exc:
+            raise _named(exc, "targets", "selector") from None
+        for i, name in enumerate(targets.endpoints):
+            if name not in self.drivers:
+                known = ", ".join(sorted(self.drivers)) or "none"
+                raise FieldError(
+                    f"targets.endpoints[{i}]", f"unknown endpoint {name!r}; configured: {known}"
+                )
+        return dict(given)  # type: ignore[arg-type]
+
+    def capabilities(
+        self, kind: str, params: ActionParams, named: Sequence[str], targeted: Sequence[str]
+    ) -> None:
+        """A named endpoint that does not offer `kind` (or not with these params) refuses the
+        request; of the endpoints a selector reaches without naming them, at least one must
+        offer it (the others' servers are skipped with the reason)."""
+        offered = 0
+        for i, name in enumerate(targeted):
+            caps = self.drivers[name].capabilities
+            where = f"targets.endpoints[{i}]" if named else "action"
+            try:
+                caps.offer(kind)
+            except Unsupported as exc:
+                if named:
+                    raise FieldError(where, f"{name}: {exc.message}") from None
+                continue
+            offered += 1
+            recipe = caps.recipe_for(kind, params, None)
+            try:
+                for step in recipe.steps:
+                    self.drivers[name].check(step.action, params)
+            except Unsupported as exc:
+                raise FieldError(exc.field or "params", f"{name}: {exc.message}") from None
+        if not offered:
+            raise FieldError("action", f"no targeted endpoint can {kind} ({', '.join(targeted)})")
+
+    async def flavor(self, params: ActionParams, named: Sequence[str]) -> None:
+        """Refuse a resize to a flavor the targeted endpoints do not list, naming `params.flavor`.
+
+        - endpoints named in `targets.endpoints`: each must list the flavor;
+        - no endpoint named: at least one endpoint that can resize must list it (flavor ids are
+          per cloud; a selector of ids or names may reach only one cloud).
+
+        A flavor list that cannot be fetched in time counts as "cannot tell" (logged): the cloud
+        decides then, and a flavor it does not know fails the sub-job with its own reason.
+        """
+        if params.flavor is None:
+            return
+        asked = [
+            n for n in (named or sorted(self.drivers)) if self.drivers[n].capabilities.has("resize")
+        ]
+        if not asked:
+            return
+        lists = await asyncio.gather(*(self._flavors_of(n) for n in asked))
+        known = dict(zip(asked, lists, strict=True))
+        flavor = params.flavor
+        if named:
+            for name, flavors in known.items():
+                if flavors is not None and flavor not in flavors:
+                    raise FieldError("params.flavor", f"unknown flavor on {name}: {flavor!r}")
+            return
+        if any(flavors is None or flavor in flavors for flavors in known.values()):
+            return
+        raise FieldError(
+            "params.flavor",
+            f"unknown flavor {flavor!r}: no endpoint lists it (checked {', '.join(known)})",
+        )
+
+    async def _flavors_of(self, name: str) -> frozenset[str] | None:
+        try:
+            wait = FLAVOR_CHECK_TIMEOUT if self.flavor_timeout is None else self.flavor_timeout
+            async with asyncio.timeout(wait):
+                return await self.drivers[name].flavors()
+        except (DriverError, TimeoutError) as exc:
+            error = str(exc) or type(exc).__name__
+            log.warning("flavor_list_unavailable", endpoint=name, error=error)
+            return None
+
+    def guard(self, request: ActRequest, targeted: Sequence[str]) -> BlastRadius | None:
+        """The guard the operation runs under. The limits configured on the endpoints are a
+        ceiling a request's guard only tightens. A delete is also held to the configured delete
+        guard, unless an admin's request gives a guard of its own (then that one applies)."""
+        ceiling = self.ceiling(targeted)
+        requested: BlastRadius | None = None
+        if request.guard is not None:
+            try:
+                requested = BlastRadius.from_json(dict(request.guard))
+            except InvalidSpec as exc:
+                raise _named(exc, "guard.") from None
+        lifted = request.admin and requested is not None and requested != BlastRadius()
+        extra = self.delete_guard if request.action == DELETE and not lifted else None
+        return stricter(requested, extra, ceiling)

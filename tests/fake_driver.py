@@ -1,0 +1,86 @@
+"""A driver without HTTP, for fast unit tests of admission, the planner and the executor.
+
+It serves a dialect's real declarations (`Capabilities`) over servers held in memory and does
+what each call leads to at once: a start leaves the server running, a resize gives it the flavor,
+a tag call sets the tags, and so on. It is no proof that a driver speaks its cloud's protocol
+(the contract tests against the simulator are); it proves that everything above the drivers reads
+the declarations and nothing else.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+
+from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef, ServerStatus
+from fleet.drivers.actions import Capabilities, Evidence
+from fleet.drivers.base import OutcomeState, PollResult, ServerOutcome, Submission
+from fleet.drivers.errors import NotFound
+
+S = ServerStatus
+FLAVORS = frozenset({"small", "large"})
+
+
+class FakeDriver:
+    def __init__(self, endpoint: str, capabilities: Capabilities, servers: Sequence[ServerRef]):
+        self._endpoint = endpoint
+        self._caps = capabilities
+        self.servers = {s.id: s for s in servers}
+        self.calls: list[tuple[Action, tuple[str, ...]]] = []
+        self._stamp = itertools.count(1)
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint
+
+    @property
+    def provider(self) -> Provider:
+        return Provider.OPENSTACK
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._caps
+
+    def max_batch(self, action: Action) -> int:
+        return self._caps.spec(action).max_batch
+
+    def check(self, action: Action, params: ActionParams) -> None:
+        self._caps.spec(action)
+
+    async def list_servers(self, selector: Selector) -> AsyncIterator[ServerRef]:
+        for server in list(self.servers.values()):
+            if selector.matches(server):
+                yield server
+
+    async def get_server(self, server_id: str) -> ServerRef:
+        if server_id not in self.servers:
+            raise NotFound(f"no server {server_id}")
+        return self.servers[server_id]
+
+    async def flavors(self) -> frozenset[str]:
+        return FLAVORS
+
+    async def submit(self, action: Action, ids: Sequence[str], params: ActionParams) -> Submission:
+        spec = self._caps.spec(action)
+        self.calls.append((action, tuple(ids)))
+        for server_id in ids:
+            self.servers[server_id] = self._done(self.servers[server_id], action, params)
+        done = spec.evidence is Evidence.ANSWER
+        return Submission(action, tuple(ids), spec.api_class, done=done, flavor=params.flavor)
+
+    async def poll(self, submission: Submission) -> PollResult:
+        return PollResult({i: ServerOutcome(i, OutcomeState.DONE) for i in submission.server_ids})
+
+    def _done(self, server: ServerRef, action: Action, params: ActionParams) -> ServerRef:
+        stamp = f"t{next(self._stamp)}"
+        if action is Action.RESIZE:
+            return replace(server, flavor=params.flavor, updated=stamp)
+        if action is Action.TAG_ADD:
+            return replace(server, tags={**server.tags, **params.tags}, updated=stamp)
+        if action is Action.TAG_REMOVE:
+            tags = {k: v for k, v in server.tags.items() if k not in params.tags}
+            return replace(server, tags=tags, updated=stamp)
+        spec = self._caps.spec(action)
+        status = spec.leads_to or server.status
+        return replace(server, status=status, updated=stamp)
