@@ -6,7 +6,8 @@ the file named by `FLEET_TOKEN_FILE`): the CLI has no database access of its own
 same against a laptop demo and a production replica. `--wait` follows the operation's event stream
 with a progress bar (redrawn in place on a terminal, one line per step otherwise) and ends with a
 per-state summary. Exit codes: 0 done without failures, 1 the operation failed, was stopped,
-cancelled or refused, 2 the request was refused (the problem is printed), 3 no service reachable.
+cancelled or refused, 2 a usage error (argparse, or a bad service URL: the option is named) or the
+request was refused (the problem is printed), 3 no service reachable.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -38,6 +40,18 @@ class ApiError(Exception):
         self.status = status
         self.problem = dict(problem)
         super().__init__(f"{status} {problem.get('detail') or problem.get('title') or ''}")
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be the service's address (None when it can)."""
+    try:
+        parsed = urlsplit(url)
+        parsed.port  # noqa: B018 (raises on a port that is not a number or out of range)
+    except ValueError as exc:
+        return f"not a URL ({exc})"
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return "expected http://host[:port] or https://host[:port]"
+    return None
 
 
 def token_from_env(environ: Mapping[str, str] | None = None) -> str | None:
@@ -237,19 +251,9 @@ def write_json(data: object, out: TextIO = sys.stdout) -> None:
 # --- commands -------------------------------------------------------------------------------
 
 
-def _pairs(values: Sequence[str] | None, flag: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for text in values or []:
-        key, sep, value = text.partition("=")
-        if not key or not sep:
-            raise SystemExit(f"fleet: {flag} {text!r}: expected key=value")
-        out[key] = value
-    return out
-
-
-def _amount(text: str) -> int | str:
-    text = text.strip()
-    return int(text) if text.isdigit() else text
+def _pairs(values: Sequence[tuple[str, str]] | None) -> dict[str, str]:
+    """`--tag`/`--set-tag` values (checked by argparse: `fleet.cli_args.key_value`)."""
+    return dict(values or [])
 
 
 def _targets(args: Namespace) -> JSONDict:
@@ -258,7 +262,7 @@ def _targets(args: Namespace) -> JSONDict:
         ("endpoints", args.endpoint),
         ("ids", args.id),
         ("statuses", args.status),
-        ("tags_all", _pairs(args.tag, "--tag")),
+        ("tags_all", _pairs(args.tag)),
     ):
         if value:
             targets[key] = value
@@ -278,7 +282,7 @@ def _params(args: Namespace) -> JSONDict:
     if args.live:
         params["live"] = True
     if args.set_tag:
-        params["tags"] = _pairs(args.set_tag, "--set-tag")
+        params["tags"] = _pairs(args.set_tag)
     return params
 
 
@@ -287,9 +291,9 @@ def _strategy(args: Namespace) -> JSONDict:
     if args.max_in_flight is not None:
         strategy["max_in_flight"] = args.max_in_flight
     if args.max_errors is not None:
-        strategy["max_errors"] = _amount(args.max_errors)
+        strategy["max_errors"] = args.max_errors
     if args.waves:
-        strategy["waves"] = [_amount(w) for w in args.waves.split(",") if w.strip()]
+        strategy["waves"] = args.waves
     if args.pause_after_wave:
         strategy["pause_after_wave"] = True
     return strategy
@@ -415,7 +419,7 @@ async def cmd_endpoints(args: Namespace, client: Client, out: TextIO, err: TextI
 async def cmd_servers(args: Namespace, client: Client, out: TextIO, err: TextIO) -> int:
     params = [("limit", str(args.limit))]
     params += [("endpoint", e) for e in args.endpoint or []]
-    params += [("tag", t) for t in args.tag or []]
+    params += [("tag", f"{k}={v}") for k, v in args.tag or []]
     params += [("status", s) for s in args.status or []]
     if args.name:
         params.append(("name", args.name))
@@ -450,6 +454,11 @@ def _command(name: str) -> Command:
 async def remote(args: Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Run one API command; problems and connection errors become messages and exit codes."""
     url = args.url or os.environ.get("FLEET_URL") or DEFAULT_URL
+    problem = url_problem(url)
+    if problem:
+        where = "--url" if args.url else "FLEET_URL"
+        err.write(f"fleet {args.command}: error: {where} {url!r}: {problem}\n")
+        return 2
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
         client = Client(url, token_from_env(), session)
         try:

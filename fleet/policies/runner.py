@@ -19,6 +19,7 @@ from datetime import timedelta
 
 import structlog
 
+from fleet.cli_args import positive_float
 from fleet.logging import configure_logging
 from fleet.policies.files import PolicySet, load_policy_files
 from fleet.policies.model import PolicyError
@@ -33,9 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--policies", action="append", default=[], help="policy file (repeat)")
     parser.add_argument("--calendars", default=None, help="calendar directory")
     parser.add_argument("--name", default=None, help="worker name (logged, kept on fires)")
-    parser.add_argument("--sweep", type=float, default=30.0, help="sweep interval (seconds)")
-    parser.add_argument("--leader-retry", type=float, default=5.0, help="standby retry (s)")
-    parser.add_argument("--stale-after", type=float, default=120.0, help="resume fires after (s)")
+    seconds = positive_float
+    parser.add_argument("--sweep", type=seconds, default=30.0, help="sweep interval (seconds)")
+    parser.add_argument("--leader-retry", type=seconds, default=5.0, help="standby retry (s)")
+    parser.add_argument("--stale-after", type=seconds, default=120.0, help="resume fires after (s)")
     return parser
 
 
