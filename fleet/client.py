@@ -356,6 +356,11 @@ async def _ops_list(args: Namespace, client: Client, out: TextIO) -> int:
     return 0
 
 
+def _one_line(text: object) -> str:
+    """A vendor message in a table cell: whole, on one line."""
+    return " ".join(str(text).split()) if text else ""
+
+
 async def _ops_subjobs(args: Namespace, client: Client, out: TextIO) -> int:
     path = f"/v1/operations/{args.operation_id}/subjobs"
     page = await client.call("GET", path, params=_page_params(args))
@@ -365,10 +370,17 @@ async def _ops_subjobs(args: Namespace, client: Client, out: TextIO) -> int:
     items = page.get("items") or []
     assert isinstance(items, list)
     rows = [
-        (s["target_id"], s["name"] or "", s["state"], s["error_code"] or "", s["reason"] or "")
+        (
+            s["target_id"],
+            s["name"] or "",
+            s["state"],
+            s["error_code"] or "",
+            _one_line(s["error_message"]),
+            _one_line(s["reason"]),
+        )
         for s in items
     ]
-    out.write(table(rows, ("target", "name", "state", "code", "reason")) + "\n")
+    out.write(table(rows, ("target", "name", "state", "code", "message", "reason")) + "\n")
     return 0
 
 

@@ -120,3 +120,30 @@ async def test_refusals_and_unreachable_service(api: Api) -> None:
     args = build_parser().parse_args(["endpoints", "--url", "http://127.0.0.1:9"])
     code = await remote(args, io.StringIO(), err_buf := io.StringIO())
     assert code == 3 and "cannot reach" in err_buf.getvalue()
+
+
+async def test_subjobs_show_the_vendor_code_and_message(api: Api) -> None:
+    servers = await api.servers("ecs-sim", status="running")
+    ids = [str(s["id"]) for s in servers[:2]]
+    async with api.client.session.post(
+        f"{api.fleet.simulator_url}/_sim/faults",
+        json={"kind": "job_fail", "server_ids": ids[:1], "error_code": "Ecs.0001"},
+    ) as resp:
+        assert resp.status == 201
+    code, out, _ = await fleet(
+        api, "run", "stop", "--endpoint", "ecs-sim", "--id", ids[0], "--id", ids[1], "--json"
+    )
+    assert code == 0
+    op_id = json.loads(out)["id"]
+    await api.wait(op_id)
+    page = await api.get(f"/v1/operations/{op_id}/subjobs", params={"state": "failed"})
+    items = page.body["items"]
+    assert isinstance(items, list) and len(items) == 1
+    sub = items[0]
+    assert sub["error_code"] == "Ecs.0001" and sub["error_message"]
+    code, out, _ = await fleet(api, "ops", "subjobs", op_id, role="viewer")
+    assert code == 0
+    [line] = [ln for ln in out.splitlines() if f"ecs-sim/{ids[0]}" in ln]
+    assert "failed" in line and "Ecs.0001" in line
+    assert " ".join(str(sub["error_message"]).split()) in line
+    assert out.splitlines()[0].split() == ["target", "name", "state", "code", "message", "reason"]
