@@ -109,6 +109,7 @@ def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _remote_args(listing)
     listing.add_argument("--state", default=None)
     listing.add_argument("--limit", type=positive_int, default=20)
+    _cursor_arg(listing)
     for verb in ("show", "watch", "subjobs", "cancel", "pause", "resume", "retry-failed"):
         cmd = osub.add_parser(verb, help=f"{verb} an operation")
         _remote_args(cmd)
@@ -116,6 +117,7 @@ def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         if verb == "subjobs":
             cmd.add_argument("--state", default=None)
             cmd.add_argument("--limit", type=positive_int, default=100)
+            _cursor_arg(cmd)
     endpoints = sub.add_parser("endpoints", help="endpoints and their rate keys")
     _remote_args(endpoints)
     servers = sub.add_parser("servers", help="servers through the drivers")
@@ -125,16 +127,28 @@ def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     servers.add_argument("--status", action="append")
     servers.add_argument("--name", default=None)
     servers.add_argument("--limit", type=positive_int, default=100)
-    policies = sub.add_parser("policies", help="scheduled policies: list, preview, run now")
+    _cursor_arg(servers)
+    policies = sub.add_parser("policies", help="scheduled policies: list, preview, fires, run now")
     psub = policies.add_subparsers(dest="policies_command", required=True)
     _remote_args(psub.add_parser("list", help="policies with their next and last fire"))
     preview = psub.add_parser("preview", help="next fire times and what a fire would act on")
     _remote_args(preview)
     preview.add_argument("policy_id")
     preview.add_argument("--n", type=positive_int, default=20, help="how many fire times")
+    fires = psub.add_parser("fires", help="a policy's fires and skips, newest slot first")
+    _remote_args(fires)
+    fires.add_argument("policy_id")
+    fires.add_argument("--limit", type=positive_int, default=50)
+    _cursor_arg(fires)
     run = psub.add_parser("run", help="fire now (twice in one minute is one fire)")
     _remote_args(run)
     run.add_argument("policy_id")
+
+
+def _cursor_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cursor", default=None, help="start at this page (the 'next: --cursor ...' line)"
+    )
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:

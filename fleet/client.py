@@ -24,12 +24,19 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from fleet.client_text import (
+    number,
+    one_line,
+    page_end,
+    plan_text,
+    progress_line,
+    summary_text,
+    table,
+    write_json,
+)
+
 DEFAULT_URL = "http://127.0.0.1:8080"
 GOOD_ENDINGS = frozenset({"succeeded", "planned"})
-ENDINGS = frozenset(
-    {"succeeded", "completed_with_failures", "stopped", "cancelled", "refused", "planned"}
-)
-STATE_ORDER = ("succeeded", "failed", "skipped", "cancelled", "pending", "dispatching", "awaiting")
 JSONDict = dict[str, object]
 
 
@@ -130,77 +137,6 @@ class Client:
                         event, data = "message", ""
 
 
-# --- rendering ------------------------------------------------------------------------------
-
-
-def _counts(op: Mapping[str, object]) -> dict[str, int]:
-    raw = op.get("counts")
-    return {str(k): int(str(v)) for k, v in raw.items()} if isinstance(raw, dict) else {}
-
-
-def _num(value: object) -> float:
-    return float(str(value)) if value is not None else 0.0
-
-
-def progress_line(op: Mapping[str, object], width: int = 28) -> str:
-    progress = op.get("progress") if isinstance(op.get("progress"), dict) else {}
-    assert isinstance(progress, dict)
-    total, done = int(_num(progress.get("total"))), int(_num(progress.get("done")))
-    finished = op.get("state") in ENDINGS
-    filled = (width if finished else 0) if total == 0 else int(width * done / total)
-    counts = _counts(op)
-    eta = op.get("eta_seconds")
-    eta_text = "-" if eta is None else f"{_num(eta):.0f}s"
-    return (
-        f"{str(op.get('id', ''))[:12]:<12} [{'#' * filled}{'.' * (width - filled)}] "
-        f"{done:>5}/{total:<5} {op.get('state')!s:<23} eta {eta_text:>5}  "
-        f"ok {counts.get('succeeded', 0)}  failed {counts.get('failed', 0)}  "
-        f"skipped {counts.get('skipped', 0)}  cancelled {counts.get('cancelled', 0)}"
-    )
-
-
-def summary_text(op: Mapping[str, object]) -> str:
-    counts = _counts(op)
-    rows = [(s, counts.get(s, 0)) for s in STATE_ORDER if counts.get(s, 0)]
-    lines = [f"operation {op.get('id')} ({op.get('action')}): {op.get('state')}"]
-    for key in ("refused_reason", "halted_reason"):
-        if op.get(key):
-            lines.append(f"  {key.split('_')[0]}: {op.get(key)}")
-    lines.append(f"  {'state':<12} {'sub-jobs':>8}")
-    lines += [f"  {state:<12} {n:>8}" for state, n in rows]
-    lines.append(f"  {'total':<12} {sum(counts.values()):>8}")
-    return "\n".join(lines)
-
-
-def plan_text(op: Mapping[str, object], plan: Mapping[str, object] | None) -> str:
-    if plan is None:
-        return f"operation {op.get('id')}: still planning; see `fleet ops show {op.get('id')}`"
-    skipped = plan.get("skipped_by_reason") or {}
-    assert isinstance(skipped, dict)
-    why = ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items())) or "none"
-    waves = plan.get("waves") or []
-    assert isinstance(waves, list)
-    lines = [
-        f"dry run {op.get('id')} ({op.get('action')}): {plan.get('targets')} servers to act on, "
-        f"{plan.get('skipped')} skipped ({why})",
-        f"  waves: {', '.join(map(str, waves[:10]))}{' ...' if len(waves) > 10 else ''} "
-        f"({plan.get('wave_count')} in all)",
-        f"  {'rate key':<26} {'servers':>7} {'calls':>6}  {'budget':<28} {'send':>7}",
-    ]
-    keys = plan.get("rate_keys") or []
-    assert isinstance(keys, list)
-    for k in keys:
-        budgets = ", ".join(str(b) for b in k.get("budgets") or []) or "unlimited"
-        lines.append(
-            f"  {k.get('rate_key'):<26} {k.get('servers'):>7} {k.get('calls'):>6}  "
-            f"{budgets:<28} {_num(k.get('send_seconds')):>6.1f}s"
-        )
-    if plan.get("refused_reason"):
-        lines.append(f"  REFUSED: {plan.get('refused_reason')}")
-    lines.append(f"  ETA: {_num(plan.get('eta_seconds')):.1f} s (from the rate limits)")
-    return "\n".join(lines)
-
-
 def exit_code(op: Mapping[str, object]) -> int:
     return 0 if op.get("state") in GOOD_ENDINGS else 1
 
@@ -222,7 +158,7 @@ async def watch(client: Client, operation_id: str, out: TextIO, err: TextIO) -> 
             err.write("\r" + line)
         else:
             progress = data.get("progress")
-            pct = _num(progress.get("percent")) if isinstance(progress, dict) else 0.0
+            pct = number(progress.get("percent")) if isinstance(progress, dict) else 0.0
             step = (data.get("state"), int(pct // 10))
             if step != shown:
                 shown, last = step, line
@@ -234,18 +170,6 @@ async def watch(client: Client, operation_id: str, out: TextIO, err: TextIO) -> 
     err.flush()
     out.write(summary_text(final) + "\n")
     return final
-
-
-def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
-    cells = [[str(c) for c in header], *[[str(c) for c in r] for r in rows]]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells
-    )
-
-
-def write_json(data: object, out: TextIO = sys.stdout) -> None:
-    out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -331,7 +255,9 @@ async def cmd_run(args: Namespace, client: Client, out: TextIO, err: TextIO) -> 
 
 
 def _page_params(args: Namespace) -> list[tuple[str, str]]:
-    return [("limit", str(args.limit))] + ([("state", args.state)] if args.state else [])
+    params = [("limit", str(args.limit))]
+    params += [("state", args.state)] if args.state else []
+    return params + ([("cursor", args.cursor)] if args.cursor else [])
 
 
 async def _ops_list(args: Namespace, client: Client, out: TextIO) -> int:
@@ -353,12 +279,8 @@ async def _ops_list(args: Namespace, client: Client, out: TextIO) -> int:
         for o in items
     ]
     out.write(table(rows, ("id", "action", "state", "done", "created_by", "created_at")) + "\n")
+    out.write(page_end(page))
     return 0
-
-
-def _one_line(text: object) -> str:
-    """A vendor message in a table cell: whole, on one line."""
-    return " ".join(str(text).split()) if text else ""
 
 
 async def _ops_subjobs(args: Namespace, client: Client, out: TextIO) -> int:
@@ -375,12 +297,13 @@ async def _ops_subjobs(args: Namespace, client: Client, out: TextIO) -> int:
             s["name"] or "",
             s["state"],
             s["error_code"] or "",
-            _one_line(s["error_message"]),
-            _one_line(s["reason"]),
+            one_line(s["error_message"]),
+            one_line(s["reason"]),
         )
         for s in items
     ]
     out.write(table(rows, ("target", "name", "state", "code", "message", "reason")) + "\n")
+    out.write(page_end(page))
     return 0
 
 
@@ -435,6 +358,8 @@ async def cmd_servers(args: Namespace, client: Client, out: TextIO, err: TextIO)
     params += [("status", s) for s in args.status or []]
     if args.name:
         params.append(("name", args.name))
+    if args.cursor:
+        params.append(("cursor", args.cursor))
     data = await client.call("GET", "/v1/servers", params=params)
     if args.json:
         write_json(data, out)
@@ -443,6 +368,7 @@ async def cmd_servers(args: Namespace, client: Client, out: TextIO, err: TextIO)
     assert isinstance(items, list)
     rows = [(s["endpoint"], s["id"], s["name"], s["status"], s["flavor"] or "") for s in items]
     out.write(table(rows, ("endpoint", "id", "name", "status", "flavor")) + "\n")
+    out.write(page_end(data))
     return 0
 
 
