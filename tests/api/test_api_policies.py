@@ -85,6 +85,7 @@ async def test_invalid_policies_are_422_naming_the_field(api: Api) -> None:
         ({**BODY, "cron": "61 * * * *"}, "cron"),
         ({**BODY, "timezone": "Mars/Olympus"}, "timezone"),
         ({**BODY, "targets": {"endpoints": ["nowhere"]}}, "targets.endpoints"),
+        ({**BODY, "targets": {"tags_all": {"k" * 256: "x"}}}, "targets.tags_all"),
         ({**BODY, "action": "explode"}, "action"),
         ({**BODY, "name": "No Spaces"}, "name"),
         ({**BODY, "surprise": 1}, "surprise"),
