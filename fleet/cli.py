@@ -34,7 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     up = db_sub.add_parser("upgrade", help="migrate the database to the latest schema")
     _config_arg(up)
-    worker = sub.add_parser("worker", help="run the engine (planning, dispatch, polling) only")
+    worker = sub.add_parser(
+        "worker",
+        help="run the engine (planning, dispatch, polling) and the policy scheduler, no API",
+    )
     _config_arg(worker)
     worker.add_argument("--name", default=None, help="worker name (stable across restarts)")
     _service_parsers(sub)
