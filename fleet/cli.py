@@ -7,6 +7,15 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from fleet.cli_args import (
+    amount,
+    exclude_tag,
+    key_value,
+    port,
+    positive_float,
+    positive_int,
+    waves,
+)
 from fleet.drivers.registry import KINDS
 
 
@@ -15,15 +24,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sim = sub.add_parser("simulate", help="serve the loopback cloud simulator")
     sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=8700)
+    sim.add_argument("--port", type=port, default=8700)
     sim.add_argument("--world", default=None, help="TOML world file")
     sim.add_argument("--seed", type=int, default=None)
-    sim.add_argument("--speed", type=float, default=None, help="simulated seconds per real second")
+    sim.add_argument(
+        "--speed", type=positive_float, default=None, help="simulated seconds per real second"
+    )
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     up = db_sub.add_parser("upgrade", help="migrate the database to the latest schema")
     _config_arg(up)
-    worker = sub.add_parser("worker", help="run the engine (planning, dispatch, polling) only")
+    worker = sub.add_parser(
+        "worker",
+        help="run the engine (planning, dispatch, polling) and the policy scheduler, no API",
+    )
     _config_arg(worker)
     worker.add_argument("--name", default=None, help="worker name (stable across restarts)")
     _service_parsers(sub)
@@ -65,17 +79,23 @@ def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     run.add_argument("action", choices=KINDS)
     run.add_argument("--endpoint", action="append", help="endpoint name (repeatable)")
     run.add_argument("--id", action="append", help="server id (repeatable)")
-    run.add_argument("--tag", action="append", help="k=v the servers must carry (repeatable)")
-    run.add_argument("--exclude-tag", default=None, help="k=v to skip ('' disables exclusion)")
+    run.add_argument(
+        "--tag", action="append", type=key_value, help="k=v the servers must carry (repeatable)"
+    )
+    run.add_argument(
+        "--exclude-tag", default=None, type=exclude_tag, help="k=v to skip ('' disables exclusion)"
+    )
     run.add_argument("--name", default=None, help="server name glob, e.g. 'web-*'")
     run.add_argument("--status", action="append", help="server status (repeatable)")
     run.add_argument("--flavor", default=None, help="target flavor of a resize")
     run.add_argument("--type", default=None, choices=["SOFT", "HARD", "soft", "hard"])
     run.add_argument("--live", action="store_true", help="EasyStack live resize")
-    run.add_argument("--set-tag", action="append", help="k=v to add/remove (tag_add, tag_remove)")
-    run.add_argument("--max-in-flight", type=int, default=None)
-    run.add_argument("--max-errors", default=None, help="N or P%%")
-    run.add_argument("--waves", default=None, help="e.g. 1,10%%,100%%")
+    run.add_argument(
+        "--set-tag", action="append", type=key_value, help="k=v to add/remove (tag_add, tag_remove)"
+    )
+    run.add_argument("--max-in-flight", type=positive_int, default=None)
+    run.add_argument("--max-errors", type=amount, default=None, help="N or P%%")
+    run.add_argument("--waves", type=waves, default=None, help="e.g. 1,10%%,100%%")
     run.add_argument("--pause-after-wave", action="store_true")
     run.add_argument("--dry-run", action="store_true", help="plan only: targets, calls, ETA")
     run.add_argument("--wait", action="store_true", help="follow with a progress bar")
@@ -91,33 +111,47 @@ def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     listing = osub.add_parser("list", help="operations, newest first")
     _remote_args(listing)
     listing.add_argument("--state", default=None)
-    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--limit", type=positive_int, default=20)
+    _cursor_arg(listing)
     for verb in ("show", "watch", "subjobs", "cancel", "pause", "resume", "retry-failed"):
         cmd = osub.add_parser(verb, help=f"{verb} an operation")
         _remote_args(cmd)
         cmd.add_argument("operation_id")
         if verb == "subjobs":
             cmd.add_argument("--state", default=None)
-            cmd.add_argument("--limit", type=int, default=100)
+            cmd.add_argument("--limit", type=positive_int, default=100)
+            _cursor_arg(cmd)
     endpoints = sub.add_parser("endpoints", help="endpoints and their rate keys")
     _remote_args(endpoints)
     servers = sub.add_parser("servers", help="servers through the drivers")
     _remote_args(servers)
     servers.add_argument("--endpoint", action="append")
-    servers.add_argument("--tag", action="append", help="k=v (repeatable)")
+    servers.add_argument("--tag", action="append", type=key_value, help="k=v (repeatable)")
     servers.add_argument("--status", action="append")
     servers.add_argument("--name", default=None)
-    servers.add_argument("--limit", type=int, default=100)
-    policies = sub.add_parser("policies", help="scheduled policies: list, preview, run now")
+    servers.add_argument("--limit", type=positive_int, default=100)
+    _cursor_arg(servers)
+    policies = sub.add_parser("policies", help="scheduled policies: list, preview, fires, run now")
     psub = policies.add_subparsers(dest="policies_command", required=True)
     _remote_args(psub.add_parser("list", help="policies with their next and last fire"))
     preview = psub.add_parser("preview", help="next fire times and what a fire would act on")
     _remote_args(preview)
     preview.add_argument("policy_id")
-    preview.add_argument("--n", type=int, default=20, help="how many fire times")
+    preview.add_argument("--n", type=positive_int, default=20, help="how many fire times")
+    fires = psub.add_parser("fires", help="a policy's fires and skips, newest slot first")
+    _remote_args(fires)
+    fires.add_argument("policy_id")
+    fires.add_argument("--limit", type=positive_int, default=50)
+    _cursor_arg(fires)
     run = psub.add_parser("run", help="fire now (twice in one minute is one fire)")
     _remote_args(run)
     run.add_argument("policy_id")
+
+
+def _cursor_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cursor", default=None, help="start at this page (the 'next: --cursor ...' line)"
+    )
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:

@@ -6,7 +6,8 @@ the file named by `FLEET_TOKEN_FILE`): the CLI has no database access of its own
 same against a laptop demo and a production replica. `--wait` follows the operation's event stream
 with a progress bar (redrawn in place on a terminal, one line per step otherwise) and ends with a
 per-state summary. Exit codes: 0 done without failures, 1 the operation failed, was stopped,
-cancelled or refused, 2 the request was refused (the problem is printed), 3 no service reachable.
+cancelled or refused, 2 a usage error (argparse, or a bad service URL: the option is named) or the
+request was refused (the problem is printed), 3 no service reachable.
 """
 
 from __future__ import annotations
@@ -19,15 +20,23 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit
 
 import aiohttp
 
+from fleet.client_text import (
+    number,
+    one_line,
+    page_end,
+    plan_text,
+    progress_line,
+    summary_text,
+    table,
+    write_json,
+)
+
 DEFAULT_URL = "http://127.0.0.1:8080"
 GOOD_ENDINGS = frozenset({"succeeded", "planned"})
-ENDINGS = frozenset(
-    {"succeeded", "completed_with_failures", "stopped", "cancelled", "refused", "planned"}
-)
-STATE_ORDER = ("succeeded", "failed", "skipped", "cancelled", "pending", "dispatching", "awaiting")
 JSONDict = dict[str, object]
 
 
@@ -38,6 +47,18 @@ class ApiError(Exception):
         self.status = status
         self.problem = dict(problem)
         super().__init__(f"{status} {problem.get('detail') or problem.get('title') or ''}")
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be the service's address (None when it can)."""
+    try:
+        parsed = urlsplit(url)
+        parsed.port  # noqa: B018 (raises on a port that is not a number or out of range)
+    except ValueError as exc:
+        return f"not a URL ({exc})"
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return "expected http://host[:port] or https://host[:port]"
+    return None
 
 
 def token_from_env(environ: Mapping[str, str] | None = None) -> str | None:
@@ -116,77 +137,6 @@ class Client:
                         event, data = "message", ""
 
 
-# --- rendering ------------------------------------------------------------------------------
-
-
-def _counts(op: Mapping[str, object]) -> dict[str, int]:
-    raw = op.get("counts")
-    return {str(k): int(str(v)) for k, v in raw.items()} if isinstance(raw, dict) else {}
-
-
-def _num(value: object) -> float:
-    return float(str(value)) if value is not None else 0.0
-
-
-def progress_line(op: Mapping[str, object], width: int = 28) -> str:
-    progress = op.get("progress") if isinstance(op.get("progress"), dict) else {}
-    assert isinstance(progress, dict)
-    total, done = int(_num(progress.get("total"))), int(_num(progress.get("done")))
-    finished = op.get("state") in ENDINGS
-    filled = (width if finished else 0) if total == 0 else int(width * done / total)
-    counts = _counts(op)
-    eta = op.get("eta_seconds")
-    eta_text = "-" if eta is None else f"{_num(eta):.0f}s"
-    return (
-        f"{str(op.get('id', ''))[:12]:<12} [{'#' * filled}{'.' * (width - filled)}] "
-        f"{done:>5}/{total:<5} {op.get('state')!s:<23} eta {eta_text:>5}  "
-        f"ok {counts.get('succeeded', 0)}  failed {counts.get('failed', 0)}  "
-        f"skipped {counts.get('skipped', 0)}  cancelled {counts.get('cancelled', 0)}"
-    )
-
-
-def summary_text(op: Mapping[str, object]) -> str:
-    counts = _counts(op)
-    rows = [(s, counts.get(s, 0)) for s in STATE_ORDER if counts.get(s, 0)]
-    lines = [f"operation {op.get('id')} ({op.get('action')}): {op.get('state')}"]
-    for key in ("refused_reason", "halted_reason"):
-        if op.get(key):
-            lines.append(f"  {key.split('_')[0]}: {op.get(key)}")
-    lines.append(f"  {'state':<12} {'sub-jobs':>8}")
-    lines += [f"  {state:<12} {n:>8}" for state, n in rows]
-    lines.append(f"  {'total':<12} {sum(counts.values()):>8}")
-    return "\n".join(lines)
-
-
-def plan_text(op: Mapping[str, object], plan: Mapping[str, object] | None) -> str:
-    if plan is None:
-        return f"operation {op.get('id')}: still planning; see `fleet ops show {op.get('id')}`"
-    skipped = plan.get("skipped_by_reason") or {}
-    assert isinstance(skipped, dict)
-    why = ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items())) or "none"
-    waves = plan.get("waves") or []
-    assert isinstance(waves, list)
-    lines = [
-        f"dry run {op.get('id')} ({op.get('action')}): {plan.get('targets')} servers to act on, "
-        f"{plan.get('skipped')} skipped ({why})",
-        f"  waves: {', '.join(map(str, waves[:10]))}{' ...' if len(waves) > 10 else ''} "
-        f"({plan.get('wave_count')} in all)",
-        f"  {'rate key':<26} {'servers':>7} {'calls':>6}  {'budget':<28} {'send':>7}",
-    ]
-    keys = plan.get("rate_keys") or []
-    assert isinstance(keys, list)
-    for k in keys:
-        budgets = ", ".join(str(b) for b in k.get("budgets") or []) or "unlimited"
-        lines.append(
-            f"  {k.get('rate_key'):<26} {k.get('servers'):>7} {k.get('calls'):>6}  "
-            f"{budgets:<28} {_num(k.get('send_seconds')):>6.1f}s"
-        )
-    if plan.get("refused_reason"):
-        lines.append(f"  REFUSED: {plan.get('refused_reason')}")
-    lines.append(f"  ETA: {_num(plan.get('eta_seconds')):.1f} s (from the rate limits)")
-    return "\n".join(lines)
-
-
 def exit_code(op: Mapping[str, object]) -> int:
     return 0 if op.get("state") in GOOD_ENDINGS else 1
 
@@ -208,7 +158,7 @@ async def watch(client: Client, operation_id: str, out: TextIO, err: TextIO) -> 
             err.write("\r" + line)
         else:
             progress = data.get("progress")
-            pct = _num(progress.get("percent")) if isinstance(progress, dict) else 0.0
+            pct = number(progress.get("percent")) if isinstance(progress, dict) else 0.0
             step = (data.get("state"), int(pct // 10))
             if step != shown:
                 shown, last = step, line
@@ -222,34 +172,12 @@ async def watch(client: Client, operation_id: str, out: TextIO, err: TextIO) -> 
     return final
 
 
-def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
-    cells = [[str(c) for c in header], *[[str(c) for c in r] for r in rows]]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells
-    )
-
-
-def write_json(data: object, out: TextIO = sys.stdout) -> None:
-    out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
 # --- commands -------------------------------------------------------------------------------
 
 
-def _pairs(values: Sequence[str] | None, flag: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for text in values or []:
-        key, sep, value = text.partition("=")
-        if not key or not sep:
-            raise SystemExit(f"fleet: {flag} {text!r}: expected key=value")
-        out[key] = value
-    return out
-
-
-def _amount(text: str) -> int | str:
-    text = text.strip()
-    return int(text) if text.isdigit() else text
+def _pairs(values: Sequence[tuple[str, str]] | None) -> dict[str, str]:
+    """`--tag`/`--set-tag` values (checked by argparse: `fleet.cli_args.key_value`)."""
+    return dict(values or [])
 
 
 def _targets(args: Namespace) -> JSONDict:
@@ -258,7 +186,7 @@ def _targets(args: Namespace) -> JSONDict:
         ("endpoints", args.endpoint),
         ("ids", args.id),
         ("statuses", args.status),
-        ("tags_all", _pairs(args.tag, "--tag")),
+        ("tags_all", _pairs(args.tag)),
     ):
         if value:
             targets[key] = value
@@ -278,7 +206,7 @@ def _params(args: Namespace) -> JSONDict:
     if args.live:
         params["live"] = True
     if args.set_tag:
-        params["tags"] = _pairs(args.set_tag, "--set-tag")
+        params["tags"] = _pairs(args.set_tag)
     return params
 
 
@@ -287,9 +215,9 @@ def _strategy(args: Namespace) -> JSONDict:
     if args.max_in_flight is not None:
         strategy["max_in_flight"] = args.max_in_flight
     if args.max_errors is not None:
-        strategy["max_errors"] = _amount(args.max_errors)
+        strategy["max_errors"] = args.max_errors
     if args.waves:
-        strategy["waves"] = [_amount(w) for w in args.waves.split(",") if w.strip()]
+        strategy["waves"] = args.waves
     if args.pause_after_wave:
         strategy["pause_after_wave"] = True
     return strategy
@@ -327,7 +255,9 @@ async def cmd_run(args: Namespace, client: Client, out: TextIO, err: TextIO) -> 
 
 
 def _page_params(args: Namespace) -> list[tuple[str, str]]:
-    return [("limit", str(args.limit))] + ([("state", args.state)] if args.state else [])
+    params = [("limit", str(args.limit))]
+    params += [("state", args.state)] if args.state else []
+    return params + ([("cursor", args.cursor)] if args.cursor else [])
 
 
 async def _ops_list(args: Namespace, client: Client, out: TextIO) -> int:
@@ -349,6 +279,7 @@ async def _ops_list(args: Namespace, client: Client, out: TextIO) -> int:
         for o in items
     ]
     out.write(table(rows, ("id", "action", "state", "done", "created_by", "created_at")) + "\n")
+    out.write(page_end(page))
     return 0
 
 
@@ -361,10 +292,18 @@ async def _ops_subjobs(args: Namespace, client: Client, out: TextIO) -> int:
     items = page.get("items") or []
     assert isinstance(items, list)
     rows = [
-        (s["target_id"], s["name"] or "", s["state"], s["error_code"] or "", s["reason"] or "")
+        (
+            s["target_id"],
+            s["name"] or "",
+            s["state"],
+            s["error_code"] or "",
+            one_line(s["error_message"]),
+            one_line(s["reason"]),
+        )
         for s in items
     ]
-    out.write(table(rows, ("target", "name", "state", "code", "reason")) + "\n")
+    out.write(table(rows, ("target", "name", "state", "code", "message", "reason")) + "\n")
+    out.write(page_end(page))
     return 0
 
 
@@ -415,10 +354,12 @@ async def cmd_endpoints(args: Namespace, client: Client, out: TextIO, err: TextI
 async def cmd_servers(args: Namespace, client: Client, out: TextIO, err: TextIO) -> int:
     params = [("limit", str(args.limit))]
     params += [("endpoint", e) for e in args.endpoint or []]
-    params += [("tag", t) for t in args.tag or []]
+    params += [("tag", f"{k}={v}") for k, v in args.tag or []]
     params += [("status", s) for s in args.status or []]
     if args.name:
         params.append(("name", args.name))
+    if args.cursor:
+        params.append(("cursor", args.cursor))
     data = await client.call("GET", "/v1/servers", params=params)
     if args.json:
         write_json(data, out)
@@ -427,6 +368,7 @@ async def cmd_servers(args: Namespace, client: Client, out: TextIO, err: TextIO)
     assert isinstance(items, list)
     rows = [(s["endpoint"], s["id"], s["name"], s["status"], s["flavor"] or "") for s in items]
     out.write(table(rows, ("endpoint", "id", "name", "status", "flavor")) + "\n")
+    out.write(page_end(data))
     return 0
 
 
@@ -450,6 +392,11 @@ def _command(name: str) -> Command:
 async def remote(args: Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Run one API command; problems and connection errors become messages and exit codes."""
     url = args.url or os.environ.get("FLEET_URL") or DEFAULT_URL
+    problem = url_problem(url)
+    if problem:
+        where = "--url" if args.url else "FLEET_URL"
+        err.write(f"fleet {args.command}: error: {where} {url!r}: {problem}\n")
+        return 2
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
         client = Client(url, token_from_env(), session)
         try:

@@ -1,4 +1,5 @@
-"""`fleet policies list | preview ID [--n N] | run ID`: scheduled policies over the REST API.
+"""`fleet policies list | preview ID [--n N] | fires ID [--limit N] [--cursor C] | run ID`:
+scheduled policies over the REST API.
 
 Same conventions as `fleet.client` (URL and token from the environment, `--json` prints the API's
 answer, exit 2 when the service refuses, 3 when it cannot be reached). `run` exits 1 when the fire
@@ -12,7 +13,8 @@ from argparse import Namespace
 from collections.abc import Mapping, Sequence
 from typing import TextIO
 
-from fleet.client import Client, table, write_json
+from fleet.client import Client
+from fleet.client_text import page_end, table, write_json
 
 
 def _slot_text(slot: object) -> str:
@@ -114,6 +116,30 @@ async def _preview(args: Namespace, client: Client, out: TextIO) -> int:
     return 0
 
 
+async def _fires(args: Namespace, client: Client, out: TextIO) -> int:
+    params = [("limit", str(args.limit))] + ([("before", args.cursor)] if args.cursor else [])
+    data = await client.call("GET", f"/v1/policies/{args.policy_id}/fires", params=params)
+    if args.json:
+        write_json(data, out)
+        return 0
+    rows = [
+        (
+            f.get("id"),
+            str(f.get("scheduled_at", ""))[:19],
+            f.get("trigger"),
+            f.get("status"),
+            f.get("operation_id") or "",
+            f.get("targets"),
+            " ".join(str(f.get("reason") or "").split()),
+        )
+        for f in _items(data, "items")
+    ]
+    header = ("fire", "slot", "trigger", "status", "operation", "targets", "reason")
+    out.write(table(rows, header) + "\n" if rows else "no fires\n")
+    out.write(page_end(data))
+    return 0
+
+
 def run_text(policy_id: str, data: Mapping[str, object]) -> str:
     fire = data["fire"]
     assert isinstance(fire, Mapping)
@@ -150,4 +176,6 @@ async def cmd_policies(args: Namespace, client: Client, out: TextIO, err: TextIO
         return await _list(args, client, out)
     if verb == "preview":
         return await _preview(args, client, out)
+    if verb == "fires":
+        return await _fires(args, client, out)
     return await _run(args, client, out)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from fleet.domain import ActionParams, PowerType, Selector, ServerStatus
 from fleet.drivers.registry import KINDS
+from fleet.tag_limits import filter_tag_problem
 from jobs.errors import FieldError
 
 DEFAULT_EXCLUDE_TAG = ("fleet-exclude", "true")
@@ -100,6 +101,9 @@ def parse_targets(raw: Mapping[str, object]) -> Targets:
         name_pattern=name,
         statuses=frozenset(statuses),
     )
+    too_long = filter_tag_problem(selector, exclude)
+    if too_long:
+        raise SpecError(*too_long)
     return Targets(
         endpoints=tuple(_str_list(raw.get("endpoints", []), "selector.endpoints")),
         selector=selector,

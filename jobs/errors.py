@@ -32,7 +32,7 @@ class FieldError(ValueError):
     such error, so every door answers it the same way (422 in the API, exit 2 in the CLI)."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}" if field else message)
+        super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
 

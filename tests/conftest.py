@@ -1,4 +1,4 @@
-"""Shared test set-up: markers by directory and a throwaway PostgreSQL cluster.
+"""Shared test set-up: a tier marker on every test and a throwaway PostgreSQL cluster.
 
 The cluster is started once per test session from the machine's PostgreSQL
 binaries (`scripts/ensure-postgres.sh` installs them) and every test that asks
@@ -23,15 +23,44 @@ import pytest
 
 pytest_plugins = ["tests.simulator_fixtures"]
 
-_DIR_MARKERS = ("unit", "contract", "integration", "simulator", "migration", "e2e")
+TIERS = ("unit", "contract", "integration", "simulator", "migration", "e2e")
+# tests/api and tests/policies are named for an area, not a tier: a file listed here has that tier,
+# any other test there is `integration` when it uses a database or the simulator (directly or
+# through a fixture such as `api` or `env`), `unit` otherwise.
+_FILE_TIERS = {
+    ("api", "test_tokens_migration.py"): "migration",
+    ("policies", "test_migration.py"): "migration",
+    ("api", "test_fuzz_schemathesis.py"): "e2e",  # a whole `fleet serve` process
+    ("policies", "test_two_processes.py"): "e2e",  # whole processes, SIGKILL
+    ("policies", "test_simulator_e2e.py"): "integration",  # open_fleet in its own fixture
+}
+_AREAS = ("api", "policies")
+_REAL_FIXTURES = frozenset(
+    {"sqlite_url", "pg_url", "db_url", "postgres_cluster", "simulator", "simulator_factory"}
+)
+
+
+def tier_of(item: pytest.Item) -> str | None:
+    """The tier a test belongs to: its directory's, or for an area directory, what it uses."""
+    parts = Path(str(item.fspath)).parts
+    for name in TIERS:
+        if name in parts:
+            return name
+    area = next((a for a in _AREAS if a in parts), None)
+    if area is None:
+        return None
+    listed = _FILE_TIERS.get((area, parts[-1]))
+    if listed is not None:
+        return listed
+    used = set(getattr(item, "fixturenames", ()))
+    return "integration" if used & _REAL_FIXTURES else "unit"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        parts = Path(str(item.fspath)).parts
-        for name in _DIR_MARKERS:
-            if name in parts:
-                item.add_marker(getattr(pytest.mark, name))
+        tier = tier_of(item)
+        if tier is not None:
+            item.add_marker(getattr(pytest.mark, tier))
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,19 @@ Events (each `data:` is one JSON object):
 - `subjob`: a sub-job failed (target, code, message), so a watcher sees failures as they happen;
 - `end`: the operation is over (its final view); the server then closes the stream.
 
-The stream reads the store's append-only event history (the SSE `id` is the last history id, so
-a client reconnecting with `Last-Event-ID` skips what it saw) and the operation's counts, every
-`stream_interval` seconds. A comment line keeps idle connections open through proxies. The stream
-stops early, cleanly, when the service shuts down.
+Every event has its own id, increasing along the stream, that says where the client is: the
+position in the store's append-only event history (`subjob` events are history rows), a sequence
+number among the snapshots sent at that position, and what the client knows of the operation (the
+last state it was told, whether its last `progress` is current, whether it got `end`). A client
+reconnecting with `Last-Event-ID` (or `?after=`) gets exactly what it has not seen: the history
+rows after its position, then `state` only if the state changed, `progress` only if it changed or
+was never sent, and `end` once (after `end` the answer is `204`, which tells an `EventSource` to
+stop reconnecting). `state` and `progress` are snapshots: a client that was away gets the current
+one, not every intermediate one.
+
+The stream reads the history and the operation's counts every `stream_interval` seconds. A comment
+line keeps idle connections open through proxies. The stream stops early, cleanly, when the
+service shuts down.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -26,22 +36,59 @@ from fleet.api.schemas import EventsQuery, OperationOut
 from fleet.api.views import operation_out
 from fleet.service import Fleet
 from jobs.records import EventRecord, OperationView
-from jobs.states import FINISHED_OPERATIONS, State
+from jobs.states import FINISHED_OPERATIONS, OperationState, State
+
+# id = history_id * STRIDE + seq * 64 + known, known = state_code << 2 | progress_seen << 1 | ended
+STRIDE = 1 << 28
+SEQ_MAX = (STRIDE >> 6) - 1
+STATES: tuple[OperationState, ...] = tuple(OperationState)  # code = index + 1; 0: none told yet
+MAX_ID_DIGITS = 30
 
 
-def _resume_after(request: web.Request) -> int:
+@dataclass
+class Position:
+    """Where a client is in an operation's stream (encoded in every event id)."""
+
+    history: int = 0  # the last history row consumed
+    seq: int = 0  # snapshots sent since that row (0: the row itself)
+    state: OperationState | None = None  # the last state the client was told
+    progress_seen: bool = False  # its last `progress` is the current one
+    ended: bool = False  # it got `end`
+
+    def encode(self) -> int:
+        code = 0 if self.state is None else STATES.index(self.state) + 1
+        known = code << 2 | int(self.progress_seen) << 1 | int(self.ended)
+        return self.history * STRIDE + self.seq * 64 + known
+
+    @classmethod
+    def decode(cls, value: int) -> Position:
+        history, rest = divmod(value, STRIDE)
+        seq, known = divmod(rest, 64)
+        code = known >> 2
+        if code > len(STATES):
+            raise ValueError(value)
+        state = None if code == 0 else STATES[code - 1]
+        return cls(history, seq, state, bool(known & 2), bool(known & 1))
+
+
+def _resume_from(request: web.Request) -> Position:
     q = read_query(request, EventsQuery)
     header = request.headers.get("Last-Event-ID")
-    if header is not None:
-        if not header.isdigit() or len(header) > 18:
-            raise field_problem("Last-Event-ID", "must be an event id this server sent")
-        return int(header)
-    return q.after or 0
+    field, raw = "Last-Event-ID", header
+    if header is None:
+        field, raw = "after", None if q.after is None else str(q.after)
+    if raw is None:
+        return Position()
+    try:
+        if not raw.isdigit() or len(raw) > MAX_ID_DIGITS:
+            raise ValueError(raw)
+        return Position.decode(int(raw))
+    except ValueError:
+        raise field_problem(field, "must be an event id this server sent") from None
 
 
-def _frame(event: str, data: str, event_id: int | None) -> bytes:
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: {data}\n\n".encode()
+def _frame(event: str, data: str, event_id: int) -> bytes:
+    return f"id: {event_id}\nevent: {event}\ndata: {data}\n\n".encode()
 
 
 def _failure(event: EventRecord) -> str:
@@ -57,40 +104,52 @@ def _failure(event: EventRecord) -> str:
 
 
 class _Stream:
-    """One client's stream: what it has been told so far."""
+    """One client's stream: what it has been told so far (`pos`)."""
 
     def __init__(
-        self, response: web.StreamResponse, fleet: Fleet, last_id: int, keepalive: float
+        self, response: web.StreamResponse, fleet: Fleet, pos: Position, keepalive: float
     ) -> None:
         self.response = response
         self.keepalive = keepalive
         self.fleet = fleet
-        self.last_id = last_id
-        self.state: str | None = None
+        self.pos = pos
         self.progress: tuple[object, ...] | None = None
 
-    async def send(self, event: str, data: str) -> None:
-        await self.response.write(_frame(event, data, self.last_id or None))
+    async def _write(self, event: str, data: str) -> None:
+        await self.response.write(_frame(event, data, self.pos.encode()))
+
+    async def send(self, event: str, data: str) -> bool:
+        """A snapshot event (`state`, `progress`, `end`); False when none can be numbered any more
+        at this history position (after millions of snapshots with no history row: skipped)."""
+        limit = SEQ_MAX if event == "end" else SEQ_MAX - 1
+        if self.pos.seq >= limit:
+            return False
+        self.pos.seq += 1
+        await self._write(event, data)
+        return True
 
     async def history(self, operation_id: str) -> None:
         while True:
-            events = await self.fleet.operations.events(operation_id, self.last_id, 500)
+            events = await self.fleet.operations.events(operation_id, self.pos.history, 500)
             for event in events:
-                self.last_id = event.id
+                self.pos.history, self.pos.seq = event.id, 0
+                self.pos.progress_seen = False  # the counts may have moved with this row
                 if event.subjob_id is not None and event.to_state is State.FAILED:
-                    await self.send("subjob", _failure(event))
+                    await self._write("subjob", _failure(event))
             if len(events) < 500:
                 return
 
     async def update(self, view: OperationView) -> bool:
-        """Send what changed; True when the operation is over (and `end` was sent)."""
+        """Send what changed; True when the operation is over (and the client has `end`)."""
         out: OperationOut = operation_out(view, self.fleet.operations.clock.now())
-        if out.state.value != self.state:
-            self.state = out.state.value
-            await self.send("state", json.dumps({"id": out.id, "state": self.state}))
         key = (tuple(out.counts.items()), out.eta_seconds, out.current_wave)
+        if self.progress is None and self.pos.progress_seen:
+            self.progress = key  # resumed by a client that has this progress already
+        if out.state is not self.pos.state:
+            self.pos.state = out.state
+            self.pos.progress_seen = key == self.progress
+            await self.send("state", json.dumps({"id": out.id, "state": out.state.value}))
         if key != self.progress:
-            self.progress = key
             data = {
                 "id": out.id,
                 "state": out.state.value,
@@ -100,8 +159,11 @@ class _Stream:
                 "current_wave": out.current_wave,
                 "wave_count": out.wave_count,
             }
-            await self.send("progress", json.dumps(data))
+            self.pos.progress_seen = True
+            if await self.send("progress", json.dumps(data)):
+                self.progress = key
         if view.state in FINISHED_OPERATIONS:
+            self.pos.ended = True
             await self.send("end", out.model_dump_json())
             return True
         return False
@@ -110,8 +172,10 @@ class _Stream:
 async def operation_events(request: web.Request) -> web.StreamResponse:
     fleet = fleet_of(request)
     operation_id = request.match_info["operation_id"]
-    last_id = _resume_after(request)
+    resume = _resume_from(request)
     view = await fleet.operations.get(operation_id)  # 404 before the stream starts
+    if resume.ended:
+        return web.Response(status=204)  # it has seen the end: nothing follows
     stopping = request.app[STOPPING]
     response = web.StreamResponse(
         headers={
@@ -121,7 +185,7 @@ async def operation_events(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
-    stream = _Stream(response, fleet, last_id, request.app[CONFIG].keepalive)
+    stream = _Stream(response, fleet, resume, request.app[CONFIG].keepalive)
     try:
         await _pump(stream, operation_id, view, request.app[CONFIG].stream_interval, stopping)
         await response.write_eof()

@@ -149,5 +149,7 @@ async def list_fires(request: web.Request) -> web.Response:
     service = _service(request)
     q = read_query(request, FiresQuery)
     with _policy_errors():
-        fires = await service.fires(request.match_info["name"], q.limit, q.before)
-    return json_response(FireList.model_validate({"items": [f.to_json() for f in fires]}))
+        fires, more = await service.fires_page(request.match_info["name"], q.limit, q.before)
+    items = [f.to_json() for f in fires]
+    next_cursor = None if more is None else str(more)
+    return json_response(FireList.model_validate({"items": items, "next_cursor": next_cursor}))

@@ -152,6 +152,7 @@ class PolicyList(_Out):
 
 class FireList(_Out):
     items: list[FireOut]
+    next_cursor: str | None = Field(description="older fires exist: pass this as `before`")
 
 
 class RunOut(_Out):

@@ -1,11 +1,12 @@
 """`python -m fleet.policies.runner`: the engine plus the policy scheduler in one process.
 
-What `fleet serve` / `fleet worker` will do once the lead wires `run_policies` in; until then this
-is how a replica runs policies (and how the two-process failover test runs real processes)::
+`fleet serve` and `fleet worker` run the scheduler too, from the `[policies]` settings; this runner
+takes the policy files, the calendar directory and the scheduler's intervals as options instead::
 
     python -m fleet.policies.runner --config config/prod.toml --policies config/policies.toml
 
-It runs until SIGTERM or SIGINT. Exit status 2: a configuration or policy error (printed).
+Only the leader replica fires; the others wait as standbys. It runs until SIGTERM or SIGINT.
+Exit status 2: a bad option, or a configuration or policy error (printed).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from datetime import timedelta
 
 import structlog
 
+from fleet.cli_args import positive_float
 from fleet.logging import configure_logging
 from fleet.policies.files import PolicySet, load_policy_files
 from fleet.policies.model import PolicyError
@@ -28,14 +30,35 @@ from fleet.settings import PoliciesSpec, Settings, SettingsError, load_with_defa
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fleet-policies", description=__doc__)
-    parser.add_argument("--config", action="append", default=[], help="TOML settings (repeat)")
-    parser.add_argument("--policies", action="append", default=[], help="policy file (repeat)")
-    parser.add_argument("--calendars", default=None, help="calendar directory")
+    parser = argparse.ArgumentParser(
+        prog="python -m fleet.policies.runner",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        help="TOML file merged over config/default.toml (repeatable)",
+    )
+    parser.add_argument("--policies", action="append", default=[], help="policy file (repeatable)")
+    parser.add_argument(
+        "--calendars",
+        default=None,
+        help="calendar directory (default: calendars/ next to the first policy file)",
+    )
     parser.add_argument("--name", default=None, help="worker name (logged, kept on fires)")
-    parser.add_argument("--sweep", type=float, default=30.0, help="sweep interval (seconds)")
-    parser.add_argument("--leader-retry", type=float, default=5.0, help="standby retry (s)")
-    parser.add_argument("--stale-after", type=float, default=120.0, help="resume fires after (s)")
+    seconds = positive_float
+    parser.add_argument("--sweep", type=seconds, default=30.0, help="sweep interval (seconds)")
+    parser.add_argument(
+        "--leader-retry", type=seconds, default=5.0, help="a standby tries to lead every (s)"
+    )
+    parser.add_argument(
+        "--stale-after",
+        type=seconds,
+        default=120.0,
+        help="re-evaluate a fire left half-done after (s)",
+    )
     return parser
 
 

@@ -133,6 +133,17 @@ class PolicyService:
                 status = "running" if status == "planning" else status
         return replace(fire, outcome=status, outcome_reason=reason)
 
+    async def fires_page(
+        self, policy_id: str | None = None, limit: int = 50, before: int | None = None
+    ) -> tuple[list[FireRecord], int | None]:
+        """A page of `fires` and the `before` of the next page (None: nothing older)."""
+        limit = min(max(1, limit), MAX_FIRES_PAGE)
+        if policy_id is not None:
+            await self._get(policy_id)
+        found = await self.store.list_fires(policy_id, limit + 1, before)
+        page = [await self.outcome(f) for f in found[:limit]]
+        return page, (page[-1].id if len(found) > limit else None)
+
     # --- changing (API policies only) ---------------------------------------------------------------
 
     async def _checked(self, raw: Mapping[str, object], replacing: str | None = None) -> Policy:

@@ -302,12 +302,16 @@ class PolicyStore(RestoreRecords):
     async def list_fires(
         self, policy_id: str | None, limit: int, before_id: int | None = None
     ) -> list[FireRecord]:
-        """Newest slot first."""
+        """Newest slot first; `before_id`: the fires after that one in this order (a fire of an
+        older slot can have a higher id: a slot fired late, by hand)."""
         stmt = sa.select(POLICY_FIRES).order_by(_F.scheduled_at.desc(), _F.id.desc())
         if policy_id is not None:
             stmt = stmt.where(_F.policy_id == policy_id)
         if before_id is not None:
-            stmt = stmt.where(_F.id < before_id)
+            slot = sa.select(_F.scheduled_at).where(_F.id == before_id).scalar_subquery()
+            stmt = stmt.where(
+                sa.or_(_F.scheduled_at < slot, sa.and_(_F.scheduled_at == slot, _F.id < before_id))
+            )
         async with self.db.read() as conn:
             rows = (await conn.execute(stmt.limit(limit))).all()
         return [fire_of(r._mapping) for r in rows]

@@ -111,5 +111,9 @@ def serve(*, host: str, port: int, world: str | None, seed: int | None, speed: f
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"fleet simulate: bad world file: {exc}\n")
         return 2
-    asyncio.run(_serve(spec, host, port))
+    try:
+        asyncio.run(_serve(spec, host, port))
+    except OSError as exc:  # the port is taken, the address is not ours, ...
+        sys.stderr.write(f"fleet simulate: cannot serve on {host}:{port}: {exc.strerror or exc}\n")
+        return 2
     return 0

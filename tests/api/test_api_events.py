@@ -6,6 +6,7 @@ import asyncio
 import json
 from dataclasses import dataclass
 
+from fleet.api.events import STRIDE
 from tests.api.conftest import Api
 
 
@@ -65,13 +66,16 @@ async def test_stream_follows_an_operation_to_its_end(api_db: Api) -> None:
     assert done[-1] == len(ids)
     states = [e.data["state"] for e in events if e.event == "state"]
     assert states[-1] == "succeeded" and "running" in states
-    ids_seen = [e.id for e in events if e.id is not None]
-    assert ids_seen == sorted(ids_seen)
+    ids_seen = [e.id for e in events]
+    assert None not in ids_seen and ids_seen == sorted(set(ids_seen))
     after = await api_db.get(f"/v1/operations/{op_id}")
     assert after.body["counts"] == final["counts"]
 
 
-async def test_failures_are_streamed_and_resume_skips_what_was_seen(api: Api) -> None:
+async def test_failures_are_streamed_and_resume_replays_what_followed(api_db: Api) -> None:
+    """Every event has its own increasing id; resuming from any id after the last history row
+    replays exactly the events that followed it (SQLite and PostgreSQL)."""
+    api = api_db
     servers = await api.servers("ecs-sim", status="running")
     ids = [str(s["id"]) for s in servers[:3]]
     sim = api.fleet.simulator_url
@@ -83,21 +87,37 @@ async def test_failures_are_streamed_and_resume_skips_what_was_seen(api: Api) ->
     created = await api.post(
         "/v1/operations", {"action": "stop", "targets": {"endpoints": ["ecs-sim"], "ids": ids}}
     )
-    op_id = created.body["id"]
-    events = await read_stream(api, f"/v1/operations/{op_id}/events")
+    path = f"/v1/operations/{created.body['id']}/events"
+    events = await read_stream(api, path)
     [failure] = [e for e in events if e.event == "subjob"]
     assert failure.data["target_id"] == f"ecs-sim/{ids[1]}"
     assert failure.data["code"] == "Ecs.0001"
     assert events[-1].data["state"] == "completed_with_failures"
+    numbered = [e.id for e in events]
+    assert None not in numbered and numbered == sorted(set(numbered)), numbered
 
-    last = max(e.id for e in events if e.id is not None)
-    again = await read_stream(
-        api, f"/v1/operations/{op_id}/events", headers={"Last-Event-ID": str(last)}
-    )
-    assert [e.event for e in again] == ["state", "progress", "end"]
-    assert all(e.id == last for e in again)
-    query = await read_stream(api, f"/v1/operations/{op_id}/events?after=0")
+    final_state = max(i for i, e in enumerate(events) if e.event == "state")
+    resumed = await read_stream(api, path, headers={"Last-Event-ID": str(events[final_state].id)})
+    assert [e.event for e in resumed] in (["progress", "end"], ["end"])
+    assert resumed == events[final_state + 1 :]
+    last_row = int(str(events[-1].id)) // STRIDE  # the history position the stream ended at
+    for i, event in enumerate(events[:-1]):  # from every id after the last history row
+        if int(str(event.id)) // STRIDE == last_row:
+            again = await read_stream(api, path, headers={"Last-Event-ID": str(event.id)})
+            assert again == events[i + 1 :], event
+    after_failure = await read_stream(api, f"{path}?after={failure.id}")
+    assert "subjob" not in [e.event for e in after_failure]
+    assert after_failure[-1].event == "end"
+    query = await read_stream(api, f"{path}?after=0")
     assert [e.event for e in query].count("subjob") == 1
+
+    async with api.client.get(
+        path, headers={**api.auth("viewer"), "Last-Event-ID": str(events[-1].id)}
+    ) as resp:
+        assert resp.status == 204  # after `end` nothing follows: EventSource stops reconnecting
+    for bad in ("63", "x1", "9" * 31):
+        reply = await api.get(path, headers={"Last-Event-ID": bad})
+        assert reply.status == 422 and reply.body["field"] == "Last-Event-ID", bad
 
 
 async def test_streams_end_when_the_service_stops(api: Api) -> None:

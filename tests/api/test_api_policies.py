@@ -4,6 +4,7 @@ policy engine answers 503."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.api.conftest import Api, api_settings, serving
@@ -84,6 +85,7 @@ async def test_invalid_policies_are_422_naming_the_field(api: Api) -> None:
         ({**BODY, "cron": "61 * * * *"}, "cron"),
         ({**BODY, "timezone": "Mars/Olympus"}, "timezone"),
         ({**BODY, "targets": {"endpoints": ["nowhere"]}}, "targets.endpoints"),
+        ({**BODY, "targets": {"tags_all": {"k" * 256: "x"}}}, "targets.tags_all"),
         ({**BODY, "action": "explode"}, "action"),
         ({**BODY, "name": "No Spaces"}, "name"),
         ({**BODY, "surprise": 1}, "surprise"),
@@ -221,3 +223,28 @@ async def test_run_slot_and_durations_are_checked(api: Api) -> None:
         reply = await api.call("POST", "/v1/policies", json=body, role="admin")
         assert reply.status == 422 and reply.body["field"] == "misfire_grace", (grace, reply.body)
     assert await api.operation_count() == 0
+
+
+async def test_fires_page_by_slot_without_losing_a_slot_fired_late(api_db: Api) -> None:
+    """A slot fired by hand after a newer one has a higher id but sorts after it: paging by
+    `next_cursor` (passed as `before`) still reaches every fire once (SQLite and PostgreSQL)."""
+    api = api_db
+    await _create(api, {**BODY, "name": "hourly", "cron": "0 * * * *", "timezone": "UTC"})
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    slots = [hour, hour - timedelta(hours=2), hour - timedelta(hours=1)]  # fired in this order
+    for slot in slots:
+        reply = await api.post("/v1/policies/hourly/run", params={"slot": slot.isoformat()})
+        assert reply.status == 200 and reply.body["created"] is True, reply.body
+    seen: list[str] = []
+    params = {"limit": "1"}
+    for _ in range(4):
+        page = await api.get("/v1/policies/hourly/fires", params=params)
+        assert page.status == 200, page.body
+        items = page.body["items"]
+        assert isinstance(items, list)
+        seen += [str(f["scheduled_at"]) for f in items]
+        if page.body["next_cursor"] is None:
+            break
+        params = {"limit": "1", "before": str(page.body["next_cursor"])}
+    newest_first = sorted(slots, reverse=True)
+    assert [datetime.fromisoformat(s.replace("Z", "+00:00")) for s in seen] == newest_first

@@ -37,6 +37,11 @@ BAD_BODIES = [
     (_with(targets__statuses=["asleep"]), "targets.statuses[0]"),
     (_with(targets__tags_all={"env": 1}), "targets.tags_all.env"),
     (_with(targets__exclude_tag="=x"), "targets.exclude_tag"),
+    (_with(targets__tags_all={"k" * 256: "x"}), "targets.tags_all"),
+    (_with(targets__tags_all={"env": "v" * 256}), "targets.tags_all"),
+    (_with(targets__tags_any={"k": ["v" * 256]}), "targets.tags_any"),
+    (_with(targets__tags_none={"k" * 128: []}), "targets.tags_none"),
+    (_with(targets__exclude_tag="k=" + "v" * 256), "targets.exclude_tag"),
     ({"action": "stop", "targets": {}}, "targets"),
     ({"action": "stop", "targets": {"ids": [], "tags_all": {}}}, "targets"),
     ({"action": "stop"}, "targets"),
@@ -136,6 +141,10 @@ async def test_unknown_flavor_is_refused_when_the_driver_lists_flavors(api: Api)
         ("/v1/servers", {"tag": "novalue"}, "tag[0]"),
         ("/v1/servers", {"status": "asleep"}, "status[0]"),
         ("/v1/servers", {"cursor": "-1"}, "cursor"),
+        ("/v1/servers", {"tag": "k" * 256 + "=x"}, "tag"),
+        ("/v1/servers", {"tag": "k=" + "v" * 256, "endpoint": "ecs-sim"}, "tag"),
+        ("/v1/servers", {"tag_any": "k" * 256}, "tag_any"),
+        ("/v1/servers", {"tag_none": "k=" + "v" * 256}, "tag_none"),
     ],
 )
 async def test_bad_query_is_422_naming_the_parameter(
@@ -154,3 +163,11 @@ async def test_bad_subjob_cursor_and_state(api: Api) -> None:
     for params, field in (({"cursor": "x"}, "cursor"), ({"state": "done"}, "state")):
         reply = await api.get(f"/v1/operations/{op_id}/subjobs", params=params)
         assert reply.status == 422 and reply.body["field"] == field
+
+
+async def test_the_longest_tag_filter_any_cloud_takes_is_answered(api: Api) -> None:
+    """127-character keys and 255-character values reach the clouds (and match nothing)."""
+    for endpoint in ("ecs-sim", "bms-sim", "easystack-sim"):
+        params = {"tag": "k" * 127 + "=" + "v" * 255, "endpoint": endpoint}
+        reply = await api.get("/v1/servers", params=params)
+        assert reply.status == 200 and reply.body["items"] == [], (endpoint, reply.body)

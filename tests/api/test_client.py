@@ -109,7 +109,8 @@ async def test_ops_commands(api: Api) -> None:
     code, out, _ = await fleet(
         api, "servers", "--endpoint", "bms-sim", "--limit", "3", role="viewer"
     )
-    assert code == 0 and len(out.strip().splitlines()) == 4
+    assert code == 0 and len(out.strip().splitlines()) == 5
+    assert out.splitlines()[-1].startswith("next: --cursor ")
 
 
 async def test_refusals_and_unreachable_service(api: Api) -> None:
@@ -120,3 +121,71 @@ async def test_refusals_and_unreachable_service(api: Api) -> None:
     args = build_parser().parse_args(["endpoints", "--url", "http://127.0.0.1:9"])
     code = await remote(args, io.StringIO(), err_buf := io.StringIO())
     assert code == 3 and "cannot reach" in err_buf.getvalue()
+
+
+async def test_subjobs_show_the_vendor_code_and_message(api: Api) -> None:
+    servers = await api.servers("ecs-sim", status="running")
+    ids = [str(s["id"]) for s in servers[:2]]
+    async with api.client.session.post(
+        f"{api.fleet.simulator_url}/_sim/faults",
+        json={"kind": "job_fail", "server_ids": ids[:1], "error_code": "Ecs.0001"},
+    ) as resp:
+        assert resp.status == 201
+    code, out, _ = await fleet(
+        api, "run", "stop", "--endpoint", "ecs-sim", "--id", ids[0], "--id", ids[1], "--json"
+    )
+    assert code == 0
+    op_id = json.loads(out)["id"]
+    await api.wait(op_id)
+    page = await api.get(f"/v1/operations/{op_id}/subjobs", params={"state": "failed"})
+    items = page.body["items"]
+    assert isinstance(items, list) and len(items) == 1
+    sub = items[0]
+    assert sub["error_code"] == "Ecs.0001" and sub["error_message"]
+    code, out, _ = await fleet(api, "ops", "subjobs", op_id, role="viewer")
+    assert code == 0
+    [line] = [ln for ln in out.splitlines() if f"ecs-sim/{ids[0]}" in ln]
+    assert "failed" in line and "Ecs.0001" in line
+    assert " ".join(str(sub["error_message"]).split()) in line
+    assert out.splitlines()[0].split() == ["target", "name", "state", "code", "message", "reason"]
+
+
+async def _pages(api: Api, *argv: str) -> list[list[str]]:
+    """Every page of a listing, following its `next: --cursor C` lines (data rows only)."""
+    pages: list[list[str]] = []
+    cursor: list[str] = []
+    for _ in range(50):
+        code, out, err = await fleet(api, *argv, *cursor, role="viewer")
+        assert code == 0, err
+        lines = out.splitlines()
+        more = lines[-1].startswith("next: --cursor ")
+        pages.append(lines[1:-1] if more else lines[1:])
+        if not more:
+            return pages
+        cursor = ["--cursor", lines[-1].split()[-1]]
+    raise AssertionError("the listing never ended")
+
+
+async def test_lists_say_where_the_next_page_starts(api: Api) -> None:
+    made = []
+    for _ in range(3):
+        code, out, _ = await fleet(
+            api, "run", "reboot", "--endpoint", "bms-sim", "--dry-run", "--json"
+        )
+        assert code == 0
+        made.append(json.loads(out)["operation"]["id"])
+    pages = await _pages(api, "ops", "list", "--limit", "2")
+    assert [len(p) for p in pages] == [2, 1]
+    assert [row.split()[0] for p in pages for row in p] == made[::-1]
+
+    servers = await api.servers("bms-sim")
+    pages = await _pages(api, "servers", "--endpoint", "bms-sim", "--limit", "3")
+    listed = [row.split()[1] for p in pages for row in p]
+    assert len(pages) > 1 and sorted(listed) == sorted(str(s["id"]) for s in servers)
+
+    await api.wait(made[0])
+    every = await api.get(f"/v1/operations/{made[0]}/subjobs", params={"limit": "1000"})
+    items = every.body["items"]
+    assert isinstance(items, list) and len(items) >= 3
+    pages = await _pages(api, "ops", "subjobs", made[0], "--limit", "2")
+    assert [row.split()[0] for p in pages for row in p] == [str(i["target_id"]) for i in items]

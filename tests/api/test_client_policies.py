@@ -1,4 +1,4 @@
-"""`fleet policies list | preview | run` against a live service in this process."""
+"""`fleet policies list | preview | fires | run` against a live service in this process."""
 
 from __future__ import annotations
 
@@ -72,3 +72,25 @@ async def test_refusals_exit_2(api: Api) -> None:
     await _create(api)
     code, _, err = await fleet(api, "policies", "run", "nightly-stop", role="viewer")
     assert code == 2 and "403" in err
+
+
+async def test_fires_lists_every_fire_page_by_page(api: Api) -> None:
+    await _create(api)
+    code, out, _ = await fleet(api, "policies", "fires", "nightly-stop", role="viewer")
+    assert code == 0 and out == "no fires\n"
+    for slot in ("2026-01-05T19:00:00Z", "2026-01-06T19:00:00Z"):  # 20:00 in Berlin, Mon, Tue
+        reply = await api.post("/v1/policies/nightly-stop/run", params={"slot": slot})
+        assert reply.status == 200, reply.body
+    code, out, err = await fleet(api, "policies", "fires", "nightly-stop", "--limit", "1")
+    assert code == 0, err
+    header, row, more = out.splitlines()
+    assert header.split()[:4] == ["fire", "slot", "trigger", "status"]
+    assert "2026-01-06T19:00:00" in row and "manual" in row
+    assert more.startswith("next: --cursor ")
+    cursor = more.split()[-1]
+    code, out, err = await fleet(
+        api, "policies", "fires", "nightly-stop", "--limit", "1", "--cursor", cursor
+    )
+    assert code == 0, err
+    header, row = out.splitlines()
+    assert "2026-01-05T19:00:00" in row

@@ -308,7 +308,7 @@ async def test_easystack_live_resize_falls_back_to_offline_for_a_stopped_server(
         )
         done = await wait_terminal(fleet, op_id)
         (row,) = await subjobs(fleet, op_id)
-        assert row.payload["recipe"] == "resize/nova"  # fleet/recipes.py: live needs RUNNING
+        assert row.payload["recipe"] == "resize/nova"  # the live recipe needs RUNNING
         log = await sim.requests()
         posts = [(e["action"], e["status"]) for e in action_calls(log, down.id)]
         assert posts == [("resize", 202), ("confirmResize", 202)]  # not [("live_resize", 409)]
