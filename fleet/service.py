@@ -26,10 +26,12 @@ from fleet.endpoints import SimEndpoints, budget_overrides, endpoint_config
 from fleet.executor import FleetExecutor
 from fleet.gate import LimiterGate, configure_endpoint
 from fleet.planner import FleetPlanner
-from fleet.policies.files import load_policy_files
+from fleet.policies.files import PolicySet, load_policy_files
+from fleet.policies.model import PolicyError
 from fleet.policies.scheduler import run_policies
 from fleet.policies.service import PolicyService
-from fleet.settings import Settings
+from fleet.readiness import CredentialChecks
+from fleet.settings import Settings, SettingsError
 from jobs.clock import Clock, SystemClock
 from jobs.config import EngineConfig
 from jobs.migrate import upgrade
@@ -55,6 +57,7 @@ class Fleet:
     operations: Operations
     simulator_url: str | None = None
     policies: PolicyService | None = None
+    credentials: CredentialChecks | None = None  # each endpoint's credential state (/readyz)
 
 
 def policy_paths(patterns: Sequence[str]) -> list[Path]:
@@ -68,13 +71,32 @@ def policy_paths(patterns: Sequence[str]) -> list[Path]:
     return out
 
 
+def load_policies(settings: Settings, endpoints: Sequence[str]) -> PolicySet:
+    """The configured policy files; a bad one is a SettingsError naming the file and the field."""
+    try:
+        return load_policy_files(policy_paths(settings.policies.files), endpoints=set(endpoints))
+    except PolicyError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def preflight(settings: Settings) -> None:
+    """What is checked before anything starts (SettingsError, naming the field): every configured
+    endpoint's driver configuration with its secrets resolved, and the policy files. Endpoints of
+    the embedded simulator get theirs when it runs."""
+    for spec in settings.endpoints:
+        if not spec.simulator:
+            endpoint_config(spec)
+    if settings.policies.enabled:
+        load_policies(settings, [spec.name for spec in settings.endpoints])
+
+
 @contextlib.asynccontextmanager
 async def _policies(fleet: Fleet, clock: Clock) -> AsyncIterator[PolicyService | None]:
     spec = fleet.settings.policies
     if not spec.enabled:
         yield None
         return
-    policies = load_policy_files(policy_paths(spec.files), endpoints=set(fleet.drivers))
+    policies = load_policies(fleet.settings, list(fleet.drivers))
     async with run_policies(fleet, policies, clock, sweep_interval=spec.sweep_interval) as service:
         yield service
 
@@ -168,6 +190,7 @@ async def open_fleet(
         _drivers(settings, limiter, None if sim is None else sim.endpoints) as drivers,
     ):
         store = SqlJobStore(settings.database.url)
+        checks: CredentialChecks | None = None
         try:
             flavours = {s.name: s.flavour for s in settings.endpoints}
             runtime = Runtime(
@@ -183,6 +206,7 @@ async def open_fleet(
             )
             sim_url = None if sim is None else sim.base_url
             fleet = Fleet(settings, store, limiter, drivers, runtime, operations, sim_url)
+            fleet.credentials = checks = CredentialChecks(drivers)
             if not run_engine:
                 yield fleet
                 return
@@ -190,4 +214,6 @@ async def open_fleet(
                 fleet.policies = policy_service
                 yield fleet
         finally:
+            if checks is not None:
+                await checks.close()
             await store.close()

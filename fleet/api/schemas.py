@@ -310,9 +310,19 @@ class HealthOut(_Out):
     status: Literal["ok"]
 
 
+class CredentialOut(_Out):
+    """An endpoint's credentials: `ok`, `failed` (with the reason; never a secret), `checking`
+    (a check still under way, not counted as a failure) or `unchecked` (the driver cannot tell)."""
+
+    state: Literal["ok", "failed", "checking", "unchecked"]
+    reason: str | None = None
+    checked_at: datetime | None = None
+
+
 class ReadyOut(_Out):
     status: Literal["ready", "not ready"]
     checks: dict[str, str]
+    credentials: dict[str, CredentialOut] = Field(default_factory=dict)
 
 
 class TokenOut(_Out):
