@@ -21,6 +21,7 @@ import structlog
 from sqlalchemy.engine import make_url
 
 from fleet.drivers.base import Driver
+from fleet.drivers.http import listening
 from fleet.drivers.registry import create_driver
 from fleet.endpoints import SimEndpoints, budget_overrides, endpoint_config
 from fleet.executor import FleetExecutor
@@ -200,6 +201,7 @@ async def open_fleet(
                 limiter,
                 clock=clock,
                 config=engine_config(settings, worker),
+                observe=listening,  # a planning's listing calls tell why they wait
             )
             operations = Operations(
                 store, clock, on_created=runtime.wake_planner, on_changed=runtime.wake

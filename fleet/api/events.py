@@ -4,6 +4,8 @@ Events (each `data:` is one JSON object):
 - `state`: the operation's state changed (sent first, with the state at connection time);
 - `progress`: counts by state, progress and ETA changed;
 - `subjob`: a sub-job failed (target, code, message), so a watcher sees failures as they happen;
+- `waiting`: why planning waits changed (`{"id", "waiting": [...]}` as in the operation's
+  `waiting`; an empty list once it goes on);
 - `end`: the operation is over (its final view); the server then closes the stream.
 
 The stream reads the store's append-only event history (the SSE `id` is the last history id, so
@@ -68,6 +70,7 @@ class _Stream:
         self.last_id = last_id
         self.state: str | None = None
         self.progress: tuple[object, ...] | None = None
+        self.waiting: str = "[]"
 
     async def send(self, event: str, data: str) -> None:
         await self.response.write(_frame(event, data, self.last_id or None))
@@ -84,10 +87,15 @@ class _Stream:
 
     async def update(self, view: OperationView) -> bool:
         """Send what changed; True when the operation is over (and `end` was sent)."""
-        out: OperationOut = operation_out(view, self.fleet.operations.clock.now())
+        waiting = self.fleet.runtime.waiting(view.operation.id)
+        out: OperationOut = operation_out(view, self.fleet.operations.clock.now(), waiting)
         if out.state.value != self.state:
             self.state = out.state.value
             await self.send("state", json.dumps({"id": out.id, "state": self.state}))
+        notes = json.dumps([w.model_dump(mode="json") for w in out.waiting])
+        if notes != self.waiting:
+            self.waiting = notes
+            await self.send("waiting", f'{{"id": {json.dumps(out.id)}, "waiting": {notes}}}')
         key = (tuple(out.counts.items()), out.eta_seconds, out.current_wave)
         if key != self.progress:
             self.progress = key

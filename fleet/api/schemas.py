@@ -189,6 +189,16 @@ class LinksOut(_Out):
     events: str
 
 
+class WaitingOut(_Out):
+    """Why the operation's planning waits now: on `endpoint` (null: the whole planning, postponed
+    after a failed attempt `until` the next one), since `since`."""
+
+    endpoint: str | None
+    reason: str
+    since: datetime
+    until: datetime | None = None
+
+
 class OperationOut(_Out):
     id: str
     action: str
@@ -214,6 +224,11 @@ class OperationOut(_Out):
     updated_at: datetime
     planned_at: datetime | None
     finished_at: datetime | None
+    waiting: list[WaitingOut] = Field(
+        default_factory=list,
+        description="while planning: why it waits (an endpoint's listing waiting for its rate "
+        "budget, a slow answer or a retry; a postponed attempt); empty once it goes on",
+    )
     links: LinksOut
 
 
