@@ -32,6 +32,7 @@ from fleet.client_text import (
     progress_line,
     summary_text,
     table,
+    waiting_lines,
     write_json,
 )
 
@@ -151,6 +152,11 @@ async def watch(client: Client, operation_id: str, out: TextIO, err: TextIO) -> 
         if event == "end":
             final = data
             break
+        if event == "waiting":
+            notes = waiting_lines(data) or ["  planning goes on"]
+            err.write(("\n" if live else "") + "\n".join(notes) + "\n")
+            err.flush()
+            continue
         if event != "progress":
             continue
         line = progress_line(data)

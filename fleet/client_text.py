@@ -43,6 +43,16 @@ def progress_line(op: Mapping[str, object], width: int = 28) -> str:
     )
 
 
+def waiting_lines(op: Mapping[str, object]) -> list[str]:
+    """The operation's `waiting` notes: why its planning waits, one line each."""
+    notes = op.get("waiting")
+    return [
+        f"  waiting ({w.get('endpoint') or 'planning'}, since {w.get('since')}): {w.get('reason')}"
+        for w in (notes if isinstance(notes, list) else [])
+        if isinstance(w, dict)
+    ]
+
+
 def summary_text(op: Mapping[str, object]) -> str:
     counts = _counts(op)
     rows = [(s, counts.get(s, 0)) for s in STATE_ORDER if counts.get(s, 0)]
@@ -50,6 +60,7 @@ def summary_text(op: Mapping[str, object]) -> str:
     for key in ("refused_reason", "halted_reason"):
         if op.get(key):
             lines.append(f"  {key.split('_')[0]}: {op.get(key)}")
+    lines += waiting_lines(op)
     lines.append(f"  {'state':<12} {'sub-jobs':>8}")
     lines += [f"  {state:<12} {n:>8}" for state, n in rows]
     lines.append(f"  {'total':<12} {sum(counts.values()):>8}")
@@ -58,7 +69,8 @@ def summary_text(op: Mapping[str, object]) -> str:
 
 def plan_text(op: Mapping[str, object], plan: Mapping[str, object] | None) -> str:
     if plan is None:
-        return f"operation {op.get('id')}: still planning; see `fleet ops show {op.get('id')}`"
+        head = f"operation {op.get('id')}: still planning; see `fleet ops show {op.get('id')}`"
+        return "\n".join([head, *waiting_lines(op)])
     skipped = plan.get("skipped_by_reason") or {}
     assert isinstance(skipped, dict)
     why = ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items())) or "none"

@@ -12,16 +12,27 @@ from datetime import UTC, datetime
 import structlog
 
 from fleet.logging import configure_logging
-from fleet.service import ensure_sqlite_dir, open_fleet
+from fleet.service import ensure_sqlite_dir, open_fleet, preflight
 from fleet.settings import Settings, SettingsError, load_with_defaults
 from jobs.migrate import upgrade
 
 
-def _load(paths: Sequence[str]) -> Settings | None:
+def _config_error(exc: SettingsError) -> int:
+    """One line on stderr (a message with line breaks is folded), exit status 2."""
+    text = " ".join(str(exc).split())
+    sys.stderr.write(f"fleet: configuration error: {text}\n")
+    return 2
+
+
+def _load(paths: Sequence[str], *, check: bool = False) -> Settings | None:
+    """The settings; with `check`, also what the service needs before it starts (endpoints'
+    secrets, policy files: `fleet.service.preflight`)."""
     try:
         settings = load_with_defaults(paths)
+        if check:
+            preflight(settings)
     except SettingsError as exc:
-        sys.stderr.write(f"fleet: configuration error: {exc}\n")
+        _config_error(exc)
         return None
     configure_logging(settings.logging.format, settings.logging.level)
     return settings
@@ -48,14 +59,13 @@ async def _worker(settings: Settings, name: str | None) -> None:
 
 
 def run_worker(paths: Sequence[str], name: str | None) -> int:
-    settings = _load(paths)
+    settings = _load(paths, check=True)
     if settings is None:
         return 2
     try:
         asyncio.run(_worker(settings, name))
     except SettingsError as exc:
-        sys.stderr.write(f"fleet: configuration error: {exc}\n")
-        return 2
+        return _config_error(exc)
     return 0
 
 
@@ -63,15 +73,14 @@ def run_serve(paths: Sequence[str], bootstrap_token_file: str | None, url_file: 
     """`fleet serve`: the REST API with the engine; stops cleanly on SIGINT/SIGTERM."""
     from fleet.api.server import BOOTSTRAP_ENV, serve
 
-    settings = _load(paths)
+    settings = _load(paths, check=True)
     if settings is None:
         return 2
     token_file = bootstrap_token_file or os.environ.get(BOOTSTRAP_ENV) or None
     try:
         asyncio.run(serve(settings, bootstrap_token_file=token_file, url_file=url_file))
     except SettingsError as exc:
-        sys.stderr.write(f"fleet: configuration error: {exc}\n")
-        return 2
+        return _config_error(exc)
     except OSError as exc:  # the port is taken, the address is not ours, ...
         where = f"{settings.service.host}:{settings.service.port}"
         sys.stderr.write(f"fleet: cannot serve on {where}: {exc.strerror or exc}\n")

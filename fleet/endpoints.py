@@ -14,6 +14,7 @@ from fleet.drivers.config import (
     PasswordCredentials,
     Secret,
     SecretRef,
+    check_secrets,
 )
 from fleet.drivers.nova.clouds import endpoint_from_cloud
 from fleet.settings import CredentialSpec, EndpointSpec, SettingsError
@@ -75,7 +76,17 @@ def _from_simulator(spec: EndpointSpec, sim: SimEndpoints) -> EndpointConfig:
 
 
 def endpoint_config(spec: EndpointSpec, sim: SimEndpoints | None = None) -> EndpointConfig:
-    """The driver configuration of one endpoint; raises SettingsError naming the endpoint."""
+    """The driver configuration of one endpoint, every secret resolved once (a missing variable
+    or file stops the start); raises SettingsError naming the endpoint."""
+    config = _endpoint_config(spec, sim)
+    try:
+        check_secrets(config.credentials)
+    except ConfigError as exc:
+        raise SettingsError(f"endpoints[{spec.name}].{exc}") from None
+    return config
+
+
+def _endpoint_config(spec: EndpointSpec, sim: SimEndpoints | None) -> EndpointConfig:
     try:
         if spec.simulator:
             if sim is None:

@@ -22,15 +22,18 @@ from sqlalchemy.engine import make_url
 
 from fleet.admission import Admission
 from fleet.drivers.base import Driver
+from fleet.drivers.http import listening
 from fleet.drivers.registry import create_driver
 from fleet.endpoints import SimEndpoints, budget_overrides, endpoint_config
 from fleet.executor import FleetExecutor
 from fleet.gate import LimiterGate, configure_endpoint
 from fleet.planner import FleetPlanner
-from fleet.policies.files import load_policy_files
+from fleet.policies.files import PolicySet, load_policy_files
+from fleet.policies.model import PolicyError
 from fleet.policies.scheduler import run_policies
 from fleet.policies.service import PolicyService
-from fleet.settings import Settings, configured_guard, delete_guard
+from fleet.readiness import CredentialChecks
+from fleet.settings import Settings, SettingsError, configured_guard, delete_guard
 from jobs.clock import Clock, SystemClock
 from jobs.config import EngineConfig
 from jobs.migrate import upgrade
@@ -56,6 +59,7 @@ class Fleet:
     operations: Operations
     simulator_url: str | None = None
     policies: PolicyService | None = None
+    credentials: CredentialChecks | None = None  # each endpoint's credential state (/readyz)
 
     @property
     def admission(self) -> Admission:
@@ -82,13 +86,32 @@ def policy_paths(patterns: Sequence[str]) -> list[Path]:
     return out
 
 
+def load_policies(settings: Settings, endpoints: Sequence[str]) -> PolicySet:
+    """The configured policy files; a bad one is a SettingsError naming the file and the field."""
+    try:
+        return load_policy_files(policy_paths(settings.policies.files), endpoints=set(endpoints))
+    except PolicyError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def preflight(settings: Settings) -> None:
+    """What is checked before anything starts (SettingsError, naming the field): every configured
+    endpoint's driver configuration with its secrets resolved, and the policy files. Endpoints of
+    the embedded simulator get theirs when it runs."""
+    for spec in settings.endpoints:
+        if not spec.simulator:
+            endpoint_config(spec)
+    if settings.policies.enabled:
+        load_policies(settings, [spec.name for spec in settings.endpoints])
+
+
 @contextlib.asynccontextmanager
 async def _policies(fleet: Fleet, clock: Clock) -> AsyncIterator[PolicyService | None]:
     spec = fleet.settings.policies
     if not spec.enabled:
         yield None
         return
-    policies = load_policy_files(policy_paths(spec.files), endpoints=set(fleet.drivers))
+    policies = load_policies(fleet.settings, list(fleet.drivers))
     async with run_policies(fleet, policies, clock, sweep_interval=spec.sweep_interval) as service:
         yield service
 
@@ -182,6 +205,7 @@ async def open_fleet(
         _drivers(settings, limiter, None if sim is None else sim.endpoints) as drivers,
     ):
         store = SqlJobStore(settings.database.url)
+        checks: CredentialChecks | None = None
         try:
             runtime = Runtime(
                 store,
@@ -190,12 +214,14 @@ async def open_fleet(
                 limiter,
                 clock=clock,
                 config=engine_config(settings, worker),
+                observe=listening,  # a planning's listing calls tell why they wait
             )
             operations = Operations(
                 store, clock, on_created=runtime.wake_planner, on_changed=runtime.wake
             )
             sim_url = None if sim is None else sim.base_url
             fleet = Fleet(settings, store, limiter, drivers, runtime, operations, sim_url)
+            fleet.credentials = checks = CredentialChecks(drivers)
             if not run_engine:
                 yield fleet
                 return
@@ -203,4 +229,6 @@ async def open_fleet(
                 fleet.policies = policy_service
                 yield fleet
         finally:
+            if checks is not None:
+                await checks.close()
             await store.close()

@@ -35,6 +35,7 @@ from jobs.ports import (
 )
 from jobs.ratelimit import Budget
 from jobs.records import OperationRecord
+from jobs.waiting import WaitNotes, WaitObserver, no_observer
 
 log = structlog.get_logger("jobs.planning")
 
@@ -49,6 +50,7 @@ class PlanningLoop:
         clock: Clock,
         config: EngineConfig,
         notify: Callable[[], None] | None = None,
+        observe: WaitObserver = no_observer,
     ) -> None:
         self.store = store
         self.planner = planner
@@ -57,6 +59,8 @@ class PlanningLoop:
         self.clock = clock
         self.config = config
         self.notify = notify
+        self.observe = observe
+        self.waiting = WaitNotes(clock)  # what each operation's planning waits on (jobs.waiting)
 
     async def run_once(self) -> int:
         """Plan one operation, if one is waiting. Returns 1 if it did, else 0."""
@@ -67,12 +71,16 @@ class PlanningLoop:
         if op is None:
             return 0
         bound = log.bind(operation_id=op.id, kind=op.kind)
+        self.waiting.drop(op.id)  # a postponement is over: this attempt tells its own waits
         try:
             await self._plan(op)
+            self.waiting.drop(op.id)
         except PlanningError as exc:
+            self.waiting.drop(op.id)
             await self._refuse(op, f"planning refused: {exc}")
             bound.info("operation_refused", reason=str(exc))
         except Conflict as exc:  # lost the planning lease: another worker owns it now
+            self.waiting.drop(op.id)
             bound.warning("planning_lease_lost", error=str(exc))
         except Exception as exc:  # a transient planner failure (the cloud's list API, ...)
             await self._transient(op, exc)
@@ -84,14 +92,20 @@ class PlanningLoop:
         error = f"{type(exc).__name__}: {exc}"
         bound = log.bind(operation_id=op.id)
         if op.plan_attempts >= self.config.plan_retries:
+            self.waiting.drop(op.id)
             await self._refuse(op, f"planning failed after {op.plan_attempts} attempts: {error}")
             bound.warning("operation_refused", reason=error)
             return
         now = self.clock.now()
         delay = self.config.plan_retry_delay * op.plan_attempts
-        await self.store.postpone_planning(
-            op.id, error, now + timedelta(seconds=delay), self.config.worker, now
+        until = now + timedelta(seconds=delay)
+        self.waiting.postponed(
+            op.id,
+            f"planning attempt {op.plan_attempts} of {self.config.plan_retries} failed ({error});"
+            f" the next one starts in {delay:g} s",
+            until,
         )
+        await self.store.postpone_planning(op.id, error, until, self.config.worker, now)
         bound.warning("planning_postponed", error=error, retry_in=delay)
 
     async def _refuse(self, op: OperationRecord, reason: str) -> None:
@@ -108,7 +122,8 @@ class PlanningLoop:
         queue: asyncio.Queue[PlanEntry | _Failed | None] = asyncio.Queue(
             maxsize=max(1, self.config.plan_chunk)
         )
-        pump = asyncio.create_task(_pump(self.planner.plan(op), queue), name=f"plan:{op.id}")
+        with self.observe(self.waiting.listener(op.id)):  # the pump's calls tell their waits
+            pump = asyncio.create_task(_pump(self.planner.plan(op), queue), name=f"plan:{op.id}")
         try:
             while True:
                 if chunk and queue.empty():

@@ -34,6 +34,7 @@ from jobs.polling import Poller
 from jobs.ports import Executor, JobStore, Planner, RateLimiter
 from jobs.reaping import Reaper
 from jobs.recorder import Recorder
+from jobs.waiting import Waiting, WaitObserver, no_observer
 
 log = structlog.get_logger("jobs.runtime")
 
@@ -49,6 +50,7 @@ class Runtime:
         clock: Clock | None = None,
         config: EngineConfig | None = None,
         rand: Callable[[], float] = random.random,
+        observe: WaitObserver = no_observer,
     ) -> None:
         self.store = store
         self.clock = clock or SystemClock()
@@ -56,7 +58,14 @@ class Runtime:
         self._stop = asyncio.Event()
         self._wake = {name: asyncio.Event() for name in ("planning", "dispatch", "polling")}
         self.planning = PlanningLoop(
-            store, planner, executor, limiter, self.clock, self.config, notify=self.wake_dispatch
+            store,
+            planner,
+            executor,
+            limiter,
+            self.clock,
+            self.config,
+            notify=self.wake_dispatch,
+            observe=observe,
         )
         self.recorder = Recorder(store, self.config.worker, self.clock)
         self.dispatcher = Dispatcher(
@@ -97,6 +106,10 @@ class Runtime:
     def _call_finished(self) -> None:
         self._wake["dispatch"].set()
         self._wake["polling"].set()
+
+    def waiting(self, operation_id: str) -> tuple[Waiting, ...]:
+        """What the operation's planning waits on now, if this process plans it (jobs.waiting)."""
+        return self.planning.waiting.of(operation_id)
 
     # --- lifecycle ----------------------------------------------------------------------------
 

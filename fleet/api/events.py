@@ -4,6 +4,8 @@ Events (each `data:` is one JSON object):
 - `state`: the operation's state changed (sent first, with the state at connection time);
 - `progress`: counts by state, progress and ETA changed;
 - `subjob`: a sub-job failed (target, code, message), so a watcher sees failures as they happen;
+- `waiting`: why planning waits changed (`{"id", "waiting": [...]}` as in the operation's
+  `waiting`; an empty list once it goes on);
 - `end`: the operation is over (its final view); the server then closes the stream.
 
 Every event has its own id, increasing along the stream, that says where the client is: the
@@ -114,6 +116,7 @@ class _Stream:
         self.fleet = fleet
         self.pos = pos
         self.progress: tuple[object, ...] | None = None
+        self.waiting: str = "[]"
 
     async def _write(self, event: str, data: str) -> None:
         await self.response.write(_frame(event, data, self.pos.encode()))
@@ -141,7 +144,8 @@ class _Stream:
 
     async def update(self, view: OperationView) -> bool:
         """Send what changed; True when the operation is over (and the client has `end`)."""
-        out: OperationOut = operation_out(view, self.fleet.operations.clock.now())
+        waiting = self.fleet.runtime.waiting(view.operation.id)
+        out: OperationOut = operation_out(view, self.fleet.operations.clock.now(), waiting)
         key = (tuple(out.counts.items()), out.eta_seconds, out.current_wave)
         if self.progress is None and self.pos.progress_seen:
             self.progress = key  # resumed by a client that has this progress already
@@ -149,6 +153,10 @@ class _Stream:
             self.pos.state = out.state
             self.pos.progress_seen = key == self.progress
             await self.send("state", json.dumps({"id": out.id, "state": out.state.value}))
+        notes = json.dumps([w.model_dump(mode="json") for w in out.waiting])
+        if notes != self.waiting:
+            self.waiting = notes
+            await self.send("waiting", f'{{"id": {json.dumps(out.id)}, "waiting": {notes}}}')
         if key != self.progress:
             data = {
                 "id": out.id,

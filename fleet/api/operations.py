@@ -27,6 +27,7 @@ from fleet.api.errors import Problem, field_problem
 from fleet.api.schemas import (
     CreateOperationIn,
     DryRunOut,
+    OperationOut,
     OperationPage,
     OperationsQuery,
     RetryOut,
@@ -72,11 +73,11 @@ async def create_operation(request: web.Request) -> web.Response:
     if not created:
         headers["Idempotent-Replayed"] = "true"
     if not new.dry_run:
-        return json_response(operation_out(view, fleet.operations.clock.now()), 202, headers)
+        return json_response(_out(fleet, view), 202, headers)
     view = await _wait_planned(fleet, view.operation.id, request.app[CONFIG].dry_run_wait)
     summary = view.operation.summary
     out = DryRunOut(
-        operation=operation_out(view, fleet.operations.clock.now()),
+        operation=_out(fleet, view),
         plan=None if summary is None else plan_out(summary),
     )
     return json_response(out, 200, headers)  # plan: null if planning outlasted the wait
@@ -126,14 +127,23 @@ async def list_operations(request: web.Request) -> web.Response:
             break
         store_cursor, skip = page.next_cursor, 0
     now = fleet.operations.clock.now()
-    out = OperationPage(items=[operation_out(v, now) for v in items], next_cursor=next_cursor)
+    out = OperationPage(
+        items=[operation_out(v, now, fleet.runtime.waiting(v.operation.id)) for v in items],
+        next_cursor=next_cursor,
+    )
     return json_response(out)
+
+
+def _out(fleet: Fleet, view: OperationView) -> OperationOut:
+    """The operation, with why its planning waits (when this process plans it)."""
+    waiting = fleet.runtime.waiting(view.operation.id)
+    return operation_out(view, fleet.operations.clock.now(), waiting)
 
 
 async def get_operation(request: web.Request) -> web.Response:
     fleet = fleet_of(request)
     view = await fleet.operations.get(request.match_info["operation_id"])
-    return json_response(operation_out(view, fleet.operations.clock.now()))
+    return json_response(_out(fleet, view))
 
 
 async def list_subjobs(request: web.Request) -> web.Response:

@@ -189,6 +189,16 @@ class LinksOut(_Out):
     events: str
 
 
+class WaitingOut(_Out):
+    """Why the operation's planning waits now: on `endpoint` (null: the whole planning, postponed
+    after a failed attempt `until` the next one), since `since`."""
+
+    endpoint: str | None
+    reason: str
+    since: datetime
+    until: datetime | None = None
+
+
 class OperationOut(_Out):
     id: str
     action: str
@@ -214,6 +224,11 @@ class OperationOut(_Out):
     updated_at: datetime
     planned_at: datetime | None
     finished_at: datetime | None
+    waiting: list[WaitingOut] = Field(
+        default_factory=list,
+        description="while planning: why it waits (an endpoint's listing waiting for its rate "
+        "budget, a slow answer or a retry; a postponed attempt); empty once it goes on",
+    )
     links: LinksOut
 
 
@@ -310,9 +325,19 @@ class HealthOut(_Out):
     status: Literal["ok"]
 
 
+class CredentialOut(_Out):
+    """An endpoint's credentials: `ok`, `failed` (with the reason; never a secret), `checking`
+    (a check still under way, not counted as a failure) or `unchecked` (the driver cannot tell)."""
+
+    state: Literal["ok", "failed", "checking", "unchecked"]
+    reason: str | None = None
+    checked_at: datetime | None = None
+
+
 class ReadyOut(_Out):
     status: Literal["ready", "not ready"]
     checks: dict[str, str]
+    credentials: dict[str, CredentialOut] = Field(default_factory=dict)
 
 
 class TokenOut(_Out):

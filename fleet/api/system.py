@@ -18,6 +18,7 @@ from fleet.api.context import (
 from fleet.api.errors import Problem
 from fleet.api.openapi import document
 from fleet.api.schemas import (
+    CredentialOut,
     HealthOut,
     ReadyOut,
     TokenCreated,
@@ -34,7 +35,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the database answers; the engine's and endpoints' state are reported too."""
+    """Ready when the database answers and no endpoint's credentials failed; the engine's state,
+    the endpoints and each endpoint's credential state (`fleet.readiness`) are reported too."""
     fleet = fleet_of(request)
     checks: dict[str, str] = {}
     try:
@@ -44,8 +46,18 @@ async def readyz(request: web.Request) -> web.Response:
         checks["database"] = f"error: {type(exc).__name__}"
     checks["engine"] = "running" if fleet.runtime.running else "stopped"
     checks["endpoints"] = str(len(fleet.drivers))
-    ready = checks["database"] == "ok"
-    out = ReadyOut(status="ready" if ready else "not ready", checks=checks)
+    states = {} if fleet.credentials is None else await fleet.credentials.states()
+    failed = sorted(name for name, s in states.items() if s.state == "failed")
+    checks["credentials"] = f"failed: {', '.join(failed)}" if failed else "ok"
+    ready = checks["database"] == "ok" and not failed
+    out = ReadyOut(
+        status="ready" if ready else "not ready",
+        checks=checks,
+        credentials={
+            name: CredentialOut(state=s.state, reason=s.reason, checked_at=s.checked_at)
+            for name, s in states.items()
+        },
+    )
     return json_response(out, 200 if ready else 503)
 
 

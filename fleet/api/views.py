@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from fleet.api.schemas import (
@@ -11,10 +12,12 @@ from fleet.api.schemas import (
     ProgressOut,
     ServerOut,
     SubJobOut,
+    WaitingOut,
 )
 from fleet.domain import ServerRef
 from jobs.records import OperationView, PlanSummary, SubJobRecord
-from jobs.states import FINISHED_OPERATIONS, State
+from jobs.states import FINISHED_OPERATIONS, OperationState, State
+from jobs.waiting import Waiting
 
 
 def operation_path(operation_id: str) -> str:
@@ -49,7 +52,9 @@ def progress(view: OperationView) -> ProgressOut:
     return ProgressOut(total=total, done=done, active=total - done, percent=percent)
 
 
-def operation_out(view: OperationView, now: datetime) -> OperationOut:
+def operation_out(
+    view: OperationView, now: datetime, waiting: Sequence[Waiting] = ()
+) -> OperationOut:
     op = view.operation
     path = operation_path(op.id)
     return OperationOut(
@@ -77,6 +82,11 @@ def operation_out(view: OperationView, now: datetime) -> OperationOut:
         updated_at=op.updated_at,
         planned_at=op.planned_at,
         finished_at=op.finished_at,
+        waiting=[  # only while planning: a cancelled operation waits for nothing
+            WaitingOut(endpoint=w.endpoint, reason=w.reason, since=w.since, until=w.until)
+            for w in waiting
+            if view.state is OperationState.PLANNING
+        ],
         links=LinksOut(self=path, subjobs=f"{path}/subjobs", events=f"{path}/events"),
     )
 

@@ -45,13 +45,18 @@ class SecretRef:
         env = os.environ if environ is None else environ
         if self.env and env.get(self.env):
             return Secret(env[self.env])
+        unset = f"environment variable {self.env} is not set" if self.env else None
         if self.file:
             try:
-                text = Path(self.file).expanduser().read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(f"secret file {self.file!r} cannot be read: {exc}") from exc
-            return Secret(text.strip())
-        raise ConfigError(f"secret not found (env {self.env!r}, file {self.file!r})")
+                text = Path(self.file).expanduser().read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = getattr(exc, "strerror", None) or type(exc).__name__
+                found = f"secret file {self.file} cannot be read: {reason}"
+                raise ConfigError(f"{unset} and {found}" if unset else found) from None
+            if not text:
+                raise ConfigError(f"secret file {self.file} is empty")
+            return Secret(text)
+        raise ConfigError(unset or "no environment variable or file is named")
 
 
 SecretSource = SecretRef | Secret
@@ -90,6 +95,21 @@ class PasswordCredentials:
 
 
 Credentials = AkSkCredentials | PasswordCredentials
+
+
+def check_secrets(creds: Credentials, environ: Mapping[str, str] | None = None) -> None:
+    """Resolve every secret of `creds` once (at start); ConfigError names the secret and where
+    it was looked for (the variable's name or the file's path, never a value)."""
+    sources: tuple[tuple[str, SecretSource], ...] = (
+        (("ak", creds.ak), ("sk", creds.sk))
+        if isinstance(creds, AkSkCredentials)
+        else (("password", creds.password),)
+    )
+    for name, source in sources:
+        try:
+            resolve_secret(source, environ)
+        except ConfigError as exc:
+            raise ConfigError(f"credentials.{name}: {exc}") from None
 
 
 class Flavour:

@@ -7,16 +7,22 @@ answer HTTP 202 with a throttling error). A 401 refreshes the token once; idempo
 retried a bounded number of times on throttling and transient errors; everything else is raised
 for the engine to decide. Logs name the endpoint, API class, path, status and request id, never a
 header: tokens and signatures stay out of them.
+
+Whoever wants to know why calls wait (the planning of an operation) sets `WAIT_LISTENER` in its
+context (`listening`): a call that waits for its rate budget or for an answer longer than
+`note_after` seconds, or waits to retry, tells it why, and tells it again (`None`) once it is over.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -29,6 +35,8 @@ from fleet.drivers.query import QueryValue, canonical_query
 
 log = structlog.get_logger("fleet.drivers")
 
+T = TypeVar("T")
+
 USER_AGENT = "fleet/0.1"
 REQUEST_ID_HEADERS = (
     "X-Request-Id",
@@ -37,6 +45,57 @@ REQUEST_ID_HEADERS = (
     "X-Openstack-Nova-Request-Id",
     "RequestId",
 )
+
+
+WaitListener = Callable[[str, str | None], None]
+"""`(endpoint, reason)`: calls to the endpoint wait for `reason`; `None`: they no longer wait."""
+
+WAIT_LISTENER: ContextVar[WaitListener | None] = ContextVar("fleet_wait_listener", default=None)
+
+
+@contextlib.contextmanager
+def listening(listener: WaitListener) -> Iterator[None]:
+    """Calls made in this context (and in tasks created in it) tell `listener` why they wait."""
+    reset = WAIT_LISTENER.set(listener)
+    try:
+        yield
+    finally:
+        WAIT_LISTENER.reset(reset)
+
+
+class _Waits:
+    """One call's notes to the context's listener: `base` (waiting to retry) under `current`
+    (waiting for the budget or an answer); the last note is withdrawn when the call ends."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.listener = WAIT_LISTENER.get()
+        self.base: str | None = None
+        self.shown: str | None = None
+
+    def _show(self, reason: str | None) -> None:
+        if self.listener is not None and reason != self.shown:
+            self.shown = reason
+            self.listener(self.endpoint, reason)
+
+    def retrying(self, reason: str) -> None:
+        self.base = reason
+        self._show(reason)
+
+    async def watch(self, step: Awaitable[T], reason: Callable[[], str], after: float) -> T:
+        """Await `step`; if it takes longer than `after` seconds, note `reason()` meanwhile."""
+        if self.listener is None:
+            return await step
+        timer = asyncio.get_running_loop().call_later(after, lambda: self._show(reason()))
+        try:
+            return await step
+        finally:
+            timer.cancel()
+            self._show(self.base)
+
+    def over(self) -> None:
+        self.base = None
+        self._show(None)
 
 
 @dataclass(frozen=True)
@@ -148,16 +207,32 @@ class Transport:
     connect_timeout: float = 10.0
     read_retries: int = 2
     max_retry_wait: float = 5.0
+    note_after: float = 1.0  # seconds a call waits (budget, answer) before it tells why
 
     async def call(self, req: HttpRequest) -> HttpResponse:
+        waits = _Waits(self.endpoint)
+        try:
+            return await self._call(req, waits)
+        finally:
+            waits.over()
+
+    async def _call(self, req: HttpRequest, waits: _Waits) -> HttpResponse:
         refreshed = False
         attempt = 0
+
+        def answer() -> str:
+            return f"waiting for the answer to {req.method} {req.path} ({req.api_class})"
+
+        def budget() -> str:
+            key = f"{self.endpoint}:{req.api_class}"
+            return f"waiting for the rate budget of {key} (calls to {req.method} {req.path})"
+
         while True:
-            await self.gate.before(req.api_class, req.servers)
+            await waits.watch(self.gate.before(req.api_class, req.servers), budget, self.note_after)
             applied: dict[str, str] = {}
             try:
                 try:
-                    response, applied = await self._send(req)
+                    response, applied = await waits.watch(self._send(req), answer, self.note_after)
                 finally:
                     self.gate.after(req.api_class, req.servers)
                 error = self.classify(response)
@@ -187,7 +262,12 @@ class Transport:
                 if not req.retry_safe or attempt >= self.read_retries:
                     raise
                 attempt += 1
-                await asyncio.sleep(self._retry_delay(exc, attempt))
+                delay = self._retry_delay(exc, attempt)
+                waits.retrying(
+                    f"retrying {req.method} {req.path} ({req.api_class}) in {delay:.1f} s, "
+                    f"retry {attempt} of {self.read_retries}, after: {exc}"
+                )
+                await asyncio.sleep(delay)
 
     def _retry_delay(self, exc: DriverError, attempt: int) -> float:
         hinted = exc.retry_after if isinstance(exc, Throttled) else None

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from fleet.policies.model import PolicyError
 from fleet.service import open_fleet
+from fleet.settings import SettingsError
 from tests.integration.test_fleet_end_to_end import demo_settings, wait_terminal
 
 POLICY = """
@@ -52,6 +52,8 @@ async def test_a_policy_naming_an_unknown_endpoint_stops_the_start(tmp_path: Pat
     settings = settings.model_copy(
         update={"policies": settings.policies.model_copy(update={"files": [str(path)]})}
     )
-    with pytest.raises(PolicyError, match="nowhere"):
+    with pytest.raises(
+        SettingsError, match=r"policies\[0\]\.targets\.endpoints: unknown endpoint .nowhere."
+    ):
         async with open_fleet(settings):
             pass

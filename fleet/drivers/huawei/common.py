@@ -136,6 +136,14 @@ class HuaweiClient:
             raise Permanent(f"endpoint {self.endpoint}: the IAM token names no project id")
         return found
 
+    async def check_credentials(self) -> None:
+        """The credentials work: an IAM token (the cached one while it is fresh, so no call), or
+        with AK/SK one signed call (the native list of at most one server)."""
+        if self._token is not None:
+            await self._token.token()
+            return
+        await self.native("GET", "/servers", NOVA_LIST, query=[("limit", 1)])
+
     # --- cloud jobs --------------------------------------------------------------------------
 
     async def post_job(
@@ -282,6 +290,9 @@ class HuaweiDriverBase:
 
     def max_batch(self, action: Action) -> int:
         return self.CAPS.spec(action).max_batch
+
+    async def check_credentials(self) -> None:
+        await self._client.check_credentials()
 
     async def _poll(
         self,

@@ -210,6 +210,10 @@ class OpenStackDriver:
                 self._compute = self._transport(url, self._auth)
             return self._compute
 
+    async def check_credentials(self) -> None:
+        """The credentials work: a Keystone token (the cached one while it is fresh: no call)."""
+        await self._auth.token()
+
     @property
     def endpoint(self) -> str:
         return self._config.name

@@ -165,7 +165,7 @@ def test_secrets_never_show_in_repr(tmp_path: Path) -> None:
     assert SecretRef(env="X", file=str(secret_file)).resolve({"X": "from-env"}).reveal() == (
         "from-env"
     )
-    with pytest.raises(ConfigError, match="not found"):
+    with pytest.raises(ConfigError, match="environment variable MISSING is not set"):
         SecretRef(env="MISSING").resolve({})
     token = IssuedToken(Secret("tok-123"), T0, {})
     assert "tok-123" not in repr(token)
