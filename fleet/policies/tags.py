@@ -22,7 +22,8 @@ The planner's exclusion tag (`fleet-exclude=true`) is applied later, by the plan
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from fleet.domain import ServerRef
@@ -110,8 +111,14 @@ def mark_value(policy: Policy, day: date) -> tuple[str, str]:
     return mark.tag, format_marker(mark.op, day + timedelta(days=mark.days))
 
 
-def verdict(policy: Policy, server: ServerRef, day: date) -> Verdict:
-    """The policy's own rules for one server that matches its targets."""
+def verdict(
+    policy: Policy, server: ServerRef, day: date, fleet_marks: Mapping[str, str] | None = None
+) -> Verdict:
+    """The policy's own rules for one server that matches its targets. `fleet_marks`: the marks
+    fleet keeps for the server when its dialect keeps no tags (they are read over its tags, which
+    such a dialect sets at creation only); None when the server's marks are its tags."""
+    if fleet_marks:
+        server = replace(server, tags={**server.tags, **fleet_marks})
     reason = opt_out_reason(policy, server) or snooze_reason(policy, server, day)
     if reason is not None:
         return Verdict(False, reason)

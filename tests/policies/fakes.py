@@ -16,7 +16,8 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from fleet.domain import Provider, Selector, ServerRef, ServerStatus
+from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef, ServerStatus
+from fleet.drivers.errors import Unsupported
 from fleet.opspec import parse_targets
 from jobs.errors import IdempotencyConflict, NotFound
 from jobs.records import NewOperation, OperationRecord, OperationView, Page, SubJobRecord
@@ -36,6 +37,10 @@ class Endpoint:
         self.cloud = cloud
         self.name = name
 
+    def check(self, action: Action, params: ActionParams) -> None:
+        if action in (Action.TAG_ADD, Action.TAG_REMOVE) and self.name in self.cloud.no_tags:
+            raise Unsupported(f"{self.name} has no tag API")
+
     async def list_servers(self, selector: Selector) -> AsyncIterator[ServerRef]:
         self.cloud.listings += 1
         for server in list(self.cloud.servers[self.name].values()):
@@ -47,6 +52,7 @@ class FakeCloud:
     def __init__(self) -> None:
         self.servers: dict[str, dict[str, ServerRef]] = {}
         self.listings = 0
+        self.no_tags: set[str] = set()  # endpoints whose dialect has no tag API
         self._stamp = itertools.count(1)
 
     def add(
