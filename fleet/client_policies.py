@@ -88,6 +88,8 @@ def preview_text(data: Mapping[str, object]) -> str:
     assert isinstance(planner, Mapping)
     for reason, count in planner.items():
         lines.append(f"  the planner will skip {count}: {reason}")
+    servers = _items(targets, "servers")
+    marks = any(s.get("mark_kept") for s in servers)  # mark and clean-up policies
     rows = [
         (
             s.get("endpoint"),
@@ -95,12 +97,14 @@ def preview_text(data: Mapping[str, object]) -> str:
             s.get("name"),
             s.get("status"),
             "act" if s.get("act") else "skip",
+            *((s.get("mark_kept") or "",) if marks else ()),
             s.get("reason") or s.get("planner_skip") or "",
         )
-        for s in _items(targets, "servers")
+        for s in servers
     ]
     if rows:
-        lines.append(table(rows, ("endpoint", "id", "name", "status", "", "reason")))
+        header = ("endpoint", "id", "name", "status", "", *(("mark kept",) if marks else ()))
+        lines.append(table(rows, (*header, "reason")))
     if targets.get("truncated"):
         lines.append("(more servers not shown)")
     return "\n".join(lines)

@@ -133,7 +133,7 @@ class Firing:
                 policy, self.store, self.operations, self.inventory, slot.at, slot.local_date,
                 fire_id,
             )  # fmt: skip
-        return await evaluate(policy, self.inventory, slot.local_date)
+        return await evaluate(policy, self.inventory, slot.local_date, self.store)
 
     async def fire(
         self,
@@ -171,6 +171,10 @@ class Firing:
             await self.store.consume(evaluation.consumed, record.id)
             if not evaluation.acting:
                 return await self._finish(record, FireStatus.SKIPPED, NO_TARGETS, evaluation)
+            if evaluation.kept_marks:
+                done = await self._keep_marks(policy, record, evaluation)
+                if done is not None:
+                    return done
             local = slot.at.astimezone(policy.schedule.tz).isoformat()
             act = operation_request(
                 policy,
@@ -215,6 +219,26 @@ class Firing:
         )
         log.info("policy_fire_skipped", policy=record.policy_id, reason=reason)
         return done
+
+    async def _keep_marks(
+        self, policy: Policy, record: FireRecord, evaluation: Evaluation
+    ) -> FireRecord | None:
+        """Keep the marks of servers whose dialect has no tag API (not on a dry run); the fire is
+        over (FIRED, no operation) when no server is left for the `tag_add` operation."""
+        now, count = self.clock.now(), len(evaluation.kept_marks)
+        if not policy.spec.dry_run_only:
+            await self.store.keep_marks(
+                evaluation.kept_marks, policy_id=policy.name, fire_id=record.id, now=now
+            )
+        log.info("policy_marks_kept", policy=policy.name, count=count, dry_run=record.dry_run)
+        if evaluation.operating:
+            return None
+        reason = f"{count} mark(s) kept by fleet (no tag API)"
+        if policy.spec.dry_run_only:
+            reason = f"dry run: {count} mark(s) fleet would keep (no tag API)"
+        return await self.store.finish(
+            record.id, FireStatus.FIRED, now, reason=reason, details=evaluation.details()
+        )
 
     async def _not_evaluated(self, policy: Policy, record: FireRecord, error: str) -> FireRecord:
         """A manual run fails at once; a scheduled slot is retried (`resume`) within its grace."""

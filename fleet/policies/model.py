@@ -10,8 +10,9 @@ Modes:
 - `restore`: a `start` that starts only what the `restore_from` stop policy stopped and is still
   stopped (see `fleet.policies.restore`).
 - `cleanup`: act on targets whose expiry tag is in the past or that are marked for this action
-  (`fleet-op=stop@2026-12-01`) and due.
-- `mark`: add the marked-for-op tag (`fleet-op=delete@<slot day + days>`) to the targets.
+  (`fleet-op=stop.2026-12-01`) and due.
+- `mark`: add the marked-for-op tag (`fleet-op=delete.<slot day + days>`) to the targets (or, on a
+  dialect without a tag API, keep the mark in fleet's database; see `fleet.policies.marks`).
 
 Deleting (`action = "delete"`) needs `allow_delete = true` and a blast-radius `guard`.
 """
@@ -43,6 +44,7 @@ from jobs.strategy import BlastRadius, Strategy
 from jobs.types import JSONObject, JSONValue
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,99}$"
+MARK_TAG = r"[\u4e00-\u9fffA-Za-z0-9_-]{1,36}"  # a tag key Huawei ECS v1, BMS and Nova all take
 Mode = Literal["normal", "restore", "cleanup", "mark"]
 
 
@@ -83,11 +85,11 @@ class CleanupSpec(_Strict):
     """Which tags make a server due for a clean-up policy's action."""
 
     expiry_tag: str | None = "expires-at"  # value YYYY-MM-DD: due once that day is in the past
-    op_tag: str | None = "fleet-op"  # value ACTION@YYYY-MM-DD: due on that day
+    op_tag: str | None = "fleet-op"  # value ACTION.YYYY-MM-DD (or ACTION@...): due on that day
 
 
 class MarkSpec(_Strict):
-    """What a marking policy writes: `{tag}={op}@{slot day + days}`."""
+    """What a marking policy writes: `{tag}={op}.{slot day + days}`."""
 
     op: str
     days: int = Field(ge=0, le=3650)
@@ -245,7 +247,11 @@ def _parts(spec: PolicySpec, action: str) -> tuple[Targets, ActionParams, Strate
         if raw_params:
             raise PolicyError("params", "a mark policy computes its tag; leave params empty")
         assert spec.mark is not None
-        raw_params = {"tags": {spec.mark.tag: f"{spec.mark.op}@2000-01-01"}}
+        if not re.fullmatch(MARK_TAG, spec.mark.tag):
+            raise PolicyError(
+                "mark.tag", "1 to 36 letters, digits, '-' or '_' (a key every dialect takes)"
+            )
+        raw_params = {"tags": {spec.mark.tag: f"{spec.mark.op}.2000-01-01"}}
     try:
         targets = parse_targets(raw_targets)
         params = parse_params(action, raw_params)

@@ -3,7 +3,8 @@
 The fire times come from the same `Schedule` the firing uses, the targets from the same
 evaluation (listing through the drivers, tag rules, restore records), so a preview cannot disagree
 with the fire that follows it. Servers the planner will still skip (excluded, already in the target
-state) are marked with the planner's own reason.
+state) are marked with the planner's own reason. For mark and clean-up policies each server says
+where its mark is kept (`mark_kept`): `"tag"`, or `"fleet"` on a dialect without a tag API.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Preview:
             "act": c.act,
             "reason": c.reason or None,
             "planner_skip": c.planner_skip,
+            "mark_kept": c.mark_kept,
         }
 
     def to_json(self) -> JSONObject:

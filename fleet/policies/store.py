@@ -5,7 +5,8 @@ rule that makes firing exactly-once is the unique (policy_id, scheduled_at) of `
 `claim` inserts with ON CONFLICT DO NOTHING and only the inserter goes on. The operation a fire
 creates is written to its row (`set_request`, compare-and-set) before it is created, so whoever
 finishes an interrupted fire creates the very same operation under the same idempotency key.
-Restore bookkeeping lives in `fleet.policies.store_restore` (a base class of `PolicyStore`).
+Restore bookkeeping lives in `fleet.policies.store_restore`, the marks fleet keeps on dialects
+without a tag API in `fleet.policies.store_marks` (base classes of `PolicyStore`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from fleet.policies.records import (
     Source,
     Trigger,
 )
+from fleet.policies.store_marks import MarkRecords
 from fleet.policies.store_restore import RestoreRecords, fire_of
 from fleet.policies.tables import POLICIES, POLICY_FIRES
 from jobs.db import Database
@@ -62,7 +64,7 @@ def schedule_changed(old: PolicySpec, new: PolicySpec) -> bool:
     return old.cron != new.cron or old.timezone != new.timezone or (new.enabled and not old.enabled)
 
 
-class PolicyStore(RestoreRecords):
+class PolicyStore(RestoreRecords, MarkRecords):
     def __init__(self, db: Database) -> None:
         self.db = db
 

@@ -1,10 +1,12 @@
 """The policy tables (SQLAlchemy Core), kept identical to `migrations/versions/0003_policies.py`
-by a test.
+and `0005_policy_marks.py` by a test.
 
 `policy_fires` is the truth about firing: one row per (policy, slot), enforced by a unique
 constraint, so a second scheduler, a restart or a repeated manual run of the same slot cannot fire
 it again. `policy_fire_servers` keeps, per stop fire, what its operation really stopped (restore
-mode reads it, and it outlives the operation's own rows).
+mode reads it, and it outlives the operation's own rows). `policy_marks` holds the marks of mark
+policies on endpoints whose dialect has no tag API (EasyStack): fleet keeps the mark itself, keyed
+by (endpoint, server id, tag key), and clean-up policies read it there.
 """
 
 from __future__ import annotations
@@ -67,4 +69,16 @@ POLICY_FIRE_SERVERS = sa.Table(
     sa.Column("server_id", sa.String(255), primary_key=True),
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("updated", sa.String(64), nullable=True),
+)
+
+POLICY_MARKS = sa.Table(
+    "policy_marks",
+    POLICY_METADATA,
+    sa.Column("endpoint", sa.String(100), primary_key=True),
+    sa.Column("server_id", sa.String(255), primary_key=True),
+    sa.Column("tag", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+    sa.Column("policy_id", sa.String(100), nullable=False),
+    sa.Column("fire_id", BigId, nullable=True),
+    sa.Column("marked_at", UTCDateTime, nullable=False),
 )

@@ -8,15 +8,22 @@ time zone, so a rule reads the same in a preview, a fire and a test:
 - snooze: `fleet-snooze-until=YYYY-MM-DD` is honoured up to and including that day, not after. An
   unreadable date skips the server too (someone meant to snooze it; the reason says why).
 - clean-up: due when the expiry tag's day is in the past, or when the marked-for-op tag names this
-  policy's action and its day has come (`fleet-op=stop@2026-12-01` is due on 1 December).
+  policy's action and its day has come (`fleet-op=stop.2026-12-01` is due on 1 December).
 - mark: a server already carrying the marked-for-op tag keeps its mark (it is not re-dated).
+
+The mark's value is `OP.YYYY-MM-DD` (`delete.2026-12-20`): letters, digits, `_`, `-` and `.` only,
+at most 25 characters, which every dialect's tag rules accept (Huawei ECS v1 tag values allow
+A-Z a-z 0-9 `_` `-` `.` and 43 characters; BMS and Nova 1D tags `key=value` up to 80 characters
+without `,` or `/`). The older `OP@YYYY-MM-DD` is still read, so servers marked before keep
+their day.
 
 The planner's exclusion tag (`fleet-exclude=true`) is applied later, by the planner itself.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from fleet.domain import ServerRef
@@ -41,11 +48,22 @@ def _day(text: str) -> date | None:
         return None
 
 
+MARK_SEPARATOR = "."  # OP.YYYY-MM-DD; `@` (the older form) is not a valid ECS tag value
+OLD_SEPARATOR = "@"
+
+
+def format_marker(op: str, day: date) -> str:
+    """("delete", 2026-12-20) -> `delete.2026-12-20`."""
+    return f"{op}{MARK_SEPARATOR}{day.isoformat()}"
+
+
 def parse_marker(text: str) -> tuple[str, date] | None:
-    """`stop@2026-12-01` -> ("stop", date); None when it is not that shape."""
-    op, sep, when = text.partition("@")
-    day = _day(when) if sep else None
-    return None if day is None or not op else (op.strip(), day)
+    """`stop.2026-12-01` (or the older `stop@2026-12-01`) -> ("stop", date); None when it is
+    neither shape."""
+    sep = OLD_SEPARATOR if OLD_SEPARATOR in text else MARK_SEPARATOR
+    op, found, when = text.strip().rpartition(sep)
+    day = _day(when) if found else None
+    return None if day is None or not op.strip() else (op.strip(), day)
 
 
 def opt_out_reason(policy: Policy, server: ServerRef) -> str | None:
@@ -82,7 +100,7 @@ def cleanup_verdict(policy: Policy, server: ServerRef, day: date) -> Verdict:
             return Verdict(False, f"op tag unreadable: {server.tags[spec.op_tag]!r}")
         op, when = marker
         if op == policy.action and when <= day:
-            return Verdict(True, f"marked {op}@{when.isoformat()}")
+            return Verdict(True, f"marked {format_marker(op, when)}")
     return Verdict(False, NOT_DUE)
 
 
@@ -90,11 +108,17 @@ def mark_value(policy: Policy, day: date) -> tuple[str, str]:
     """The tag a mark policy adds for a slot on `day`."""
     assert policy.spec.mark is not None
     mark = policy.spec.mark
-    return mark.tag, f"{mark.op}@{(day + timedelta(days=mark.days)).isoformat()}"
+    return mark.tag, format_marker(mark.op, day + timedelta(days=mark.days))
 
 
-def verdict(policy: Policy, server: ServerRef, day: date) -> Verdict:
-    """The policy's own rules for one server that matches its targets."""
+def verdict(
+    policy: Policy, server: ServerRef, day: date, fleet_marks: Mapping[str, str] | None = None
+) -> Verdict:
+    """The policy's own rules for one server that matches its targets. `fleet_marks`: the marks
+    fleet keeps for the server when its dialect keeps no tags (they are read over its tags, which
+    such a dialect sets at creation only); None when the server's marks are its tags."""
+    if fleet_marks:
+        server = replace(server, tags={**server.tags, **fleet_marks})
     reason = opt_out_reason(policy, server) or snooze_reason(policy, server, day)
     if reason is not None:
         return Verdict(False, reason)

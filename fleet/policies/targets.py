@@ -19,11 +19,13 @@ from datetime import date
 from typing import Protocol, cast
 
 from fleet.admission import ActRequest
-from fleet.domain import Selector, ServerRef
+from fleet.domain import Action, ActionParams, Selector, ServerRef
 from fleet.drivers.actions import Capabilities
 from fleet.opspec import params_json
 from fleet.planner import skip_reason, unsupported_reason
+from fleet.policies.marks import FLEET, MarkBook, MarkReader
 from fleet.policies.model import Policy
+from fleet.policies.store_marks import KeptMark
 from fleet.policies.tags import NOT_DUE, mark_value, verdict
 from jobs.records import NewOperation
 from jobs.strategy import BlastRadius, Strategy
@@ -37,9 +39,12 @@ class TargetsUnavailable(Exception):
 
 
 class ServerLister(Protocol):
-    """What the policies need of a driver (every `fleet.drivers.base.Driver` is one)."""
+    """What the policies need of a driver (every `fleet.drivers.base.Driver` is one): listing,
+    and `check` (whether the dialect can add a tag: see `fleet.policies.marks`)."""
 
     def list_servers(self, selector: Selector) -> AsyncIterator[ServerRef]: ...
+
+    def check(self, action: Action, params: ActionParams) -> None: ...
 
     @property
     def capabilities(self) -> Capabilities:
@@ -61,6 +66,7 @@ class Considered:
     act: bool
     reason: str
     planner_skip: str | None = None  # acted on, but the planner will skip it (its reason)
+    mark_kept: str | None = None  # mark and clean-up modes: "tag", or "fleet" (no tag API)
 
     @classmethod
     def of(
@@ -70,6 +76,7 @@ class Considered:
         reason: str,
         policy: Policy | None = None,
         caps: Capabilities | None = None,
+        mark_kept: str | None = None,
     ) -> Considered:
         """A server the policy's rules judged: a dialect that does not offer the action leaves
         it out with that reason (as an operation skips it), else the planner's skip is noted."""
@@ -82,7 +89,8 @@ class Considered:
                 skip = skip_reason(
                     caps, policy.action, server, policy.params, policy.targets.exclude_tag
                 )
-        return cls(server.endpoint, server.id, server.name, server.status.value, act, reason, skip)
+        status = server.status.value
+        return cls(server.endpoint, server.id, server.name, status, act, reason, skip, mark_kept)
 
 
 @dataclass(frozen=True)
@@ -93,10 +101,18 @@ class Evaluation:
     params: JSONObject
     consumed: tuple[int, ...] = ()
     notes: JSONObject = field(default_factory=dict)
+    kept_marks: tuple[KeptMark, ...] = ()  # mark mode: the marks fleet keeps (no tag API)
 
     @property
     def acting(self) -> list[Considered]:
         return [c for c in self.considered if c.act]
+
+    @property
+    def operating(self) -> list[Considered]:
+        """The servers the fire's operation acts on: all acting ones but those whose mark fleet
+        keeps itself (their dialect cannot take a tag)."""
+        kept = {(m.endpoint, m.server_id) for m in self.kept_marks}
+        return [c for c in self.considered if c.act and (c.endpoint, c.server_id) not in kept]
 
     def details(self) -> JSONObject:
         skipped = [c for c in self.considered if not c.act]
@@ -114,6 +130,8 @@ class Evaluation:
         }
         if self.consumed:
             out["restored_fires"] = list(self.consumed)
+        if self.kept_marks:
+            out["marks_kept_by_fleet"] = len(self.kept_marks)
         out.update(self.notes)
         return out
 
@@ -137,14 +155,23 @@ def action_params(policy: Policy, day: date) -> JSONObject:
     return params
 
 
-async def evaluate(policy: Policy, inventory: Inventory, day: date) -> Evaluation:
-    """Normal, clean-up and mark modes: the selector's servers, each judged by the tag rules."""
+async def evaluate(
+    policy: Policy, inventory: Inventory, day: date, marks: MarkReader | None = None
+) -> Evaluation:
+    """Normal, clean-up and mark modes: the selector's servers, each judged by the tag rules.
+    On an endpoint that keeps no tags, a server's marks are read from (and a mark policy's new
+    marks are for) fleet's own table (`marks`; see `fleet.policies.marks`)."""
+    book = MarkBook(policy, inventory, marks)
     considered: list[Considered] = []
+    kept: list[KeptMark] = []
     async for server in list_targets(policy, inventory):
-        v = verdict(policy, server, day)
+        where = book.where(server.endpoint)
+        v = verdict(policy, server, day, await book.fleet_marks(server.endpoint, server.id))
         caps = inventory[server.endpoint].capabilities
-        considered.append(Considered.of(server, v.act, v.reason, policy, caps))
-    return Evaluation(tuple(considered), action_params(policy, day))
+        considered.append(Considered.of(server, v.act, v.reason, policy, caps, where))
+        if v.act and where == FLEET and policy.spec.mode == "mark":
+            kept.append(KeptMark(server.endpoint, server.id, *mark_value(policy, day)))
+    return Evaluation(tuple(considered), action_params(policy, day), kept_marks=tuple(kept))
 
 
 def operation_request(
@@ -158,8 +185,8 @@ def operation_request(
     """The request to act a fire makes (its fingerprint depends only on the servers chosen),
     admitted through the one door like any other: the endpoints' configured limits are a ceiling
     its guard only tightens. Policies are written by admins, so a clean-up's own guard (which it
-    must have) stands in for the delete guard."""
-    acting = evaluation.acting
+    must have) stands in for the delete guard. Servers whose marks fleet keeps are not in it."""
+    acting = evaluation.operating
     selector = dict(cast(JSONObject, policy.spec.targets))
     endpoints: list[JSONValue] = [*sorted({s.endpoint for s in acting})]
     ids: list[JSONValue] = [*sorted({s.server_id for s in acting})]

@@ -53,6 +53,22 @@ async def test_preview_prints_fire_times_and_targets(api: Api) -> None:
     assert code == 0 and len(json.loads(out)["slots"]) == 2
 
 
+async def test_preview_of_a_mark_policy_says_where_each_mark_is_kept(api: Api) -> None:
+    mark = {
+        "name": "mark-all", "cron": "0 6 * * mon", "mode": "mark",
+        "mark": {"op": "delete", "days": 14}, "targets": {"name": "*"},
+    }  # fmt: skip
+    reply = await api.call("POST", "/v1/policies", json=mark, role="admin")
+    assert reply.status == 201, reply.body
+    code, out, err = await fleet(api, "policies", "preview", "mark-all", "--n", "1")
+    assert code == 0, err
+    header = next(line for line in out.splitlines() if line.startswith("endpoint"))
+    assert header.split() == ["endpoint", "id", "name", "status", "mark", "kept", "reason"]
+    rows = [line.split() for line in out.splitlines()]
+    kept = {row[0]: row[5] for row in rows if row[0].endswith("-sim") and row[4] == "act"}
+    assert kept == {"ecs-sim": "tag", "bms-sim": "tag", "easystack-sim": "fleet"}, out
+
+
 async def test_run_fires_once_per_minute_and_names_the_operation(api: Api) -> None:
     await _create(api)
     code, out, err = await fleet(api, "policies", "run", "nightly-stop")

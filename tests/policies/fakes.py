@@ -19,12 +19,15 @@ from datetime import UTC, datetime
 from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef, ServerStatus
 from fleet.drivers.actions import Capabilities
 from fleet.drivers.huawei.ecs import CAPABILITIES as ECS_CAPABILITIES
+from fleet.drivers.nova.driver import capabilities_for
+from fleet.drivers.nova.requests import EASYSTACK_QUIRKS
 from fleet.opspec import parse_targets
 from jobs.errors import IdempotencyConflict, NotFound
 from jobs.records import NewOperation, OperationRecord, OperationView, Page, SubJobRecord
 from jobs.states import OperationState, State
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+NO_TAGS = capabilities_for(EASYSTACK_QUIRKS)  # a dialect without a tag API
 
 
 def utc(
@@ -40,8 +43,10 @@ class Endpoint:
 
     @property
     def capabilities(self) -> Capabilities:
-        """The endpoint's declarations (ECS's, which has every action, unless a test sets
-        another dialect's in `FakeCloud.dialects`)."""
+        """The endpoint's declarations: ECS's (every action), EasyStack's for an endpoint in
+        `FakeCloud.no_tags`, or what a test set in `FakeCloud.dialects`."""
+        if self.name in self.cloud.no_tags:
+            return NO_TAGS
         return self.cloud.dialects.get(self.name, ECS_CAPABILITIES)
 
     def check(self, action: Action, params: ActionParams) -> None:
@@ -62,6 +67,7 @@ class FakeCloud:
         self.servers: dict[str, dict[str, ServerRef]] = {}
         self.dialects: dict[str, Capabilities] = {}
         self.listings = 0
+        self.no_tags: set[str] = set()  # endpoints whose dialect has no tag API
         self._stamp = itertools.count(1)
 
     def add(

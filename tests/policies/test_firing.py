@@ -292,7 +292,7 @@ async def test_mark_policy_tags_servers_with_a_date_ahead(env: Env) -> None:
     await env.tick_at(utc(2026, 3, 1, 6))
     [op] = await ops_of(env)
     assert op.operation.kind == "tag_add"
-    assert op.operation.params["tags"] == {"fleet-op": "delete@2026-03-15"}
+    assert op.operation.params["tags"] == {"fleet-op": "delete.2026-03-15"}
     assert op.operation.selector["ids"] == ["a"]
 
 

@@ -1,5 +1,6 @@
-"""`0003_policies`: upgrade creates exactly the tables `fleet.policies.tables` describes, on
-SQLite and PostgreSQL, and downgrading to the previous revision removes them."""
+"""`0003_policies` and `0005_policy_marks`: upgrade creates exactly the tables
+`fleet.policies.tables` describes, on SQLite and PostgreSQL, and downgrading to the revision
+before them removes them."""
 
 from __future__ import annotations
 
@@ -44,6 +45,8 @@ def test_the_revision_follows_the_api_tokens_revision(sqlite_url: str) -> None:
     script = ScriptDirectory.from_config(alembic_config(sqlite_url))
     revision = script.get_revision("0003")
     assert revision is not None and revision.down_revision == "0002"
+    marks = script.get_revision("0005")
+    assert marks is not None and marks.down_revision == "0004"
 
 
 @pytest.mark.parametrize(

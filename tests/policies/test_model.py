@@ -50,6 +50,14 @@ def compiled(**changes: object) -> object:
         ({"mode": "mark", "mark": {"op": "stop", "days": 3}}, "action"),
         ({"mode": "mark", "action": None, "mark": {"op": "zap", "days": 3}}, "mark.op"),
         ({"mode": "mark", "action": None, "mark": {"op": "stop", "days": -1}}, "mark.days"),
+        (
+            {"mode": "mark", "action": None, "mark": {"op": "stop", "days": 1, "tag": "a.b"}},
+            "mark.tag",
+        ),
+        (
+            {"mode": "mark", "action": None, "mark": {"op": "stop", "days": 1, "tag": "k" * 37}},
+            "mark.tag",
+        ),
         ({"unknown": 1}, "unknown"),
         ({"opt_out_tag": "=x"}, "opt_out_tag"),
     ],

@@ -77,11 +77,21 @@ def test_expiry_is_due_once_its_day_is_in_the_past() -> None:
 
 def test_marked_for_op_is_due_on_its_day_for_its_action_only() -> None:
     stop, delete = cleanup("stop"), cleanup("delete")
-    marked = server(fleet_op="stop@2026-12-01")
+    marked = server(fleet_op="stop.2026-12-01")
     assert verdict(stop, marked, DAY).act
-    assert verdict(stop, marked, DAY).reason == "marked stop@2026-12-01"
+    assert verdict(stop, marked, DAY).reason == "marked stop.2026-12-01"
     assert not verdict(stop, marked, date(2026, 11, 30)).act
     assert not verdict(delete, marked, DAY).act  # marked for stop, not for delete
+    assert verdict(delete, server(fleet_op="delete.2026-11-01"), DAY).act
+
+
+def test_marks_in_the_older_at_form_are_still_read() -> None:
+    stop, delete = cleanup("stop"), cleanup("delete")
+    marked = server(fleet_op="stop@2026-12-01")
+    assert verdict(stop, marked, DAY).act
+    assert verdict(stop, marked, DAY).reason == "marked stop.2026-12-01"
+    assert not verdict(stop, marked, date(2026, 11, 30)).act
+    assert not verdict(delete, marked, DAY).act
     assert verdict(delete, server(fleet_op="delete@2026-11-01"), DAY).act
 
 
@@ -90,8 +100,12 @@ def test_unreadable_markers_are_skipped_with_the_reason() -> None:
     assert not v.act and "unreadable" in v.reason
     v = verdict(cleanup(), server(expires_at="someday"), DAY)
     assert not v.act and "unreadable" in v.reason
+    assert parse_marker("delete.2026-12-01") == ("delete", date(2026, 12, 1))
+    assert parse_marker("tag_add.2026-12-01") == ("tag_add", date(2026, 12, 1))
     assert parse_marker("delete@2026-12-01") == ("delete", date(2026, 12, 1))
     assert parse_marker("@2026-12-01") is None
+    assert parse_marker(".2026-12-01") is None
+    assert parse_marker("delete.soon") is None
 
 
 def test_snooze_and_opt_out_apply_to_cleanup_too() -> None:
@@ -102,7 +116,7 @@ def test_snooze_and_opt_out_apply_to_cleanup_too() -> None:
 
 def test_mark_policy_writes_a_date_n_days_ahead_and_leaves_marked_servers() -> None:
     p = policy(mode="mark", action=None, mark={"op": "delete", "days": 14})
-    assert mark_value(p, DAY) == ("fleet-op", "delete@2026-12-15")
+    assert mark_value(p, DAY) == ("fleet-op", "delete.2026-12-15")
     assert verdict(p, server(), DAY).act
     already = verdict(p, server(fleet_op="stop@2026-12-03"), DAY)
     assert not already.act and already.reason.startswith("already marked")
