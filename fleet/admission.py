@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from fleet.domain import ActionParams
-from fleet.drivers.base import Driver
+from fleet.drivers.base import Driver, resolve_flavor
 from fleet.drivers.errors import DriverError, Unsupported
 from fleet.opspec import parse_params, parse_targets
 from jobs.errors import FieldError, InvalidSpec
@@ -164,7 +164,8 @@ class Admission:
             raise FieldError("action", f"no targeted endpoint can {kind} ({', '.join(targeted)})")
 
     async def flavor(self, params: ActionParams, named: Sequence[str]) -> None:
-        """Refuse a resize to a flavor the targeted endpoints do not list, naming `params.flavor`.
+        """Refuse a resize to a flavor the targeted endpoints do not list (by id or by name, on
+        every dialect), naming `params.flavor`.
 
         - endpoints named in `targets.endpoints`: each must list the flavor;
         - no endpoint named: at least one endpoint that can resize must list it (flavor ids are
@@ -184,22 +185,22 @@ class Admission:
         known = dict(zip(asked, lists, strict=True))
         flavor = params.flavor
         if named:
-            for name, flavors in known.items():
-                if flavors is not None and flavor not in flavors:
+            for name, table in known.items():
+                if table is not None and resolve_flavor(table, flavor) is None:
                     raise FieldError("params.flavor", f"unknown flavor on {name}: {flavor!r}")
             return
-        if any(flavors is None or flavor in flavors for flavors in known.values()):
+        if any(t is None or resolve_flavor(t, flavor) is not None for t in known.values()):
             return
         raise FieldError(
             "params.flavor",
             f"unknown flavor {flavor!r}: no endpoint lists it (checked {', '.join(known)})",
         )
 
-    async def _flavors_of(self, name: str) -> frozenset[str] | None:
+    async def _flavors_of(self, name: str) -> Mapping[str, str] | None:
         try:
             wait = FLAVOR_CHECK_TIMEOUT if self.flavor_timeout is None else self.flavor_timeout
             async with asyncio.timeout(wait):
-                return await self.drivers[name].flavors()
+                return await self.drivers[name].flavor_table()
         except (DriverError, TimeoutError) as exc:
             error = str(exc) or type(exc).__name__
             log.warning("flavor_list_unavailable", endpoint=name, error=error)

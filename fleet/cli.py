@@ -123,6 +123,11 @@ def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             _cursor_arg(cmd)
     endpoints = sub.add_parser("endpoints", help="endpoints and their rate keys")
     _remote_args(endpoints)
+    flavors = sub.add_parser(
+        "flavors", help="an endpoint's flavors (a resize may name one by id or by name)"
+    )
+    _remote_args(flavors)
+    flavors.add_argument("endpoint")
     servers = sub.add_parser("servers", help="servers through the drivers")
     _remote_args(servers)
     servers.add_argument("--endpoint", action="append")
@@ -171,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(
             host=args.host, port=args.port, world=args.world, seed=args.seed, speed=args.speed
         )
-    if args.command in ("run", "ops", "endpoints", "servers", "policies"):
+    if args.command in ("run", "ops", "endpoints", "flavors", "servers", "policies"):
         from fleet.client import remote
 
         return asyncio.run(remote(args))

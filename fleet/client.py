@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 
@@ -357,6 +357,21 @@ async def cmd_endpoints(args: Namespace, client: Client, out: TextIO, err: TextI
     return 0
 
 
+async def cmd_flavors(args: Namespace, client: Client, out: TextIO, err: TextIO) -> int:
+    data = await client.call("GET", f"/v1/endpoints/{quote(args.endpoint, safe='')}/flavors")
+    if args.json:
+        write_json(data, out)
+        return 0
+    items = data.get("items")
+    rows = (
+        [(f["id"], f["name"]) for f in items if isinstance(f, dict)]
+        if isinstance(items, list)
+        else []
+    )
+    out.write(table(rows, ("id", "name")) + "\n")
+    return 0
+
+
 async def cmd_servers(args: Namespace, client: Client, out: TextIO, err: TextIO) -> int:
     params = [("limit", str(args.limit))]
     params += [("endpoint", e) for e in args.endpoint or []]
@@ -384,6 +399,7 @@ COMMANDS: dict[str, Command] = {
     "ops": cmd_ops,
     "endpoints": cmd_endpoints,
     "servers": cmd_servers,
+    "flavors": cmd_flavors,
 }
 
 

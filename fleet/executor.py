@@ -183,6 +183,10 @@ class FleetExecutor:
         driver = self._drivers[endpoint]
         recipe = driver.capabilities.recipe(str(first.payload["recipe"]))
         params = parse_params(batch.kind, batch.params)
+        to_flavor = first.payload.get("to_flavor")
+        if isinstance(to_flavor, str) and to_flavor != params.flavor:
+            # the flavor as this endpoint's id, resolved at planning (asked for by name)
+            params = replace(params, flavor=to_flavor)
         if params.live and not recipe.live:
             # asked for live, planned offline (the server was not running): the driver must
             # send a plain resize, which it chooses by `live`

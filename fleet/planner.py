@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 
 from fleet.domain import Action, ActionParams, Selector, ServerRef
 from fleet.drivers.actions import Capabilities, Recipe
-from fleet.drivers.base import Driver
+from fleet.drivers.base import Driver, resolve_flavor
 from fleet.drivers.errors import DriverError, Unsupported
 from fleet.opspec import SpecError, Targets, parse_params, parse_targets
 from jobs.errors import PlanningError
@@ -107,6 +108,20 @@ class FleetPlanner:
             driver.check(step.action, params)
         return recipe
 
+    @staticmethod
+    async def _flavor_here(driver: Driver, params: ActionParams) -> ActionParams:
+        """`params` with the flavor as this endpoint's id (a request may name it by id or by
+        name; the driver sends the id, and "already flavor X" compares ids). A flavor list
+        that cannot be read leaves it as given: the cloud then decides."""
+        if params.flavor is None:
+            return params
+        try:
+            table = await driver.flavor_table()
+        except DriverError:
+            return params
+        found = resolve_flavor(table, params.flavor)
+        return params if found is None else replace(params, flavor=found)
+
     async def plan(self, operation: OperationRecord) -> AsyncIterator[PlanEntry]:
         """Every endpoint is listed at once (each within its own list budget; one after another
         made planning take the sum of the listings instead of the longest, 1.1 s of the mixed
@@ -172,6 +187,7 @@ class FleetPlanner:
             except Unsupported as exc:
                 raise PlanningError(f"endpoint {name}: {exc.message}") from None
         skip_unsupported = None if unsupported is None else f"unsupported: {unsupported}"
+        params = await self._flavor_here(driver, params)
         fleet = 0
         try:
             async for server in driver.list_servers(Selector()):
@@ -210,6 +226,7 @@ class FleetPlanner:
                 "flavor": server.flavor,
                 "updated": server.updated,
                 "recipe": recipe.name if recipe else kind,
+                **({"to_flavor": params.flavor} if params.flavor else {}),
             },
             skip_reason=reason,
             scope=name,

@@ -10,7 +10,7 @@ the declarations and nothing else.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 
 from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef, ServerStatus
@@ -19,7 +19,7 @@ from fleet.drivers.base import OutcomeState, PollResult, ServerOutcome, Submissi
 from fleet.drivers.errors import NotFound
 
 S = ServerStatus
-FLAVORS = frozenset({"small", "large"})
+FLAVORS = {"f-small": "small", "f-large": "large"}  # id -> name
 
 
 class FakeDriver:
@@ -59,6 +59,9 @@ class FakeDriver:
         return self.servers[server_id]
 
     async def flavors(self) -> frozenset[str]:
+        return frozenset(FLAVORS)
+
+    async def flavor_table(self) -> Mapping[str, str]:
         return FLAVORS
 
     async def submit(self, action: Action, ids: Sequence[str], params: ActionParams) -> Submission:

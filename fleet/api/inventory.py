@@ -19,6 +19,8 @@ from fleet.api.schemas import (
     BudgetOut,
     EndpointList,
     EndpointOut,
+    FlavorList,
+    FlavorOut,
     RateKeyOut,
     ServerOut,
     ServerPage,
@@ -165,3 +167,19 @@ async def _close(stream: AsyncIterator[object]) -> None:
     aclose = getattr(stream, "aclose", None)
     if aclose is not None:
         await aclose()
+
+
+async def list_flavors(request: web.Request) -> web.Response:
+    """The flavors a resize on one endpoint may name, by id or by name (read through its driver,
+    cached a few minutes)."""
+    fleet = fleet_of(request)
+    name = request.match_info["endpoint"]
+    driver = fleet.drivers.get(name)
+    if driver is None:
+        raise Problem(404, f"no endpoint {name!r}")
+    try:
+        table = await driver.flavor_table()
+    except DriverError as exc:
+        raise Problem(502, f"{name}: {exc}") from None
+    items = [FlavorOut(id=i, name=n) for i, n in sorted(table.items(), key=lambda f: f[1])]
+    return json_response(FlavorList(endpoint=name, items=items))

@@ -13,6 +13,7 @@ from fleet.api.schemas import (
     DryRunOut,
     EndpointList,
     EventsQuery,
+    FlavorList,
     HealthOut,
     OperationOut,
     OperationPage,
@@ -288,6 +289,20 @@ ROUTES: tuple[Route, ...] = (
         "Endpoints with their rate keys: budgets, use, queue, throttling",
         "inventory",
         (Reply(200, "every configured endpoint", EndpointList),),
+    ),
+    Route(
+        "GET",
+        "/v1/endpoints/{endpoint}/flavors",
+        inventory.list_flavors,
+        V,
+        "list_flavors",
+        "The flavors a resize on the endpoint may name, by id or by name",
+        "inventory",
+        (
+            Reply(200, "the endpoint's flavors", FlavorList),
+            Reply(404, "no such endpoint"),
+            Reply(502, "the endpoint failed"),
+        ),
     ),
     Route(
         "GET",

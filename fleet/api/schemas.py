@@ -304,6 +304,16 @@ class EndpointList(_Out):
     items: list[EndpointOut]
 
 
+class FlavorOut(_Out):
+    id: str = Field(description="what the cloud takes as `flavorRef`")
+    name: str
+
+
+class FlavorList(_Out):
+    endpoint: str
+    items: list[FlavorOut] = Field(description="a resize may name a flavor by id or by name")
+
+
 class ServerOut(_Out):
     endpoint: str
     id: str

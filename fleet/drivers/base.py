@@ -193,6 +193,10 @@ class Driver(Protocol):
         (`FlavorCache`); raises the driver error tree when the cloud cannot answer."""
         ...
 
+    async def flavor_table(self) -> Mapping[str, str]:
+        """Every flavor, id -> name (the same cached read as `flavors`)."""
+        ...
+
 
 FLAVOR_TTL = 300.0  # seconds a flavor list is trusted: flavors change rarely, lists cost a call
 
@@ -207,15 +211,15 @@ class FlavorCache:
         self._ttl = ttl
         self._clock = clock
         self._lock = asyncio.Lock()
-        self._value: frozenset[str] | None = None
+        self._value: Mapping[str, str] | None = None
         self._at = 0.0
 
-    def _fresh(self) -> frozenset[str] | None:
+    def _fresh(self) -> Mapping[str, str] | None:
         if self._value is not None and self._clock() - self._at < self._ttl:
             return self._value
         return None
 
-    async def get(self, fetch: Callable[[], Awaitable[frozenset[str]]]) -> frozenset[str]:
+    async def get(self, fetch: Callable[[], Awaitable[Mapping[str, str]]]) -> Mapping[str, str]:
         cached = self._fresh()
         if cached is not None:
             return cached
@@ -226,6 +230,15 @@ class FlavorCache:
             value = await fetch()
             self._value, self._at = value, self._clock()
             return value
+
+
+def resolve_flavor(table: Mapping[str, str], flavor: str) -> str | None:
+    """The id of `flavor` given by id or by name (None: unknown, or a name several flavors
+    share)."""
+    if flavor in table:
+        return flavor
+    ids = [i for i, name in table.items() if name == flavor]
+    return ids[0] if len(ids) == 1 else None
 
 
 def check_batch(spec: ActionSpec, ids: Sequence[str]) -> None:

@@ -151,16 +151,16 @@ def _retrieve(task: asyncio.Task[HttpResponse]) -> None:
         task.exception()
 
 
-async def flavor_ids(
+async def flavor_table(
     transport: Transport,
     path: str,
     *,
     api_class: str,
     page_size: int,
     close_connection: bool = False,
-) -> frozenset[str]:
-    """The ids of every flavor of a Nova `/flavors/detail` list (ids are what `flavorRef` takes)."""
-    found: set[str] = set()
+) -> dict[str, str]:
+    """Every flavor of a Nova `/flavors/detail` list: id (what `flavorRef` takes) -> name."""
+    found: dict[str, str] = {}
     pages = paged(
         transport,
         path,
@@ -171,10 +171,11 @@ async def flavor_ids(
     )
     async with contextlib.aclosing(pages):
         async for item in pages:
-            flavor = opt_str(as_dict(item).get("id"))
+            body = as_dict(item)
+            flavor = opt_str(body.get("id"))
             if flavor:
-                found.add(flavor)
-    return frozenset(found)
+                found[flavor] = opt_str(body.get("name")) or flavor
+    return found
 
 
 _TARGETS: dict[Action, frozenset[ServerStatus]] = {

@@ -52,12 +52,30 @@ async def test_unknown_flavor_on_a_named_huawei_endpoint(api: Api) -> None:
     assert len(calls) == 1  # cached: three requests, one list
 
 
-async def test_openstack_flavors_are_ids_not_names(api: Api) -> None:
-    await assert_refused(api, resize("m1.small", "easystack-sim"), "easystack-sim")
-    await assert_refused(api, resize("s6.large.2", "easystack-sim"))
-    ok = await api.post("/v1/operations", resize("214", "easystack-sim"))
-    assert ok.status == 200, ok.body
+async def test_openstack_flavors_by_id_or_by_name(api: Api) -> None:
+    await assert_refused(api, resize("s6.large.2", "easystack-sim"), "easystack-sim")
+    for flavor in ("214", "ecs.c2.large"):  # the same flavor, by id and by name
+        ok = await api.post("/v1/operations", resize(flavor, "easystack-sim"))
+        assert ok.status == 200, ok.body
     assert {c["rate_key"] for c in await flavor_calls(api)} == {"openstack:flavors"}
+
+
+async def test_a_resize_by_flavor_name_sends_the_id_and_ends_there(api: Api) -> None:
+    """EasyStack takes `flavorRef` ids only: a resize to `m1.large` is sent as `3`, the server
+    ends with flavor `3`, and a server already there is skipped as already that flavor."""
+    running = await api.servers("easystack-sim", status="running")
+    server = next(s for s in running if s["flavor"] != "3")
+    body = resize("m1.large", "easystack-sim", ids=[server["id"]])
+    body["dry_run"] = False
+    created = await api.post("/v1/operations", body)
+    assert created.status == 202, created.body
+    done = await api.wait(str(created.body["id"]))
+    assert done["state"] == "succeeded", done
+    assert done["counts"]["succeeded"] == 1, done  # type: ignore[index]
+    [after] = [s for s in await api.servers("easystack-sim") if s["id"] == server["id"]]
+    assert after["flavor"] == "3", after
+    again = await api.post("/v1/operations", body | {"dry_run": True})
+    assert again.body["plan"]["skipped_by_reason"] == {"already flavor 3": 1}, again.body  # type: ignore[index]
 
 
 async def test_every_named_endpoint_must_list_it(api: Api) -> None:
@@ -104,3 +122,11 @@ async def assert_refused_after(api: Api, body: dict[str, object]) -> None:
     reply = await api.post("/v1/operations", body)
     assert reply.status == 422 and reply.body["field"] == "params.flavor", reply.body
     assert await api.operation_count() == before
+
+
+async def test_flavors_are_listed_for_an_endpoint(api: Api) -> None:
+    reply = await api.get("/v1/endpoints/easystack-sim/flavors")
+    assert reply.status == 200, reply.body
+    assert {"id": "3", "name": "m1.large"} in reply.body["items"]  # type: ignore[operator]
+    assert (await api.get("/v1/endpoints/nowhere/flavors")).status == 404
+    assert (await api.get("/v1/endpoints/easystack-sim/flavors", role=None)).status == 401

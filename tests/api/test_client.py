@@ -189,3 +189,12 @@ async def test_lists_say_where_the_next_page_starts(api: Api) -> None:
     assert isinstance(items, list) and len(items) >= 3
     pages = await _pages(api, "ops", "subjobs", made[0], "--limit", "2")
     assert [row.split()[0] for p in pages for row in p] == [str(i["target_id"]) for i in items]
+
+
+async def test_flavors_lists_an_endpoints_flavors_by_id_and_name(api: Api) -> None:
+    code, out, err = await fleet(api, "flavors", "easystack-sim")
+    assert code == 0, err
+    rows = [line.split() for line in out.splitlines()]
+    assert ["3", "m1.large"] in rows, out
+    code, _, err = await fleet(api, "flavors", "nowhere")
+    assert code == 2 and "nowhere" in err

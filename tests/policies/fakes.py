@@ -53,7 +53,10 @@ class Endpoint:
         self.capabilities.spec(action)
 
     async def flavors(self) -> frozenset[str]:
-        return frozenset({"s6.large.2", "s6.xlarge.2"})
+        return frozenset(await self.flavor_table())
+
+    async def flavor_table(self) -> Mapping[str, str]:
+        return {"s6.large.2": "s6.large.2", "s6.xlarge.2": "s6.xlarge.2"}
 
     async def list_servers(self, selector: Selector) -> AsyncIterator[ServerRef]:
         self.cloud.listings += 1

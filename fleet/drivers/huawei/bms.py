@@ -16,7 +16,7 @@ share one URI, A-2), jobs 2,000/min, detail 500/min, show 1,000/min.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef, ServerStatus
 from fleet.drivers.actions import (
@@ -119,13 +119,16 @@ class HuaweiBmsDriver(HuaweiDriverBase):
                 )
 
     async def flavors(self) -> frozenset[str]:
+        return frozenset(await self.flavor_table())
+
+    async def flavor_table(self) -> Mapping[str, str]:
         """The BMS (`physical.*`) flavor ids of the native list. BMS has no resize, so no request
         is ever checked against them; they are listed for completeness, not as resize targets."""
         return await self._flavors.get(self._fetch_flavors)
 
-    async def _fetch_flavors(self) -> frozenset[str]:
+    async def _fetch_flavors(self) -> Mapping[str, str]:
         found = await self._client.native_flavors()
-        return frozenset(f for f in found if is_baremetal_flavor(f))
+        return {f: name for f, name in found.items() if is_baremetal_flavor(f)}
 
     async def get_server(self, server_id: str) -> ServerRef:
         pid = seg(await self._client.project_id())

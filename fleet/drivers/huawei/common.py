@@ -36,7 +36,7 @@ from fleet.drivers.huawei.errors import classify
 from fleet.drivers.huawei.jobs import job_id_of, parse_job
 from fleet.drivers.novacommon import (
     MICROVERSION_HEADERS,
-    flavor_ids,
+    flavor_table,
     paged,
     parse_server,
     raw_tags,
@@ -215,11 +215,11 @@ class HuaweiClient:
             async for body in pages:
                 yield parse_server(body, endpoint=self.endpoint, provider=self.provider)
 
-    async def native_flavors(self) -> frozenset[str]:
-        """Every flavor id of the native `GET /v2.1/{project_id}/flavors/detail` (ECS and BMS
-        flavors alike, paged with `limit` + `marker`)."""
+    async def native_flavors(self) -> dict[str, str]:
+        """Every flavor of the native `GET /v2.1/{project_id}/flavors/detail`, id -> name (ECS
+        and BMS flavors alike, paged with `limit` + `marker`)."""
         pid = await self.project_id()
-        return await flavor_ids(
+        return await flavor_table(
             self.ecs,
             f"/v2.1/{seg(pid)}/flavors/detail",
             api_class=NOVA_FLAVORS,

@@ -19,7 +19,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 from fleet.domain import (
     Action,
@@ -171,12 +171,15 @@ class HuaweiEcsDriver(HuaweiDriverBase):
         return await self._client.show(server_id)
 
     async def flavors(self) -> frozenset[str]:
+        return frozenset(await self.flavor_table())
+
+    async def flavor_table(self) -> Mapping[str, str]:
         """The ECS flavor ids (the native list without BMS `physical.*` flavors)."""
         return await self._flavors.get(self._fetch_flavors)
 
-    async def _fetch_flavors(self) -> frozenset[str]:
+    async def _fetch_flavors(self) -> Mapping[str, str]:
         found = await self._client.native_flavors()
-        return frozenset(f for f in found if not is_baremetal_flavor(f))
+        return {f: name for f, name in found.items() if not is_baremetal_flavor(f)}
 
     async def list_servers(self, selector: Selector) -> AsyncIterator[ServerRef]:
         if shows_each(selector):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -63,7 +63,7 @@ from fleet.drivers.nova.keystone import (
 )
 from fleet.drivers.novacommon import (
     MICROVERSION_HEADERS,
-    flavor_ids,
+    flavor_table,
     paged,
     parse_server,
     raw_tags,
@@ -284,11 +284,16 @@ class OpenStackDriver:
         return parse_server(data.get("server"), endpoint=self.endpoint, provider=self.provider)
 
     async def flavors(self) -> frozenset[str]:
-        """The flavor ids of `/flavors/detail` (what `flavorRef` takes; names are not accepted)."""
+        """The flavor ids of `/flavors/detail` (what `flavorRef` takes)."""
+        return frozenset(await self.flavor_table())
+
+    async def flavor_table(self) -> Mapping[str, str]:
+        """id -> name of every flavor (a request may name a flavor by either; the driver sends
+        the id)."""
         return await self._flavors.get(self._fetch_flavors)
 
-    async def _fetch_flavors(self) -> frozenset[str]:
-        return await flavor_ids(
+    async def _fetch_flavors(self) -> Mapping[str, str]:
+        return await flavor_table(
             await self.compute(),
             "/flavors/detail",
             api_class=FLAVORS,
