@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from fleet.domain import ActionParams
+from fleet.drivers.actions import Goal
 from fleet.drivers.base import Driver, resolve_flavor
 from fleet.drivers.errors import DriverError, Unsupported
 from fleet.opspec import parse_params, parse_targets
@@ -97,7 +98,7 @@ class Admission:
             raise (exc if exc.field == "action" else _named(exc, "params", "params")) from None
         targeted = named or sorted(self.drivers)
         self.capabilities(request.action, params, named, targeted)
-        await self.flavor(params, named)
+        await self.flavor(request.action, params, named)
         try:
             strategy = Strategy.from_json(dict(request.strategy))
         except InvalidSpec as exc:
@@ -116,7 +117,7 @@ class Admission:
 
     def targets(self, raw: Mapping[str, object]) -> JSONObject:
         """The selector JSON, checked: at least one criterion, known endpoints."""
-        given = {k: v for k, v in raw.items() if k == "exclude_tag" or v not in ([], {}, None, "")}
+        given = {k: v for k, v in raw.items() if k == "exclude_tag" or v not in ([], {}, None)}
         if not any(k in given for k in CRITERIA):
             raise FieldError(
                 "targets",
@@ -163,7 +164,7 @@ class Admission:
         if not offered:
             raise FieldError("action", f"no targeted endpoint can {kind} ({', '.join(targeted)})")
 
-    async def flavor(self, params: ActionParams, named: Sequence[str]) -> None:
+    async def flavor(self, kind: str, params: ActionParams, named: Sequence[str]) -> None:
         """Refuse a resize to a flavor the targeted endpoints do not list (by id or by name, on
         every dialect), naming `params.flavor`.
 
@@ -176,9 +177,7 @@ class Admission:
         """
         if params.flavor is None:
             return
-        asked = [
-            n for n in (named or sorted(self.drivers)) if self.drivers[n].capabilities.has("resize")
-        ]
+        asked = [n for n in (named or sorted(self.drivers)) if self._takes_flavor(n, kind)]
         if not asked:
             return
         lists = await asyncio.gather(*(self._flavors_of(n) for n in asked))
@@ -195,6 +194,12 @@ class Admission:
             "params.flavor",
             f"unknown flavor {flavor!r}: no endpoint lists it (checked {', '.join(known)})",
         )
+
+    def _takes_flavor(self, name: str, kind: str) -> bool:
+        """Whether `kind` on the endpoint leads to a flavor (a resize): only then is a flavor
+        checked against its catalogue."""
+        caps = self.drivers[name].capabilities
+        return caps.has(kind) and caps.spec(caps.offer(kind).main).goal is Goal.FLAVOR
 
     async def _flavors_of(self, name: str) -> Mapping[str, str] | None:
         try:

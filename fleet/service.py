@@ -112,8 +112,27 @@ async def _policies(fleet: Fleet, clock: Clock) -> AsyncIterator[PolicyService |
         yield None
         return
     policies = load_policies(fleet.settings, list(fleet.drivers))
-    async with run_policies(fleet, policies, clock, sweep_interval=spec.sweep_interval) as service:
+    async with contextlib.AsyncExitStack() as stack:
+        running = run_policies(fleet, policies, clock, sweep_interval=spec.sweep_interval)
+        try:
+            service = await stack.enter_async_context(running)
+        except PolicyError as exc:  # the door refused a file policy: name its file and field
+            raise SettingsError(_in_file(policies, exc)) from None
         yield service
+
+
+def _in_file(policies: PolicySet, exc: PolicyError) -> str:
+    """`policies[i].field: message` of the whole set as `FILE: policies[j].field: message`, j
+    counted within that file."""
+    head, sep, rest = exc.field.partition("].")
+    try:
+        index = int(head.removeprefix("policies["))
+        name = policies.policies[index].name
+    except (ValueError, IndexError):
+        return str(exc)
+    path = policies.origin.get(name, "")
+    local = [p.name for p in policies.policies if policies.origin.get(p.name) == path].index(name)
+    return f"{path}: policies[{local}].{rest}: {exc.message}" if sep else str(exc)
 
 
 def ensure_sqlite_dir(url: str) -> None:

@@ -22,10 +22,12 @@ from pydantic import (
     Field,
     NonNegativeFloat,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from fleet.domain import Action, Provider
+from jobs.errors import InvalidSpec
 from jobs.strategy import BlastRadius, stricter
 
 
@@ -154,6 +156,16 @@ class DeleteGuardSpec(_Strict):
 
     max_servers: int | None = Field(default=10, ge=0)
     max_percent: str | None = "5%"
+
+    @field_validator("max_percent")
+    @classmethod
+    def _percent(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                BlastRadius.from_json({"max_percent": value})
+            except InvalidSpec as exc:
+                raise ValueError(exc.message) from None
+        return value
 
 
 class GuardsSpec(_Strict):

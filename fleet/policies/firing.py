@@ -43,6 +43,7 @@ from fleet.policies.targets import (
 )
 from jobs.clock import Clock
 from jobs.errors import FieldError, IdempotencyConflict
+from jobs.types import JSONMapping
 
 log = structlog.get_logger("fleet.policies")
 
@@ -168,30 +169,10 @@ class Firing:
                 evaluation = await self.evaluate(policy, slot, record.id)
             except (DriverError, TargetsUnavailable) as exc:
                 return await self._not_evaluated(policy, record, f"listing failed: {exc}")
-            await self.store.consume(evaluation.consumed, record.id)
-            if not evaluation.acting:
-                return await self._finish(record, FireStatus.SKIPPED, NO_TARGETS, evaluation)
-            if evaluation.kept_marks:
-                done = await self._keep_marks(policy, record, evaluation)
-                if done is not None:
-                    return done
-            local = slot.at.astimezone(policy.schedule.tz).isoformat()
-            act = operation_request(
-                policy,
-                evaluation,
-                key=record.idempotency_key,
-                reason=f"policy {policy.name}: {record.trigger.value} slot {local}",
-                by=f"policy:{policy.name}" if record.trigger is Trigger.SCHEDULE else record.by,
-            )
-            try:
-                new = await self.admission.admit(act)
-            except FieldError as exc:
-                log.warning("policy_fire_refused", policy=policy.name, reason=str(exc))
-                return await self._finish(record, FireStatus.REFUSED, str(exc), evaluation)
-            details = evaluation.details()
-            request = await self.store.set_request(
-                record.id, request_json(new), len(evaluation.acting), details
-            )
+            decided = await self._request(policy, record, slot, evaluation)
+            if isinstance(decided, FireRecord):
+                return decided
+            request = decided
         try:
             view, _ = await self.operations.create(request_from_json(request))
         except IdempotencyConflict as exc:
@@ -210,6 +191,55 @@ class Firing:
             dry_run=done.dry_run,
         )
         return done
+
+    async def _request(
+        self, policy: Policy, record: FireRecord, slot: Slot, evaluation: Evaluation
+    ) -> FireRecord | JSONMapping:
+        """The operation the fire creates, admitted through the one door before anything else
+        is written (restored fires consumed, marks kept): a refused fire leaves no trace but its
+        record. A FireRecord when the fire ends here (nothing to act on, refused, marks only)."""
+        refusal = self._own_refusal(policy)
+        if refusal is not None:
+            log.warning("policy_fire_refused", policy=policy.name, reason=refusal)
+            return await self._finish(record, FireStatus.REFUSED, refusal, evaluation)
+        if not evaluation.acting:
+            await self.store.consume(evaluation.consumed, record.id)
+            return await self._finish(record, FireStatus.SKIPPED, NO_TARGETS, evaluation)
+        new = None
+        if evaluation.operating:
+            local = slot.at.astimezone(policy.schedule.tz).isoformat()
+            act = operation_request(
+                policy,
+                evaluation,
+                key=record.idempotency_key,
+                reason=f"policy {policy.name}: {record.trigger.value} slot {local}",
+                by=f"policy:{policy.name}" if record.trigger is Trigger.SCHEDULE else record.by,
+            )
+            try:
+                new = await self.admission.admit(act)
+            except FieldError as exc:
+                log.warning("policy_fire_refused", policy=policy.name, reason=str(exc))
+                return await self._finish(record, FireStatus.REFUSED, str(exc), evaluation)
+        await self.store.consume(evaluation.consumed, record.id)
+        if evaluation.kept_marks:
+            done = await self._keep_marks(policy, record, evaluation)
+            if done is not None:
+                return done
+        assert new is not None  # something to operate on, or the marks ended the fire
+        return await self.store.set_request(
+            record.id, request_json(new), len(evaluation.acting), evaluation.details()
+        )
+
+    def _own_refusal(self, policy: Policy) -> str | None:
+        """A policy stored before the door checked it (an empty selector in normal or mark
+        mode) is refused at each fire: its fire names servers, which would hide the problem."""
+        if policy.spec.mode in ("cleanup", "restore"):
+            return None  # their tag rules, or the stop fire, choose the servers
+        try:
+            self.admission.targets(policy.spec.targets)
+        except FieldError as exc:
+            return str(exc)
+        return None
 
     async def _finish(
         self, record: FireRecord, status: FireStatus, reason: str, evaluation: Evaluation

@@ -5,11 +5,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from fleet.admission import ActRequest
 from jobs.records import NewOperation, OperationView, Page, SubJobRecord
 from jobs.states import State
+from jobs.types import JSONObject
 
 
 class OperationsPort(Protocol):
@@ -31,3 +33,7 @@ class Admitter(Protocol):
     or `FieldError` naming the field."""
 
     async def admit(self, request: ActRequest) -> NewOperation: ...
+
+    def targets(self, raw: Mapping[str, object]) -> JSONObject:
+        """A selector checked on its own (FieldError: empty, unknown endpoint...)."""
+        ...

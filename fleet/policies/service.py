@@ -167,38 +167,40 @@ class PolicyService:
     async def _admitted(self, policy: Policy) -> None:
         """The operation the policy would create goes through the one door now, so a policy can
         never be stored that the operations API would refuse (its fires are admitted again with
-        the servers they choose). A mark policy keeps the marks itself on endpoints without a tag
-        API, so only the endpoints that take tags are asked."""
+        the servers they choose). A disabled policy acts on nothing and is admitted when it is
+        enabled again. A mark policy keeps the marks itself on endpoints without a tag API, so
+        only the endpoints that take tags are asked."""
+        if not policy.spec.enabled:
+            return
+        admission = self.firing.admission
         targets = dict(policy.spec.targets)
-        if policy.spec.mode in ("cleanup", "restore") and not any(targets.values()):
-            # its fires name the servers its tag rules (or the stop fire) chose: ask every
-            # endpoint that can do the action
-            targets["endpoints"] = [
-                n
-                for n in sorted(self.inventory)
-                if self.inventory[n].capabilities.has(policy.action)
-            ]
-        if policy.spec.mode == "mark" and targets.get("endpoints"):
-            named = [str(n) for n in targets["endpoints"]]  # type: ignore[attr-defined]
-            taking = [
-                n
-                for n in named
-                if n in self.inventory and self.inventory[n].capabilities.has(policy.action)
-            ]
-            if not taking:
-                return
-            targets["endpoints"] = taking
-        request = ActRequest(
-            action=policy.action,
-            targets=targets,
-            params=action_params(policy, self.clock.now().date()),
-            strategy=policy.strategy.to_json(),
-            guard=None if policy.guard is None else policy.guard.to_json(),
-            dry_run=True,
-            admin=True,
-        )
+        able = [
+            n for n in sorted(self.inventory) if self.inventory[n].capabilities.has(policy.action)
+        ]
         try:
-            await self.firing.admission.admit(request)
+            if policy.spec.mode in ("cleanup", "restore") and not any(targets.values()):
+                # its fires name the servers its tag rules (or the stop fire) chose
+                if not able:
+                    raise FieldError("action", f"no configured endpoint can {policy.action}")
+                targets["endpoints"] = able
+            if policy.spec.mode == "mark":
+                admission.targets(targets)  # a mark of every server is refused like any act
+                named = [str(n) for n in targets.get("endpoints") or []]  # type: ignore[attr-defined]
+                taking = [n for n in (named or able) if n in able]
+                if not taking:
+                    return  # fleet keeps every mark itself
+                targets["endpoints"] = taking
+            await admission.admit(
+                ActRequest(
+                    action=policy.action,
+                    targets=targets,
+                    params=action_params(policy, self.clock.now().date()),
+                    strategy=policy.strategy.to_json(),
+                    guard=None if policy.guard is None else policy.guard.to_json(),
+                    dry_run=True,
+                    admin=True,
+                )
+            )
         except FieldError as exc:
             raise PolicyError(exc.field, exc.message) from None
 

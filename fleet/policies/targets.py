@@ -21,6 +21,8 @@ from typing import Protocol, cast
 from fleet.admission import ActRequest
 from fleet.domain import Action, ActionParams, Selector, ServerRef
 from fleet.drivers.actions import Capabilities
+from fleet.drivers.base import resolve_flavor
+from fleet.drivers.errors import DriverError
 from fleet.opspec import params_json
 from fleet.planner import skip_reason, unsupported_reason
 from fleet.policies.marks import FLEET, MarkBook, MarkReader
@@ -50,6 +52,8 @@ class ServerLister(Protocol):
     def capabilities(self) -> Capabilities:
         """What the endpoint's dialect declares it can do (`fleet.drivers.actions`)."""
         ...
+
+    async def flavor_table(self) -> Mapping[str, str]: ...
 
 
 Inventory = Mapping[str, ServerLister]  # endpoint name -> driver
@@ -155,6 +159,34 @@ def action_params(policy: Policy, day: date) -> JSONObject:
     return params
 
 
+class FlavorBook:
+    """For one evaluation: per endpoint, whether it lists the policy's flavor (by id or name).
+    A server on an endpoint that does not is left out with the reason, as an operation whose
+    selector does not name that endpoint would let the cloud refuse it; the fire's operation
+    names its endpoints, so admission would otherwise refuse the whole fire for one cloud."""
+
+    def __init__(self, policy: Policy, inventory: Inventory) -> None:
+        self._flavor = policy.params.flavor if policy.spec.mode != "mark" else None
+        self._inventory = inventory
+        self._known: dict[str, str | None] = {}
+
+    async def missing(self, endpoint: str) -> str | None:
+        if self._flavor is None:
+            return None
+        if endpoint not in self._known:
+            self._known[endpoint] = await self._check(endpoint, self._flavor)
+        return self._known[endpoint]
+
+    async def _check(self, endpoint: str, flavor: str) -> str | None:
+        try:
+            table = await self._inventory[endpoint].flavor_table()
+        except DriverError:
+            return None  # cannot tell: the cloud decides
+        if resolve_flavor(table, flavor) is not None:
+            return None
+        return f"unsupported: flavor {flavor!r} is not listed on {endpoint}"
+
+
 async def evaluate(
     policy: Policy, inventory: Inventory, day: date, marks: MarkReader | None = None
 ) -> Evaluation:
@@ -162,13 +194,18 @@ async def evaluate(
     On an endpoint that keeps no tags, a server's marks are read from (and a mark policy's new
     marks are for) fleet's own table (`marks`; see `fleet.policies.marks`)."""
     book = MarkBook(policy, inventory, marks)
+    flavors = FlavorBook(policy, inventory)
     considered: list[Considered] = []
     kept: list[KeptMark] = []
     async for server in list_targets(policy, inventory):
         where = book.where(server.endpoint)
         v = verdict(policy, server, day, await book.fleet_marks(server.endpoint, server.id))
+        act, reason = v.act, v.reason
+        missing = await flavors.missing(server.endpoint) if act else None
+        if missing is not None:
+            act, reason = False, missing
         caps = inventory[server.endpoint].capabilities
-        considered.append(Considered.of(server, v.act, v.reason, policy, caps, where))
+        considered.append(Considered.of(server, act, reason, policy, caps, where))
         if v.act and where == FLEET and policy.spec.mode == "mark":
             kept.append(KeptMark(server.endpoint, server.id, *mark_value(policy, day)))
     return Evaluation(tuple(considered), action_params(policy, day), kept_marks=tuple(kept))
