@@ -2,7 +2,8 @@
 
 Files are merged in order (later files override earlier ones, table by table), then environment
 variables `FLEET_<SECTION>__<KEY>` override single values (e.g. `FLEET_DATABASE__URL`,
-`FLEET_SERVICE__PORT`). Every error names the field (`endpoints[1].provider: ...`).
+`FLEET_SERVICE__PORT`). Every error names the field (`endpoints[1].provider: ...`); a key
+that is not one of the endpoint's provider is refused (`endpoints[0].flavour: not a key of huawei-ecs`).
 
 Secrets never live in these files: an endpoint's credentials name the environment variable or the
 file that holds each secret (`password_env`, `sk_file`, ...). A literal `password = "..."` is refused.
@@ -20,15 +21,19 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    NonNegativeFloat,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from fleet.domain import Action, Provider
+from fleet.domain import Provider
+from fleet.drivers.registry import EndpointSettings
+from fleet.drivers.settings import EndpointSettingsBase
 from jobs.errors import InvalidSpec
 from jobs.strategy import BlastRadius, stricter
+
+EndpointSpec = EndpointSettings
+"""One `[[endpoints]]` table, by its `provider` (the classes live next to their drivers)."""
 
 
 class SettingsError(ValueError):
@@ -37,82 +42,6 @@ class SettingsError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class BudgetSpec(_Strict):
-    """At most `limit` units in any window of `period` seconds."""
-
-    limit: int = Field(ge=1)
-    period: float = Field(default=60.0, gt=0)
-    unit: Literal["requests", "servers"] = "requests"
-
-
-_SECRET_FIELDS = ("password", "ak", "sk", "token", "secret")
-
-
-class CredentialSpec(_Strict):
-    """Where the secrets are (never the secrets): `*_env` names a variable, `*_file` a file."""
-
-    # Huawei AK/SK
-    ak_env: str | None = None
-    ak_file: str | None = None
-    sk_env: str | None = None
-    sk_file: str | None = None
-    # Password (Huawei IAM or OpenStack Keystone)
-    username: str | None = None
-    user_id: str | None = None
-    password_env: str | None = None
-    password_file: str | None = None
-    user_domain_name: str | None = None
-    project_domain_name: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_literal_secrets(cls, data: object) -> object:
-        if isinstance(data, Mapping):
-            for name in _SECRET_FIELDS:
-                if name in data:
-                    raise ValueError(
-                        f"{name}: secrets are never read from configuration files; "
-                        f"use {name}_env (an environment variable's name) or {name}_file"
-                    )
-        return data
-
-    @property
-    def kind(self) -> Literal["aksk", "password", "none"]:
-        if self.ak_env or self.ak_file or self.sk_env or self.sk_file:
-            return "aksk"
-        if self.password_env or self.password_file:
-            return "password"
-        return "none"
-
-
-class EndpointSpec(_Strict):
-    """One cloud endpoint. `simulator = true` takes URLs and credentials from the embedded simulator."""
-
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
-    provider: Provider
-    simulator: bool = False
-    cloud: str | None = None  # an entry of a standard clouds.yaml (OpenStack)
-    region: str | None = None
-    project_id: str | None = None
-    project_name: str | None = None
-    iam_url: str | None = None
-    ecs_url: str | None = None
-    bms_url: str | None = None
-    auth_url: str | None = None
-    compute_url: str | None = None
-    interface: str = "public"
-    flavour: Literal["openstack", "easystack"] = "openstack"
-    timeout: float = Field(default=30.0, gt=0)
-    connection_limit: int = Field(default=16, ge=1, le=1000)
-    credentials: CredentialSpec = CredentialSpec()
-    budgets: dict[str, list[BudgetSpec]] = Field(default_factory=dict)
-    max_servers: int | None = Field(default=None, ge=1)
-    max_percent: float | None = Field(default=None, gt=0, le=100)
-    # Seconds an action takes on this cloud until the server settles (the plan's ETA; defaults
-    # in fleet.executor.ACTION_SECONDS, or the embedded simulator's own durations).
-    action_seconds: dict[Action, NonNegativeFloat] = Field(default_factory=dict)
 
 
 class DatabaseSpec(_Strict):
@@ -185,7 +114,7 @@ class Settings(_Strict):
     logging: LoggingSpec = LoggingSpec()
     policies: PoliciesSpec = PoliciesSpec()
     guards: GuardsSpec = GuardsSpec()
-    endpoints: list[EndpointSpec] = Field(default_factory=list)
+    endpoints: list[EndpointSettings] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_endpoints(self) -> Settings:
@@ -198,7 +127,7 @@ class Settings(_Strict):
                 raise ValueError(f"endpoints[{i}].simulator: needs [simulator] enabled = true")
         return self
 
-    def endpoint(self, name: str) -> EndpointSpec:
+    def endpoint(self, name: str) -> EndpointSettingsBase:
         for ep in self.endpoints:
             if ep.name == name:
                 return ep
@@ -237,14 +166,34 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, object]:
     return out
 
 
+_PROVIDERS = tuple(p.value for p in Provider)
+
+
 def _describe(exc: ValidationError) -> str:
+    """One `field: message` per error. An endpoint's errors carry its provider in pydantic's
+    location (the union's tag): it is left out of the field and named in the message instead."""
     lines = []
     for err in exc.errors():
-        loc = ""
-        for part in err["loc"]:
-            loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
-        lines.append(f"{loc or 'settings'}: {err['msg']}")
+        loc, provider = "", None
+        for i, part in enumerate(err["loc"]):
+            if isinstance(part, int):
+                loc += f"[{part}]"
+            elif i and isinstance(err["loc"][i - 1], int) and part in _PROVIDERS:
+                provider = part
+            else:
+                loc += f".{part}" if loc else str(part)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden" and provider:
+            msg = f"not a key of {provider}"
+        elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc += ".provider"
+            msg = "Field required" if "tag" not in err.get("ctx", {}) else _one_of(_PROVIDERS)
+        lines.append(f"{loc or 'settings'}: {msg}")
     return "; ".join(lines)
+
+
+def _one_of(values: Sequence[str]) -> str:
+    return "Input should be " + ", ".join(repr(v) for v in values[:-1]) + f" or {values[-1]!r}"
 
 
 def configured_guard(settings: Settings, endpoints: Sequence[str]) -> BlastRadius | None:

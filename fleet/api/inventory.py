@@ -61,7 +61,7 @@ def endpoints_out(fleet: Fleet) -> EndpointList:
             EndpointOut(
                 name=spec.name,
                 provider=spec.provider.value,
-                flavour=spec.flavour,
+                flavour=spec.variant,
                 simulator=spec.simulator,
                 max_servers=spec.max_servers,
                 max_percent=spec.max_percent,

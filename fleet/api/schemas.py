@@ -293,7 +293,9 @@ class RateKeyOut(_Out):
 class EndpointOut(_Out):
     name: str
     provider: str
-    flavour: str
+    flavour: str | None = Field(
+        description="the dialect's variant (openstack: `flavour`); null if none"
+    )
     simulator: bool
     max_servers: int | None
     max_percent: float | None

@@ -8,7 +8,7 @@ secret, so a config dump or a traceback cannot leak it.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,33 +156,47 @@ class EndpointConfig:
             raise ConfigError(f"endpoint {self.name}: connection_limit must be >= 1")
         if not 1 <= self.page_size <= 1000:
             raise ConfigError(f"endpoint {self.name}: page_size must be within 1..1000")
-        if self.provider is Provider.OPENSTACK:
-            self._check_openstack()
-        else:
-            self._check_huawei()
+        check = _CHECKS.get(self.provider)
+        if check is None:
+            raise ConfigError(f"endpoint {self.name}: no driver for provider {self.provider!r}")
+        check(self)
 
-    def _check_openstack(self) -> None:
-        if self.flavour not in Flavour.ALL:
-            raise ConfigError(f"endpoint {self.name}: flavour must be one of {Flavour.ALL}")
-        if not isinstance(self.credentials, PasswordCredentials):
-            raise ConfigError(f"endpoint {self.name}: OpenStack needs password credentials")
-        if not self.auth_url:
-            raise ConfigError(f"endpoint {self.name}: auth_url is required")
-        if not (self.project_id or self.project_name):
-            raise ConfigError(f"endpoint {self.name}: project_name or project_id is required")
 
-    def _check_huawei(self) -> None:
-        if not self.ecs_url:
-            raise ConfigError(f"endpoint {self.name}: ecs_url is required")
-        if self.provider is Provider.HUAWEI_BMS and not self.bms_url:
-            raise ConfigError(f"endpoint {self.name}: bms_url is required for huawei-bms")
-        if isinstance(self.credentials, AkSkCredentials):
-            if not self.project_id:
-                raise ConfigError(f"endpoint {self.name}: AK/SK signing needs project_id")
-        else:
-            if not self.iam_url:
-                raise ConfigError(f"endpoint {self.name}: iam_url is required for password auth")
-            if not (self.project_id or self.project_name or self.region):
-                raise ConfigError(
-                    f"endpoint {self.name}: project_id, project_name or region is required"
-                )
+def _check_openstack(config: EndpointConfig) -> None:
+    name = config.name
+    if config.flavour not in Flavour.ALL:
+        raise ConfigError(f"endpoint {name}: flavour must be one of {Flavour.ALL}")
+    if not isinstance(config.credentials, PasswordCredentials):
+        raise ConfigError(f"endpoint {name}: OpenStack needs password credentials")
+    if not config.auth_url:
+        raise ConfigError(f"endpoint {name}: auth_url is required")
+    if not (config.project_id or config.project_name):
+        raise ConfigError(f"endpoint {name}: project_name or project_id is required")
+
+
+def _check_huawei(config: EndpointConfig) -> None:
+    name = config.name
+    if not config.ecs_url:
+        raise ConfigError(f"endpoint {name}: ecs_url is required")
+    if isinstance(config.credentials, AkSkCredentials):
+        if not config.project_id:
+            raise ConfigError(f"endpoint {name}: AK/SK signing needs project_id")
+    else:
+        if not config.iam_url:
+            raise ConfigError(f"endpoint {name}: iam_url is required for password auth")
+        if not (config.project_id or config.project_name or config.region):
+            raise ConfigError(f"endpoint {name}: project_id, project_name or region is required")
+
+
+def _check_huawei_bms(config: EndpointConfig) -> None:
+    _check_huawei(config)
+    if not config.bms_url:
+        raise ConfigError(f"endpoint {config.name}: bms_url is required for huawei-bms")
+
+
+_CHECKS: dict[Provider, Callable[[EndpointConfig], None]] = {
+    Provider.HUAWEI_ECS: _check_huawei,
+    Provider.HUAWEI_BMS: _check_huawei_bms,
+    Provider.OPENSTACK: _check_openstack,
+}
+"""What each provider's endpoint needs (one entry per provider; none is anyone's default)."""

@@ -1,11 +1,14 @@
-"""Provider -> driver class: a plain dict, so adding a provider is one line and one import."""
+"""Provider -> driver class and settings class: a plain dict and a union, so adding a provider is
+one entry in each and its imports."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import Annotated
 
 import aiohttp
+from pydantic import Field
 
 from fleet.domain import Provider
 from fleet.drivers.actions import Capabilities, kinds_of
@@ -14,8 +17,10 @@ from fleet.drivers.config import EndpointConfig
 from fleet.drivers.huawei import bms, ecs
 from fleet.drivers.huawei.bms import HuaweiBmsDriver
 from fleet.drivers.huawei.ecs import HuaweiEcsDriver
+from fleet.drivers.huawei.settings import HuaweiBmsSettings, HuaweiEcsSettings
 from fleet.drivers.nova import requests as nova_requests
 from fleet.drivers.nova.driver import OpenStackDriver, capabilities_for
+from fleet.drivers.nova.settings import OpenStackSettings
 
 DriverFactory = Callable[[EndpointConfig, aiohttp.ClientSession, RequestGate], Driver]
 
@@ -26,6 +31,12 @@ DRIVERS: Mapping[Provider, DriverFactory] = MappingProxyType(
         Provider.OPENSTACK: OpenStackDriver,
     }
 )
+
+EndpointSettings = Annotated[
+    HuaweiEcsSettings | HuaweiBmsSettings | OpenStackSettings, Field(discriminator="provider")
+]
+"""One `[[endpoints]]` table: the class of its `provider` owns its keys (one member per provider,
+as in DRIVERS; `fleet.settings` reads endpoints as this union)."""
 
 
 def create_driver(

@@ -14,6 +14,12 @@ async def test_endpoints_show_every_rate_key_with_budget_and_use(api: Api) -> No
     assert before.status == 200
     names = [e["name"] for e in before.body["items"]]
     assert names == ["ecs-sim", "bms-sim", "easystack-sim"]
+    # Only a provider with variants has a flavour to show.
+    assert [(e["provider"], e["flavour"]) for e in before.body["items"]] == [
+        ("huawei-ecs", None),
+        ("huawei-bms", None),
+        ("openstack", "easystack"),
+    ]
     by_key = {k["rate_key"]: k for e in before.body["items"] for k in e["rate_keys"]}
     assert by_key["ecs-sim:action"]["budgets"] == [
         {"limit": 1000, "period": 60.0, "unit": "servers"}

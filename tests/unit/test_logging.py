@@ -1,4 +1,5 @@
 import json
+import logging
 
 import pytest
 import structlog
@@ -42,3 +43,35 @@ def test_json_lines_carry_bound_context_and_no_secrets(capsys: pytest.CaptureFix
     assert (line["operation_id"], line["server_id"], line["endpoint"]) == ("op-1", "srv-9", "ecs-a")
     assert line["password"] == "***"
     assert "hunter2" not in json.dumps(line)
+
+
+def json_lines(err: str) -> list[dict[str, object]]:
+    """Every line of `err` is one JSON object (a traceback inside a line does not break it)."""
+    return [json.loads(line) for line in err.splitlines() if line.strip()]
+
+
+def test_stdlib_records_are_json_lines_with_secrets_redacted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("json", "info")
+    try:
+        logging.getLogger("x").warning("disk %s is full", "sda", extra={"password": "hunter2"})
+        logging.getLogger("x").info("below the libraries' level")
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            logging.getLogger("x.y").exception("failed")
+    finally:
+        structlog.reset_defaults()
+    err = capsys.readouterr().err
+    assert "hunter2" not in err
+    first, second = json_lines(err)
+    assert (first["event"], first["logger"], first["level"], first["password"]) == (
+        "disk sda is full",
+        "x",
+        "warning",
+        "***",
+    )
+    assert "timestamp" in first
+    assert (second["event"], second["logger"], second["level"]) == ("failed", "x.y", "error")
+    assert "RuntimeError: boom" in str(second["exception"])
