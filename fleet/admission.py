@@ -43,7 +43,6 @@ CRITERIA = ("endpoints", "ids", "tags_all", "tags_any", "tags_none", "name", "st
 # Seconds admission waits for the targeted endpoints' flavor lists (fetched concurrently, cached
 # per driver): past it an endpoint counts as "cannot tell" and the request goes on.
 FLAVOR_CHECK_TIMEOUT = 5.0
-DELETE = "delete"
 
 
 @dataclass(frozen=True)
@@ -195,6 +194,11 @@ class Admission:
             f"unknown flavor {flavor!r}: no endpoint lists it (checked {', '.join(known)})",
         )
 
+    def _destructive(self, name: str, kind: str) -> bool:
+        """Whether the endpoint declares `kind` as one that cannot be undone (a delete)."""
+        offer = self.drivers[name].capabilities.offers.get(kind)
+        return offer is not None and offer.supported and offer.destructive
+
     def _takes_flavor(self, name: str, kind: str) -> bool:
         """Whether `kind` on the endpoint leads to a flavor (a resize): only then is a flavor
         checked against its catalogue."""
@@ -213,8 +217,9 @@ class Admission:
 
     def guard(self, request: ActRequest, targeted: Sequence[str]) -> BlastRadius | None:
         """The guard the operation runs under. The limits configured on the endpoints are a
-        ceiling a request's guard only tightens. A delete is also held to the configured delete
-        guard, unless an admin's request gives a guard of its own (then that one applies)."""
+        ceiling a request's guard only tightens. An action the dialects declare destructive (a
+        delete) is also held to the configured delete guard, unless an admin's request gives a
+        guard of its own (then that one applies)."""
         ceiling = self.ceiling(targeted)
         requested: BlastRadius | None = None
         if request.guard is not None:
@@ -223,5 +228,6 @@ class Admission:
             except InvalidSpec as exc:
                 raise _named(exc, "guard.") from None
         lifted = request.admin and requested is not None and requested != BlastRadius()
-        extra = self.delete_guard if request.action == DELETE and not lifted else None
+        destructive = any(self._destructive(n, request.action) for n in targeted)
+        extra = self.delete_guard if destructive and not lifted else None
         return stricter(requested, extra, ceiling)

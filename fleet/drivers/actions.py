@@ -228,6 +228,7 @@ class Offer:
     main: Action
     recipes: tuple[Recipe, ...] = ()
     unsupported_because: str | None = None
+    destructive: bool = False  # cannot be undone: admission holds it to the delete guard
 
     @property
     def supported(self) -> bool:
@@ -235,7 +236,7 @@ class Offer:
 
 
 def simple(kind: str, action: Action) -> Offer:
-    return Offer(kind, action, (single(kind, action),))
+    return Offer(kind, action, (single(kind, action),), destructive=action is Action.DELETE)
 
 
 def unsupported(kind: str, main: Action, because: str) -> Offer:

@@ -46,9 +46,11 @@ class DriverError(Exception):
         http_status: int | None = None,
         request_id: str | None = None,
         server_ids: Iterable[str] = (),
+        field: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
+        self.field = field  # the request field at fault, when one is (`params.type`)
         self.code = code
         self.http_status = http_status
         self.request_id = request_id
@@ -134,28 +136,9 @@ class AuthError(DriverError):
 
 
 class Unsupported(DriverError):
-    """`field`: the request field the dialect cannot take (`params.type`), when one is at fault."""
+    """The dialect cannot do this at all; `field` names the request field at fault, if any."""
 
     kind = ErrorKind.UNSUPPORTED
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        field: str | None = None,
-        code: str | None = None,
-        http_status: int | None = None,
-        request_id: str | None = None,
-        server_ids: Iterable[str] = (),
-    ) -> None:
-        super().__init__(
-            message,
-            code=code,
-            http_status=http_status,
-            request_id=request_id,
-            server_ids=server_ids,
-        )
-        self.field = field
 
 
 _CLASSES: dict[ErrorKind, type[DriverError]] = {

@@ -118,7 +118,8 @@ class PolicyService:
         """The fire with what came of it: its operation's outcome once it has one."""
         status, reason = fire.status.value, fire.reason
         if fire.status is FireStatus.SKIPPED and fire.reason == NO_TARGETS:
-            status = "nothing_matched"
+            # nothing matched the selector, or what matched was all left out (with reasons)
+            status = "nothing_matched" if not fire.details.get("considered") else "skipped"
         elif fire.status is FireStatus.FIRED and fire.operation_id is not None:
             try:
                 view = await self.operations.get(fire.operation_id)

@@ -70,3 +70,16 @@ async def test_an_unnamed_mark_policy_is_admitted_on_a_fleet_without_tag_api(env
             "mark": {"op": "stop", "days": 3}, "targets": {"tags_all": {"env": "dev"}}}  # fmt: skip
     view = await env.service.create_policy(spec, by="admin")
     assert view.record.id == "mark"
+
+
+async def test_a_fire_without_an_operation_says_whether_anything_matched(env: Env) -> None:
+    env.cloud.add("ecs", "s0", tags={"env": "dev", "fleet-opt-out": "true"})
+    for name, tags in (("none", {"env": "nope"}), ("opted", {"env": "dev"})):
+        spec = {"name": name, "cron": "0 20 * * *", "timezone": "UTC", "action": "stop",
+                "targets": {"tags_all": tags}}  # fmt: skip
+        await env.service.create_policy(spec, by="admin")
+    await env.tick_at(utc(2026, 3, 1, 20) + timedelta(seconds=1))
+    nothing = (await env.service.fires("none", limit=1))[0]
+    assert (nothing.status, nothing.outcome) == (FireStatus.SKIPPED, "nothing_matched")
+    opted = (await env.service.fires("opted", limit=1))[0]
+    assert (opted.status, opted.outcome) == (FireStatus.SKIPPED, "skipped")
