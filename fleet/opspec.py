@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fleet.domain import ActionParams, PowerType, Selector, ServerStatus
-from fleet.drivers.registry import KINDS
+from fleet.drivers.registry import KINDS, NEEDS
 from fleet.tag_limits import filter_tag_problem
 from jobs.errors import FieldError
 
@@ -111,6 +111,7 @@ def parse_targets(raw: Mapping[str, object]) -> Targets:
     )
 
 
+_NEEDED = {"flavor": "the target flavor", "tags": "at least one tag"}
 _PARAM_KEYS = {"type", "flavor", "live", "tags", "delete_publicip", "delete_volume"}
 
 
@@ -126,11 +127,11 @@ def parse_params(kind: str, raw: Mapping[str, object]) -> ActionParams:
     except ValueError:
         raise SpecError("params.type", "must be SOFT or HARD") from None
     flavor = raw.get("flavor")
-    if kind == "resize" and (not isinstance(flavor, str) or not flavor):
-        raise SpecError("params.flavor", "a resize needs the target flavor")
     tags = _str_map(raw.get("tags", {}), "params.tags")
-    if kind in ("tag_add", "tag_remove") and not tags:
-        raise SpecError("params.tags", f"{kind} needs at least one tag")
+    given = {"flavor": isinstance(flavor, str) and bool(flavor), "tags": bool(tags)}
+    for name in NEEDS.get(kind, ()):  # what the dialects declare the action needs
+        if not given.get(name, name in raw):
+            raise SpecError(f"params.{name}", f"{kind} needs {_NEEDED.get(name, 'it')}")
     flags: dict[str, bool | None] = {}
     for name in ("live", "delete_publicip", "delete_volume"):
         value = raw.get(name)

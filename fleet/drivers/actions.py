@@ -229,6 +229,7 @@ class Offer:
     recipes: tuple[Recipe, ...] = ()
     unsupported_because: str | None = None
     destructive: bool = False  # cannot be undone: admission holds it to the delete guard
+    needs: tuple[str, ...] = ()  # params that must be given (`flavor`, `tags`)
 
     @property
     def supported(self) -> bool:
@@ -236,7 +237,9 @@ class Offer:
 
 
 def simple(kind: str, action: Action) -> Offer:
-    return Offer(kind, action, (single(kind, action),), destructive=action is Action.DELETE)
+    needs = ("tags",) if action in (Action.TAG_ADD, Action.TAG_REMOVE) else ()
+    recipes = (single(kind, action),)
+    return Offer(kind, action, recipes, destructive=action is Action.DELETE, needs=needs)
 
 
 def unsupported(kind: str, main: Action, because: str) -> Offer:
@@ -314,6 +317,15 @@ class Capabilities:
             return "already deleted"
         offer = self.offer(kind)
         return self.actions[offer.main].skip_reason(server, params)
+
+
+def needs_of(declarations: Iterable[Capabilities]) -> Mapping[str, tuple[str, ...]]:
+    """kind -> the params every dialect that offers it needs."""
+    out: dict[str, set[str]] = {}
+    for caps in declarations:
+        for kind, offer in caps.offers.items():
+            out.setdefault(kind, set()).update(offer.needs)
+    return MappingProxyType({k: tuple(sorted(v)) for k, v in out.items()})
 
 
 def kinds_of(declarations: Iterable[Capabilities]) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ import aiohttp
 from pydantic import Field
 
 from fleet.domain import Provider
-from fleet.drivers.actions import Capabilities, kinds_of
+from fleet.drivers.actions import Capabilities, kinds_of, needs_of
 from fleet.drivers.base import Driver, RequestGate
 from fleet.drivers.config import EndpointConfig
 from fleet.drivers.huawei import bms, ecs
@@ -56,6 +56,8 @@ DECLARATIONS: tuple[Capabilities, ...] = (
 )
 KINDS: tuple[str, ...] = kinds_of(DECLARATIONS)
 """Every action a user may ask for (an operation's `action`), as the dialects declare them."""
+NEEDS: Mapping[str, tuple[str, ...]] = needs_of(DECLARATIONS)
+"""kind -> the params it must be given (a resize its flavor, a tag action its tags)."""
 
 
 def capability_table() -> str:

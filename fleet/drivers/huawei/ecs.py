@@ -113,7 +113,7 @@ CAPABILITIES = Capabilities(
     },
     offers={
         **{kind: simple(kind, action) for kind, action in SIMPLE_KINDS.items()},
-        "resize": Offer("resize", Action.RESIZE, (RESIZE_RECIPE,)),
+        "resize": Offer("resize", Action.RESIZE, (RESIZE_RECIPE,), needs=("flavor",)),
     },
     # Only batch start/stop/reboot has a documented limit; every other class is listed without a
     # budget so the engine knows the keys (and configuration can give them one).

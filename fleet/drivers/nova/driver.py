@@ -139,7 +139,7 @@ def capabilities_for(quirks: rq.NovaQuirks) -> Capabilities:
         offers |= {"tag_add": unsupported("tag_add", Action.TAG_ADD, no_tags)}
         offers |= {"tag_remove": unsupported("tag_remove", Action.TAG_REMOVE, no_tags)}
     recipes = (LIVE_RESIZE_RECIPE, RESIZE_RECIPE) if quirks.live_resize else (RESIZE_RECIPE,)
-    offers["resize"] = Offer("resize", Action.RESIZE, recipes)
+    offers["resize"] = Offer("resize", Action.RESIZE, recipes, needs=("flavor",))
     return Capabilities(
         dialect=dialect,
         actions={s.action: s for s in specs},
