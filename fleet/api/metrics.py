@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping
 import sqlalchemy as sa
 
 from fleet.service import Fleet
-from jobs.models import CLOUD_CALLS, OPERATIONS, SUBJOBS
 from jobs.states import ACTIVE, OperationFlags, OperationState, State, derive_operation_state
+from jobs.store.models import CLOUD_CALLS, OPERATIONS, SUBJOBS
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 Labels = Mapping[str, str]

@@ -6,7 +6,7 @@ secret, compared with `hmac.compare_digest` (constant time). A fast hash is enou
 the secret is random and long; slow password hashes exist for secrets people choose.
 
 The table lives in the same database as the engine (migration ``0002_api_tokens``) and is reached
-through the engine's `jobs.db.Database`, so SQLite writes take the same ``BEGIN IMMEDIATE`` path.
+through the engine's `jobs.store.db.Database`, so SQLite writes take the same ``BEGIN IMMEDIATE`` path.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from jobs.db import Database
+from jobs.store.db import Database
 
 METADATA = sa.MetaData()
 

@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from fleet.api.tokens import METADATA
-from jobs.migrate import alembic_config, downgrade, upgrade
+from jobs.store.migrate import alembic_config, downgrade, upgrade
 
 MINE = set(METADATA.tables)
 

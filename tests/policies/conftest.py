@@ -17,9 +17,9 @@ from fleet.policies.records import FireRecord
 from fleet.policies.service import PolicyService
 from fleet.policies.store import PolicyStore
 from jobs.clock import FakeClock
-from jobs.migrate import upgrade
 from jobs.operations import Operations
 from jobs.store import SqlJobStore
+from jobs.store.migrate import upgrade
 from tests.policies.fakes import FakeCloud, FakeOperations
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -67,7 +67,7 @@ async def _env(url: str, fake_engine: bool) -> AsyncIterator[Env]:
     cloud = FakeCloud()
     cloud.servers["ecs"] = {}  # one endpoint, empty until a test adds servers
     operations: OperationsPort = FakeOperations(cloud) if fake_engine else Operations(jobs, clock)
-    env = Env(url, jobs, PolicyStore(jobs.db), clock, cloud, operations, None)  # type: ignore[arg-type]
+    env = Env(url, jobs, PolicyStore(jobs.store.db), clock, cloud, operations, None)  # type: ignore[arg-type]
     env.service = service_for(env, "w1")
     try:
         yield env

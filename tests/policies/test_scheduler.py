@@ -19,9 +19,9 @@ from fleet.policies.scheduler import run_policies
 from fleet.policies.service import PolicyService
 from fleet.policies.targets import ServerLister
 from fleet.settings import DatabaseSpec, Settings
-from jobs.migrate import upgrade
 from jobs.operations import Operations
 from jobs.store import SqlJobStore
+from jobs.store.migrate import upgrade
 from tests.policies.fakes import FakeCloud
 
 EVERY_SECOND: dict[str, object] = {

@@ -26,9 +26,9 @@ import sqlalchemy as sa
 from fleet.policies.cron import Schedule
 from fleet.policies.records import FireRecord, FireStatus
 from fleet.policies.store import PolicyStore
-from jobs.db import Database
-from jobs.migrate import upgrade
-from jobs.models import OPERATIONS
+from jobs.store.db import Database
+from jobs.store.migrate import upgrade
+from jobs.store.models import OPERATIONS
 
 pytestmark = pytest.mark.postgres
 
