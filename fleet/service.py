@@ -36,10 +36,10 @@ from fleet.readiness import CredentialChecks
 from fleet.settings import Settings, SettingsError, configured_guard, delete_guard
 from jobs.clock import Clock, SystemClock
 from jobs.config import EngineConfig
+from jobs.loops.runtime import Runtime
 from jobs.operations import Operations
 from jobs.ratelimit import RateLimiter
 from jobs.retry import RetryPolicy
-from jobs.runtime import Runtime
 from jobs.store import SqlJobStore
 from jobs.store.migrate import upgrade
 
