@@ -35,7 +35,7 @@ from fleet.api.errors import Problem, field_problem, http_problem, validation_pr
 from fleet.api.route import Route
 from fleet.api.routes import ROUTES as TABLE
 from fleet.api.tokens import TokenStore
-from fleet.opspec import SpecError
+from fleet.engine.opspec import SpecError
 from fleet.service import Fleet
 from jobs.errors import Conflict, InvalidSpec, NotFound
 

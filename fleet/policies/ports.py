@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from fleet.admission import ActRequest
+from fleet.engine.admission import ActRequest
 from jobs.records import NewOperation, OperationView, Page, SubJobRecord
 from jobs.states import State
 
@@ -27,7 +27,7 @@ class OperationsPort(Protocol):
 
 
 class Admitter(Protocol):
-    """The one door (`fleet.admission.Admission`): a request to act -> the operation to create,
+    """The one door (`fleet.engine.admission.Admission`): a request to act -> the operation to create,
     or `FieldError` naming the field."""
 
     async def admit(self, request: ActRequest) -> NewOperation: ...

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from fleet.admission import Admission
+from fleet.engine.admission import Admission
 from fleet.policies.firing import Firing
 from fleet.policies.ports import OperationsPort
 from fleet.policies.records import FireRecord
@@ -67,7 +67,7 @@ async def _env(url: str, fake_engine: bool) -> AsyncIterator[Env]:
     cloud = FakeCloud()
     cloud.servers["ecs"] = {}  # one endpoint, empty until a test adds servers
     operations: OperationsPort = FakeOperations(cloud) if fake_engine else Operations(jobs, clock)
-    env = Env(url, jobs, PolicyStore(jobs.store.db), clock, cloud, operations, None)  # type: ignore[arg-type]
+    env = Env(url, jobs, PolicyStore(jobs.db), clock, cloud, operations, None)  # type: ignore[arg-type]
     env.service = service_for(env, "w1")
     try:
         yield env

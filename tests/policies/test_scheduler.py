@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from fleet.admission import Admission
+from fleet.engine.admission import Admission
 from fleet.policies.files import PolicySet
 from fleet.policies.model import compile_policy, parse_spec
 from fleet.policies.records import FireRecord, FireStatus
