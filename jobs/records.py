@@ -261,6 +261,16 @@ class CloudCallRecord:
 
 
 @dataclass(frozen=True)
+class CallTotal:
+    """How many recorded cloud calls share a rate key, purpose and outcome (for `/metrics`)."""
+
+    rate_key: str
+    purpose: str
+    outcome: str | None  # None: no answer recorded yet
+    count: int
+
+
+@dataclass(frozen=True)
 class EventRecord:
     id: int
     operation_id: str

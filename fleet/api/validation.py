@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from fleet.api.errors import field_problem
 from fleet.api.schemas import CreateOperationIn, TargetsIn
-from fleet.api.tokens import Identity, Role
 from fleet.engine.admission import ActRequest
 from fleet.service import Fleet
+from fleet.tokens import Identity, Role
 from jobs.errors import FieldError
 from jobs.records import NewOperation
 from jobs.types import JSONObject, JSONValue

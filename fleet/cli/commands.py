@@ -89,7 +89,7 @@ def run_serve(paths: Sequence[str], bootstrap_token_file: str | None, url_file: 
 
 
 async def _tokens(settings: Settings, verb: str, name: str | None, role: str | None) -> int:
-    from fleet.api.tokens import Role, TokenError, TokenStore
+    from fleet.tokens import Role, TokenError, TokenStore
     from jobs.store.db import Database
 
     db = Database(settings.database.url)

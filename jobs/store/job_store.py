@@ -21,6 +21,7 @@ from jobs.records import (
     ActiveOperation,
     Applied,
     Batch,
+    CallTotal,
     Change,
     ClaimRequest,
     CloudCallRecord,
@@ -32,11 +33,12 @@ from jobs.records import (
     PlanSummary,
     SubJobRecord,
 )
-from jobs.states import State
+from jobs.states import OperationState, State
 from jobs.store import claims as store_claims
 from jobs.store import leases as store_leases
 from jobs.store import ops as store_ops
 from jobs.store import planning as store_planning
+from jobs.store import totals
 from jobs.store.base import to_call
 from jobs.store.db import Database
 from jobs.store.models import CLOUD_CALLS, METADATA
@@ -206,3 +208,14 @@ class SqlJobStore:
 
     async def release_lease(self, name: str, owner: str) -> None:
         await store_leases.release_lease(self.db, name, owner)
+
+    # --- totals (for /metrics) ----------------------------------------------------------------
+
+    async def operation_state_totals(self) -> dict[OperationState, int]:
+        return await totals.operation_states(self.db)
+
+    async def subjob_state_totals(self) -> dict[State, int]:
+        return await totals.subjob_states(self.db)
+
+    async def cloud_call_totals(self) -> list[CallTotal]:
+        return await totals.cloud_calls(self.db)

@@ -7,6 +7,8 @@ the secret is random and long; slow password hashes exist for secrets people cho
 
 The table lives in the same database as the engine (migration ``0002_api_tokens``) and is reached
 through the engine's `jobs.store.db.Database`, so SQLite writes take the same ``BEGIN IMMEDIATE`` path.
+The API checks tokens (`fleet.api.context`) and `fleet tokens` manages them; the SQL stays here,
+as no SQL is written inside `fleet.api`.
 """
 
 from __future__ import annotations
