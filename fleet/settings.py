@@ -108,8 +108,8 @@ class EndpointSpec(_Strict):
     budgets: dict[str, list[BudgetSpec]] = Field(default_factory=dict)
     max_servers: int | None = Field(default=None, ge=1)
     max_percent: float | None = Field(default=None, gt=0, le=100)
-    # Seconds an action takes on this cloud until the server settles (the plan's ETA; defaults
-    # in fleet.engine.executor.ACTION_SECONDS, or the embedded simulator's own durations).
+    # Seconds an action takes on this cloud until the server settles (the plan's ETA; defaults:
+    # the driver's declared `seconds`, fleet.drivers.actions, or the embedded simulator's own).
     action_seconds: dict[Action, NonNegativeFloat] = Field(default_factory=dict)
 
 
