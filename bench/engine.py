@@ -53,13 +53,13 @@ from tests.e2e.procs import get_json, post_json, simulator_process  # noqa: E402
 
 async def _plan(url: str, count: int) -> float:
     from jobs.config import EngineConfig
-    from jobs.migrate import upgrade
+    from jobs.loops.planning import PlanningLoop
     from jobs.operations import Operations
-    from jobs.planning import PlanningLoop
     from jobs.ports import FleetSize, PlanEntry, PlanItem
     from jobs.ratelimit import RateLimiter
     from jobs.records import NewOperation, OperationRecord
     from jobs.store import SqlJobStore
+    from jobs.store.migrate import upgrade
     from jobs.testing import FakeExecutor
 
     class StreamingPlanner:

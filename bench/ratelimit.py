@@ -5,7 +5,7 @@
 
 The simulator runs in-process on a free loopback port with short windows (by default 50 per 5 s),
 0-30 ms of injected latency on every call, and enforces the limits with sliding windows at
-receive time. Real driver calls (`fleet.drivers`, the product's `fleet.gate.LimiterGate`) go
+receive time. Real driver calls (`fleet.drivers`, the product's `fleet.engine.gate.LimiterGate`) go
 through one `jobs.ratelimit.RateLimiter` configured with the same budgets, one key per
 (endpoint, API class), with more callers than a window admits so every key stays saturated:
 
@@ -15,7 +15,7 @@ through one `jobs.ratelimit.RateLimiter` configured with the same budgets, one k
                        (the limiter also holds a 30 requests per period budget on that key);
 - `openstack:action`   Nova per-server reboot, 50 requests per period.
 
-`--hold answer` (default) is the product's wiring (`fleet.gate.LimiterGate`): each call counted
+`--hold answer` (default) is the product's wiring (`fleet.engine.gate.LimiterGate`): each call counted
 until a period after its answer, which the drivers' transport reports to the gate; `--hold send`
 counts from the send plus the margin, for comparison.
 Tokens are fetched before the run unless `--no-warm-up`.
@@ -45,7 +45,7 @@ from fleet.drivers.base import Driver, Submission
 from fleet.drivers.config import EndpointConfig, PasswordCredentials, Secret
 from fleet.drivers.errors import DriverError
 from fleet.drivers.registry import create_driver
-from fleet.gate import LimiterGate
+from fleet.engine.gate import LimiterGate
 from fleet.logging import configure_logging
 from fleet.simulator.server import RunningSimulator, start_simulator
 from fleet.simulator.worldgen import WorldSpec

@@ -22,12 +22,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from jobs.migrate import upgrade  # noqa: E402
 from jobs.plan import EtaInputs, PlanBuilder  # noqa: E402
 from jobs.ports import ActionProfile, CallResult, PlanItem, StepProfile  # noqa: E402
 from jobs.records import Change, ClaimRequest, NewOperation, OperationRecord  # noqa: E402
 from jobs.states import Event, State  # noqa: E402
 from jobs.store import SqlJobStore  # noqa: E402
+from jobs.store.migrate import upgrade  # noqa: E402
 from jobs.testing import items  # noqa: E402
 from jobs.types import JSONValue  # noqa: E402
 

@@ -20,14 +20,14 @@ import aiohttp
 import structlog
 from sqlalchemy.engine import make_url
 
-from fleet.admission import Admission
 from fleet.drivers.base import Driver
 from fleet.drivers.http import listening
 from fleet.drivers.registry import create_driver
 from fleet.endpoints import SimEndpoints, budget_overrides, endpoint_config
-from fleet.executor import FleetExecutor
-from fleet.gate import LimiterGate, configure_endpoint
-from fleet.planner import FleetPlanner
+from fleet.engine.admission import Admission
+from fleet.engine.executor import FleetExecutor
+from fleet.engine.gate import LimiterGate, configure_endpoint
+from fleet.engine.planner import FleetPlanner
 from fleet.policies.files import PolicySet, load_policy_files
 from fleet.policies.model import PolicyError
 from fleet.policies.scheduler import run_policies
@@ -36,12 +36,12 @@ from fleet.readiness import CredentialChecks
 from fleet.settings import Settings, SettingsError, configured_guard, delete_guard
 from jobs.clock import Clock, SystemClock
 from jobs.config import EngineConfig
-from jobs.migrate import upgrade
+from jobs.loops.runtime import Runtime
 from jobs.operations import Operations
 from jobs.ratelimit import RateLimiter
 from jobs.retry import RetryPolicy
-from jobs.runtime import Runtime
 from jobs.store import SqlJobStore
+from jobs.store.migrate import upgrade
 
 if TYPE_CHECKING:
     from fleet.simulator.server import RunningSimulator
@@ -63,7 +63,7 @@ class Fleet:
 
     @property
     def admission(self) -> Admission:
-        """The one door every request to act goes through (`fleet.admission`)."""
+        """The one door every request to act goes through (`fleet.engine.admission`)."""
         return admission_for(self.settings, self.drivers)
 
 

@@ -88,7 +88,7 @@ class Advance:
 
     `rate_key` / `batch_key` change when the next step uses another API (e.g. resize then start).
     `passed_over`: the step did not apply to the server and was passed over without a call, so
-    this alone does not make the action begun (`jobs.models.BEGUN_SQL`).
+    this alone does not make the action begun (`jobs.store.models.BEGUN_SQL`).
     """
 
     next_step: int

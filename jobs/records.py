@@ -237,7 +237,7 @@ class SubJobRecord:
     call_id: int | None
     created_at: datetime
     updated_at: datetime
-    begun: bool = False  # a call of its action was accepted (see `jobs.models.BEGUN_SQL`)
+    begun: bool = False  # a call of its action was accepted (see `jobs.store.models.BEGUN_SQL`)
 
 
 @dataclass(frozen=True)
@@ -258,6 +258,16 @@ class CloudCallRecord:
     outcome: str | None
     error_code: str | None
     error_message: str | None
+
+
+@dataclass(frozen=True)
+class CallTotal:
+    """How many recorded cloud calls share a rate key, purpose and outcome (for `/metrics`)."""
+
+    rate_key: str
+    purpose: str
+    outcome: str | None  # None: no answer recorded yet
+    count: int
 
 
 @dataclass(frozen=True)
@@ -312,7 +322,7 @@ class ClaimRequest:
     now: datetime
     lease_until: datetime
     params: JSONMapping = field(default_factory=dict)  # the operation's, handed to the executor
-    begun_only: bool = False  # only sub-jobs whose action has begun (`store_claims.begun`)
+    begun_only: bool = False  # only sub-jobs whose action has begun (`jobs.store.claims.begun`)
 
 
 @dataclass(frozen=True)

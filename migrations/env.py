@@ -1,6 +1,6 @@
 """Alembic environment: one schema for SQLite and PostgreSQL, async drivers welcome.
 
-The database URL comes from `config.attributes["url"]` (set by `jobs.migrate`), from
+The database URL comes from `config.attributes["url"]` (set by `jobs.store.migrate`), from
 ``-x url=...`` on the command line, or from ``sqlalchemy.url``. Async URLs
 (``sqlite+aiosqlite``, ``postgresql+asyncpg``) run through an async engine; a caller may also hand
 over an open connection in ``config.attributes["connection"]``. ``render_as_batch`` keeps ALTERs
@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, pool
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from jobs.migrate import target_metadata as schema_metadata
+from jobs.store.migrate import target_metadata as schema_metadata
 
 config = context.config
 target_metadata = schema_metadata(config)
@@ -27,7 +27,7 @@ def _url() -> str:
     url = config.attributes.get("url") or context.get_x_argument(as_dictionary=True).get("url")
     url = url or config.get_main_option("sqlalchemy.url")
     if not url:
-        raise SystemExit("no database URL: pass -x url=... or use jobs.migrate.upgrade(url)")
+        raise SystemExit("no database URL: pass -x url=... or use jobs.store.migrate.upgrade(url)")
     return str(url)
 
 

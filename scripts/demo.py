@@ -34,8 +34,8 @@ from pathlib import Path
 
 import aiohttp
 
-from fleet.client import Client, plan_text, table, watch
-from fleet.client_policies import preview_text, run_text
+from fleet.cli.client import Client, plan_text, table, watch
+from fleet.cli.policies import preview_text, run_text
 
 ROOT = Path(__file__).resolve().parent.parent
 FLEET = [sys.executable, "-m", "fleet.cli"]

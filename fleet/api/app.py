@@ -34,9 +34,9 @@ from fleet.api.context import (
 from fleet.api.errors import Problem, field_problem, http_problem, validation_problem
 from fleet.api.route import Route
 from fleet.api.routes import ROUTES as TABLE
-from fleet.api.tokens import TokenStore
-from fleet.opspec import SpecError
+from fleet.engine.opspec import SpecError
 from fleet.service import Fleet
+from fleet.tokens import TokenStore
 from jobs.errors import Conflict, InvalidSpec, NotFound
 
 log = structlog.get_logger("fleet.api")

@@ -17,8 +17,8 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from fleet.api.errors import Problem, validation_problem
-from fleet.api.tokens import Identity, TokenStore
 from fleet.service import Fleet
+from fleet.tokens import Identity, TokenStore
 
 if TYPE_CHECKING:
     from fleet.api.route import Route

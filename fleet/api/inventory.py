@@ -28,7 +28,7 @@ from fleet.api.schemas import (
 )
 from fleet.api.views import server_out
 from fleet.drivers.errors import DriverError
-from fleet.opspec import SpecError, parse_targets
+from fleet.engine.opspec import SpecError, parse_targets
 from fleet.service import Fleet
 from jobs.ratelimit import KeyState
 from jobs.types import JSONObject

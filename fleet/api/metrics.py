@@ -2,8 +2,7 @@
 
 Two sources:
 - the database, for what every replica shares: operations by (derived) state, sub-jobs by state,
-  and cloud calls by endpoint, rate key and outcome. The aggregates are three GROUP BY queries
-  over the engine's tables (read-only; `jobs.store` has no aggregate API yet);
+  and cloud calls by endpoint, rate key and outcome (the store's totals, `jobs.store.totals`);
 - this process's limiter, for what is per replica: budgets, units used in the current window,
   queued callers, waits and throttling answers per rate key.
 """
@@ -12,11 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-import sqlalchemy as sa
-
 from fleet.service import Fleet
-from jobs.models import CLOUD_CALLS, OPERATIONS, SUBJOBS
-from jobs.states import ACTIVE, OperationFlags, OperationState, State, derive_operation_state
+from jobs.records import CallTotal
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 Labels = Mapping[str, str]
@@ -52,69 +48,18 @@ class Exposition:
         return "\n".join(self.lines) + "\n"
 
 
-async def _operation_states(fleet: Fleet) -> dict[OperationState, int]:
-    """Operations by derived state, from flags and two EXISTS per operation."""
-    o, s = OPERATIONS.c, SUBJOBS.c
-
-    def has(states: Iterable[State]) -> sa.ColumnElement[bool]:
-        values = [st.value for st in states]
-        return sa.exists().where(s.operation_id == o.id, s.state.in_(values))
-
-    flags = (
-        o.planned_at.is_not(None).label("planned"),
-        o.refused_reason.is_not(None).label("refused"),
-        o.dry_run,
-        o.paused,
-        o.cancel_requested,
-        o.halted_reason.is_not(None).label("halted"),
-        has(ACTIVE).label("active"),
-        has([State.FAILED]).label("failed"),
-    )
-    stmt = sa.select(*flags, sa.func.count()).group_by(*flags)
-    out = dict.fromkeys(OperationState, 0)
-    async with fleet.store.db.read() as conn:
-        for row in (await conn.execute(stmt)).all():
-            *bits, active, failed, count = row
-            state = derive_operation_state(
-                {State.PENDING: int(bool(active)), State.FAILED: int(bool(failed))},
-                OperationFlags(*(bool(b) for b in bits)),
-            )
-            out[state] += int(count)
-    return out
-
-
-async def _subjob_states(fleet: Fleet) -> dict[State, int]:
-    real = sa.select(OPERATIONS.c.id).where(OPERATIONS.c.dry_run.is_(False))
-    stmt = (
-        sa.select(SUBJOBS.c.state, sa.func.count())
-        .where(SUBJOBS.c.operation_id.in_(real.scalar_subquery()))
-        .group_by(SUBJOBS.c.state)
-    )
-    out = dict.fromkeys(State, 0)
-    async with fleet.store.db.read() as conn:
-        for state, count in (await conn.execute(stmt)).all():
-            out[State(state)] = int(count)
-    return out
-
-
-async def _cloud_calls(fleet: Fleet) -> list[tuple[Labels, float]]:
-    c = CLOUD_CALLS.c
-    stmt = sa.select(c.rate_key, c.purpose, c.outcome, sa.func.count()).group_by(
-        c.rate_key, c.purpose, c.outcome
-    )
-    async with fleet.store.db.read() as conn:
-        rows = (await conn.execute(stmt)).all()
+def _cloud_calls(totals: Iterable[CallTotal]) -> list[tuple[Labels, float]]:
     return [
         (
             {
-                "endpoint": str(key).split(":", 1)[0],
-                "rate_key": str(key),
-                "purpose": str(purpose),
-                "outcome": str(outcome or "in_flight"),
+                "endpoint": t.rate_key.split(":", 1)[0],
+                "rate_key": t.rate_key,
+                "purpose": t.purpose,
+                "outcome": t.outcome or "in_flight",
             },
-            float(count),
+            float(t.count),
         )
-        for key, purpose, outcome, count in sorted(rows, key=lambda r: tuple(map(str, r[:3])))
+        for t in sorted(totals, key=lambda t: (t.rate_key, t.purpose, str(t.outcome)))
     ]
 
 
@@ -156,14 +101,14 @@ def _limiter(fleet: Fleet, out: Exposition) -> None:
 async def render(fleet: Fleet) -> str:
     out = Exposition()
     out.family("fleet_up", "gauge", "The service answers.", [({}, 1)])
-    ops = await _operation_states(fleet)
+    ops = await fleet.store.operation_state_totals()
     out.family(
         "fleet_operations",
         "gauge",
         "Operations by state.",
         [({"state": s.value}, n) for s, n in ops.items()],
     )
-    subs = await _subjob_states(fleet)
+    subs = await fleet.store.subjob_state_totals()
     out.family(
         "fleet_subjobs",
         "gauge",
@@ -174,7 +119,7 @@ async def render(fleet: Fleet) -> str:
         "fleet_cloud_calls_total",
         "counter",
         "Cloud calls the engine recorded, by endpoint, rate key, purpose and outcome.",
-        await _cloud_calls(fleet),
+        _cloud_calls(await fleet.store.cloud_call_totals()),
     )
     _limiter(fleet, out)
     return out.text()

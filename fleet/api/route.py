@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from pydantic import BaseModel
 
-from fleet.api.tokens import Role
+from fleet.tokens import Role
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -40,7 +40,7 @@ from fleet.api.schemas_policies import (
     RunOut,
     RunQuery,
 )
-from fleet.api.tokens import Role
+from fleet.tokens import Role
 
 V, OPS, A = Role.VIEWER, Role.OPERATOR, Role.ADMIN
 OP = "/v1/operations/{operation_id}"

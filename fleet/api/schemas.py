@@ -14,8 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from fleet.api.tokens import NAME_PATTERN, Role
 from fleet.domain import PowerType, ServerStatus
+from fleet.tokens import NAME_PATTERN, Role
 from jobs.states import OperationState, State
 
 ActionName = Literal["start", "stop", "reboot", "resize", "tag_add", "tag_remove", "delete"]

@@ -25,9 +25,9 @@ from aiohttp import web
 
 from fleet.api.app import build_app
 from fleet.api.context import FLEET, TOKENS, ApiConfig
-from fleet.api.tokens import Role, TokenStore
 from fleet.service import open_fleet
 from fleet.settings import Settings
+from fleet.tokens import Role, TokenStore
 
 log = structlog.get_logger("fleet.api")
 

@@ -26,7 +26,7 @@ from fleet.api.schemas import (
     TokenList,
     TokenOut,
 )
-from fleet.api.tokens import TokenError, TokenInfo
+from fleet.tokens import TokenError, TokenInfo
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -1,4 +1,4 @@
-"""A create-operation request -> `NewOperation`, through the one door (`fleet.admission`).
+"""A create-operation request -> `NewOperation`, through the one door (`fleet.engine.admission`).
 
 Shape is pydantic's job (`CreateOperationIn`); meaning is checked by `Admission.admit`, the same
 function that admits a policy when it is created and at each fire. Every refusal is a 422 naming
@@ -7,11 +7,11 @@ the field as the client wrote it (`targets.endpoints[1]`, `strategy.waves[0]`).
 
 from __future__ import annotations
 
-from fleet.admission import ActRequest
 from fleet.api.errors import field_problem
 from fleet.api.schemas import CreateOperationIn, TargetsIn
-from fleet.api.tokens import Identity, Role
+from fleet.engine.admission import ActRequest
 from fleet.service import Fleet
+from fleet.tokens import Identity, Role
 from jobs.errors import FieldError
 from jobs.records import NewOperation
 from jobs.types import JSONObject, JSONValue

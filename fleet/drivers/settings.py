@@ -90,7 +90,7 @@ class EndpointSettingsBase(Strict, ABC):
     max_servers: int | None = Field(default=None, ge=1)
     max_percent: float | None = Field(default=None, gt=0, le=100)
     # Seconds an action takes on this cloud until the server settles (the plan's ETA; defaults
-    # in fleet.executor.ACTION_SECONDS, or the embedded simulator's own durations).
+    # in the drivers' declarations (fleet/drivers/actions.py), or the simulator's own durations).
     action_seconds: dict[Action, NonNegativeFloat] = Field(default_factory=dict)
 
     @property

@@ -1,3 +1,12 @@
 """Scheduled policies: cron + time zone + an operation, fired exactly once per slot (see
-docs/policies.md). Import from the defining modules (`fleet.policies.scheduler.run_policies`,
-`fleet.policies.service.PolicyService`, `fleet.policies.files.load_policy_files`)."""
+docs/policies.md).
+
+`model` is a policy and its checks, `files` loads policy files, `service` (`PolicyService`) is
+what the API and the scheduler call, every request to act checked by the one door
+(`fleet.engine.admission`); `scheduler` starts the alarm clock and the leader loop
+(`run_policies`), `leader` decides which replica fires, `firing` fires a due slot exactly once,
+`targets` chooses its servers; `store` (with `store_marks`, `store_restore`, `tables`) holds
+their SQL. Import from the defining modules.
+"""
+
+__all__ = ["files", "model", "scheduler", "service", "store"]

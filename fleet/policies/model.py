@@ -37,7 +37,7 @@ from pydantic import (
 
 from fleet.domain import ActionParams
 from fleet.drivers.registry import KINDS
-from fleet.opspec import SpecError, Targets, parse_params, parse_tag, parse_targets
+from fleet.engine.opspec import SpecError, Targets, parse_params, parse_tag, parse_targets
 from fleet.policies.cron import CronError, Schedule
 from jobs.errors import FieldError, InvalidSpec
 from jobs.strategy import BlastRadius, Strategy

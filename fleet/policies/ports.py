@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from fleet.admission import ActRequest
+from fleet.engine.admission import ActRequest
 from jobs.records import NewOperation, OperationView, Page, SubJobRecord
 from jobs.states import State
 from jobs.types import JSONObject
@@ -29,7 +29,7 @@ class OperationsPort(Protocol):
 
 
 class Admitter(Protocol):
-    """The one door (`fleet.admission.Admission`): a request to act -> the operation to create,
+    """The one door (`fleet.engine.admission.Admission`): a request to act -> the operation to create,
     or `FieldError` naming the field."""
 
     async def admit(self, request: ActRequest) -> NewOperation: ...

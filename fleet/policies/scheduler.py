@@ -39,8 +39,8 @@ from fleet.policies.store import PolicyStore
 from fleet.policies.targets import ServerLister
 from fleet.settings import Settings
 from jobs.clock import Clock, SystemClock
-from jobs.db import Database
 from jobs.operations import Operations
+from jobs.store.db import Database
 
 log = structlog.get_logger("fleet.policies.scheduler")
 

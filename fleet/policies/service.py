@@ -16,7 +16,7 @@ from datetime import date, datetime
 
 import structlog
 
-from fleet.admission import ActRequest
+from fleet.engine.admission import ActRequest
 from fleet.policies.cron import Slot
 from fleet.policies.firing import NO_TARGETS, Firing, manual_slot
 from fleet.policies.model import (

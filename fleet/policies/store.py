@@ -1,6 +1,6 @@
 """All of the policy package's SQL (SQLAlchemy Core), on SQLite or PostgreSQL.
 
-It shares the engine's `jobs.db.Database` (one pool; on SQLite one in-process writer queue). The
+It shares the engine's `jobs.store.db.Database` (one pool; on SQLite one in-process writer queue). The
 rule that makes firing exactly-once is the unique (policy_id, scheduled_at) of `policy_fires`:
 `claim` inserts with ON CONFLICT DO NOTHING and only the inserter goes on. The operation a fire
 creates is written to its row (`set_request`, compare-and-set) before it is created, so whoever
@@ -32,7 +32,7 @@ from fleet.policies.records import (
 from fleet.policies.store_marks import MarkRecords
 from fleet.policies.store_restore import RestoreRecords, fire_of
 from fleet.policies.tables import POLICIES, POLICY_FIRES
-from jobs.db import Database
+from jobs.store.db import Database
 from jobs.types import JSONMapping, JSONObject
 
 _F = POLICY_FIRES.c

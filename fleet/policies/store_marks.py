@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from fleet.policies.tables import POLICY_MARKS
-from jobs.db import Database
+from jobs.store.db import Database
 
 _M = POLICY_MARKS.c
 CHUNK = 1000

@@ -12,7 +12,7 @@ from sqlalchemy.engine import RowMapping
 
 from fleet.policies.records import FireRecord, FireStatus, HarvestedServer, Trigger
 from fleet.policies.tables import POLICY_FIRE_SERVERS, POLICY_FIRES
-from jobs.db import Database
+from jobs.store.db import Database
 from jobs.types import JSONMapping
 
 _F = POLICY_FIRES.c

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol, cast
 
-from fleet.admission import ActRequest
 from fleet.domain import Action, ActionParams, Selector, ServerRef
 from fleet.drivers.actions import Capabilities
 from fleet.drivers.base import resolve_flavor
 from fleet.drivers.errors import DriverError
-from fleet.opspec import params_json
-from fleet.planner import skip_reason, unsupported_reason
+from fleet.engine.admission import ActRequest
+from fleet.engine.opspec import params_json
+from fleet.engine.planner import skip_reason, unsupported_reason
 from fleet.policies.marks import FLEET, MarkBook, MarkReader
 from fleet.policies.model import Policy
 from fleet.policies.store_marks import KeptMark

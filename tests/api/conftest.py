@@ -19,9 +19,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from fleet.api.app import create_app
 from fleet.api.context import ApiConfig
-from fleet.api.tokens import Role, TokenStore
 from fleet.service import Fleet, open_fleet
 from fleet.settings import Settings, load_settings
+from fleet.tokens import Role, TokenStore
 
 ROOT = Path(__file__).resolve().parents[2]
 WORLD = """

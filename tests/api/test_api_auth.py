@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from fleet.api.routes import ROUTES
-from fleet.api.tokens import API_TOKENS, Role, TokenStore, secret_matches, split_token
+from fleet.tokens import API_TOKENS, Role, TokenStore, secret_matches, split_token
 from tests.api.conftest import Api
 
 RANK = {"viewer": 1, "operator": 2, "admin": 3}

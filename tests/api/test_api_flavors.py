@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from fleet import admission
+from fleet.engine import admission
 from tests.api.conftest import Api
 
 

@@ -63,7 +63,7 @@ def test_tokens_command_prints_the_token_once(
 ) -> None:
     monkeypatch.setenv("FLEET_DATABASE__URL", sqlite_url)
     # the command configures logging for the process; keep pytest's captured stderr out of it
-    monkeypatch.setattr("fleet.commands.configure_logging", lambda *_a, **_k: None)
+    monkeypatch.setattr("fleet.cli.commands.configure_logging", lambda *_a, **_k: None)
     assert main(["tokens", "create", "ops-bot", "--role", "operator"]) == 0
     out = capsys.readouterr().out.strip()
     assert out.startswith("fleet_") and len(out.split("_")[2]) == 64

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from fleet.api.context import ApiConfig
-from fleet.client import Client, summary_text, watch
+from fleet.cli.client import Client, summary_text, watch
 from tests.api.conftest import Api, api_settings, serving
 
 LIST = "huawei-nova:list"  # the simulator's rate key of the ECS endpoint's server listing

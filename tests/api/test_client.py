@@ -9,7 +9,8 @@ import json
 import pytest
 
 from fleet.cli import build_parser
-from fleet.client import remote, run_body
+from fleet.cli.client import run_body
+from fleet.cli.remote import remote
 from tests.api.conftest import Api
 
 

@@ -1,4 +1,4 @@
-"""`0002_api_tokens`: upgrade creates exactly the table `fleet.api.tokens` describes, on SQLite and
+"""`0002_api_tokens`: upgrade creates exactly the table `fleet.tokens` describes, on SQLite and
 PostgreSQL; downgrading below it removes the table and nothing else of the engine's."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from fleet.api.tokens import METADATA
-from jobs.migrate import alembic_config, downgrade, upgrade
+from fleet.tokens import METADATA
+from jobs.store.migrate import alembic_config, downgrade, upgrade
 
 MINE = set(METADATA.tables)
 

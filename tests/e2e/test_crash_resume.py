@@ -107,7 +107,7 @@ async def _run_campaign(tmp_path: Path, db_url: str, kind: str) -> None:
         }
         store = SqlJobStore(db_url)
         try:
-            from jobs.migrate import upgrade
+            from jobs.store.migrate import upgrade
 
             await asyncio.to_thread(upgrade, db_url)
             ops = Operations(store)

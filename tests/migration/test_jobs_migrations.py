@@ -14,8 +14,8 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from jobs.migrate import alembic_config, downgrade, target_metadata, upgrade
 from jobs.states import State
+from jobs.store.migrate import alembic_config, downgrade, target_metadata, upgrade
 
 pytestmark = pytest.mark.migration
 

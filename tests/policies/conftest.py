@@ -10,16 +10,16 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from fleet.admission import Admission
+from fleet.engine.admission import Admission
 from fleet.policies.firing import Firing
 from fleet.policies.ports import OperationsPort
 from fleet.policies.records import FireRecord
 from fleet.policies.service import PolicyService
 from fleet.policies.store import PolicyStore
 from jobs.clock import FakeClock
-from jobs.migrate import upgrade
 from jobs.operations import Operations
 from jobs.store import SqlJobStore
+from jobs.store.migrate import upgrade
 from tests.policies.fakes import FakeCloud, FakeOperations
 
 START = datetime(2026, 3, 1, tzinfo=UTC)

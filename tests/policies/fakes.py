@@ -21,7 +21,7 @@ from fleet.drivers.actions import Capabilities
 from fleet.drivers.huawei.ecs import CAPABILITIES as ECS_CAPABILITIES
 from fleet.drivers.nova.driver import capabilities_for
 from fleet.drivers.nova.requests import EASYSTACK_QUIRKS
-from fleet.opspec import parse_targets
+from fleet.engine.opspec import parse_targets
 from jobs.errors import IdempotencyConflict, NotFound
 from jobs.records import NewOperation, OperationRecord, OperationView, Page, SubJobRecord
 from jobs.states import OperationState, State

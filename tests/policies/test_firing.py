@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from fleet.admission import Admission
 from fleet.domain import ServerStatus
+from fleet.engine.admission import Admission
 from fleet.policies.cron import Schedule
 from fleet.policies.firing import Firing
 from fleet.policies.model import PolicyError

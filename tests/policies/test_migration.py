@@ -14,7 +14,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from fleet.policies.tables import POLICY_METADATA
-from jobs.migrate import alembic_config, downgrade, upgrade
+from jobs.store.migrate import alembic_config, downgrade, upgrade
 
 MINE = set(POLICY_METADATA.tables)
 

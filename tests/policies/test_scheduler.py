@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from fleet.admission import Admission
+from fleet.engine.admission import Admission
 from fleet.policies.files import PolicySet
 from fleet.policies.model import compile_policy, parse_spec
 from fleet.policies.records import FireRecord, FireStatus
@@ -19,9 +19,9 @@ from fleet.policies.scheduler import run_policies
 from fleet.policies.service import PolicyService
 from fleet.policies.targets import ServerLister
 from fleet.settings import DatabaseSpec, Settings
-from jobs.migrate import upgrade
 from jobs.operations import Operations
 from jobs.store import SqlJobStore
+from jobs.store.migrate import upgrade
 from tests.policies.fakes import FakeCloud
 
 EVERY_SECOND: dict[str, object] = {

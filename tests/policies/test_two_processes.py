@@ -1,7 +1,7 @@
 """Two real service processes on one PostgreSQL: every slot fires exactly once; SIGKILL the
 leader and the standby fires the next slots.
 
-Each process is `python -m fleet.policies.runner` (engine + policy scheduler, its own embedded
+Each process is `python -m fleet.cli.policy_runner` (engine + policy scheduler, its own embedded
 simulator with the same seeded world). The schedule is accelerated: a slot every 2 seconds, with
 a 60 s misfire grace, and fires are dry runs (a plan, nothing sent). The database is the witness:
 one `policy_fires` row per slot with no gaps, one operation per fired slot, the fires of the
@@ -26,9 +26,9 @@ import sqlalchemy as sa
 from fleet.policies.cron import Schedule
 from fleet.policies.records import FireRecord, FireStatus
 from fleet.policies.store import PolicyStore
-from jobs.db import Database
-from jobs.migrate import upgrade
-from jobs.models import OPERATIONS
+from jobs.store.db import Database
+from jobs.store.migrate import upgrade
+from jobs.store.models import OPERATIONS
 
 pytestmark = pytest.mark.postgres
 
@@ -61,7 +61,7 @@ def runner(name: str, config: Path, policies: Path, log: Path) -> Iterator[subpr
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [
-                sys.executable, "-m", "fleet.policies.runner", "--config", str(config),
+                sys.executable, "-m", "fleet.cli.policy_runner", "--config", str(config),
                 "--policies", str(policies), "--name", name, "--sweep", "1",
                 "--leader-retry", "0.5", "--stale-after", "2",
             ],

@@ -11,8 +11,8 @@ import io
 import pytest
 
 from fleet.cli import build_parser
-from fleet.client import remote
-from fleet.policies.runner import build_parser as runner_parser
+from fleet.cli.policy_runner import build_parser as runner_parser
+from fleet.cli.remote import remote
 
 BAD_ARGS = [
     (["run", "tag_add", "--id", "a", "--set-tag", "owner"], "--set-tag", "key=value"),

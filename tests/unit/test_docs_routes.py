@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from fleet.api.routes import ROUTES
-from fleet.policies.runner import build_parser as runner_parser
+from fleet.cli.policy_runner import build_parser as runner_parser
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 ENTRY = re.compile(r"`(?:(GET|POST|PUT|DELETE) )?(/[^`]*)`")
@@ -43,5 +43,5 @@ def test_every_route_is_documented_with_its_role() -> None:
 
 def test_the_policy_runner_help_names_a_command_that_exists() -> None:
     text = runner_parser().format_help()
-    assert text.startswith("usage: python -m fleet.policies.runner")
+    assert text.startswith("usage: python -m fleet.cli.policy_runner")
     assert "fleet serve` and `fleet worker` run the scheduler too" in text

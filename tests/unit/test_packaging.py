@@ -17,10 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = """
 import json, sys
-import fleet.settings, jobs.migrate
+import fleet.settings, jobs.store.migrate
 from fleet.cli import main
 code = main(["db", "upgrade"])
-print(json.dumps({"code": code, "migrations": str(jobs.migrate.MIGRATIONS),
+print(json.dumps({"code": code, "migrations": str(jobs.store.migrate.MIGRATIONS),
                   "defaults": str(fleet.settings.DEFAULT_CONFIG),
                   "url": fleet.settings.load_with_defaults().database.url}))
 """

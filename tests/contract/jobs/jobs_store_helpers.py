@@ -7,11 +7,11 @@ from typing import Any
 
 from jobs.clock import FakeClock
 from jobs.config import EngineConfig
-from jobs.dispatch import Dispatcher
+from jobs.loops.dispatch import Dispatcher
+from jobs.loops.planning import PlanningLoop
+from jobs.loops.polling import Poller
 from jobs.operations import Operations
 from jobs.plan import EtaInputs, PlanBuilder
-from jobs.planning import PlanningLoop
-from jobs.polling import Poller
 from jobs.ports import ActionProfile, PlanEntry, PlanItem, StepProfile
 from jobs.records import Batch, ClaimRequest, NewOperation, OperationRecord, OperationView
 from jobs.retry import RetryPolicy

@@ -13,10 +13,10 @@ import pytest
 from jobs_store_helpers import WORKER
 
 from jobs.config import EngineConfig
+from jobs.loops.runtime import Runtime
 from jobs.operations import Operations
 from jobs.ports import ActionProfile, StepProfile
 from jobs.records import NewOperation, OperationView
-from jobs.runtime import Runtime
 from jobs.states import OperationState, State
 from jobs.store import SqlJobStore
 from jobs.testing import FakeExecutor, FakePlanner, FakeRateLimiter, items

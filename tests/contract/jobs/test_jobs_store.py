@@ -13,7 +13,6 @@ from sqlalchemy.exc import IntegrityError
 
 from jobs.decide import Context, Phase, decide_batch
 from jobs.errors import Conflict, IdempotencyConflict, NotFound
-from jobs.models import SUBJOBS
 from jobs.outcomes import (
     ROLLED_BACK,
     Accepted,
@@ -29,6 +28,7 @@ from jobs.records import Change, ClaimRequest, NewOperation
 from jobs.retry import RetryPolicy
 from jobs.states import Event, State
 from jobs.store import SqlJobStore
+from jobs.store.models import SUBJOBS
 from jobs.strategy import Strategy, parse_amount
 from jobs.testing import items
 

@@ -9,8 +9,8 @@ from datetime import datetime
 import pytest
 
 from jobs.clock import FakeClock
+from jobs.loops.recorder import RETRY_DELAYS, Recorder
 from jobs.ports import CallResult
-from jobs.recorder import RETRY_DELAYS, Recorder
 from jobs.records import Applied, Change
 from jobs.states import Event, State
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from jobs.errors import InvalidSpec
-from jobs.polling import poll_groups
+from jobs.loops.polling import poll_groups
 from jobs.records import NewOperation, SubJobRecord
 from jobs.states import State
 from jobs.strategy import Strategy, parse_amount

@@ -11,16 +11,16 @@ from typing import cast, get_args
 
 import pytest
 
-from fleet.admission import ActRequest, Admission
 from fleet.api.schemas import ActionName
 from fleet.cli import build_parser
 from fleet.domain import Provider, ServerRef, ServerStatus
 from fleet.drivers.actions import Capabilities
 from fleet.drivers.base import Driver
 from fleet.drivers.registry import DECLARATIONS, KINDS, capability_table
-from fleet.executor import FleetExecutor
-from fleet.opspec import parse_params
-from fleet.planner import FleetPlanner
+from fleet.engine.admission import ActRequest, Admission
+from fleet.engine.executor import FleetExecutor
+from fleet.engine.opspec import parse_params
+from fleet.engine.planner import FleetPlanner
 from jobs.errors import FieldError
 from jobs.outcomes import Accepted, Advance, Completed, Outcome
 from jobs.ports import PlanItem

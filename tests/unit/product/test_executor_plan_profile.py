@@ -11,9 +11,9 @@ import pytest
 from fleet.domain import Action, ActionParams, Provider, ServerRef, ServerStatus
 from fleet.drivers.base import Capabilities, Driver
 from fleet.drivers.huawei.ecs import CAPABILITIES
-from fleet.executor import FleetExecutor
-from fleet.opspec import parse_params, parse_targets
-from fleet.planner import FleetPlanner
+from fleet.engine.executor import FleetExecutor
+from fleet.engine.opspec import parse_params, parse_targets
+from fleet.engine.planner import FleetPlanner
 from jobs.plan import was_running
 
 

@@ -10,7 +10,7 @@ from fleet.drivers.errors import Unsupported
 from fleet.drivers.huawei.ecs import CAPABILITIES as ECS
 from fleet.drivers.nova.driver import capabilities_for
 from fleet.drivers.nova.requests import EASYSTACK_QUIRKS, OPENSTACK_QUIRKS
-from fleet.opspec import SpecError, params_json, parse_params, parse_targets
+from fleet.engine.opspec import SpecError, params_json, parse_params, parse_targets
 from jobs.records import SubJobRecord
 from jobs.testing import subjob_record
 from jobs.types import JSONValue
@@ -151,7 +151,7 @@ def test_selector_defaults_to_the_exclusion_tag_and_can_drop_it() -> None:
 
 def test_the_first_poll_waits_for_the_action_time_unless_it_is_a_quick_variant() -> None:
     from fleet.drivers.actions import Step
-    from fleet.executor import FleetExecutor
+    from fleet.engine.executor import FleetExecutor
 
     executor = FleetExecutor({}, action_seconds={"e": {"stop": 10.0}})
     soft = parse_params("stop", {"type": "SOFT"})
@@ -191,7 +191,7 @@ def _rolled_back(memo: Mapping[str, JSONValue]) -> SubJobRecord:
 
 
 def test_a_compensation_reports_the_failure_it_undid() -> None:
-    from fleet.executor import _compensated, _compensation_failed
+    from fleet.engine.executor import _compensated, _compensation_failed
     from jobs.outcomes import Failed
 
     ecs = recipe_for("resize", ECS)

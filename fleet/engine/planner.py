@@ -20,7 +20,7 @@ from fleet.domain import Action, ActionParams, Selector, ServerRef
 from fleet.drivers.actions import Capabilities, Recipe
 from fleet.drivers.base import Driver, resolve_flavor
 from fleet.drivers.errors import DriverError, Unsupported
-from fleet.opspec import SpecError, Targets, parse_params, parse_targets
+from fleet.engine.opspec import SpecError, Targets, parse_params, parse_targets
 from jobs.errors import PlanningError
 from jobs.ports import FleetSize, PlanEntry, PlanItem
 from jobs.records import OperationRecord

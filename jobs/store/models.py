@@ -87,7 +87,7 @@ class SubJob(SQLModel, table=True):
         sa.Index("ix_subjobs_claim", "operation_id", "rate_key", "state", "seq"),
         sa.Index("ix_subjobs_state", "operation_id", "state", "seq"),
         sa.Index("ix_subjobs_due", "state", "not_before"),
-        # the sub-jobs whose action has begun (`jobs.store_claims.begun`), few and counted often
+        # the sub-jobs whose action has begun (`jobs.store.claims.begun`), few and counted often
         sa.Index(
             BEGUN_INDEX,
             "operation_id",

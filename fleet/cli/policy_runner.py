@@ -1,9 +1,9 @@
-"""`python -m fleet.policies.runner`: the engine plus the policy scheduler in one process.
+"""`python -m fleet.cli.policy_runner`: the engine plus the policy scheduler in one process.
 
 `fleet serve` and `fleet worker` run the scheduler too, from the `[policies]` settings; this runner
 takes the policy files, the calendar directory and the scheduler's intervals as options instead::
 
-    python -m fleet.policies.runner --config config/prod.toml --policies config/policies.toml
+    python -m fleet.cli.policy_runner --config config/prod.toml --policies config/policies.toml
 
 Only the leader replica fires; the others wait as standbys. It runs until SIGTERM or SIGINT.
 Exit status 2: a bad option, or a configuration or policy error (printed).
@@ -20,7 +20,7 @@ from datetime import timedelta
 
 import structlog
 
-from fleet.cli_args import positive_float
+from fleet.cli.args import positive_float
 from fleet.logging import configure_logging
 from fleet.policies.files import PolicySet, load_policy_files
 from fleet.policies.model import PolicyError
@@ -31,7 +31,7 @@ from fleet.settings import PoliciesSpec, Settings, SettingsError, load_with_defa
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m fleet.policies.runner",
+        prog="python -m fleet.cli.policy_runner",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -18,7 +18,7 @@ acquires `until_done`, so from then the limiter counts it (in flight, then a per
 answer), and a reservation kept until the call ends would count it twice and hold the key below
 its ceiling (`jobs.ratelimit.Reservation`; measured in `docs/benchmarks.md`, "Engine"). With a
 generous budget a round claims many groups per operation in one transaction (`claim_batches`),
-and the answers are committed many per transaction (`jobs.recorder`), so the bookkeeping stays
+and the answers are committed many per transaction (`jobs.loops.recorder`), so the bookkeeping stays
 well under the limits.
 """
 
@@ -36,10 +36,10 @@ import structlog
 from jobs.clock import Clock
 from jobs.config import EngineConfig
 from jobs.decide import Context, Phase, decide_batch, summarize
+from jobs.loops.recorder import Recorder
 from jobs.outcomes import Accepted, Outcome
 from jobs.ports import CallResult, Executor, JobStore, RateLimiter
 from jobs.ratelimit import Reservation, reserving
-from jobs.recorder import Recorder
 from jobs.records import ActiveOperation, Batch, ClaimRequest
 from jobs.strategy import in_flight_allowance, wave_end
 

@@ -6,7 +6,9 @@ secret, compared with `hmac.compare_digest` (constant time). A fast hash is enou
 the secret is random and long; slow password hashes exist for secrets people choose.
 
 The table lives in the same database as the engine (migration ``0002_api_tokens``) and is reached
-through the engine's `jobs.db.Database`, so SQLite writes take the same ``BEGIN IMMEDIATE`` path.
+through the engine's `jobs.store.db.Database`, so SQLite writes take the same ``BEGIN IMMEDIATE`` path.
+The API checks tokens (`fleet.api.context`) and `fleet tokens` manages them; the SQL stays here,
+as no SQL is written inside `fleet.api`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from jobs.db import Database
+from jobs.store.db import Database
 
 METADATA = sa.MetaData()
 

@@ -16,12 +16,10 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from jobs.db import Database
-from jobs.models import BEGUN_INDEX, BEGUN_SQL, CLOUD_CALLS, OPERATIONS, SUBJOBS
 from jobs.ports import CallResult
 from jobs.records import ActiveOperation, Applied, Batch, Change, ClaimRequest, SubJobRecord
 from jobs.states import IN_FLIGHT, Event, State, target
-from jobs.store_base import (
+from jobs.store.base import (
     CHUNK,
     MOVED_COLUMNS,
     Moved,
@@ -32,7 +30,9 @@ from jobs.store_base import (
     to_subjob,
     transition_events,
 )
-from jobs.store_settle import settle
+from jobs.store.db import Database
+from jobs.store.models import BEGUN_INDEX, BEGUN_SQL, CLOUD_CALLS, OPERATIONS, SUBJOBS
+from jobs.store.settle import settle
 
 SETTABLE = frozenset(
     {
@@ -69,7 +69,7 @@ def _stopped() -> sa.ColumnElement[bool]:
 
 
 def begun() -> sa.TextClause:
-    """A PENDING sub-job whose server's action has begun (`jobs.models.BEGUN_SQL`: the cloud
+    """A PENDING sub-job whose server's action has begun (`jobs.store.models.BEGUN_SQL`: the cloud
     accepted a call of it, or one may have reached it). It is in flight: a cancel, an
     error-budget stop or a pause lets it finish (D20), and it counts against `max_in_flight`.
     Indexed by `ix_subjobs_begun` (a partial index: the query must repeat its expression)."""

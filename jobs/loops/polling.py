@@ -18,9 +18,9 @@ import structlog
 from jobs.clock import Clock
 from jobs.config import EngineConfig
 from jobs.decide import Context, Phase, decide_batch
+from jobs.loops.recorder import Recorder
 from jobs.outcomes import Outcome
 from jobs.ports import Executor, JobStore
-from jobs.recorder import Recorder
 from jobs.records import Batch, OperationRecord, SubJobRecord
 from jobs.types import JSONMapping
 

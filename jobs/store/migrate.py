@@ -1,7 +1,7 @@
 """Schema migrations as a function: `upgrade(url)` is what `fleet db upgrade` calls.
 
 The Alembic scripts live in the repository's `migrations/` directory; a wheel carries them
-inside this package (`jobs/_migrations`, see pyproject.toml), where they are looked for first. `upgrade` is synchronous
+inside the `jobs` package (`jobs/_migrations`, see pyproject.toml), where they are looked for first. `upgrade` is synchronous
 (Alembic runs the async drivers on its own event loop); from async code call it in a thread:
 ``await asyncio.to_thread(upgrade, url)``.
 """
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-_HERE = Path(__file__).resolve().parent
-_INSTALLED, _SOURCE = _HERE / "_migrations", _HERE.parent / "migrations"
+_JOBS = Path(__file__).resolve().parents[1]
+_INSTALLED, _SOURCE = _JOBS / "_migrations", _JOBS.parent / "migrations"
 MIGRATIONS = _INSTALLED if (_INSTALLED / "env.py").is_file() else _SOURCE
 
 
@@ -34,7 +34,7 @@ def target_metadata(cfg: Config | None = None) -> list[sa.MetaData]:
     """The MetaData objects the schema is made of, named in alembic.ini (`target_metadata`):
     the engine's and the product's, so one migration history covers the whole database."""
     cfg = cfg or alembic_config("")
-    names = (cfg.get_main_option("target_metadata") or "jobs.models:METADATA").split()
+    names = (cfg.get_main_option("target_metadata") or "jobs.store.models:METADATA").split()
     found: list[sa.MetaData] = []
     for name in names:
         module, _, attr = name.partition(":")

@@ -1,5 +1,5 @@
 """The CLI's side of the REST API: `fleet run`, `fleet ops ...`, `fleet endpoints`, `fleet servers`
-(and `fleet policies ...`, in `fleet.client_policies`).
+(and `fleet policies ...`, in `fleet.cli.policies`).
 
 Everything goes over HTTP to a running service (`--url` or `FLEET_URL`, token from `FLEET_TOKEN` or
 the file named by `FLEET_TOKEN_FILE`): the CLI has no database access of its own, so it works the
@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from argparse import Namespace
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -24,7 +23,7 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 
-from fleet.client_text import (
+from fleet.cli.text import (
     number,
     one_line,
     page_end,
@@ -182,7 +181,7 @@ async def watch(client: Client, operation_id: str, out: TextIO, err: TextIO) -> 
 
 
 def _pairs(values: Sequence[tuple[str, str]] | None) -> dict[str, str]:
-    """`--tag`/`--set-tag` values (checked by argparse: `fleet.cli_args.key_value`)."""
+    """`--tag`/`--set-tag` values (checked by argparse: `fleet.cli.args.key_value`)."""
     return dict(values or [])
 
 
@@ -391,41 +390,3 @@ async def cmd_servers(args: Namespace, client: Client, out: TextIO, err: TextIO)
     out.write(table(rows, ("endpoint", "id", "name", "status", "flavor")) + "\n")
     out.write(page_end(data))
     return 0
-
-
-Command = Callable[[Namespace, Client, TextIO, TextIO], Awaitable[int]]
-COMMANDS: dict[str, Command] = {
-    "run": cmd_run,
-    "ops": cmd_ops,
-    "endpoints": cmd_endpoints,
-    "servers": cmd_servers,
-    "flavors": cmd_flavors,
-}
-
-
-def _command(name: str) -> Command:
-    if name == "policies":
-        from fleet.client_policies import cmd_policies  # it builds on this module
-
-        return cmd_policies
-    return COMMANDS[name]
-
-
-async def remote(args: Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    """Run one API command; problems and connection errors become messages and exit codes."""
-    url = args.url or os.environ.get("FLEET_URL") or DEFAULT_URL
-    problem = url_problem(url)
-    if problem:
-        where = "--url" if args.url else "FLEET_URL"
-        err.write(f"fleet {args.command}: error: {where} {url!r}: {problem}\n")
-        return 2
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
-        client = Client(url, token_from_env(), session)
-        try:
-            return await _command(args.command)(args, client, out, err)
-        except ApiError as exc:
-            err.write(f"fleet: {exc.status}: {exc.problem.get('detail') or exc}\n")
-            return 2
-        except aiohttp.ClientConnectionError as exc:
-            err.write(f"fleet: cannot reach the service at {url}: {exc}\n")
-            return 3

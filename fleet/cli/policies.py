@@ -1,7 +1,7 @@
 """`fleet policies list | preview ID [--n N] | fires ID [--limit N] [--cursor C] | run ID`:
 scheduled policies over the REST API.
 
-Same conventions as `fleet.client` (URL and token from the environment, `--json` prints the API's
+Same conventions as `fleet.cli.client` (URL and token from the environment, `--json` prints the API's
 answer, exit 2 when the service refuses, 3 when it cannot be reached). `run` exits 1 when the fire
 failed or was refused (its operation refused by admission or by planning); a skip (no servers to
 act on) is not a failure.
@@ -13,8 +13,8 @@ from argparse import Namespace
 from collections.abc import Mapping, Sequence
 from typing import TextIO
 
-from fleet.client import Client
-from fleet.client_text import page_end, table, write_json
+from fleet.cli.client import Client
+from fleet.cli.text import page_end, table, write_json
 
 
 def _slot_text(slot: object) -> str:

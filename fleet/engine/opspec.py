@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from fleet.domain import ActionParams, PowerType, Selector, ServerStatus
 from fleet.drivers.registry import KINDS, NEEDS
-from fleet.tag_limits import filter_tag_problem
+from fleet.engine.tag_limits import filter_tag_problem
 from jobs.errors import FieldError
 
 DEFAULT_EXCLUDE_TAG = ("fleet-exclude", "true")

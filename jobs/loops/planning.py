@@ -192,7 +192,7 @@ class PlanningLoop:
 
 
 def _limits(item: PlanItem) -> tuple[tuple[str, str, int], ...]:
-    """Column sizes (see `jobs.models`): refused here with a clear reason, not by the database."""
+    """Column sizes (see `jobs.store.models`): refused here with a clear reason, not by the database."""
     return (
         ("target_id", item.target_id, 255),
         ("rate_key", item.rate_key, 255),

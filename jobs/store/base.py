@@ -1,9 +1,9 @@
 """Shared pieces of the store: row -> record conversion, event rows, operation row helpers.
 
-The store's SQL is split by concern so that no module grows past a readable size: `store`
-(the facade), `store_ops` (operations), `store_planning`, `store_claims` (claim and apply),
-`store_leases` (reap, recover, heartbeats, named leases), `store_settle` (operation consequences)
-and this module. Nothing else in the engine touches SQLAlchemy.
+The store's SQL is split by concern so that no module grows past a readable size: `job_store`
+(the facade), `ops` (operations), `planning`, `claims` (claim and apply), `leases` (reap, recover,
+heartbeats, named leases), `settle` (operation consequences) and this module. Nothing else in the
+engine touches SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobs.errors import NotFound
-from jobs.models import CLOUD_CALLS, EVENTS, OPERATIONS, SUBJOBS
 from jobs.records import (
     CloudCallRecord,
     EventRecord,
@@ -27,6 +26,7 @@ from jobs.records import (
     SubJobRecord,
 )
 from jobs.states import Event, State
+from jobs.store.models import CLOUD_CALLS, EVENTS, OPERATIONS, SUBJOBS
 from jobs.strategy import BlastRadius, Strategy
 from jobs.types import JSONMapping
 

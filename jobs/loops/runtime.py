@@ -28,12 +28,12 @@ import structlog
 
 from jobs.clock import Clock, SystemClock
 from jobs.config import EngineConfig
-from jobs.dispatch import Dispatcher
-from jobs.planning import PlanningLoop
-from jobs.polling import Poller
+from jobs.loops.dispatch import Dispatcher
+from jobs.loops.planning import PlanningLoop
+from jobs.loops.polling import Poller
+from jobs.loops.reaping import Reaper
+from jobs.loops.recorder import Recorder
 from jobs.ports import Executor, JobStore, Planner, RateLimiter
-from jobs.reaping import Reaper
-from jobs.recorder import Recorder
 from jobs.waiting import Waiting, WaitObserver, no_observer
 
 log = structlog.get_logger("jobs.runtime")

@@ -16,10 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from jobs.db import Database
 from jobs.decide import AWAIT_TIMEOUT
 from jobs.errors import Conflict, IdempotencyConflict, InvalidSpec
-from jobs.models import CLOUD_CALLS, EVENTS, OPERATIONS, SUBJOBS
 from jobs.outcomes import ROLLED_BACK
 from jobs.records import (
     EventRecord,
@@ -30,7 +28,7 @@ from jobs.records import (
     SubJobRecord,
 )
 from jobs.states import Event, State, derive_operation_state
-from jobs.store_base import (
+from jobs.store.base import (
     CHUNK,
     MOVED_COLUMNS,
     insert_events,
@@ -43,7 +41,9 @@ from jobs.store_base import (
     transition_events,
     update_operation,
 )
-from jobs.store_settle import settle
+from jobs.store.db import Database
+from jobs.store.models import CLOUD_CALLS, EVENTS, OPERATIONS, SUBJOBS
+from jobs.store.settle import settle
 from jobs.types import JSONValue
 
 

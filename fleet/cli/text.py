@@ -1,6 +1,6 @@
 """How the CLI prints what the API answers: progress bars, summaries, plans and tables.
 
-Lists end with `next: --cursor C` when the API has a further page (`fleet.client.page_end`), so a
+Lists end with `next: --cursor C` when the API has a further page (`fleet.cli.client.page_end`), so a
 listing that stops at `--limit` never hides rows silently.
 """
 

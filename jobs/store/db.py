@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from jobs.models import OPERATIONS
+from jobs.store.models import OPERATIONS
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _READ_OPTION = "jobs_read_only"

@@ -14,7 +14,7 @@ import structlog
 from fleet.logging import configure_logging
 from fleet.service import ensure_sqlite_dir, open_fleet, preflight
 from fleet.settings import Settings, SettingsError, load_with_defaults
-from jobs.migrate import upgrade
+from jobs.store.migrate import upgrade
 
 
 def _config_error(exc: SettingsError) -> int:
@@ -89,8 +89,8 @@ def run_serve(paths: Sequence[str], bootstrap_token_file: str | None, url_file: 
 
 
 async def _tokens(settings: Settings, verb: str, name: str | None, role: str | None) -> int:
-    from fleet.api.tokens import Role, TokenError, TokenStore
-    from jobs.db import Database
+    from fleet.tokens import Role, TokenError, TokenStore
+    from jobs.store.db import Database
 
     db = Database(settings.database.url)
     tokens = TokenStore(db)

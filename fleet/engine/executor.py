@@ -28,8 +28,8 @@ from fleet.drivers.errors import (
     Transient,
 )
 from fleet.drivers.novacommon import server_outcome
-from fleet.opspec import parse_params
-from fleet.planner import batch_key, rate_key
+from fleet.engine.opspec import parse_params
+from fleet.engine.planner import batch_key, rate_key
 from jobs.outcomes import (
     ROLLED_BACK,
     Accepted,

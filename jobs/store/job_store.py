@@ -1,10 +1,10 @@
 """The job store: ALL of the engine's SQL, behind one object, on SQLite or PostgreSQL.
 
 `SqlJobStore` implements `jobs.ports.JobStore`. The SQL itself lives in sibling modules so each
-stays readable: `store_ops` (operations: create, read, page, control), `store_planning`,
-`store_claims` (claim, apply, poll leases), `store_leases` (reap, recover, heartbeats, named
-leases), `store_settle` (error budget, waves, finishing) and `store_base` (row conversion, events). Nothing outside these modules and
-`jobs.models` touches SQLAlchemy; callers get frozen records (`jobs.records`).
+stays readable: `ops` (operations: create, read, page, control), `planning`, `claims` (claim,
+apply, poll leases), `leases` (reap, recover, heartbeats, named leases), `settle` (error budget,
+waves, finishing) and `base` (row conversion, events). Nothing outside the `jobs.store` package
+touches SQLAlchemy; callers get frozen records (`jobs.records`).
 
 Times are passed in (`now`), never read here, so a fake clock drives the whole engine in tests.
 """
@@ -16,14 +16,12 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from jobs import store_claims, store_leases, store_ops, store_planning
-from jobs.db import Database
-from jobs.models import CLOUD_CALLS, METADATA
 from jobs.ports import CallResult, NewSubJob
 from jobs.records import (
     ActiveOperation,
     Applied,
     Batch,
+    CallTotal,
     Change,
     ClaimRequest,
     CloudCallRecord,
@@ -35,8 +33,15 @@ from jobs.records import (
     PlanSummary,
     SubJobRecord,
 )
-from jobs.states import State
-from jobs.store_base import to_call
+from jobs.states import OperationState, State
+from jobs.store import claims as store_claims
+from jobs.store import leases as store_leases
+from jobs.store import ops as store_ops
+from jobs.store import planning as store_planning
+from jobs.store import totals
+from jobs.store.base import to_call
+from jobs.store.db import Database
+from jobs.store.models import CLOUD_CALLS, METADATA
 
 
 class SqlJobStore:
@@ -203,3 +208,14 @@ class SqlJobStore:
 
     async def release_lease(self, name: str, owner: str) -> None:
         await store_leases.release_lease(self.db, name, owner)
+
+    # --- totals (for /metrics) ----------------------------------------------------------------
+
+    async def operation_state_totals(self) -> dict[OperationState, int]:
+        return await totals.operation_states(self.db)
+
+    async def subjob_state_totals(self) -> dict[State, int]:
+        return await totals.subjob_states(self.db)
+
+    async def cloud_call_totals(self) -> list[CallTotal]:
+        return await totals.cloud_calls(self.db)

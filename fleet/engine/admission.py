@@ -31,7 +31,7 @@ from fleet.domain import ActionParams
 from fleet.drivers.actions import Goal
 from fleet.drivers.base import Driver, resolve_flavor
 from fleet.drivers.errors import DriverError, Unsupported
-from fleet.opspec import parse_params, parse_targets
+from fleet.engine.opspec import parse_params, parse_targets
 from jobs.errors import FieldError, InvalidSpec
 from jobs.records import NewOperation
 from jobs.strategy import BlastRadius, Strategy, stricter

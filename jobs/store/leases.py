@@ -12,11 +12,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from jobs.db import Database
-from jobs.models import LEASES, OPERATIONS, SUBJOBS, WORKERS
 from jobs.states import IN_FLIGHT, Event, State
-from jobs.store_base import CHUNK, MOVED_COLUMNS, insert_events, moved, transition_events
-from jobs.store_settle import settle
+from jobs.store.base import CHUNK, MOVED_COLUMNS, insert_events, moved, transition_events
+from jobs.store.db import Database
+from jobs.store.models import LEASES, OPERATIONS, SUBJOBS, WORKERS
+from jobs.store.settle import settle
 
 _S = SUBJOBS.c
 

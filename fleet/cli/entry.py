@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from collections.abc import Sequence
 
-from fleet.cli_args import (
+from fleet.cli.args import (
     amount,
     exclude_tag,
     key_value,
@@ -177,10 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             host=args.host, port=args.port, world=args.world, seed=args.seed, speed=args.speed
         )
     if args.command in ("run", "ops", "endpoints", "flavors", "servers", "policies"):
-        from fleet.client import remote
+        from fleet.cli.remote import remote
 
         return asyncio.run(remote(args))
-    from fleet.commands import run_db_upgrade, run_serve, run_tokens, run_worker
+    from fleet.cli.commands import run_db_upgrade, run_serve, run_tokens, run_worker
 
     if args.command == "db":
         return run_db_upgrade(args.config or [])
@@ -192,7 +191,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = getattr(args, "name", None)
         return run_tokens(args.config or [], args.tokens_command, name, getattr(args, "role", None))
     return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,10 +15,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from jobs.models import OPERATIONS, SUBJOBS
 from jobs.records import OperationRecord
 from jobs.states import ACTIVE, Event, OperationFlags, State, derive_operation_state
-from jobs.store_base import (
+from jobs.store.base import (
     MOVED_COLUMNS,
     insert_events,
     moved,
@@ -26,6 +25,7 @@ from jobs.store_base import (
     to_operation,
     transition_events,
 )
+from jobs.store.models import OPERATIONS, SUBJOBS
 from jobs.strategy import allowed_failures, errors_exceeded, wave_count
 from jobs.strategy import wave_end as strategy_wave_end
 

@@ -13,13 +13,11 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from jobs.db import Database
 from jobs.errors import Conflict
-from jobs.models import OPERATIONS, SUBJOBS
 from jobs.ports import NewSubJob
 from jobs.records import OperationRecord, PlanSummary
 from jobs.states import State
-from jobs.store_base import (
+from jobs.store.base import (
     CHUNK,
     insert_events,
     operation_event,
@@ -27,7 +25,9 @@ from jobs.store_base import (
     to_operation,
     update_operation,
 )
-from jobs.store_settle import settle
+from jobs.store.db import Database
+from jobs.store.models import OPERATIONS, SUBJOBS
+from jobs.store.settle import settle
 
 
 async def claim_planning(
