@@ -19,7 +19,6 @@ import time
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
-from pydantic import ValidationError
 
 from fleet.api.context import (
     CACHE,
@@ -31,31 +30,15 @@ from fleet.api.context import (
     TOKENS,
     ApiConfig,
 )
-from fleet.api.errors import Problem, field_problem, http_problem, validation_problem
+from fleet.api.errors import Problem, http_problem, problem_for
 from fleet.api.route import Route
 from fleet.api.routes import ROUTES as TABLE
-from fleet.engine.opspec import SpecError
 from fleet.service import Fleet
 from fleet.tokens import TokenStore
-from jobs.errors import Conflict, InvalidSpec, NotFound
 
 log = structlog.get_logger("fleet.api")
 
 _QUIET = frozenset({"/healthz", "/metrics", "/readyz"})
-
-
-def _engine_problem(exc: Exception) -> Problem | None:
-    if isinstance(exc, NotFound):
-        return Problem(404, str(exc))
-    if isinstance(exc, InvalidSpec):
-        return field_problem(exc.field, str(exc).split(": ", 1)[-1])
-    if isinstance(exc, SpecError):
-        return field_problem(exc.field, exc.message)
-    if isinstance(exc, Conflict):
-        return Problem(409, str(exc))
-    if isinstance(exc, ValidationError):
-        return validation_problem(exc)
-    return None
 
 
 @web.middleware
@@ -78,7 +61,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         status = exc.status
         return http_problem(exc).response(request.path)
     except Exception as exc:
-        problem = _engine_problem(exc)
+        problem = problem_for(exc)
         if problem is None:
             log.exception("request_failed", method=request.method, path=request.path)
             problem = Problem(500, "internal error; the service log has the details")

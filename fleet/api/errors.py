@@ -15,6 +15,12 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from fleet.api.schemas import FieldError, ProblemOut
+from fleet.drivers.errors import DriverError
+from fleet.policies.service import PolicyNotFound
+from fleet.policies.store import PolicyConflict
+from jobs.errors import Conflict
+from jobs.errors import FieldError as FieldErrorBase
+from jobs.errors import NotFound as JobsNotFound
 
 PROBLEM_TYPE = "application/problem+json"
 
@@ -131,3 +137,29 @@ def http_problem(exc: web.HTTPException) -> Problem:
     if exc.status == 413:
         detail = "body: the request body is larger than this service accepts"
     return Problem(exc.status, detail, field=field_path, headers=headers)
+
+
+# The one table of errors raised below the API and the status each answers (first match wins). A
+# `FieldError` (the base of every "this field is wrong" error) names its field.
+ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (FieldErrorBase, 422),
+    (JobsNotFound, 404),
+    (PolicyNotFound, 404),
+    (Conflict, 409),
+    (PolicyConflict, 409),
+    (DriverError, 502),
+)
+
+
+def problem_for(exc: Exception) -> Problem | None:
+    """The problem an error below the API answers, or None (an unexpected error: 500)."""
+    if isinstance(exc, ValidationError):
+        return validation_problem(exc)
+    for kind, status in ERROR_STATUS:
+        if isinstance(exc, kind):
+            if isinstance(exc, FieldErrorBase):
+                return field_problem(exc.field or "body", exc.message, status)
+            if isinstance(exc, DriverError):
+                return Problem(status, f"an endpoint failed: {exc.message}")
+            return Problem(status, str(exc))
+    return None

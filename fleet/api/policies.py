@@ -10,9 +10,6 @@ deployment), the feature is switched off, which a 404 would hide.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from aiohttp import web
 
 from fleet.api.context import fleet_of, identity_of, json_response, read_body, read_query
@@ -28,10 +25,8 @@ from fleet.api.schemas_policies import (
     RunOut,
     RunQuery,
 )
-from fleet.drivers.errors import DriverError
 from fleet.policies.model import PolicyError
-from fleet.policies.service import PolicyNotFound, PolicyService
-from fleet.policies.store import PolicyConflict
+from fleet.policies.service import PolicyService
 from fleet.policies.views import PolicyView
 
 DISABLED = "policies are disabled on this service ([policies] enabled = false)"
@@ -46,21 +41,6 @@ def _service(request: web.Request) -> PolicyService:
     if service is None:
         raise Problem(503, DISABLED)
     return service
-
-
-@contextmanager
-def _policy_errors() -> Iterator[None]:
-    """The engine's errors as problems naming the field."""
-    try:
-        yield
-    except PolicyError as exc:
-        raise field_problem(exc.field or "body", exc.message) from None
-    except PolicyNotFound as exc:
-        raise Problem(404, str(exc)) from None
-    except PolicyConflict as exc:
-        raise Problem(409, str(exc)) from None
-    except DriverError as exc:  # listing the servers (preview)
-        raise Problem(502, f"an endpoint failed: {exc.message}") from None
 
 
 def _out(view: PolicyView) -> PolicyOut:
@@ -86,16 +66,14 @@ async def list_policies(request: web.Request) -> web.Response:
 
 async def get_policy(request: web.Request) -> web.Response:
     service = _service(request)
-    with _policy_errors():
-        view = await service.get_policy(request.match_info["name"])
+    view = await service.get_policy(request.match_info["name"])
     return json_response(_out(view))
 
 
 async def create_policy(request: web.Request) -> web.Response:
     service = _service(request)
     body = await read_body(request, PolicyIn)
-    with _policy_errors():
-        view = await service.create_policy(body.raw(), by=identity_of(request).name)
+    view = await service.create_policy(body.raw(), by=identity_of(request).name)
     return json_response(_out(view), 201, {"Location": policy_path(view.id)})
 
 
@@ -104,10 +82,9 @@ async def replace_policy(request: web.Request) -> web.Response:
     policy_id = request.match_info["name"]
     expected = _expected_version(request)
     body = await read_body(request, PolicyIn)
-    with _policy_errors():
-        view = await service.replace_policy(
-            policy_id, body.raw(), identity_of(request).name, expected_version=expected
-        )
+    view = await service.replace_policy(
+        policy_id, body.raw(), identity_of(request).name, expected_version=expected
+    )
     return json_response(_out(view))
 
 
@@ -115,9 +92,8 @@ async def delete_policy(request: web.Request) -> web.Response:
     """Answers the policy as it was; its fires stay as history."""
     service = _service(request)
     policy_id = request.match_info["name"]
-    with _policy_errors():
-        view = await service.get_policy(policy_id)
-        await service.delete_policy(policy_id, identity_of(request).name)
+    view = await service.get_policy(policy_id)
+    await service.delete_policy(policy_id, identity_of(request).name)
     return json_response(_out(view))
 
 
@@ -125,31 +101,28 @@ async def run_policy(request: web.Request) -> web.Response:
     """Fire now; the same minute twice is one fire (`created` false the second time)."""
     service = _service(request)
     q = read_query(request, RunQuery)
-    with _policy_errors():
-        try:
-            result = await service.run_now(
-                request.match_info["name"], identity_of(request).name, slot=q.slot
-            )
-        except (OverflowError, ValueError) as exc:
-            if isinstance(exc, PolicyError):
-                raise
-            raise field_problem("slot", "not a fire time of this policy") from None
+    try:
+        result = await service.run_now(
+            request.match_info["name"], identity_of(request).name, slot=q.slot
+        )
+    except (OverflowError, ValueError) as exc:
+        if isinstance(exc, PolicyError):
+            raise
+        raise field_problem("slot", "not a fire time of this policy") from None
     return json_response(RunOut.model_validate(result.to_json()))
 
 
 async def preview_policy(request: web.Request) -> web.Response:
     service = _service(request)
     q = read_query(request, PreviewQuery)
-    with _policy_errors():
-        preview = await service.preview(request.match_info["name"], n=q.n, servers=q.servers)
+    preview = await service.preview(request.match_info["name"], n=q.n, servers=q.servers)
     return json_response(PreviewOut.model_validate(preview.to_json()))
 
 
 async def list_fires(request: web.Request) -> web.Response:
     service = _service(request)
     q = read_query(request, FiresQuery)
-    with _policy_errors():
-        fires, more = await service.fires_page(request.match_info["name"], q.limit, q.before)
+    fires, more = await service.fires_page(request.match_info["name"], q.limit, q.before)
     items = [f.to_json() for f in fires]
     next_cursor = None if more is None else str(more)
     return json_response(FireList.model_validate({"items": items, "next_cursor": next_cursor}))
