@@ -100,9 +100,24 @@ class ActionSpec:
     evidence: Evidence = Evidence.STATE
     verify_by: Evidence = Evidence.STATE
     seconds: float | None = None
+    # Where a step without a status of its own (confirm, revert) leaves the server settled.
+    settles_in: frozenset[ServerStatus] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "skip_from", MappingProxyType(dict(self.skip_from)))
+
+    def settled_there(self, server: ServerRef) -> bool:
+        """Whether `server` has settled where this call leaves it (read after the call, or
+        after a send that may have reached the cloud). A settled server carrying a fault has
+        not (some clouds roll a failed action back), unless it is gone."""
+        if not server.settled:
+            return False
+        if server.fault and self.leads_to is not ServerStatus.DELETED:
+            return False
+        targets = self.settles_in or (
+            frozenset({self.leads_to}) if self.leads_to is not None else frozenset()
+        )
+        return not targets or server.status in targets
 
     @property
     def duration(self) -> float:
@@ -352,6 +367,7 @@ SIMPLE_KINDS: Mapping[str, Action] = MappingProxyType(
     }
 )
 NOT_RUNNING = MappingProxyType({S.STOPPED: "not running (stopped)"})
+AFTER_RESIZE = frozenset({S.RUNNING, S.STOPPED})  # where a confirm or a revert leaves a server
 
 
 def power(

@@ -27,7 +27,6 @@ from fleet.drivers.errors import (
     Throttled,
     Transient,
 )
-from fleet.drivers.novacommon import server_outcome
 from fleet.engine.opspec import parse_params
 from fleet.engine.planner import batch_key, rate_key
 from jobs.outcomes import (
@@ -549,7 +548,7 @@ def _reached(spec: ActionSpec, server: ServerRef, params: ActionParams) -> bool:
         return False  # idempotent calls: simply sent again
     if spec.goal is Goal.FLAVOR:
         return spec.reached(server, params)
-    return server_outcome(spec.action, server, params.flavor).state is OutcomeState.DONE
+    return spec.settled_there(server)
 
 
 def _landed(spec: ActionSpec, sj: SubJobRecord, server: ServerRef, params: ActionParams) -> bool:

@@ -31,6 +31,7 @@ from fleet.domain import (
     tag_to_1d,
 )
 from fleet.drivers.actions import (
+    AFTER_RESIZE,
     SIMPLE_KINDS,
     ActionSpec,
     Capabilities,
@@ -105,8 +106,8 @@ CAPABILITIES = Capabilities(
                 for action in (Action.START, Action.STOP, Action.REBOOT)
             ),
             ActionSpec(Action.RESIZE, RESIZE, 1, Goal.FLAVOR, evidence=_JOB),
-            ActionSpec(Action.CONFIRM_RESIZE, NOVA_ACTION, 1, Goal.STEP),
-            ActionSpec(Action.REVERT_RESIZE, NOVA_ACTION, 1, Goal.STEP),
+            ActionSpec(Action.CONFIRM_RESIZE, NOVA_ACTION, 1, Goal.STEP, settles_in=AFTER_RESIZE),
+            ActionSpec(Action.REVERT_RESIZE, NOVA_ACTION, 1, Goal.STEP, settles_in=AFTER_RESIZE),
             *tags(TAGS),
             ActionSpec(Action.DELETE, DELETE, MAX_BATCH, Goal.STATUS, S.DELETED, evidence=_JOB),
         )

@@ -21,6 +21,7 @@ import structlog
 
 from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef, ServerStatus
 from fleet.drivers.actions import (
+    AFTER_RESIZE,
     SIMPLE_KINDS,
     ActionSpec,
     Capabilities,
@@ -121,8 +122,8 @@ def capabilities_for(quirks: rq.NovaQuirks) -> Capabilities:
     specs = [
         *(power(action, ACTION, 1) for action in (Action.START, Action.STOP, Action.REBOOT)),
         ActionSpec(Action.RESIZE, ACTION, 1, Goal.FLAVOR),
-        ActionSpec(Action.CONFIRM_RESIZE, ACTION, 1, Goal.STEP),
-        ActionSpec(Action.REVERT_RESIZE, ACTION, 1, Goal.STEP),
+        ActionSpec(Action.CONFIRM_RESIZE, ACTION, 1, Goal.STEP, settles_in=AFTER_RESIZE),
+        ActionSpec(Action.REVERT_RESIZE, ACTION, 1, Goal.STEP, settles_in=AFTER_RESIZE),
         ActionSpec(Action.DELETE, DELETE, 1, Goal.STATUS, S.DELETED),
     ]
     offers = {

@@ -4,6 +4,7 @@ lists derived from them."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from fleet.api.schemas import ActionName
 from fleet.cli import build_parser
 from fleet.domain import Provider, ServerRef, ServerStatus
-from fleet.drivers.actions import Capabilities
+from fleet.drivers.actions import Capabilities, Evidence, Goal
 from fleet.drivers.base import Driver
 from fleet.drivers.registry import DECLARATIONS, KINDS, capability_table
 from fleet.engine.admission import ActRequest, Admission
@@ -139,3 +140,21 @@ def test_the_api_cli_and_docs_list_the_declared_actions() -> None:
     docs = (ROOT / "docs" / "extending.md").read_text(encoding="utf-8")
     table = docs.split("<!-- capabilities -->\n", 1)[1].split("\n<!-- /capabilities -->", 1)[0]
     assert table == capability_table()
+
+
+@pytest.mark.parametrize("caps", DECLARATIONS, ids=[c.dialect for c in DECLARATIONS])
+def test_where_a_call_settles_agrees_with_the_status_polls(caps: Capabilities) -> None:
+    """The executor judges a call that may have reached the cloud by the declaration
+    (`settled_there`); the drivers' status polls by their own table: they must agree."""
+    from fleet.drivers.base import OutcomeState
+    from fleet.drivers.novacommon import server_outcome
+
+    statuses = [s for s in S if s is not S.UNKNOWN]
+    for spec in caps.actions.values():
+        if spec.evidence is Evidence.ANSWER or spec.goal is Goal.FLAVOR:
+            continue  # tags answer when done; a resize is judged by its flavor
+        for status, task, fault in itertools.product(statuses, (None, "x"), (None, "boom")):
+            server = ServerRef("e", Provider.OPENSTACK, "s", "n", status, task_state=task,
+                               fault=fault)  # fmt: skip
+            polled = server_outcome(spec.action, server, None).state is OutcomeState.DONE
+            assert spec.settled_there(server) is polled, (spec.action, status, task, fault)
