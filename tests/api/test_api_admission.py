@@ -63,7 +63,8 @@ async def test_a_policy_is_refused_where_an_operation_is(
     assert put.status == 422 and put.body["field"] == field, put.body
 
 
-async def test_a_delete_is_held_to_the_delete_guard_unless_an_admin_lifts_it(api: Api) -> None:
+async def test_a_delete_is_held_to_the_delete_guard_unless_an_admin_lifts_it(api_db: Api) -> None:
+    api = api_db
     body = operation("delete", {"endpoints": ["ecs-sim"]})
     body["dry_run"] = False
     body["strategy"] = {"max_in_flight": 1}
@@ -98,7 +99,8 @@ async def test_an_operation_that_matches_no_server_is_refused(api_db: Api) -> No
     assert done["refused_reason"] == "no server matched the selector", done
 
 
-async def test_a_fire_shows_what_its_operation_did(api: Api) -> None:
+async def test_a_fire_shows_what_its_operation_did(api_db: Api) -> None:
+    api = api_db
     body = policy("dev-stop", "stop", {"endpoints": ["ecs-sim"], "tags_all": {"env": "dev"}})
     assert (await api.call("POST", "/v1/policies", json=body, role="admin")).status == 201
     run = await api.post("/v1/policies/dev-stop/run")
