@@ -543,10 +543,10 @@ def _poll_error(exc: DriverError) -> Outcome:
 
 
 def _reached(spec: ActionSpec, server: ServerRef, params: ActionParams) -> bool:
-    """Whether `server` (settled) already shows what the call of `spec` leads to."""
-    if spec.evidence is Evidence.ANSWER:
-        return False  # idempotent calls: simply sent again
-    if spec.goal is Goal.FLAVOR:
+    """Whether `server` (settled) already shows what the call of `spec` leads to: its flavor,
+    its tags read back (a tag call whose answer was lost is settled by reading, not by sending
+    it again), or the status where the call leaves it."""
+    if spec.goal in (Goal.FLAVOR, Goal.TAGS_SET, Goal.TAGS_UNSET):
         return spec.reached(server, params)
     return spec.settled_there(server)
 
