@@ -19,7 +19,7 @@ import pytest
 
 schemathesis = pytest.importorskip(
     "schemathesis",
-    reason="schemathesis is not installed: it is a test-only dependency the lead adds "
+    reason="schemathesis is not installed: it is a test-only dependency "
     "(dev group in pyproject.toml)",
 )
 from hypothesis import HealthCheck, given, settings  # noqa: E402
