@@ -12,7 +12,7 @@ import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,11 +60,10 @@ class Fleet:
     simulator_url: str | None = None
     policies: PolicyService | None = None
     credentials: CredentialChecks | None = None  # each endpoint's credential state (/readyz)
+    admission: Admission = field(init=False)  # the one door every request to act goes through
 
-    @property
-    def admission(self) -> Admission:
-        """The one door every request to act goes through (`fleet.engine.admission`)."""
-        return admission_for(self.settings, self.drivers)
+    def __post_init__(self) -> None:
+        self.admission = admission_for(self.settings, self.drivers)
 
 
 def admission_for(settings: Settings, drivers: Mapping[str, Driver]) -> Admission:

@@ -272,16 +272,18 @@ class Capabilities:
     budgets: Mapping[str, tuple[RateBudget, ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    _recipes: Mapping[str, Recipe] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "actions", MappingProxyType(dict(self.actions)))
         object.__setattr__(self, "offers", MappingProxyType(dict(self.offers)))
         object.__setattr__(self, "budgets", MappingProxyType(dict(self.budgets)))
-        for offer in self.offers.values():
-            for recipe in offer.recipes:
-                for step in recipe.steps:
-                    if step.action not in self.actions:
-                        raise ValueError(f"{self.dialect}: {recipe.name} calls {step.action}")
+        recipes = {r.name: r for offer in self.offers.values() for r in offer.recipes}
+        object.__setattr__(self, "_recipes", MappingProxyType(recipes))
+        for recipe in recipes.values():
+            for step in recipe.steps:
+                if step.action not in self.actions:
+                    raise ValueError(f"{self.dialect}: {recipe.name} calls {step.action}")
 
     @property
     def supported(self) -> frozenset[Action]:
@@ -319,12 +321,8 @@ class Capabilities:
         return offer.recipes[-1]
 
     def recipe(self, name: str) -> Recipe:
-        """A recipe by its stored name (a sub-job planned earlier names it)."""
-        for offer in self.offers.values():
-            for recipe in offer.recipes:
-                if recipe.name == name:
-                    return recipe
-        raise KeyError(name)
+        """A recipe by its stored name (a sub-job planned earlier names it); KeyError if none."""
+        return self._recipes[name]
 
     def skip_reason(self, kind: str, server: ServerRef, params: ActionParams) -> str | None:
         """Why `server` needs no call for `kind` here (None: act on it)."""

@@ -89,8 +89,7 @@ class Admission:
 
     async def admit(self, request: ActRequest) -> NewOperation:
         """Everything checked; nothing written. Raises FieldError naming the field."""
-        selector = self.targets(request.targets)
-        named = [str(n) for n in selector.get("endpoints", [])]  # type: ignore[union-attr]
+        selector, named = self._selector(request.targets)
         try:
             params = parse_params(request.action, request.params)
         except FieldError as exc:
@@ -116,6 +115,10 @@ class Admission:
 
     def targets(self, raw: Mapping[str, object]) -> JSONObject:
         """The selector JSON, checked: at least one criterion, known endpoints."""
+        return self._selector(raw)[0]
+
+    def _selector(self, raw: Mapping[str, object]) -> tuple[JSONObject, list[str]]:
+        """The selector JSON as given (checked) and the endpoints it names."""
         given = {k: v for k, v in raw.items() if k == "exclude_tag" or v not in ([], {}, None)}
         if not any(k in given for k in CRITERIA):
             raise FieldError(
@@ -135,7 +138,7 @@ class Admission:
                 raise FieldError(
                     f"targets.endpoints[{i}]", f"unknown endpoint {name!r}; configured: {known}"
                 )
-        return dict(given)  # type: ignore[arg-type]
+        return dict(given), list(targets.endpoints)  # type: ignore[arg-type]
 
     def capabilities(
         self, kind: str, params: ActionParams, named: Sequence[str], targeted: Sequence[str]
