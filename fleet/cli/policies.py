@@ -132,13 +132,14 @@ async def _fires(args: Namespace, client: Client, out: TextIO) -> int:
             str(f.get("scheduled_at", ""))[:19],
             f.get("trigger"),
             f.get("status"),
+            f.get("outcome") or "",
             f.get("operation_id") or "",
             f.get("targets"),
-            " ".join(str(f.get("reason") or "").split()),
+            " ".join(str(f.get("outcome_reason") or f.get("reason") or "").split()),
         )
         for f in _items(data, "items")
     ]
-    header = ("fire", "slot", "trigger", "status", "operation", "targets", "reason")
+    header = ("fire", "slot", "trigger", "status", "outcome", "operation", "targets", "reason")
     out.write(table(rows, header) + "\n" if rows else "no fires\n")
     out.write(page_end(data))
     return 0

@@ -227,7 +227,7 @@ class Firing:
                 return done
         assert new is not None  # something to operate on, or the marks ended the fire
         return await self.store.set_request(
-            record.id, request_json(new), len(evaluation.acting), evaluation.details()
+            record.id, request_json(new), len(evaluation.operating), evaluation.details()
         )
 
     def _own_refusal(self, policy: Policy) -> str | None:

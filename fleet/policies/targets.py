@@ -201,14 +201,21 @@ async def evaluate(
         where = book.where(server.endpoint)
         v = verdict(policy, server, day, await book.fleet_marks(server.endpoint, server.id))
         act, reason = v.act, v.reason
+        if act and policy.spec.mode == "mark" and _excluded(policy, server):
+            act, reason = False, "excluded"  # never marked, wherever the mark would be kept
         missing = await flavors.missing(server.endpoint) if act else None
         if missing is not None:
             act, reason = False, missing
         caps = inventory[server.endpoint].capabilities
         considered.append(Considered.of(server, act, reason, policy, caps, where))
-        if v.act and where == FLEET and policy.spec.mode == "mark":
+        if act and where == FLEET and policy.spec.mode == "mark":
             kept.append(KeptMark(server.endpoint, server.id, *mark_value(policy, day)))
     return Evaluation(tuple(considered), action_params(policy, day), kept_marks=tuple(kept))
+
+
+def _excluded(policy: Policy, server: ServerRef) -> bool:
+    exclude = policy.targets.exclude_tag
+    return exclude is not None and server.tags.get(exclude[0]) == exclude[1]
 
 
 def operation_request(

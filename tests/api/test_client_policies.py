@@ -100,8 +100,9 @@ async def test_fires_lists_every_fire_page_by_page(api: Api) -> None:
     code, out, err = await fleet(api, "policies", "fires", "nightly-stop", "--limit", "1")
     assert code == 0, err
     header, row, more = out.splitlines()
-    assert header.split()[:4] == ["fire", "slot", "trigger", "status"]
+    assert header.split()[:5] == ["fire", "slot", "trigger", "status", "outcome"]
     assert "2026-01-06T19:00:00" in row and "manual" in row
+    assert row.split()[4] in ("planning", "running", "planned"), row  # the dry run's outcome
     assert more.startswith("next: --cursor ")
     cursor = more.split()[-1]
     code, out, err = await fleet(

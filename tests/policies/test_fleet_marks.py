@@ -122,3 +122,18 @@ async def test_cleanup_reads_the_marks_fleet_keeps(env: Env) -> None:
     servers = preview_servers((await env.service.preview("cleanup")).to_json())
     assert servers["es-a"]["mark_kept"] == "fleet" and servers["ecs-b"]["mark_kept"] == "tag"
     assert servers["es-a"]["reason"] == "marked delete.2026-03-15"
+
+
+async def test_an_excluded_server_is_never_marked_and_the_fire_counts_its_operation(
+    env: Env,
+) -> None:
+    """The exclusion tag holds for marks fleet keeps as for tags; the fire's `targets` is what
+    its operation acts on (the servers whose marks fleet keeps are counted in its details)."""
+    sandbox(env)
+    env.cloud.add("es", "es-keep", tags={"env": "sandbox", "fleet-exclude": "true"})
+    await env.service.create_policy(MARK, by="admin")
+    await env.tick_at(utc(2026, 3, 1, 6))
+    [fire] = await env.fires("mark-sandbox")
+    assert await env.store.marks_on("es") == {"es-a": {"fleet-op": "delete.2026-03-15"}}
+    assert fire.details["skipped_by_reason"]["excluded"] == 1  # type: ignore[index]
+    assert fire.targets == 1  # ecs-a; es-a's mark is kept by fleet
