@@ -1,4 +1,4 @@
-"""Huawei BMS v1: batch start/stop/reboot returning a job, and the server detail list and show.
+"""Huawei BMS v1: batch start/stop/reboot and batch delete returning a job, the server lists and show.
 
 The seeds give the BMS v1 URIs and their per-minute limits (seed 000 Table 2) but no bodies
 (digest A-3), so the shapes follow the official SDK's models (huaweicloudsdkbms v1):
@@ -8,11 +8,27 @@ The seeds give the BMS v1 URIs and their per-minute limits (seed 000 Table 2) bu
   at the shared `GET /v1/{project_id}/jobs/{job_id}` (see `huawei_jobs`).
 - `GET /v1/{project_id}/baremetalservers/detail` with `flavor`, `name` (substring), `status`,
   `tags`, `limit` (default 25, at most 1000) and `offset` = the PAGE NUMBER starting at 1; with an
-  `offset`, `limit` defaults to 1000. The answer is `{"servers": [...], "count": n}` where, as
-  the SDK documents it, `count` is the number of servers on the returned page. `tags` is a
+  `offset`, `limit` defaults to 1000; `detail` (the level of detail, 1-4) is accepted and
+  does not change the answer. The answer is `{"servers": [...], "count": n}` where `count` is
+  the number of servers that match, over all pages: ListBareMetalServersResponse documents it
+  as the list's total ("裸金属服务器的列表总数"); the request's `offset` text ("总条数最大值为
+  limit") reads as if it were capped by `limit`, which would make it the page size and leave a
+  client no way to know when to stop: the response model is followed. `tags` is a
   comma-separated list of `key` or `key=value`; `__type_baremetal` (the system tag every BMS
   has) matches every BMS.
+- `GET /v1.1/{project_id}/baremetalservers/detail` (ListBareMetalServersDetail) takes the same
+  `flavor`, `name`, `status`, `limit`, `offset` and `detail` (no `tags`) and answers
+  `{"servers": [...]}` (no `count` in its model; a `tags` parameter is ignored) of the SDK's shorter `ServerListDetails`: id,
+  user_id, name, created, updated, tenant_id, `flavor` {id, name, disk, vcpus, ram as numbers,
+  gpus, asic_accelerators}, status, task_state, vm_state, availability_zone, `fault` (when there
+  is one) and `in_recycle_bin` (always false: the simulated BMS has no recycle bin).
 - `GET /v1/{project_id}/baremetalservers/{server_id}` answers `{"server": {...}}`.
+- `POST /v1/{project_id}/baremetalservers/delete` (DeleteBaremetalServer, `DeleteBaremetalBody`)
+  with `{"servers": [{"id"}], "delete_publicip": bool, "delete_volume": bool}` answers
+  `{"job_id"}`; batch checks are the shared ones of `huawei_jobs`, and a deleted BMS keeps its
+  status with task `deleting`, then is gone from every list (ECS's delete, digest Table A-4).
+  Seed 000 lists no BMS delete: the URI and bodies are the SDK's.
+Flavors and tags have modules of their own (`huawei_bms_flavors`, `huawei_bms_tags`).
 Server documents use the SDK's `ServerDetails` field names (Nova-style `OS-EXT-STS:*` etc.);
 `tags` lists `key=value` strings (a bare key for an empty value) plus `__type_baremetal`.
 
@@ -23,19 +39,23 @@ Status changes are ECS's (Table A-4): stop ACTIVE + `powering-off` -> SHUTOFF, s
 `powering-on` -> ACTIVE, reboot REBOOT + `reboot_started` (HARD: HARD_REBOOT +
 `reboot_started_hard`) -> ACTIVE; a BMS not in the needed status gets a FAILed sub-job (`Ecs.0100`).
 Rate keys: `huawei-bms:action` (50/min), `huawei-bms:detail` (500/min), `huawei-bms:show`
-(1,000/min), `huawei-bms:jobs` (2,000/min).
+(1,000/min), `huawei-bms:jobs` (2,000/min), and, not in Table 2 so not limited by default,
+`huawei-bms:detail-v1.1` and `huawei-bms:delete`.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from fleet.simulator import huawei_iam, huawei_jobs
-from fleet.simulator.core import HUAWEI, SimContext, admit, ctx_of, json_response
+from fleet.simulator import huawei_bms_flavors, huawei_bms_tags, huawei_iam, huawei_jobs
+from fleet.simulator.core import HUAWEI, SimContext, admit, ctx_of, json_response, read_json
+from fleet.simulator.huawei_bms_tags import SYSTEM_TAG
 from fleet.simulator.huawei_jobs import Action, reply
 from fleet.simulator.world import BMS, RUNNING, STOPPED, Server, iso
 
-SYSTEM_TAG = "__type_baremetal"
+DELETE = Action(
+    "delete", None, None, "deleting", ("DELETED", "deleted", 0), "deleteBaremetalServers"
+)
 
 START = Action("start", ("SHUTOFF",), None, "powering-on", RUNNING, "batchStartBaremetalServers")
 _STOPS = {
@@ -144,6 +164,9 @@ def _int_param(request: web.Request, name: str) -> int | None:
 
 def _page_bounds(request: web.Request) -> tuple[int, int]:
     """(start, size): `offset` is a 1-based page number (SDK ListBareMetalServersRequest)."""
+    detail = request.query.get("detail")
+    if detail is not None and detail not in ("1", "2", "3", "4"):
+        raise reply("Ecs.0005", "detail must be 1, 2, 3 or 4")
     limit, offset = _int_param(request, "limit"), _int_param(request, "offset")
     if limit is not None and not 1 <= limit <= 1000:
         raise reply("Ecs.0005", "limit must be between 1 and 1000")
@@ -155,7 +178,7 @@ def _page_bounds(request: web.Request) -> tuple[int, int]:
     return (offset - 1) * size, size
 
 
-def _wanted(s: Server, request: web.Request) -> bool:
+def _wanted(s: Server, request: web.Request, by_tags: bool) -> bool:
     q = request.query
     if "flavor" in q and s.flavor_id != q["flavor"]:
         return False
@@ -163,24 +186,90 @@ def _wanted(s: Server, request: web.Request) -> bool:
         return False
     if "status" in q and s.status != q["status"]:
         return False
-    wanted = [t for t in q.get("tags", "").split(",") if t]
+    wanted = [t for t in q.get("tags", "").split(",") if t] if by_tags else []
     return all(t in one_d_tags(s) for t in wanted)
+
+
+async def _matches(
+    request: web.Request, rate_key: str, *, by_tags: bool = True
+) -> tuple[list[Server], int, int]:
+    """Authenticate and admit a listing; (every matching BMS, page start, page size)."""
+    ctx = ctx_of(request)
+    project_id = request.match_info["project_id"]
+    await huawei_iam.authenticate(request, project_id)
+    await admit(request, dialect=HUAWEI, rate_key=rate_key, action="list")
+    start, size = _page_bounds(request)
+    hits = [
+        s
+        for s in ctx.world.visible(BMS, project_id)
+        if s.deleted_at is None and _wanted(s, request, by_tags)
+    ]
+    return hits, start, size
 
 
 async def get_detail(request: web.Request) -> web.Response:
     """`GET /v1/{project_id}/baremetalservers/detail`: filtered, paged by page number."""
     ctx = ctx_of(request)
+    hits, start, size = await _matches(request, "huawei-bms:detail")
+    page = [server_details(ctx, s) for s in hits[start : start + size]]
+    return json_response({"servers": page, "count": len(hits)})
+
+
+def server_list_details(ctx: SimContext, s: Server) -> dict[str, object]:
+    """One BMS in the SDK's `ServerListDetails` shape (the v1.1 list)."""
+    flavor = ctx.world.flavors[s.flavor_id]
+    body: dict[str, object] = {
+        "id": s.id,
+        "user_id": huawei_iam.user_id(ctx),
+        "name": s.name,
+        "created": iso(s.created),
+        "updated": iso(s.updated),
+        "tenant_id": s.project_id,
+        "flavor": {
+            "id": flavor.id,
+            "name": flavor.name,
+            "disk": flavor.disk,
+            "vcpus": flavor.vcpus,
+            "ram": flavor.ram,
+            "gpus": [],
+            "asic_accelerators": [],
+        },
+        "status": s.status,
+        "task_state": s.task_state,
+        "vm_state": s.vm_state,
+        "availability_zone": s.availability_zone,
+        "in_recycle_bin": False,
+    }
+    if s.fault is not None:
+        body["fault"] = dict(s.fault)
+    return body
+
+
+async def get_detail_v11(request: web.Request) -> web.Response:
+    """`GET /v1.1/{project_id}/baremetalservers/detail`: the shorter list, no `tags` filter."""
+    ctx = ctx_of(request)
+    hits, start, size = await _matches(request, "huawei-bms:detail-v1.1", by_tags=False)
+    return json_response(
+        {"servers": [server_list_details(ctx, s) for s in hits[start : start + size]]}
+    )
+
+
+async def post_delete(request: web.Request) -> web.Response:
+    """`POST /v1/{project_id}/baremetalservers/delete`: batch delete, answered with a job."""
+    ctx = ctx_of(request)
     project_id = request.match_info["project_id"]
     await huawei_iam.authenticate(request, project_id)
-    await admit(request, dialect=HUAWEI, rate_key="huawei-bms:detail", action="list")
-    start, size = _page_bounds(request)
-    hits = [
-        s
-        for s in ctx.world.visible(BMS, project_id)
-        if s.deleted_at is None and _wanted(s, request)
-    ]
-    page = [server_details(ctx, s) for s in hits[start : start + size]]
-    return json_response({"servers": page, "count": len(page)})
+    data = await read_json(request, HUAWEI)
+    logged = huawei_jobs.loose_ids(data, "servers")
+    await admit(
+        request, dialect=HUAWEI, rate_key="huawei-bms:delete", servers=logged, action="delete"
+    )
+    for flag in ("delete_publicip", "delete_volume"):
+        if not isinstance(data.get(flag, False), bool):
+            raise reply("Ecs.0005", f"{flag} must be a boolean")
+    servers = huawei_jobs.check_batch(ctx.world, huawei_jobs.server_ids(data), BMS, project_id)
+    job = huawei_jobs.start_job(ctx.world, servers, DELETE, BMS, project_id)
+    return json_response({"job_id": job.id})
 
 
 async def get_server(request: web.Request) -> web.Response:
@@ -198,8 +287,13 @@ async def get_server(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    """Register the BMS v1 routes (the job route is shared with ECS, see `huawei_jobs`)."""
+    """Register the BMS routes (the job route is shared with ECS, see `huawei_jobs`). Fixed
+    paths come before `/baremetalservers/{server_id}`, which would otherwise capture them."""
     r = app.router
     r.add_post("/v1/{project_id}/baremetalservers/action", post_action)
+    r.add_post("/v1/{project_id}/baremetalservers/delete", post_delete)
     r.add_get("/v1/{project_id}/baremetalservers/detail", get_detail)
+    r.add_get("/v1.1/{project_id}/baremetalservers/detail", get_detail_v11)
+    huawei_bms_flavors.setup(app)
+    huawei_bms_tags.setup(app)
     r.add_get("/v1/{project_id}/baremetalservers/{server_id}", get_server)

@@ -161,6 +161,7 @@ SUB_JOB_TYPES: dict[str, str] = {
     "batchStartBaremetalServers": "startBaremetalServer",
     "batchStopBaremetalServers": "stopBaremetalServer",
     "batchRebootBaremetalServers": "rebootBaremetalServer",
+    "deleteBaremetalServers": "deleteBaremetalServer",
 }
 
 

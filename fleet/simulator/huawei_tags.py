@@ -26,6 +26,7 @@ Rate keys: `huawei-ecs:tags` for create/delete, `huawei-ecs:query` for every rea
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -40,7 +41,7 @@ _KEY = re.compile(r"[\u4e00-\u9fffA-Za-z0-9_-]+")
 _VALUE = re.compile(r"[\u4e00-\u9fffA-Za-z0-9_.-]*")
 
 
-def _tag_items(data: dict[str, object]) -> list[dict[str, object]]:
+def tag_items(data: dict[str, object]) -> list[dict[str, object]]:
     items = data.get("tags")
     if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
         raise reply("Ecs.0005", "tags must be a non-empty list of {key, value}")
@@ -52,7 +53,7 @@ def _tag_items(data: dict[str, object]) -> list[dict[str, object]]:
 
 def _creations(data: dict[str, object]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for item in _tag_items(data):
+    for item in tag_items(data):
         key, value = item.get("key"), item.get("value")
         if not isinstance(key, str) or not 1 <= len(key) <= 36:
             raise reply("Ecs.0906", "a tag key has 1 to 36 characters")
@@ -66,7 +67,7 @@ def _creations(data: dict[str, object]) -> dict[str, str]:
 
 def _deletions(data: dict[str, object]) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
-    for item in _tag_items(data):
+    for item in tag_items(data):
         key, value = item.get("key"), item.get("value")
         if not isinstance(key, str) or not 1 <= len(key) <= 127:
             raise reply("Ecs.0906", "a tag key has 1 to 127 characters")
@@ -76,11 +77,20 @@ def _deletions(data: dict[str, object]) -> dict[str, str | None]:
     return out
 
 
-def _apply(server: Server, action: object, data: dict[str, object]) -> None:
+def apply_tags(
+    server: Server,
+    action: object,
+    data: dict[str, object],
+    *,
+    max_tags: int = MAX_TAGS,
+    creations: Callable[[dict[str, object]], dict[str, str]] = _creations,
+) -> None:
+    """Create or delete the tags of `data` on `server` (all or nothing). BMS passes its own tag
+    rules and limit (see `huawei_bms_tags`)."""
     if action == "create":
-        new = _creations(data)
-        if len(set(server.tags) | set(new)) > MAX_TAGS:
-            raise reply("Ecs.0905", f"an ECS allows at most {MAX_TAGS} tags")
+        new = creations(data)
+        if len(set(server.tags) | set(new)) > max_tags:
+            raise reply("Ecs.0905", f"a server allows at most {max_tags} tags")
         server.tags.update(new)
     elif action == "delete":
         for key, value in _deletions(data).items():
@@ -107,7 +117,7 @@ async def post_tags_action(request: web.Request) -> web.Response:
     server = find(ctx.world, server_id, ECS, project_id)
     if server is None:
         raise reply("Ecs.0614")
-    _apply(server, action, data)
+    apply_tags(server, action, data)
     server.updated = ctx.world.clock.now()
     return web.Response(status=204)
 
