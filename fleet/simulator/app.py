@@ -10,7 +10,7 @@ from datetime import UTC
 
 from aiohttp import web
 
-from fleet.simulator import huawei_bms, huawei_ecs, huawei_iam, keystone, nova
+from fleet.simulator import huawei_bms, huawei_ecs, huawei_iam, keystone, nova, unrouted
 from fleet.simulator.control import apply_spec_limits_and_faults
 from fleet.simulator.control import setup as setup_control
 from fleet.simulator.core import (
@@ -46,10 +46,7 @@ async def sim_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     except SimReply as reply:
         response = reply.response
     except web.HTTPException as exc:
-        # Returning the exception object itself is deprecated in aiohttp: answer with a copy.
-        response = web.Response(
-            status=exc.status, reason=exc.reason, body=exc.body, headers=exc.headers
-        )
+        response = _http_error(request, exc, entry)
     entry["status"] = response.status
     request_id = entry_request_id(entry)
     response.headers["X-Request-Id"] = request_id
@@ -71,6 +68,20 @@ async def sim_middleware(request: web.Request, handler: Handler) -> web.StreamRe
                 lost.headers[name] = response.headers[name]
         return lost
     return response
+
+
+def _http_error(
+    request: web.Request, exc: web.HTTPException, entry: dict[str, object]
+) -> web.Response:
+    """An aiohttp HTTP error as an answer: a path no route serves (or a method it does not serve)
+    gets the refusal of the dialect that owns the path (see `unrouted`)."""
+    if request.match_info.http_exception is exc:
+        refused = unrouted.refusal(request.path, exc, lambda: entry_request_id(entry))
+        if refused is not None:
+            entry["dialect"] = entry.get("dialect") or refused[0]
+            return refused[1]
+    # Returning the exception object itself is deprecated in aiohttp: answer with a copy.
+    return web.Response(status=exc.status, reason=exc.reason, body=exc.body, headers=exc.headers)
 
 
 def entry_request_id(entry: dict[str, object]) -> str:

@@ -18,6 +18,8 @@ Answers, and why they look the way they do:
   Huawei IAM is the Keystone v3 token API (same request body), and that is the only documented
   shape for a refused Keystone token request (digest §5.1, ES-ECS row).
 
+`GET /v3` answers the Keystone v3 version document (see `get_version`).
+
 Scopes: `{"project": {"name": <region>}}` (Huawei project names are region names) or
 `{"project": {"id": <project_id>}}` give a project token; a domain scope or none gives a token
 with no project, which every project URL then refuses with `Ecs.0023`.
@@ -272,7 +274,32 @@ async def get_projects(request: web.Request) -> web.Response:
     return json_response({"links": {"self": f"{ctx.base_url}/v3/projects"}, "projects": projects})
 
 
+# Huawei IAM's Keystone v3 version document, as the IAM SDK models it (huaweicloudsdkiam v3
+# KeystoneShowVersionResponse -> `Version`: status, updated, links [{rel, href}], id "such as
+# v3.6", media-types [{type, base}]).
+_V3_ID, _V3_UPDATED = "v3.6", "2016-04-04T00:00:00Z"
+_V3_MEDIA = [{"type": "application/vnd.openstack.identity-v3+json", "base": "application/json"}]
+
+
+async def get_version(request: web.Request) -> web.Response:
+    """`GET /v3`: the version document Keystone clients (keystoneauth) discover first. Public,
+    as Keystone's: no token needed. Rate key `huawei-iam:versions`."""
+    ctx = ctx_of(request)
+    await admit(request, dialect=HUAWEI, rate_key="huawei-iam:versions", action="version")
+    base = ctx.base_url or f"{request.scheme}://{request.host}"
+    version = {
+        "status": "stable",
+        "updated": _V3_UPDATED,
+        "links": [{"rel": "self", "href": f"{base}/v3/"}],
+        "id": _V3_ID,
+        "media-types": _V3_MEDIA,
+    }
+    return json_response({"version": version})
+
+
 def setup(app: web.Application) -> None:
     """Register the IAM routes."""
+    for path in ("/v3", "/v3/"):
+        app.router.add_get(path, get_version, allow_head=False)
     app.router.add_post("/v3/auth/tokens", post_token)
     app.router.add_get("/v3/projects", get_projects)

@@ -1,6 +1,8 @@
-"""The official BMS client on the calls beyond batch actions.
+"""The official clients on the BMS calls beyond batch actions, on unserved routes, and on IAM `/v3`.
 
-huaweicloudsdkbms: flavors, the v1 list's `count`, the v1.1 list, server tags and batch delete.
+huaweicloudsdkbms: flavors, the v1 list's `count`, the v1.1 list, server tags and batch delete;
+huaweicloudsdkecs and huaweicloudsdkbms: a call to an API the simulator does not serve fails with
+the API gateway's code, not the bare status; keystoneauth: IAM's version discovery and tokens.
 The clients are configured only from `GET /_sim/endpoints` and run in worker threads (they are
 synchronous) while the simulator serves in the test's event loop; simulated time is frozen.
 """
@@ -8,9 +10,11 @@ synchronous) while the simulator serves in the test's event loop; simulated time
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 from huaweicloudsdkbms.v1 import (
     BaremetalServerTag,
@@ -18,6 +22,9 @@ from huaweicloudsdkbms.v1 import (
     BatchCreateBaremetalServerTagsRequestBody,
     BatchDeleteBaremetalServerTagsRequest,
     BatchDeleteBaremetalServerTagsRequestBody,
+    ChangeBaremetalNameBody,
+    ChangeBaremetalNameServer,
+    ChangeBaremetalServerNameRequest,
     DeleteBaremetalBody,
     DeleteBaremetalServerRequest,
     ListBaremetalFlavorDetailExtendsRequest,
@@ -28,9 +35,14 @@ from huaweicloudsdkbms.v1 import (
     ShowJobInfosRequest,
 )
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
+from huaweicloudsdkecs.v2 import ListServerInterfacesRequest, NovaListKeypairsRequest
+from keystoneauth1 import exceptions as ks_exceptions
+from keystoneauth1 import session as ks_session
+from keystoneauth1.identity import generic
 
 from tests.contract.sdk.test_huaweicloud_sdk import (
     bms_client,
+    ecs_client,
     poll_until_done,
     published,
 )
@@ -185,3 +197,75 @@ async def test_bms_batch_delete_runs_a_job_and_the_servers_leave_the_list(sim: S
     again = await refused(client.delete_baremetal_server, request)
     assert (again.status_code, again.error_code) == (404, "Ecs.0114")
     assert [e["rate_key"] for e in sim.requests(path_prefix="/v1/")][:1] == ["huawei-bms:delete"]
+
+
+# The SDK marks its Nova methods deprecated (it warns on every call); the call is still its own.
+@pytest.mark.filterwarnings(
+    "ignore:Method 'nova_list_keypairs' of EcsClient is deprecated:DeprecationWarning"
+)
+async def test_unserved_huawei_apis_fail_with_the_gateway_code(sim: Sim) -> None:
+    ep = await published(sim)
+    ecs, bms = ecs_client(ep), bms_client(ep)
+    sid = sim.servers("ecs")[0]
+    unknown = await refused(ecs.list_server_interfaces, ListServerInterfacesRequest(sid))
+    assert (unknown.status_code, unknown.error_code) == (404, "APIGW.0101")
+    assert unknown.error_msg.startswith("The API does not exist")
+    assert unknown.request_id and sim.requests()[-1]["request_id"] == unknown.request_id
+    nova = await refused(ecs.nova_list_keypairs, NovaListKeypairsRequest())
+    assert (nova.status_code, nova.error_code) == (404, "APIGW.0101")
+    rename = ChangeBaremetalServerNameRequest(
+        server_id=sim.servers("bms")[0],
+        body=ChangeBaremetalNameBody(server=ChangeBaremetalNameServer(name="renamed")),
+    )
+    method = await refused(bms.change_baremetal_server_name, rename)
+    assert (method.status_code, method.error_code) == (405, "APIGW.0101")
+    assert {e["dialect"] for e in sim.requests()} == {"huawei"}
+
+
+def keystone_session(sim: Sim, ep: dict[str, str]) -> ks_session.Session:
+    auth = generic.Password(
+        auth_url=f"{ep['iam_url']}/v3",
+        username=ep["username"],
+        password=ep["password"],
+        user_domain_name=ep["domain_name"],
+        project_id=ep["project_id"],
+    )
+    return ks_session.Session(auth=auth)
+
+
+async def test_keystoneauth_discovers_huawei_iam_v3_without_falling_back(
+    sim: Sim, caplog: pytest.LogCaptureFixture
+) -> None:
+    ep = await published(sim)
+    session = keystone_session(sim, ep)
+    with caplog.at_level(logging.WARNING, logger="keystoneauth"):
+        token = await asyncio.to_thread(session.get_token)
+    assert token and token in sim.ctx.tokens
+    assert not [r for r in caplog.records if "discover" in r.getMessage().lower()]
+    assert [(e["method"], e["path"], e["status"]) for e in sim.requests()] == [
+        ("GET", "/v3", 200),
+        ("POST", "/v3/auth/tokens", 201),
+    ]
+    async with aiohttp.ClientSession() as http, http.get(f"{sim.base_url}/v3/") as resp:
+        version = (await resp.json())["version"]
+    assert version["id"] == "v3.6" and version["status"] == "stable"
+    assert version["links"] == [{"rel": "self", "href": f"{sim.base_url}/v3/"}]
+    assert version["media-types"][0]["type"] == "application/vnd.openstack.identity-v3+json"
+
+
+async def test_unserved_openstack_paths_keep_nova_and_keystone_shapes(sim: Sim) -> None:
+    session = ks_session.Session()
+    with pytest.raises(ks_exceptions.NotFound) as caught:
+        await asyncio.to_thread(session.get, f"{sim.base_url}/identity/v3/no-such-thing")
+    assert caught.value.message.startswith("The resource could not be found. (HTTP 404)")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{sim.base_url}/compute/v2.1/no-such-thing") as missing,
+        http.put(f"{sim.base_url}/compute/v2.1/servers/detail") as method,
+    ):
+        assert missing.status == 404 and await missing.json() == {
+            "itemNotFound": {"code": 404, "message": "The resource could not be found."}
+        }
+        assert method.status == 405 and (await method.json())["badMethod"]["code"] == 405
+        assert "GET" in method.headers["Allow"]
+    assert {e["dialect"] for e in sim.requests()} == {"keystone", "openstack"}
