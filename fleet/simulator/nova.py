@@ -8,20 +8,21 @@
   examples write it: Keystone tokens, max 2.96 (what current openstacksdk asks for), the recycle
   bin, `live_resize`, tags shown read-only.
 
-Rate keys are `<prefix>:list|show|action|delete|tags|flavors|misc|versions` with prefix
-`huawei-nova` or `openstack`.
+Rate keys are `<prefix>:list|show|action|delete|tags|instance-actions|flavors|misc|versions` with
+prefix `huawei-nova` or `openstack`.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from fleet.simulator import nova_actions, nova_tags
-from fleet.simulator.core import admit, ctx_of, json_response
+from fleet.simulator import huawei_iam, keystone, nova_actions, nova_instance_actions, nova_tags
+from fleet.simulator.core import CTX, admit, ctx_of, json_response
 from fleet.simulator.keystone import base_url
 from fleet.simulator.nova_base import (
     HUAWEI_SURFACE,
     OPENSTACK_SURFACE,
+    Call,
     Surface,
     SurfaceHandler,
     bind,
@@ -29,9 +30,11 @@ from fleet.simulator.nova_base import (
     lookup,
     open_call,
 )
+from fleet.simulator.nova_instance_actions import stamp
 from fleet.simulator.nova_query import paginate, select, server_marker
 from fleet.simulator.nova_views import (
     flavor_body,
+    host_of,
     legacy_v2_entry,
     server_body,
     server_brief,
@@ -118,13 +121,52 @@ async def show_flavor(request: web.Request, surface: Surface) -> web.Response:
     return json_response({"flavor": flavor_body(call, flavor, detail=True)})
 
 
+def _zones(call: Call) -> dict[str, set[str]]:
+    """Zone name -> the compute hosts of the surface's live servers in it."""
+    zones: dict[str, set[str]] = {}
+    for s in call.ctx.world.servers.values():
+        if s.kind in call.surface.kinds:
+            hosts = zones.setdefault(s.availability_zone, set())
+            if s.deleted_at is None:
+                hosts.add(host_of(s.id))
+    return zones
+
+
 async def availability_zones(request: web.Request, surface: Surface) -> web.Response:
-    """`GET /os-availability-zone`: the zones the servers live in."""
+    """`GET /os-availability-zone`: the zones the servers live in (`hosts` null)."""
     call = await open_call(request, surface, "misc")
-    zones = sorted(
-        {s.availability_zone for s in call.ctx.world.servers.values() if s.kind in surface.kinds}
-    )
-    info = [{"zoneName": z, "zoneState": {"available": True}, "hosts": None} for z in zones]
+    info = [
+        {"zoneName": z, "zoneState": {"available": True}, "hosts": None}
+        for z in sorted(_zones(call))
+    ]
+    return json_response({"availabilityZoneInfo": info})
+
+
+async def availability_zones_detail(request: web.Request, surface: Surface) -> web.Response:
+    """`GET /os-availability-zone/detail` (upstream Nova, documented by EasyStack): every zone
+    with its hosts and their services (`nova-compute` in the server zones; the control services
+    in Nova's `internal` zone), each `available`, `active` and `updated_at` now."""
+    call = await open_call(request, surface, "misc")
+    now = stamp(call.ctx.world.clock.now())
+
+    def services(*names: str) -> dict[str, object]:
+        return {n: {"available": True, "active": True, "updated_at": now} for n in names}
+
+    info: list[dict[str, object]] = [
+        {
+            "zoneName": "internal",
+            "zoneState": {"available": True},
+            "hosts": {"controller": services("nova-conductor", "nova-scheduler")},
+        },
+    ]
+    for zone, hosts in sorted(_zones(call).items()):
+        info.append(
+            {
+                "zoneName": zone,
+                "zoneState": {"available": True},
+                "hosts": {h: services("nova-compute") for h in sorted(hosts)},
+            }
+        )
     return json_response({"availabilityZoneInfo": info})
 
 
@@ -201,6 +243,9 @@ _READS: list[tuple[str, SurfaceHandler]] = [
     ("/flavors/detail", list_flavors_detail),
     ("/flavors/{flavor_id}", show_flavor),
     ("/os-availability-zone", availability_zones),
+    ("/os-availability-zone/detail", availability_zones_detail),
+    ("/servers/{server_id}/os-instance-actions", nova_instance_actions.list_actions),
+    ("/servers/{server_id}/os-instance-actions/{request_id}", nova_instance_actions.show_action),
     ("/limits", limits),
 ]
 
@@ -226,6 +271,10 @@ def setup(app: web.Application) -> None:
     """Register both mounts and their version documents."""
     r = app.router
     hw, os_ = HUAWEI_SURFACE, OPENSTACK_SURFACE
+    ctx = app[CTX]
+    users = ctx.world.actions.users  # who the instance actions of each project name
+    users[ctx.world.huawei_project_id] = huawei_iam.user_id(ctx)
+    users[ctx.world.openstack_project_id] = keystone.user_id(ctx)
     r.add_get("/", bind(hw, huawei_versions), allow_head=False)
     for path in ("/v2.1", "/v2.1/"):
         r.add_get(path, bind(hw, huawei_version), allow_head=False)

@@ -26,6 +26,7 @@ from fleet.simulator.core import (
     admit,
     ctx_of,
     error_response,
+    request_id_of,
 )
 from fleet.simulator.keystone import base_url
 from fleet.simulator.world import BMS, ECS, Server
@@ -238,6 +239,10 @@ def finish(response: web.StreamResponse, request: web.Request, surface: Surface)
         response.headers["OpenStack-API-Version"] = f"compute {shown}"
         response.headers["X-OpenStack-Nova-API-Version"] = shown
         response.headers["Vary"] = "OpenStack-API-Version, X-OpenStack-Nova-API-Version"
+    # Upstream Nova names every call's request id (instance actions record it).
+    request_id = f"req-{request_id_of(request)}"
+    response.headers["X-Openstack-Request-Id"] = request_id
+    response.headers["X-Compute-Request-Id"] = request_id
     if not surface.keep_alive:
         response.force_close()
         response.headers["Connection"] = "close"
