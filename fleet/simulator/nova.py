@@ -6,7 +6,16 @@
 - OpenStack / EasyStack at `/compute/v2.1/...` (digest §2.4, §3.4), the URL the Keystone catalog
   gives, also accepted with the project id after `v2.1` as EasyStack's recycle-bin and flavor
   examples write it: Keystone tokens, max 2.96 (what current openstacksdk asks for), the recycle
-  bin, `live_resize`, tags shown read-only.
+  bin, `live_resize`, the tag API as upstream Nova serves it, or, in a world with `tag_api =
+  false`, max 2.25 and no tags at all (see `nova_base.OPENSTACK_SURFACE`).
+
+Error bodies: Nova's own errors on both mounts use Nova's named wrappers (`{"itemNotFound": {"code":
+404, "message": "Instance ... could not be found."}}`, `conflictingRequest` with "Cannot 'os-stop'
+instance ... while it is in vm_state stopped"). The EasyStack seed's one error example, `{"error":
+{"message", "code", "title"}}`, is the 401 that keystonemiddleware answers before a request reaches
+Nova, and that is where the simulator uses it; EasyStack is Nova-based and documents no other
+shape for 404/409, upstream Nova's fault wrapper writes the named form, and openstacksdk and the
+`openstack`/`nova` CLIs read the message from either.
 
 Rate keys are `<prefix>:list|show|action|delete|tags|instance-actions|flavors|misc|versions` with
 prefix `huawei-nova` or `openstack`.
@@ -21,7 +30,6 @@ from fleet.simulator.core import CTX, admit, ctx_of, json_response
 from fleet.simulator.keystone import base_url
 from fleet.simulator.nova_base import (
     HUAWEI_SURFACE,
-    OPENSTACK_SURFACE,
     Call,
     Surface,
     SurfaceHandler,
@@ -29,6 +37,7 @@ from fleet.simulator.nova_base import (
     fail,
     lookup,
     open_call,
+    openstack_surface,
 )
 from fleet.simulator.nova_instance_actions import stamp
 from fleet.simulator.nova_query import paginate, select, server_marker
@@ -270,8 +279,8 @@ def _mount(app: web.Application, prefix: str, surface: Surface) -> None:
 def setup(app: web.Application) -> None:
     """Register both mounts and their version documents."""
     r = app.router
-    hw, os_ = HUAWEI_SURFACE, OPENSTACK_SURFACE
     ctx = app[CTX]
+    hw, os_ = HUAWEI_SURFACE, openstack_surface(ctx.world.openstack_tag_api)
     users = ctx.world.actions.users  # who the instance actions of each project name
     users[ctx.world.huawei_project_id] = huawei_iam.user_id(ctx)
     users[ctx.world.openstack_project_id] = keystone.user_id(ctx)

@@ -66,7 +66,7 @@ def _start(call: Call, server: Server, _value: object) -> None:
 def _stop(call: Call, server: Server, value: object) -> None:
     """Huawei honours `{"type": "HARD"}`; EasyStack's `os-stop` has no type (digest §3.4)."""
     hard = False
-    if call.surface.tag_api and isinstance(value, dict) and "type" in value:
+    if call.surface.huawei and isinstance(value, dict) and "type" in value:
         kind = value["type"]
         if kind not in ("SOFT", "HARD"):
             raise fail(call.surface, 400, "Invalid input for field/attribute type.")

@@ -180,6 +180,8 @@ class World:
     durations: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_DURATIONS))
     # server id -> (error_code, reason): the next action on that server fails (fault "job_fail").
     failing: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Does the OpenStack (EasyStack) endpoint serve the tag API? (world file `tag_api`)
+    openstack_tag_api: bool = True
     # Every server's instance actions (see fleet.simulator.instance_actions).
     actions: ActionLog = field(default_factory=ActionLog)
 
