@@ -10,8 +10,9 @@ import json
 
 from aiohttp import web
 
-from fleet.simulator.core import SimContext, ctx_of, json_response
+from fleet.simulator.core import SimContext, ctx_of, json_response, request_id_of
 from fleet.simulator.faults import FaultRule, parse_rule
+from fleet.simulator.instance_actions import Actor, acting
 from fleet.simulator.limits import Limit
 from fleet.simulator.world import Server, iso
 from fleet.simulator.worldgen import WorldSpec
@@ -113,7 +114,12 @@ async def get_servers(request: web.Request) -> web.Response:
 
 
 async def patch_server(request: web.Request) -> web.Response:
-    """Change a server by hand (as a person in the console would): status, tags, locked."""
+    """Change a server by hand (as a person in the console would): status, tags, locked.
+
+    A status or lock change is an instance action of its own (`start`, `stop`, `lock`, `unlock`,
+    with this call's request id); a status change ends any action in progress in Error. Tag
+    changes are not instance actions, as in Nova.
+    """
     ctx = ctx_of(request)
     server = ctx.world.servers.get(request.match_info["server_id"])
     if server is None:
@@ -121,24 +127,32 @@ async def patch_server(request: web.Request) -> web.Response:
     body = await _body(request)
     if not isinstance(body, dict):
         return _bad("body must be a JSON object")
-    status = body.get("status")
+    status, tags = body.get("status"), body.get("tags", {})
+    if status is not None and status not in ("ACTIVE", "SHUTOFF"):
+        return _bad("status: must be ACTIVE or SHUTOFF")
+    if not isinstance(tags, dict):
+        return _bad("tags: must be an object of strings")
+    acting(Actor(request_id=f"req-{request_id_of(request)}", source="console"))
     if status is not None:
-        if status not in ("ACTIVE", "SHUTOFF"):
-            return _bad("status: must be ACTIVE or SHUTOFF")
-        server.transition = None
-        server.task_state = None
-        server.status, server.vm_state, server.power_state = (
-            ("ACTIVE", "active", 1) if status == "ACTIVE" else ("SHUTOFF", "stopped", 4)
-        )
+        _set_status(ctx, server, str(status))
     if "tags" in body:
-        tags = body["tags"]
-        if not isinstance(tags, dict):
-            return _bad("tags: must be an object of strings")
         server.tags = {str(k): str(v) for k, v in tags.items()}
-    if "locked" in body:
+    if "locked" in body and bool(body["locked"]) != server.locked:
         server.locked = bool(body["locked"])
+        ctx.world.record(server, "lock" if server.locked else "unlock", finished=True)
     server.updated = ctx.world.clock.now()
     return json_response(server_json(server))
+
+
+def _set_status(ctx: SimContext, server: Server, status: str) -> None:
+    """Settle `server` in `status` at once, recording `start`/`stop` if that changes it."""
+    changed = (server.power_state == 1) != (status == "ACTIVE")  # powered on or off
+    ctx.world.interrupt(server, f"Interrupted: set to {status} in the console.")
+    server.status, server.vm_state, server.power_state = (
+        ("ACTIVE", "active", 1) if status == "ACTIVE" else ("SHUTOFF", "stopped", 4)
+    )
+    if changed:
+        ctx.world.record(server, "start" if status == "ACTIVE" else "stop", finished=True)
 
 
 async def get_faults(request: web.Request) -> web.Response:

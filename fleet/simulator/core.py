@@ -21,6 +21,7 @@ from datetime import timedelta
 from aiohttp import web
 
 from fleet.simulator.faults import FaultPlan
+from fleet.simulator.instance_actions import Actor, acting
 from fleet.simulator.limits import RateLimits
 from fleet.simulator.world import World
 
@@ -155,6 +156,17 @@ def ctx_of(request: web.Request) -> SimContext:
     return request.app[CTX]
 
 
+def request_id_of(request: web.Request) -> str:
+    """The id the middleware sends as `X-Request-Id` (`X-Openstack-Request-Id` is `req-` + it);
+    made here when a handler needs it first, e.g. to record an instance action."""
+    entry = entry_of(request)
+    rid = entry.get("request_id")
+    if not isinstance(rid, str):
+        rid = f"{int(str(entry['seq'])):08x}{uuid.uuid4().hex[:24]}"
+        entry["request_id"] = rid
+    return rid
+
+
 def entry_of(request: web.Request) -> dict[str, object]:
     return request[ENTRY]
 
@@ -260,3 +272,5 @@ async def admit(
     lost = ctx.faults.take("lost_answer", rate_key)
     if lost is not None:  # performed, but the caller gets this instead of the answer
         request[LOST] = error_response(dialect, lost.status, "Gateway Timeout", "Common.0001")
+    # Admitted: whatever the handler now performs is this request's instance action.
+    acting(Actor(request_id=f"req-{request_id_of(request)}", source=dialect))

@@ -6,32 +6,44 @@
 - OpenStack / EasyStack at `/compute/v2.1/...` (digest §2.4, §3.4), the URL the Keystone catalog
   gives, also accepted with the project id after `v2.1` as EasyStack's recycle-bin and flavor
   examples write it: Keystone tokens, max 2.96 (what current openstacksdk asks for), the recycle
-  bin, `live_resize`, tags shown read-only.
+  bin, `live_resize`, the tag API as upstream Nova serves it, or, in a world with `tag_api =
+  false`, max 2.25 and no tags at all (see `nova_base.OPENSTACK_SURFACE`).
 
-Rate keys are `<prefix>:list|show|action|delete|tags|flavors|misc|versions` with prefix
-`huawei-nova` or `openstack`.
+Error bodies: Nova's own errors on both mounts use Nova's named wrappers (`{"itemNotFound": {"code":
+404, "message": "Instance ... could not be found."}}`, `conflictingRequest` with "Cannot 'os-stop'
+instance ... while it is in vm_state stopped"). The EasyStack seed's one error example, `{"error":
+{"message", "code", "title"}}`, is the 401 that keystonemiddleware answers before a request reaches
+Nova, and that is where the simulator uses it; EasyStack is Nova-based and documents no other
+shape for 404/409, upstream Nova's fault wrapper writes the named form, and openstacksdk and the
+`openstack`/`nova` CLIs read the message from either.
+
+Rate keys are `<prefix>:list|show|action|delete|tags|instance-actions|flavors|misc|versions` with
+prefix `huawei-nova` or `openstack`.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from fleet.simulator import nova_actions, nova_tags
-from fleet.simulator.core import admit, ctx_of, json_response
+from fleet.simulator import huawei_iam, keystone, nova_actions, nova_instance_actions, nova_tags
+from fleet.simulator.core import CTX, admit, ctx_of, json_response
 from fleet.simulator.keystone import base_url
 from fleet.simulator.nova_base import (
     HUAWEI_SURFACE,
-    OPENSTACK_SURFACE,
+    Call,
     Surface,
     SurfaceHandler,
     bind,
     fail,
     lookup,
     open_call,
+    openstack_surface,
 )
+from fleet.simulator.nova_instance_actions import stamp
 from fleet.simulator.nova_query import paginate, select, server_marker
 from fleet.simulator.nova_views import (
     flavor_body,
+    host_of,
     legacy_v2_entry,
     server_body,
     server_brief,
@@ -118,13 +130,52 @@ async def show_flavor(request: web.Request, surface: Surface) -> web.Response:
     return json_response({"flavor": flavor_body(call, flavor, detail=True)})
 
 
+def _zones(call: Call) -> dict[str, set[str]]:
+    """Zone name -> the compute hosts of the surface's live servers in it."""
+    zones: dict[str, set[str]] = {}
+    for s in call.ctx.world.servers.values():
+        if s.kind in call.surface.kinds:
+            hosts = zones.setdefault(s.availability_zone, set())
+            if s.deleted_at is None:
+                hosts.add(host_of(s.id))
+    return zones
+
+
 async def availability_zones(request: web.Request, surface: Surface) -> web.Response:
-    """`GET /os-availability-zone`: the zones the servers live in."""
+    """`GET /os-availability-zone`: the zones the servers live in (`hosts` null)."""
     call = await open_call(request, surface, "misc")
-    zones = sorted(
-        {s.availability_zone for s in call.ctx.world.servers.values() if s.kind in surface.kinds}
-    )
-    info = [{"zoneName": z, "zoneState": {"available": True}, "hosts": None} for z in zones]
+    info = [
+        {"zoneName": z, "zoneState": {"available": True}, "hosts": None}
+        for z in sorted(_zones(call))
+    ]
+    return json_response({"availabilityZoneInfo": info})
+
+
+async def availability_zones_detail(request: web.Request, surface: Surface) -> web.Response:
+    """`GET /os-availability-zone/detail` (upstream Nova, documented by EasyStack): every zone
+    with its hosts and their services (`nova-compute` in the server zones; the control services
+    in Nova's `internal` zone), each `available`, `active` and `updated_at` now."""
+    call = await open_call(request, surface, "misc")
+    now = stamp(call.ctx.world.clock.now())
+
+    def services(*names: str) -> dict[str, object]:
+        return {n: {"available": True, "active": True, "updated_at": now} for n in names}
+
+    info: list[dict[str, object]] = [
+        {
+            "zoneName": "internal",
+            "zoneState": {"available": True},
+            "hosts": {"controller": services("nova-conductor", "nova-scheduler")},
+        },
+    ]
+    for zone, hosts in sorted(_zones(call).items()):
+        info.append(
+            {
+                "zoneName": zone,
+                "zoneState": {"available": True},
+                "hosts": {h: services("nova-compute") for h in sorted(hosts)},
+            }
+        )
     return json_response({"availabilityZoneInfo": info})
 
 
@@ -201,6 +252,9 @@ _READS: list[tuple[str, SurfaceHandler]] = [
     ("/flavors/detail", list_flavors_detail),
     ("/flavors/{flavor_id}", show_flavor),
     ("/os-availability-zone", availability_zones),
+    ("/os-availability-zone/detail", availability_zones_detail),
+    ("/servers/{server_id}/os-instance-actions", nova_instance_actions.list_actions),
+    ("/servers/{server_id}/os-instance-actions/{request_id}", nova_instance_actions.show_action),
     ("/limits", limits),
 ]
 
@@ -225,7 +279,11 @@ def _mount(app: web.Application, prefix: str, surface: Surface) -> None:
 def setup(app: web.Application) -> None:
     """Register both mounts and their version documents."""
     r = app.router
-    hw, os_ = HUAWEI_SURFACE, OPENSTACK_SURFACE
+    ctx = app[CTX]
+    hw, os_ = HUAWEI_SURFACE, openstack_surface(ctx.world.openstack_tag_api)
+    users = ctx.world.actions.users  # who the instance actions of each project name
+    users[ctx.world.huawei_project_id] = huawei_iam.user_id(ctx)
+    users[ctx.world.openstack_project_id] = keystone.user_id(ctx)
     r.add_get("/", bind(hw, huawei_versions), allow_head=False)
     for path in ("/v2.1", "/v2.1/"):
         r.add_get(path, bind(hw, huawei_version), allow_head=False)

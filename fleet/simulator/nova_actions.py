@@ -66,7 +66,7 @@ def _start(call: Call, server: Server, _value: object) -> None:
 def _stop(call: Call, server: Server, value: object) -> None:
     """Huawei honours `{"type": "HARD"}`; EasyStack's `os-stop` has no type (digest §3.4)."""
     hard = False
-    if call.surface.tag_api and isinstance(value, dict) and "type" in value:
+    if call.surface.huawei and isinstance(value, dict) and "type" in value:
         kind = value["type"]
         if kind not in ("SOFT", "HARD"):
             raise fail(call.surface, 400, "Invalid input for field/attribute type.")
@@ -146,12 +146,14 @@ def _live_resize(call: Call, server: Server, value: object) -> None:
     )
 
 
-def _lock(_call: Call, server: Server, _value: object) -> None:
+def _lock(call: Call, server: Server, _value: object) -> None:
     server.locked = True
+    call.ctx.world.record(server, "lock", finished=True)
 
 
-def _unlock(_call: Call, server: Server, _value: object) -> None:
+def _unlock(call: Call, server: Server, _value: object) -> None:
     server.locked = False
+    call.ctx.world.record(server, "unlock", finished=True)
 
 
 def _restore(call: Call, server: Server, _value: object) -> None:
@@ -167,6 +169,7 @@ def _force_delete(call: Call, server: Server, _value: object) -> None:
     if server.deleted_at is None:
         _wrong_state(call, server, "forceDelete")
     world = call.ctx.world
+    world.record(server, "delete", finished=True)  # Nova records a force delete as `delete`
     world.servers.pop(server.id, None)
     world.failing.pop(server.id, None)
 

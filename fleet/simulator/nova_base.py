@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiohttp import web
 
@@ -26,6 +26,7 @@ from fleet.simulator.core import (
     admit,
     ctx_of,
     error_response,
+    request_id_of,
 )
 from fleet.simulator.keystone import base_url
 from fleet.simulator.world import BMS, ECS, Server
@@ -47,13 +48,20 @@ class Surface:
     max_version: Version
     default_page: int  # page size without `limit`
     recycle_bin: bool  # EasyStack: DELETE moves into the recycle bin
-    tag_api: bool  # Huawei: 1D tag API, tag filters, reserved tags
+    tag_api: bool  # the 1D tag API and tag list filters (from 2.26; see OPENSTACK_SURFACE)
     live_resize: bool  # EasyStack: `live_resize` action
     keep_alive: bool  # Huawei native: "long HTTP connections cannot be used"
     embedded_flavor_id: bool  # EasyStack's >= 2.47 flavor example still carries `id`
+    tag_chars: int = 60  # longest tag (upstream Nova 60; Huawei documents 80)
 
     def rate_key(self, kind: str) -> str:
         return f"{self.rate_prefix}:{kind}"
+
+    @property
+    def huawei(self) -> bool:
+        """Huawei's native mount: its documented differences (stop `type`, status set, fuzzy
+        flavor filter, tag filters matching a bare key) apply."""
+        return self.name == "huawei"
 
 
 HUAWEI_SURFACE = Surface(
@@ -68,6 +76,7 @@ HUAWEI_SURFACE = Surface(
     live_resize=False,
     keep_alive=False,
     embedded_flavor_id=False,
+    tag_chars=80,
 )
 
 OPENSTACK_SURFACE = Surface(
@@ -78,11 +87,27 @@ OPENSTACK_SURFACE = Surface(
     max_version=(2, 96),
     default_page=1000,
     recycle_bin=True,
-    tag_api=False,
+    tag_api=True,
     live_resize=True,
     keep_alive=True,
     embedded_flavor_id=True,
 )
+"""EasyStack as the world file describes it (`tag_api`, default true): the EasyStack seed is
+silent on the tag API but documents 2.52 tags at creation and `tags` in server bodies, so by
+default it serves what upstream Nova serves at its advertised 2.96: `/servers/{id}/tags[/{tag}]`
+and the `tags`, `tags-any`, `not-tags`, `not-tags-any` filters. An endpoint without the tag API
+(`tag_api = false`) advertises 2.25 as its maximum, the last microversion before tags, so it never
+advertises what it does not serve: no tag routes, no tags in bodies, tag filters ignored as Nova
+ignores unknown parameters below 2.26."""
+NO_TAG_API_MAX: Version = (2, 25)
+
+
+def openstack_surface(tag_api: bool) -> Surface:
+    """The EasyStack surface with or without the tag API."""
+    if tag_api:
+        return OPENSTACK_SURFACE
+    return replace(OPENSTACK_SURFACE, tag_api=False, max_version=NO_TAG_API_MAX)
+
 
 MAX_PAGE = 1000
 
@@ -238,6 +263,10 @@ def finish(response: web.StreamResponse, request: web.Request, surface: Surface)
         response.headers["OpenStack-API-Version"] = f"compute {shown}"
         response.headers["X-OpenStack-Nova-API-Version"] = shown
         response.headers["Vary"] = "OpenStack-API-Version, X-OpenStack-Nova-API-Version"
+    # Upstream Nova names every call's request id (instance actions record it).
+    request_id = f"req-{request_id_of(request)}"
+    response.headers["X-Openstack-Request-Id"] = request_id
+    response.headers["X-Compute-Request-Id"] = request_id
     if not surface.keep_alive:
         response.force_close()
         response.headers["Connection"] = "close"

@@ -5,9 +5,9 @@ all of the surface's servers, not only the filtered ones (Nova sorts from the ma
 values), and an unknown marker is 400. A full page carries a `next` link with the same query and
 the last id as marker. `changes-since` includes deleted servers, as Nova does, so a poller sees
 them go. Tag filters (`tags`, `tags-any`, `not-tags`, `not-tags-any`, comma lists) exist only on
-the Huawei surface from 2.26 and are ignored below it (Nova's schema drops unknown parameters); an
-item `k=v` matches that tag exactly, a bare `k` matches the key (Huawei: "a list of tag keys").
-EasyStack documents no tag filter: there they are refused with 400 rather than silently ignored.
+a surface with the tag API from 2.26 and are ignored below it (Nova's schema drops unknown
+parameters). Upstream Nova (EasyStack) compares whole tags; on Huawei an item `k=v` matches that
+tag exactly and a bare `k` matches the key (Huawei: "a list of tag keys").
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def _statuses(call: Call) -> set[str] | None:
     given = [s.strip().upper() for s in call.request.query.getall("status", []) if s.strip()]
     if not given:
         return None
-    valid = HUAWEI_STATUSES if call.surface.tag_api else NOVA_STATUSES
+    valid = HUAWEI_STATUSES if call.surface.huawei else NOVA_STATUSES
     unknown = [s for s in given if s not in valid]
     if unknown and call.at_least(2, 38):
         raise fail(call.surface, 400, f"Invalid status value: {unknown[0].lower()}")
@@ -105,8 +105,9 @@ def _name_matcher(pattern: str) -> Callable[[str], bool]:
     return lambda name: compiled.search(name) is not None
 
 
-def _has(tags: Sequence[str], item: str) -> bool:
-    if "=" in item:
+def _has(tags: Sequence[str], item: str, by_key: bool) -> bool:
+    """Upstream Nova compares whole tags; Huawei also lets a bare `k` match a `k=v` tag."""
+    if "=" in item or not by_key:
         return item in tags
     return any(split(t)[0] == item for t in tags)
 
@@ -116,18 +117,17 @@ def _tag_filter(call: Call) -> Callable[[Server], bool] | None:
     given = {f: [t for t in query[f].split(",") if t] for f in TAG_FILTERS if f in query}
     if not given:
         return None
-    if not call.surface.tag_api:
-        raise fail(call.surface, 400, "Tag filters are not supported by this API.")
-    if not call.at_least(2, 26):
+    if not call.surface.tag_api or not call.at_least(2, 26):
         return None
+    by_key = call.surface.huawei
 
     def keep(server: Server) -> bool:
         tags = one_d(server, with_reserved=True)
         checks = {
-            "tags": lambda items: all(_has(tags, i) for i in items),
-            "tags-any": lambda items: any(_has(tags, i) for i in items),
-            "not-tags": lambda items: not all(_has(tags, i) for i in items),
-            "not-tags-any": lambda items: not any(_has(tags, i) for i in items),
+            "tags": lambda items: all(_has(tags, i, by_key) for i in items),
+            "tags-any": lambda items: any(_has(tags, i, by_key) for i in items),
+            "not-tags": lambda items: not all(_has(tags, i, by_key) for i in items),
+            "not-tags-any": lambda items: not any(_has(tags, i, by_key) for i in items),
         }
         return all(checks[f](items) for f, items in given.items() if items)
 
@@ -144,7 +144,7 @@ def _predicates(call: Call, statuses: set[str] | None) -> list[Callable[[Server]
         preds.append(lambda s: matcher(s.name))
     if query.get("flavor"):
         wanted = query["flavor"]
-        fuzzy = call.surface.tag_api  # Huawei: "fuzzy-matched"
+        fuzzy = call.surface.huawei  # Huawei: "fuzzy-matched"
         preds.append(lambda s: wanted in s.flavor_id if fuzzy else s.flavor_id == wanted)
     since, before = _timestamp(call, "changes-since"), _timestamp(call, "changes-before")
     if since is not None:

@@ -1,4 +1,5 @@
-"""Huawei native 1D tags (`/v2.1/{project_id}/servers/{id}/tags[/{tag}]`, microversion >= 2.26).
+"""Nova 1D tags (`.../servers/{id}/tags[/{tag}]`, microversion >= 2.26): Huawei native, and EasyStack
+when its world has the tag API (upstream Nova: at most 50 tags of 60 characters; Huawei: 80).
 
 The world keeps 2D tags (key -> value, as the ECS v1 API manages them); through Nova they surface as
 1D strings `"key=value"` (a bare `"key"` when the value is empty), as [S2] describes. BMS and ECS
@@ -20,7 +21,6 @@ from fleet.simulator.world import BMS, ECS, Server
 
 RESERVED = {BMS: "__type_baremetal", ECS: "__type_virtual"}
 MAX_TAGS = 50
-MAX_TAG_CHARS = 80
 _ALLOWED_VM_STATES = ("active", "stopped", "paused", "suspended", "rescued", "shelved")
 
 
@@ -51,8 +51,8 @@ def split(tag: str) -> tuple[str, str]:
 def _validate(surface: Surface, tag: object) -> str:
     if not isinstance(tag, str) or not tag:
         raise fail(surface, 400, "An empty tag cannot be created.")
-    if len(tag) > MAX_TAG_CHARS:
-        raise fail(surface, 400, f"The tag contains a maximum of {MAX_TAG_CHARS} characters.")
+    if len(tag) > surface.tag_chars:
+        raise fail(surface, 400, f"The tag contains a maximum of {surface.tag_chars} characters.")
     if "," in tag or "/" in tag:
         raise fail(surface, 400, f"Tag '{tag}' must not contain ',' or '/'.")
     return tag

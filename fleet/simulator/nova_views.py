@@ -107,7 +107,12 @@ def _vm_state(server: Server) -> str:
 def _host(server: Server) -> str | None:
     if server.deleted_at is not None:
         return None
-    return f"node-{_digest(server)[5] % 8 + 1}.domain.tld"
+    return host_of(server.id)
+
+
+def host_of(server_id: str) -> str:
+    """The compute host a server runs on (stable per server id)."""
+    return f"node-{_id_digest(server_id)[5] % 8 + 1}.domain.tld"
 
 
 def _base_fields(call: Call, server: Server) -> dict[str, object]:
@@ -119,7 +124,7 @@ def _base_fields(call: Call, server: Server) -> dict[str, object]:
         "tenant_id": server.project_id,
         "user_id": _user(call),
         "metadata": {},
-        "hostId": "" if host is None else _host_id(server.project_id, host),
+        "hostId": "" if host is None else host_id(server.project_id, host),
         "image": {"id": server.image_id, "links": _bookmark(call, "images", server.image_id)},
         "flavor": flavor_ref(call, server),
         "created": iso(server.created),
@@ -149,7 +154,7 @@ def _base_fields(call: Call, server: Server) -> dict[str, object]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _host_id(project_id: str, host: str) -> str:
+def host_id(project_id: str, host: str) -> str:
     """Nova's `hostId`: sha224 of project id and host, so it is opaque but stable per project."""
     return hashlib.sha224((project_id + host).encode()).hexdigest()
 

@@ -15,6 +15,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from fleet.simulator.instance_actions import ActionLog, InstanceAction
+
 # Server kinds (which surface owns the server).
 ECS, BMS, OPENSTACK = "ecs", "bms", "openstack"
 KINDS = (ECS, BMS, OPENSTACK)
@@ -95,6 +97,7 @@ class Transition:
     old_flavor_id: str | None = None
     fail: tuple[str, str] | None = None  # (error_code, reason): the action fails when it settles
     before: tuple[str, str, int] | None = None  # status to return to on failure
+    record: InstanceAction | None = None  # the instance action it is part of
 
 
 @dataclass
@@ -177,6 +180,10 @@ class World:
     durations: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_DURATIONS))
     # server id -> (error_code, reason): the next action on that server fails (fault "job_fail").
     failing: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Does the OpenStack (EasyStack) endpoint serve the tag API? (world file `tag_api`)
+    openstack_tag_api: bool = True
+    # Every server's instance actions (see fleet.simulator.instance_actions).
+    actions: ActionLog = field(default_factory=ActionLog)
 
     def settle(self) -> None:
         """Apply every transition whose time has come."""
@@ -190,6 +197,9 @@ class World:
         server.transition = None
         server.task_state = None
         server.updated = self.clock.now()
+        if t.record is not None:
+            due = server.updated - timedelta(seconds=max(0.0, self.clock.seconds() - t.done_at))
+            t.record.finish(due, None if t.fail is None else t.fail[1])
         if t.fail is not None and t.before is not None:
             server.status, server.vm_state, server.power_state = t.before
             server.fault = {"code": 500, "message": t.fail[1], "created": iso(server.updated)}
@@ -233,7 +243,26 @@ class World:
         server.status, server.task_state = interim
         server.fault = None
         server.updated = self.clock.now()
+        t.record = self.record(server, action)
         return t
+
+    def record(self, server: Server, action: str, *, finished: bool = False) -> InstanceAction:
+        """Record an instance action on `server` by the current request's actor, now.
+
+        `begin` records every transition; call this for actions that take no time (lock, unlock,
+        a console change) with `finished=True`.
+        """
+        return self.actions.record(
+            server.id, server.project_id, action, self.clock.now(), finished=finished
+        )
+
+    def interrupt(self, server: Server, reason: str) -> None:
+        """Drop the action in progress on `server` (its instance action ends in Error)."""
+        t = server.transition
+        if t is not None and t.record is not None:
+            t.record.finish(self.clock.now(), reason)
+        server.transition = None
+        server.task_state = None
 
     def new_job(self, job_type: str, kind: str, project_id: str, parts: list[SubJob]) -> CloudJob:
         job = CloudJob(

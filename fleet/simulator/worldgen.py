@@ -4,6 +4,7 @@ A world file (all keys optional) looks like::
 
     seed = 7
     speed = 10.0
+    tag_api = true        # EasyStack serves Nova's tag API (false: it advertises 2.25, no tags)
     [generate]            # how many servers of each kind to generate
     ecs = 120
     bms = 40
@@ -76,6 +77,7 @@ class WorldSpec:
     servers: list[dict[str, object]] = field(default_factory=list)
     limits: dict[str, dict[str, object]] = field(default_factory=dict)
     faults: list[dict[str, object]] = field(default_factory=list)
+    tag_api: bool = True  # the EasyStack endpoint serves the tag API
 
 
 def load_spec(
@@ -99,6 +101,10 @@ def _spec_from(data: dict[str, object]) -> WorldSpec:
         spec.seed = int(str(data["seed"]))
     if "speed" in data:
         spec.speed = float(str(data["speed"]))
+    if "tag_api" in data:
+        if not isinstance(data["tag_api"], bool):
+            raise ValueError("tag_api: must be true or false")
+        spec.tag_api = data["tag_api"]
     gen = data.get("generate")
     if isinstance(gen, dict):
         unknown = set(gen) - set(KINDS)
@@ -123,6 +129,7 @@ def build_world(spec: WorldSpec) -> World:
         huawei_project_id=_hex(rng, 32),
         openstack_project_id=_hex(rng, 32),
         flavors={f.id: f for f in FLAVORS},
+        openstack_tag_api=spec.tag_api,
     )
     world.durations.update({k: float(v) for k, v in spec.durations.items()})
     for kind in KINDS:

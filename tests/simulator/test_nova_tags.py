@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
 
+from fleet.simulator.worldgen import WorldSpec, load_spec
 from tests.simulator.nova_client import Nova, slow_sim
 from tests.simulator_fixtures import Sim, SimFactory
 
@@ -116,13 +118,43 @@ async def test_tags_need_2_26_and_a_settled_server(sim: Sim, http: aiohttp.Clien
     assert (await hw.call("PUT", f"/servers/{sid}/tags/new")).status == 201
 
 
-async def test_easystack_has_no_tag_api_but_shows_tags(
+async def test_easystack_serves_the_tag_api_as_upstream_nova(
     sim: Sim, http: aiohttp.ClientSession
 ) -> None:
     es = Nova(sim, http, "openstack")
     sid = sim.servers("openstack")[0]
     sim.world.servers[sid].tags = {"env": "prod"}
-    assert (await es.call("PUT", f"/servers/{sid}/tags/x")).status in (404, 405)
-    assert (await es.call("GET", f"/servers/{sid}/tags")).status in (404, 405)
-    assert (await es.server(sid))["tags"] == ["env=prod"]
+    assert (await es.call("GET", f"/servers/{sid}/tags")).body == {"tags": ["env=prod"]}
+    assert (await es.call("PUT", f"/servers/{sid}/tags/owner=ops")).status == 201
+    assert (await es.call("GET", f"/servers/{sid}/tags/owner=ops")).status == 204
+    assert (await es.server(sid))["tags"] == ["env=prod", "owner=ops"]
+    assert (await es.call("PUT", f"/servers/{sid}/tags/{'x' * 61}")).status == 400
+    assert (await es.call("DELETE", f"/servers/{sid}/tags/env=prod")).status == 204
+    assert sim.world.servers[sid].tags == {"owner": "ops"}
     assert "tags" not in await Nova(sim, http, "openstack", version="2.25").server(sid)
+
+
+async def test_an_easystack_world_without_the_tag_api_never_advertises_it(
+    simulator_factory: SimFactory, http: aiohttp.ClientSession
+) -> None:
+    spec = WorldSpec(speed=0.001, counts={"ecs": 0, "bms": 0, "openstack": 2}, tag_api=False)
+    async with simulator_factory(spec=spec) as sim:
+        es = Nova(sim, http, "openstack", version="2.25")
+        sid = sim.servers("openstack")[0]
+        async with http.get(f"{sim.base_url}/compute/v2.1") as resp:
+            assert (await resp.json())["version"]["version"] == "2.25"
+        assert (await es.call("GET", "/servers", version="2.26")).status == 406
+        assert (await es.call("GET", f"/servers/{sid}/tags")).status in (404, 405)
+        assert "tags" not in await es.server(sid)
+        every = await es.call("GET", "/servers", params={"tags": "nothing-has-this"})
+        assert len(every.body["servers"]) == 2  # ignored, as Nova ignores it below 2.26
+
+
+def test_the_world_file_says_whether_easystack_has_the_tag_api(tmp_path: Path) -> None:
+    world = tmp_path / "world.toml"
+    world.write_text("tag_api = false\n", encoding="utf-8")
+    assert load_spec(world).tag_api is False
+    assert load_spec(None).tag_api is True
+    world.write_text('tag_api = "no"\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="tag_api"):
+        load_spec(world)
