@@ -26,6 +26,7 @@ from jobs.outcomes import (
     RetryLater,
     Split,
     StillRunning,
+    Unknown,
 )
 from jobs.records import Batch, Change, SubJobRecord
 from jobs.retry import GiveUp, RetryPolicy, decide_retry
@@ -35,6 +36,7 @@ from jobs.types import JSONValue
 EXECUTOR_ERROR = "engine.executor_error"
 AWAIT_TIMEOUT = "engine.await_timeout"
 SPLIT_REJECTED = "engine.batch_rejected"
+NO_EVIDENCE = "engine.no_evidence"  # the error code of an `unknown` sub-job
 
 
 class Phase(StrEnum):
@@ -117,6 +119,8 @@ def decide(sub: SubJobRecord, outcome: Outcome, ctx: Context) -> Change:
             return _lone_split(sub, outcome, ctx)
         case Resubmit():
             return _resubmit(sub, outcome, ctx)
+        case Unknown():
+            return _unknown(sub, outcome)
         case _:
             assert_never(outcome)
 
@@ -126,6 +130,23 @@ def _noop(sub: SubJobRecord, outcome: Noop, ctx: Context) -> Change:
     action did happen, so it is a success with the reason."""
     event = Event.NOOP if ctx.phase is not Phase.POLL and sub.step == 0 else Event.COMPLETE
     return _change(sub, event, message=outcome.reason, reason=outcome.reason, verify_first=False)
+
+
+def _unknown(sub: SubJobRecord, outcome: Unknown) -> Change:
+    """The call may have acted and the cloud keeps no record: the sub-job ends UNKNOWN, with the
+    reason where a failure shows its message. Nothing is sent again on its own; a retry-failed
+    that takes it (`include_unknown`) reads the cloud first (`verify_first`)."""
+    reason = outcome.reason or Unknown().reason
+    return _change(
+        sub,
+        Event.NO_EVIDENCE,
+        NO_EVIDENCE,
+        reason,
+        reason=reason,
+        verify_first=True,
+        error_code=NO_EVIDENCE,
+        error_message=reason,
+    )
 
 
 def _lone_split(sub: SubJobRecord, outcome: Split, ctx: Context) -> Change:
@@ -315,4 +336,7 @@ def summarize(
     failures: Sequence[Failed] = [o for o in outcomes.values() if isinstance(o, Failed)]
     if len(names) == 1 and failures:
         return word, failures[0].code, failures[0].reason
+    unknowns = [o for o in outcomes.values() if isinstance(o, Unknown)]
+    if len(names) == 1 and unknowns:
+        return word, NO_EVIDENCE, unknowns[0].reason
     return word, None, None

@@ -105,7 +105,12 @@ class Operations:
         self._changed()
         return await self.get(operation_id)
 
-    async def retry_failed(self, operation_id: str, by: str) -> int:
-        count = await self.store.retry_failed(operation_id, by, self.clock.now())
+    async def retry_failed(
+        self, operation_id: str, by: str, *, include_unknown: bool = False
+    ) -> int:
+        """Requeue the failed sub-jobs, and the unknown ones only when `include_unknown`."""
+        count = await self.store.retry_failed(
+            operation_id, by, self.clock.now(), include_unknown=include_unknown
+        )
         self._changed()
         return count

@@ -195,7 +195,9 @@ class JobStore(Protocol):
         self, operation_id: str, paused: bool, by: str, now: datetime
     ) -> OperationRecord: ...
 
-    async def retry_failed(self, operation_id: str, by: str, now: datetime) -> int: ...
+    async def retry_failed(
+        self, operation_id: str, by: str, now: datetime, *, include_unknown: bool = False
+    ) -> int: ...
 
     async def claim_planning(
         self, worker: str, now: datetime, lease_until: datetime

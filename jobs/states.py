@@ -28,6 +28,7 @@ class State(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
+    UNKNOWN = "unknown"  # the call may have acted and the cloud keeps no record either way
 
 
 class Event(StrEnum):
@@ -39,17 +40,21 @@ class Event(StrEnum):
     NOOP = "noop"  # nothing to do: the server was already in the desired state
     RETRY = "retry"  # try again after not_before (backoff, throttling)
     FAIL = "fail"  # gave up, with the vendor's code and message
+    NO_EVIDENCE = "no_evidence"  # the call may have acted; the cloud keeps no record either way
     ADVANCE = "advance"  # a multi-step action moves to its next step
     SPLIT = "split"  # the batch call was rejected because of some servers: re-dispatch smaller
     RESUBMIT = "resubmit"  # the cloud has no trace of the call: it may be sent again
     LEASE_LOST = "lease_lost"  # its dispatcher vanished: read the cloud before sending again
     CANCEL = "cancel"  # cancelled by the user or by the error budget
-    REQUEUE = "requeue"  # retry-failed: a failed sub-job gets another chance
+    REQUEUE = "requeue"  # retry-failed: a failed (or, when asked, unknown) sub-job goes again
 
 
 TERMINAL: frozenset[State] = frozenset(
-    {State.SUCCEEDED, State.FAILED, State.CANCELLED, State.SKIPPED}
+    {State.SUCCEEDED, State.FAILED, State.CANCELLED, State.SKIPPED, State.UNKNOWN}
 )
+UNSUCCESSFUL: frozenset[State] = frozenset({State.FAILED, State.UNKNOWN})
+"""Ended without the cloud's evidence of success: they make an operation `completed_with_failures`
+and count against its error budget."""
 ACTIVE: frozenset[State] = frozenset({State.PENDING, State.DISPATCHING, State.AWAITING})
 IN_FLIGHT: frozenset[State] = frozenset({State.DISPATCHING, State.AWAITING})
 
@@ -65,16 +70,17 @@ TRANSITIONS: Mapping[Event, tuple[frozenset[State], State]] = {
     Event.NOOP: (frozenset({_D}), State.SKIPPED),
     Event.RETRY: (frozenset({_D, _A}), _P),
     Event.FAIL: (frozenset({_D, _A}), State.FAILED),
+    Event.NO_EVIDENCE: (frozenset({_D, _A}), State.UNKNOWN),
     Event.ADVANCE: (frozenset({_D, _A}), _P),
     Event.SPLIT: (frozenset({_D}), _P),
     Event.RESUBMIT: (frozenset({_D, _A}), _P),
     Event.LEASE_LOST: (frozenset({_D}), _P),
     Event.CANCEL: (frozenset({_P}), State.CANCELLED),
-    Event.REQUEUE: (frozenset({State.FAILED}), _P),
+    Event.REQUEUE: (frozenset({State.FAILED, State.UNKNOWN}), _P),
 }
 
 # Side effects the store applies with an event (documented here so the table stays the reference).
-SETS_VERIFY_FIRST: frozenset[Event] = frozenset({Event.LEASE_LOST})
+SETS_VERIFY_FIRST: frozenset[Event] = frozenset({Event.LEASE_LOST, Event.NO_EVIDENCE})
 
 
 class InvalidTransition(ValueError):
@@ -145,7 +151,11 @@ def render_document() -> str:
         "| event | from | to |\n|---|---|---|\n"
         f"{rows}\n\n"
         "`LEASE_LOST` also sets `verify_first`: the executor reads the cloud before anything is sent "
-        "again. Polling an `awaiting` sub-job is not a transition.\n"
+        "again. `NO_EVIDENCE` ends a sub-job `unknown`: its call may have acted and the cloud keeps "
+        "no record either way, so it is neither a success nor a failure, and it is never sent "
+        "again on its own. `REQUEUE` (retry-failed) takes `failed` sub-jobs, and `unknown` ones "
+        "only when asked (`include_unknown`); an `unknown` one is requeued with `verify_first`. "
+        "Polling an `awaiting` sub-job is not a transition.\n"
     )
 
 
@@ -158,7 +168,7 @@ class OperationState(StrEnum):
     CANCELLING = "cancelling"  # cancelled; calls already in flight are finishing
     STOPPING = "stopping"  # the error budget ran out; calls already in flight are finishing
     SUCCEEDED = "succeeded"  # every sub-job succeeded or was skipped
-    COMPLETED_WITH_FAILURES = "completed_with_failures"  # done, some failed within the budget
+    COMPLETED_WITH_FAILURES = "completed_with_failures"  # done, some failed or unknown (in budget)
     STOPPED = "stopped"  # done after the error budget ran out
     CANCELLED = "cancelled"  # done after a cancel
 
@@ -205,7 +215,7 @@ def derive_operation_state(counts: Mapping[State, int], flags: OperationFlags) -
         return OperationState.CANCELLED
     if flags.halted:
         return OperationState.STOPPED
-    if counts.get(State.FAILED, 0):
+    if any(counts.get(s, 0) for s in UNSUCCESSFUL):
         return OperationState.COMPLETED_WITH_FAILURES
     return OperationState.SUCCEEDED
 

@@ -235,11 +235,12 @@ def final_table(ops: list[dict[str, object]], endpoints: dict[str, object]) -> s
                 op["state"],
                 counts["succeeded"],
                 counts["failed"],
+                counts["unknown"],
                 counts["skipped"],
                 counts["cancelled"],
             )
         )
-    header = ("action", "endpoints", "state", "ok", "failed", "skipped", "cancelled")
+    header = ("action", "endpoints", "state", "ok", "failed", "unknown", "skipped", "cancelled")
     keys = [
         (
             k["rate_key"],

@@ -69,14 +69,17 @@ def json_response(
     )
 
 
-async def read_body(request: web.Request, model: type[M]) -> M:
-    """The body as `model`: 415 if not JSON, 400 if malformed, 422 naming the bad field."""
+async def read_body(request: web.Request, model: type[M], *, optional: bool = False) -> M:
+    """The body as `model`: 415 if not JSON, 400 if malformed, 422 naming the bad field.
+    `optional`: no body at all (zero bytes) is the model's defaults."""
+    raw = await request.read()  # aiohttp raises 413 past client_max_size
+    if optional and not raw:
+        return model()  # no body at all, whatever its declared type
     ctype = request.content_type
     if "Content-Type" in request.headers and not (
         ctype == "application/json" or ctype.endswith("+json")
     ):
         raise Problem(415, "body: send application/json", field="body")
-    raw = await request.read()  # aiohttp raises 413 past client_max_size
     if not raw.strip():
         raise Problem(400, "body: a JSON object is required", field="body")
     try:

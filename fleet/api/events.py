@@ -3,7 +3,8 @@
 Events (each `data:` is one JSON object):
 - `state`: the operation's state changed (sent first, with the state at connection time);
 - `progress`: counts by state, progress and ETA changed;
-- `subjob`: a sub-job failed (target, code, message), so a watcher sees failures as they happen;
+- `subjob`: a sub-job ended `failed` or `unknown` (target, state, code, message), so a watcher sees
+  failures as they happen;
 - `waiting`: why planning waits changed (`{"id", "waiting": [...]}` as in the operation's
   `waiting`; an empty list once it goes on);
 - `end`: the operation is over (its final view); the server then closes the stream.
@@ -38,7 +39,7 @@ from fleet.api.schemas import EventsQuery, OperationOut
 from fleet.api.views import operation_out
 from fleet.service import Fleet
 from jobs.records import EventRecord, OperationView
-from jobs.states import FINISHED_OPERATIONS, OperationState, State
+from jobs.states import FINISHED_OPERATIONS, UNSUCCESSFUL, OperationState
 
 # id = history_id * STRIDE + seq * 64 + known, known = state_code << 2 | progress_seen << 1 | ended
 STRIDE = 1 << 28
@@ -98,6 +99,7 @@ def _failure(event: EventRecord) -> str:
         {
             "subjob_id": event.subjob_id,
             "target_id": event.target_id,
+            "state": None if event.to_state is None else event.to_state.value,
             "code": event.code,
             "message": event.message,
             "at": event.at.isoformat(),
@@ -137,7 +139,7 @@ class _Stream:
             for event in events:
                 self.pos.history, self.pos.seq = event.id, 0
                 self.pos.progress_seen = False  # the counts may have moved with this row
-                if event.subjob_id is not None and event.to_state is State.FAILED:
+                if event.subjob_id is not None and event.to_state in UNSUCCESSFUL:
                     await self._write("subjob", _failure(event))
             if len(events) < 500:
                 return

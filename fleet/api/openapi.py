@@ -135,7 +135,7 @@ def _operation(
         op["security"] = []
     if route.body is not None:
         op["requestBody"] = {
-            "required": True,
+            "required": not route.body_optional,
             "content": {"application/json": {"schema": refs[(route.body, "validation")]}},
         }
     return op

@@ -30,6 +30,7 @@ from fleet.api.schemas import (
     OperationOut,
     OperationPage,
     OperationsQuery,
+    RetryIn,
     RetryOut,
     SubJobPage,
     SubJobsQuery,
@@ -186,7 +187,10 @@ async def resume_operation(request: web.Request) -> web.Response:
 async def retry_failed(request: web.Request) -> web.Response:
     fleet = fleet_of(request)
     op_id = request.match_info["operation_id"]
-    count = await fleet.operations.retry_failed(op_id, identity_of(request).name)
+    body = await read_body(request, RetryIn, optional=True)
+    count = await fleet.operations.retry_failed(
+        op_id, identity_of(request).name, include_unknown=body.include_unknown
+    )
     view = await fleet.operations.get(op_id)
     out = RetryOut(requeued=count, operation=operation_out(view, fleet.operations.clock.now()))
     return json_response(out)

@@ -42,6 +42,7 @@ class Route:
     tag: str
     replies: tuple[Reply, ...]
     body: type[BaseModel] | None = None
+    body_optional: bool = False  # no body at all means the model's defaults
     query: type[BaseModel] | None = None
     headers: tuple[HeaderParam, ...] = ()
     conflicts: bool = False  # may answer 409 (the operation's state forbids it)

@@ -107,6 +107,18 @@ class CreateOperationIn(_In):
     reason: str = Field(default="", max_length=1000)
 
 
+class RetryIn(_In):
+    """What retry-failed requeues (no body: the failed sub-jobs only)."""
+
+    include_unknown: bool = Field(
+        default=False,
+        description=(
+            "also requeue the unknown sub-jobs (their call may have acted and the cloud keeps no "
+            "record); each is read back from the cloud before anything is sent again"
+        ),
+    )
+
+
 class TokenCreateIn(_In):
     name: str = Field(pattern=NAME_PATTERN)
     role: Role
@@ -256,7 +268,7 @@ class DryRunOut(_Out):
 
 
 class RetryOut(_Out):
-    requeued: int
+    requeued: int = Field(description="failed (and, when asked, unknown) sub-jobs requeued")
     operation: OperationOut
 
 

@@ -16,7 +16,7 @@ from fleet.api.schemas import (
 )
 from fleet.domain import ServerRef
 from jobs.records import OperationView, PlanSummary, SubJobRecord
-from jobs.states import FINISHED_OPERATIONS, OperationState, State
+from jobs.states import FINISHED_OPERATIONS, TERMINAL, OperationState, State
 from jobs.waiting import Waiting
 
 
@@ -31,7 +31,7 @@ def eta_seconds(view: OperationView, now: datetime) -> float | None:
     op = view.operation
     if op.summary is None or op.planned_at is None:
         return None
-    active = sum(n for s, n in view.counts.items() if s not in _TERMINAL)
+    active = sum(n for s, n in view.counts.items() if s not in TERMINAL)
     if active == 0:
         return 0.0
     elapsed = max(0.0, (now - op.planned_at).total_seconds())
@@ -39,9 +39,6 @@ def eta_seconds(view: OperationView, now: datetime) -> float | None:
     if acted > 0 and elapsed > 0:
         return round(active * elapsed / acted, 1)
     return round(max(0.0, op.summary.eta_seconds - elapsed), 1)
-
-
-_TERMINAL = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED, State.SKIPPED})
 
 
 def progress(view: OperationView) -> ProgressOut:

@@ -29,6 +29,7 @@ from fleet.cli.text import (
     page_end,
     plan_text,
     progress_line,
+    requeued_note,
     summary_text,
     table,
     waiting_lines,
@@ -322,11 +323,11 @@ async def cmd_ops(args: Namespace, client: Client, out: TextIO, err: TextIO) -> 
     if verb == "watch":
         return exit_code(await watch(client, op_id, out, err))
     if verb in ("cancel", "pause", "resume", "retry-failed"):
-        data = await client.call("POST", f"/v1/operations/{op_id}/{verb}")
+        body = {"include_unknown": True} if getattr(args, "include_unknown", False) else None
+        data = await client.call("POST", f"/v1/operations/{op_id}/{verb}", body=body)
         op = data.get("operation", data)
         assert isinstance(op, dict)
-        note = f" ({data['requeued']} requeued)" if "requeued" in data else ""
-        out.write(f"operation {op_id}: {op.get('state')}{note}\n")
+        out.write(f"operation {op_id}: {op.get('state')}{requeued_note(data, op, args)}\n")
         return 0
     data = await client.call("GET", f"/v1/operations/{op_id}")
     if args.json:

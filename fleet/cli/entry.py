@@ -16,6 +16,9 @@ from fleet.cli.args import (
     waves,
 )
 from fleet.drivers.registry import KINDS
+from jobs.states import State
+
+STATES = ", ".join(s.value for s in State)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,9 +120,15 @@ def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         _remote_args(cmd)
         cmd.add_argument("operation_id")
         if verb == "subjobs":
-            cmd.add_argument("--state", default=None)
+            cmd.add_argument("--state", default=None, help=f"only sub-jobs in this state: {STATES}")
             cmd.add_argument("--limit", type=positive_int, default=100)
             _cursor_arg(cmd)
+        if verb == "retry-failed":
+            cmd.add_argument(
+                "--include-unknown",
+                action="store_true",
+                help="also requeue the unknown sub-jobs (read back from the cloud first)",
+            )
     endpoints = sub.add_parser("endpoints", help="endpoints and their rate keys")
     _remote_args(endpoints)
     flavors = sub.add_parser(

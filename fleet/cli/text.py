@@ -14,7 +14,16 @@ from typing import TextIO
 ENDINGS = frozenset(
     {"succeeded", "completed_with_failures", "stopped", "cancelled", "refused", "planned"}
 )
-STATE_ORDER = ("succeeded", "failed", "skipped", "cancelled", "pending", "dispatching", "awaiting")
+STATE_ORDER = (
+    "succeeded",
+    "failed",
+    "unknown",
+    "skipped",
+    "cancelled",
+    "pending",
+    "dispatching",
+    "awaiting",
+)
 
 
 def _counts(op: Mapping[str, object]) -> dict[str, int]:
@@ -39,7 +48,7 @@ def progress_line(op: Mapping[str, object], width: int = 28) -> str:
         f"{str(op.get('id', ''))[:12]:<12} [{'#' * filled}{'.' * (width - filled)}] "
         f"{done:>5}/{total:<5} {op.get('state')!s:<23} eta {eta_text:>5}  "
         f"ok {counts.get('succeeded', 0)}  failed {counts.get('failed', 0)}  "
-        f"skipped {counts.get('skipped', 0)}  cancelled {counts.get('cancelled', 0)}"
+        f"unknown {counts.get('unknown', 0)}  skipped {counts.get('skipped', 0)}  cancelled {counts.get('cancelled', 0)}"
     )
 
 
@@ -65,6 +74,17 @@ def summary_text(op: Mapping[str, object]) -> str:
     lines += [f"  {state:<12} {n:>8}" for state, n in rows]
     lines.append(f"  {'total':<12} {sum(counts.values()):>8}")
     return "\n".join(lines)
+
+
+def requeued_note(data: Mapping[str, object], op: Mapping[str, object], args: object) -> str:
+    """After retry-failed: how many were requeued, and the unknown ones it left."""
+    if "requeued" not in data:
+        return ""
+    counts = _counts(op)
+    left = counts.get("unknown", 0)
+    if left and not getattr(args, "include_unknown", False):
+        return f" ({data['requeued']} requeued; {left} unknown left: --include-unknown takes them)"
+    return f" ({data['requeued']} requeued)"
 
 
 def plan_text(op: Mapping[str, object], plan: Mapping[str, object] | None) -> str:

@@ -1,7 +1,7 @@
 """The job store: ALL of the engine's SQL, behind one object, on SQLite or PostgreSQL.
 
 `SqlJobStore` implements `jobs.ports.JobStore`. The SQL itself lives in sibling modules so each
-stays readable: `ops` (operations: create, read, page, control), `planning`, `claims` (claim,
+stays readable: `ops` (operations: create, read, page, control), `requeue` (retry-failed), `planning`, `claims` (claim,
 apply, poll leases), `leases` (reap, recover, heartbeats, named leases), `settle` (error budget,
 waves, finishing) and `base` (row conversion, events). Nothing outside the `jobs.store` package
 touches SQLAlchemy; callers get frozen records (`jobs.records`).
@@ -38,6 +38,7 @@ from jobs.store import claims as store_claims
 from jobs.store import leases as store_leases
 from jobs.store import ops as store_ops
 from jobs.store import planning as store_planning
+from jobs.store import requeue as store_requeue
 from jobs.store import totals
 from jobs.store.base import to_call
 from jobs.store.db import Database
@@ -106,8 +107,12 @@ class SqlJobStore:
     ) -> OperationRecord:
         return await store_ops.set_paused(self.db, operation_id, paused, by, now)
 
-    async def retry_failed(self, operation_id: str, by: str, now: datetime) -> int:
-        return await store_ops.retry_failed(self.db, operation_id, by, now)
+    async def retry_failed(
+        self, operation_id: str, by: str, now: datetime, *, include_unknown: bool = False
+    ) -> int:
+        return await store_requeue.retry_failed(
+            self.db, operation_id, by, now, include_unknown=include_unknown
+        )
 
     # --- planning -----------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
-"""Operation-level SQL: create (idempotent), read, page, and control (cancel, pause, resume,
-retry-failed). Part of the store (see `jobs.store`, the facade the rest of the engine uses).
+"""Operation-level SQL: create (idempotent), read, page, and control (cancel, pause, resume;
+retry-failed is in `requeue`). Part of the store (see `jobs.store`, the facade the rest of the
+engine uses).
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from jobs.decide import AWAIT_TIMEOUT
 from jobs.errors import Conflict, IdempotencyConflict, InvalidSpec
-from jobs.outcomes import ROLLED_BACK
 from jobs.records import (
     EventRecord,
     NewOperation,
@@ -27,22 +26,18 @@ from jobs.records import (
     Page,
     SubJobRecord,
 )
-from jobs.states import Event, State, derive_operation_state
+from jobs.states import State, derive_operation_state
 from jobs.store.base import (
-    CHUNK,
-    MOVED_COLUMNS,
     insert_events,
-    moved,
     operation_event,
     operation_row,
     to_event,
     to_operation,
     to_subjob,
-    transition_events,
     update_operation,
 )
 from jobs.store.db import Database
-from jobs.store.models import CLOUD_CALLS, EVENTS, OPERATIONS, SUBJOBS
+from jobs.store.models import EVENTS, OPERATIONS, SUBJOBS
 from jobs.store.settle import settle
 from jobs.types import JSONValue
 
@@ -276,95 +271,3 @@ async def set_paused(
         if not paused:
             await settle(conn, [operation_id], now, by, resuming=True)
         return to_operation(await operation_row(conn, operation_id))
-
-
-async def _restart_rolled_back(conn: AsyncConnection, operation_id: str) -> None:
-    """Move the FAILED sub-jobs whose action was rolled back (`jobs.outcomes.ROLLED_BACK`) to
-    their first step, with the rate and batch keys that step was claimed with (its CLAIM event
-    names the call, whose row has them)."""
-    s = SUBJOBS.c
-    failed = sa.select(s.id, s.memo).where(
-        s.operation_id == operation_id, s.state == State.FAILED.value, s.step > 0
-    )
-    ids = [
-        int(r.id)
-        for r in (await conn.execute(failed)).all()
-        if isinstance(r.memo, dict) and r.memo.get(ROLLED_BACK)
-    ]
-    keys: dict[tuple[str, str], set[int]] = {}
-    for start in range(0, len(ids), CHUNK):
-        first_claims = (
-            sa.select(EVENTS.c.subjob_id, CLOUD_CALLS.c.rate_key, CLOUD_CALLS.c.batch_key)
-            .join(CLOUD_CALLS, CLOUD_CALLS.c.id == EVENTS.c.call_id)
-            .where(
-                EVENTS.c.operation_id == operation_id,
-                EVENTS.c.subjob_id.in_(ids[start : start + CHUNK]),
-                EVENTS.c.event == Event.CLAIM.value,
-                CLOUD_CALLS.c.step == 0,
-            )
-        )
-        seen: set[int] = set()
-        for sub_id, rate, batch in (await conn.execute(first_claims)).all():
-            if int(sub_id) not in seen:
-                seen.add(int(sub_id))
-                keys.setdefault((str(rate), str(batch)), set()).add(int(sub_id))
-    for (rate, batch), members in keys.items():
-        await conn.execute(
-            sa.update(SUBJOBS)
-            .where(s.id.in_(sorted(members)), s.state == State.FAILED.value)
-            .values(
-                step=0, rate_key=rate, batch_key=batch, memo=None, verify_first=False, begun=False
-            )
-        )
-
-
-async def retry_failed(db: Database, operation_id: str, by: str, now: datetime) -> int:
-    """Give every FAILED sub-job another try; lifts an error-budget stop. A sub-job whose call
-    may have acted (it timed out awaiting the cloud, or its last send was ambiguous) is read
-    back from the cloud before anything is sent again; one whose action was rolled back starts
-    over from its first step."""
-    async with db.write() as conn:
-        await db.lock_operations(conn, [operation_id])
-        row = await operation_row(conn, operation_id)
-        if row["refused_reason"] is not None or row["dry_run"] or row["planned_at"] is None:
-            raise Conflict("cannot retry: the operation has no sub-jobs to retry")
-        if row["cancel_requested"]:
-            raise Conflict("cannot retry: the operation was cancelled")
-        await _restart_rolled_back(conn, operation_id)
-        s = SUBJOBS.c
-        stmt = (
-            sa.update(SUBJOBS)
-            .where(s.operation_id == operation_id, s.state == State.FAILED.value)
-            .values(
-                state=State.PENDING.value,
-                attempt=0,
-                throttles=0,
-                not_before=now,
-                verify_first=sa.or_(s.verify_first.is_(True), s.error_code == AWAIT_TIMEOUT),
-                error_code=None,
-                error_message=None,
-                cloud_job_id=None,
-                accepted_at=None,
-                updated_at=now,
-            )
-            .returning(*MOVED_COLUMNS)
-        )
-        rows = moved((await conn.execute(stmt)).all())
-        if not rows:
-            return 0
-        events = transition_events(rows, Event.REQUEUE, State.FAILED, State.PENDING, now, by)
-        events.append(
-            operation_event(
-                operation_id,
-                "retry_requested",
-                now,
-                worker=by,
-                message=f"{len(rows)} failed sub-jobs requeued",
-            )
-        )
-        await insert_events(conn, events)
-        await update_operation(
-            conn, operation_id, halted_reason=None, finished_at=None, updated_at=now
-        )
-        await settle(conn, [operation_id], now, by)
-        return len(rows)

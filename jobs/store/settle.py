@@ -16,7 +16,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobs.records import OperationRecord
-from jobs.states import ACTIVE, Event, OperationFlags, State, derive_operation_state
+from jobs.states import (
+    ACTIVE,
+    UNSUCCESSFUL,
+    Event,
+    OperationFlags,
+    State,
+    derive_operation_state,
+)
 from jobs.store.base import (
     MOVED_COLUMNS,
     insert_events,
@@ -77,11 +84,25 @@ async def exists_active(
     return (await conn.execute(stmt.limit(1))).first() is not None
 
 
-async def count_state(conn: AsyncConnection, operation_id: str, state: State) -> int:
-    stmt = sa.select(sa.func.count()).where(
-        SUBJOBS.c.operation_id == operation_id, SUBJOBS.c.state == state.value
+async def count_unsuccessful(conn: AsyncConnection, operation_id: str) -> dict[State, int]:
+    """The operation's FAILED and UNKNOWN sub-jobs, each state listed."""
+    s = SUBJOBS.c
+    stmt = (
+        sa.select(s.state, sa.func.count())
+        .where(s.operation_id == operation_id, s.state.in_([st.value for st in UNSUCCESSFUL]))
+        .group_by(s.state)
     )
-    return int((await conn.execute(stmt)).scalar_one())
+    out = dict.fromkeys(UNSUCCESSFUL, 0)
+    for state, n in (await conn.execute(stmt)).all():
+        out[State(state)] = int(n)
+    return out
+
+
+def budget_text(counts: dict[State, int]) -> str:
+    """'3 failures' or '3 failures (1 unknown)': what the error budget counted."""
+    unknown = counts.get(State.UNKNOWN, 0)
+    text = f"{sum(counts.values())} failures"
+    return f"{text} ({unknown} unknown)" if unknown else text
 
 
 @dataclass(frozen=True)
@@ -119,7 +140,7 @@ async def settle(
         else:
             await _release_waves(conn, op, now, worker, events, resuming)
         if op.finished_at is None and not await exists_active(conn, op_id):
-            failed = await count_state(conn, op_id, State.FAILED)
+            unsuccessful = await count_unsuccessful(conn, op_id)
             flags = OperationFlags(
                 True,
                 False,
@@ -128,7 +149,7 @@ async def settle(
                 op.cancel_requested,
                 op.halted_reason is not None or op_id in halted,
             )
-            state = derive_operation_state({State.FAILED: failed}, flags)
+            state = derive_operation_state(unsuccessful, flags)
             await conn.execute(
                 sa.update(OPERATIONS)
                 .where(OPERATIONS.c.id == op_id)
@@ -151,12 +172,12 @@ async def _apply_error_budget(
 ) -> bool:
     if op.halted_reason is not None or op.cancel_requested or op.strategy.max_errors is None:
         return False
-    failed = await count_state(conn, op.id, State.FAILED)
-    if not errors_exceeded(failed, op.targets, op.strategy.max_errors):
+    unsuccessful = await count_unsuccessful(conn, op.id)  # unknown ones count: no evidence
+    if not errors_exceeded(sum(unsuccessful.values()), op.targets, op.strategy.max_errors):
         return False
     allowed = allowed_failures(op.targets, op.strategy.max_errors)
     reason = (
-        f"max_errors {op.strategy.max_errors} exceeded: {failed} failures, "
+        f"max_errors {op.strategy.max_errors} exceeded: {budget_text(unsuccessful)}, "
         f"{allowed} allowed of {op.targets} targets"
     )
     await conn.execute(

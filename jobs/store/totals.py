@@ -11,13 +11,21 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 
 from jobs.records import CallTotal
-from jobs.states import ACTIVE, OperationFlags, OperationState, State, derive_operation_state
+from jobs.states import (
+    ACTIVE,
+    UNSUCCESSFUL,
+    OperationFlags,
+    OperationState,
+    State,
+    derive_operation_state,
+)
 from jobs.store.db import Database
 from jobs.store.models import CLOUD_CALLS, OPERATIONS, SUBJOBS
 
 
 async def operation_states(db: Database) -> dict[OperationState, int]:
-    """Operations by derived state, from flags and two EXISTS per operation."""
+    """Operations by derived state, from flags and two EXISTS per operation (a failed or unknown
+    sub-job makes a finished operation `completed_with_failures`)."""
     o, s = OPERATIONS.c, SUBJOBS.c
 
     def has(states: Iterable[State]) -> sa.ColumnElement[bool]:
@@ -32,7 +40,7 @@ async def operation_states(db: Database) -> dict[OperationState, int]:
         o.cancel_requested,
         o.halted_reason.is_not(None).label("halted"),
         has(ACTIVE).label("active"),
-        has([State.FAILED]).label("failed"),
+        has(UNSUCCESSFUL).label("failed"),
     )
     stmt = sa.select(*flags, sa.func.count()).group_by(*flags)
     out = dict.fromkeys(OperationState, 0)

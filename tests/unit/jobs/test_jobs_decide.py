@@ -9,6 +9,7 @@ import pytest
 from jobs.decide import (
     AWAIT_TIMEOUT,
     EXECUTOR_ERROR,
+    NO_EVIDENCE,
     SPLIT_REJECTED,
     Context,
     Phase,
@@ -27,6 +28,7 @@ from jobs.outcomes import (
     RetryLater,
     Split,
     StillRunning,
+    Unknown,
 )
 from jobs.records import Batch, Change, SubJobRecord
 from jobs.retry import RetryPolicy
@@ -255,6 +257,8 @@ def test_a_missing_outcome_is_treated_as_maybe_sent() -> None:
         ({1: Failed("E.1", "no"), 2: Failed("E.1", "no")}, ("failed", "E.1", "no")),
         ({1: Accepted("j"), 2: Failed("E.1", "no")}, ("mixed", None, None)),
         ({}, ("empty", None, None)),
+        ({1: Unknown(), 2: Unknown()}, ("unknown", NO_EVIDENCE, Unknown().reason)),
+        ({1: Unknown(), 2: Completed()}, ("mixed", None, None)),
     ],
 )
 def test_call_summary(
@@ -276,3 +280,43 @@ def test_a_give_up_with_a_fallback_runs_it_instead_of_failing(outcome: RetryLate
     assert (last.event, vals(last)["step"]) == (Event.ADVANCE, 2)
     before = decide(sub(attempt=1), outcome, ctx())
     assert before.event is Event.RETRY  # retries first, as without a fallback
+
+
+UNKNOWN_REASON = "the call may have acted; the cloud keeps no record"
+
+
+@pytest.mark.parametrize(
+    ("phase", "state"),
+    [
+        (Phase.SUBMIT, State.DISPATCHING),
+        (Phase.VERIFY, State.DISPATCHING),
+        (Phase.POLL, State.AWAITING),
+    ],
+)
+def test_unknown_ends_the_sub_job_unknown_with_the_reason_shown_as_a_failure_is(
+    phase: Phase, state: State
+) -> None:
+    change = decide(sub(state=state), Unknown(), ctx(phase))
+    assert (change.event, change.from_state) == (Event.NO_EVIDENCE, state)
+    assert (change.code, change.message) == (NO_EVIDENCE, UNKNOWN_REASON)  # the event row
+    assert vals(change) == {
+        "error_code": NO_EVIDENCE,
+        "error_message": UNKNOWN_REASON,
+        "reason": UNKNOWN_REASON,
+        "verify_first": True,  # a retry that takes it reads the cloud before sending again
+    }
+
+
+def test_unknown_keeps_the_executors_own_reason() -> None:
+    change = decide(sub(), Unknown("reboot: no instance actions on this cloud"), ctx())
+    assert vals(change)["error_message"] == "reboot: no instance actions on this cloud"
+
+
+def test_unknown_is_never_a_retry_whatever_the_attempts_left() -> None:
+    changes = decide_batch(batch(3), {1: Unknown(), 2: Completed(), 3: Unknown()}, ctx())
+    assert [c.event for c in changes] == [Event.NO_EVIDENCE, Event.COMPLETE, Event.NO_EVIDENCE]
+
+
+def test_unknown_from_a_pending_sub_job_is_refused() -> None:
+    with pytest.raises(InvalidTransition):
+        decide(sub(state=State.PENDING), Unknown(), ctx())

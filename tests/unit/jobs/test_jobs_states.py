@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from jobs.states import (
+    SETS_VERIFY_FIRST,
     TERMINAL,
     TRANSITIONS,
     Event,
@@ -25,6 +26,7 @@ from jobs.states import (
 ROOT = Path(__file__).resolve().parents[3]
 P, D, A = State.PENDING, State.DISPATCHING, State.AWAITING
 S, F, C, K = State.SUCCEEDED, State.FAILED, State.CANCELLED, State.SKIPPED
+U = State.UNKNOWN
 
 # An independent copy of the intended machine: (state or None, event) -> target. Anything missing
 # must be refused. Changing states.py without changing this table fails the test on purpose.
@@ -40,6 +42,8 @@ EXPECTED: dict[tuple[State | None, Event], State] = {
     (A, Event.RETRY): P,
     (D, Event.FAIL): F,
     (A, Event.FAIL): F,
+    (D, Event.NO_EVIDENCE): U,
+    (A, Event.NO_EVIDENCE): U,
     (D, Event.ADVANCE): P,
     (A, Event.ADVANCE): P,
     (D, Event.SPLIT): P,
@@ -48,6 +52,7 @@ EXPECTED: dict[tuple[State | None, Event], State] = {
     (D, Event.LEASE_LOST): P,
     (P, Event.CANCEL): C,
     (F, Event.REQUEUE): P,
+    (U, Event.REQUEUE): P,
 }
 
 ALL_STATES: list[State | None] = [None, *State]
@@ -76,7 +81,14 @@ def test_the_table_has_no_edge_the_expectation_lacks() -> None:
 def test_terminal_states_only_leave_through_requeue() -> None:
     for (state, event), _ in EXPECTED.items():
         if state in TERMINAL:
-            assert (state, event) == (F, Event.REQUEUE)
+            assert (state, event) in {(F, Event.REQUEUE), (U, Event.REQUEUE)}
+
+
+def test_unknown_is_terminal_and_sets_verify_first() -> None:
+    assert U in TERMINAL
+    assert U.value == "unknown"
+    assert Event.NO_EVIDENCE in SETS_VERIFY_FIRST
+    assert "'unknown'" in check_sql("state")
 
 
 def test_every_state_is_reachable_from_creation() -> None:
@@ -149,6 +161,10 @@ def _flags(**kw: bool) -> OperationFlags:
         ({F: 6, C: 44}, _flags(halted=True), OperationState.STOPPED),
         ({S: 9, K: 1}, _flags(), OperationState.SUCCEEDED),
         ({S: 9, F: 1}, _flags(), OperationState.COMPLETED_WITH_FAILURES),
+        ({S: 9, U: 1}, _flags(), OperationState.COMPLETED_WITH_FAILURES),  # no evidence
+        ({S: 8, F: 1, U: 1}, _flags(), OperationState.COMPLETED_WITH_FAILURES),
+        ({A: 1, U: 1}, _flags(), OperationState.RUNNING),
+        ({U: 2, C: 8}, _flags(halted=True), OperationState.STOPPED),
         ({}, _flags(), OperationState.SUCCEEDED),  # nothing to do is a success
     ],
 )
