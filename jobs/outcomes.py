@@ -119,6 +119,23 @@ class Resubmit:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class Unknown:
+    """The call may have acted and the cloud keeps no record either way: neither succeeded nor
+    failed, never sent again on its own (retry-failed takes it only when asked)."""
+
+    reason: str = "the call may have acted; the cloud keeps no record"
+
+
 Outcome: TypeAlias = (
-    Accepted | Completed | Noop | RetryLater | Failed | StillRunning | Advance | Split | Resubmit
+    Accepted
+    | Completed
+    | Noop
+    | RetryLater
+    | Failed
+    | StillRunning
+    | Advance
+    | Split
+    | Resubmit
+    | Unknown
 )
