@@ -125,6 +125,11 @@ class Executor(Protocol):
         Return `Resubmit` where the cloud shows no trace of it, so it can be sent again."""
         ...
 
+    async def cloud_clock(self, rate_key: str) -> datetime | None:
+        """The latest time the clock of the cloud behind `rate_key` showed (None: unknown), kept
+        by the sub-jobs claimed to be sent (`ClaimRequest.cloud_floor`)."""
+        ...
+
 
 class RateLimiter(Protocol):
     def headroom(self, key: str, ahead: float = 0.0) -> Headroom: ...

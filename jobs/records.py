@@ -238,6 +238,9 @@ class SubJobRecord:
     created_at: datetime
     updated_at: datetime
     begun: bool = False  # a call of its action was accepted (see `jobs.store.models.BEGUN_SQL`)
+    # The cloud's clock as last read before the claim of its current send (None: not known):
+    # a record of the action the cloud keeps (an instance action) from then on may be that send.
+    sent_after: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -323,6 +326,9 @@ class ClaimRequest:
     lease_until: datetime
     params: JSONMapping = field(default_factory=dict)  # the operation's, handed to the executor
     begun_only: bool = False  # only sub-jobs whose action has begun (`jobs.store.claims.begun`)
+    # The cloud's clock as last read (`jobs.ports.Executor.cloud_clock`), kept by the sub-jobs
+    # claimed to be sent (`SubJobRecord.sent_after`); a verification keeps the earlier one.
+    cloud_floor: datetime | None = None
 
 
 @dataclass(frozen=True)

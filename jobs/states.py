@@ -154,7 +154,7 @@ def render_document() -> str:
         "again. `NO_EVIDENCE` ends a sub-job `unknown`: its call may have acted and the cloud keeps "
         "no record either way, so it is neither a success nor a failure, and it is never sent "
         "again on its own. `REQUEUE` (retry-failed) takes `failed` sub-jobs, and `unknown` ones "
-        "only when asked (`include_unknown`); an `unknown` one is requeued with `verify_first`. "
+        "only when asked (`include_unknown`); an `unknown` one is requeued to be sent again (the cloud keeps no record a read could find). "
         "Polling an `awaiting` sub-job is not a transition.\n"
     )
 

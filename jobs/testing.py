@@ -148,6 +148,7 @@ class FakeExecutor:
     polls: list[tuple[str | None, tuple[str, ...]]] = field(default_factory=list)
     verifies: list[tuple[str, ...]] = field(default_factory=list)
     sent: Counter[tuple[str, int]] = field(default_factory=Counter)
+    cloud_now: datetime | None = None  # what `cloud_clock` answers (claims keep it)
     _jobs: dict[str, int] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -207,6 +208,9 @@ class FakeExecutor:
             else:
                 out[sub.id] = Resubmit(reason="not found in the cloud")
         return out
+
+    async def cloud_clock(self, rate_key: str) -> datetime | None:
+        return self.cloud_now
 
     def sent_twice(self) -> list[tuple[str, int]]:
         return sorted(k for k, n in self.sent.items() if n > 1)

@@ -12,10 +12,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef, ServerStatus
 from fleet.drivers.actions import Capabilities, Evidence
-from fleet.drivers.base import OutcomeState, PollResult, ServerOutcome, Submission
+from fleet.drivers.base import InstanceAction, OutcomeState, PollResult, ServerOutcome, Submission
 from fleet.drivers.errors import NotFound
 
 S = ServerStatus
@@ -29,6 +30,28 @@ class FakeDriver:
         self.servers = {s.id: s for s in servers}
         self.calls: list[tuple[Action, tuple[str, ...]]] = []
         self._stamp = itertools.count(1)
+        # The cloud's clock (a test may put it anywhere against this host's) and the servers'
+        # action history as the cloud keeps it; None: the cloud serves no history.
+        self.now = datetime(2026, 1, 1, 12, tzinfo=UTC)
+        self.history: dict[str, list[InstanceAction]] | None = {}
+        self.answered = False  # whether the cloud has answered yet (`cloud_clock`)
+
+    def tick(self, seconds: float = 1.0) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    def record(self, server_id: str, action: str) -> None:
+        """The cloud records `action` on the server now (a person, another client, fleet)."""
+        if self.history is not None:
+            self.history.setdefault(server_id, []).append(
+                InstanceAction(action, self.now, f"req-{next(self._stamp)}")
+            )
+
+    async def cloud_clock(self) -> datetime | None:
+        return self.now if self.answered else None
+
+    async def instance_actions(self, server_id: str) -> Sequence[InstanceAction] | None:
+        self.answered = True
+        return None if self.history is None else list(self.history.get(server_id, ()))
 
     @property
     def endpoint(self) -> str:
@@ -49,11 +72,13 @@ class FakeDriver:
         self._caps.spec(action)
 
     async def list_servers(self, selector: Selector) -> AsyncIterator[ServerRef]:
+        self.answered = True
         for server in list(self.servers.values()):
             if selector.matches(server):
                 yield server
 
     async def get_server(self, server_id: str) -> ServerRef:
+        self.answered = True
         if server_id not in self.servers:
             raise NotFound(f"no server {server_id}")
         return self.servers[server_id]
@@ -67,8 +92,11 @@ class FakeDriver:
     async def submit(self, action: Action, ids: Sequence[str], params: ActionParams) -> Submission:
         spec = self._caps.spec(action)
         self.calls.append((action, tuple(ids)))
+        self.answered = True
         for server_id in ids:
             self.servers[server_id] = self._done(self.servers[server_id], action, params)
+            if action not in (Action.TAG_ADD, Action.TAG_REMOVE):
+                self.record(server_id, spec.recorded_as or action.value)
         done = spec.evidence is Evidence.ANSWER
         return Submission(action, tuple(ids), spec.api_class, done=done, flavor=params.flavor)
 

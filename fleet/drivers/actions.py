@@ -56,7 +56,9 @@ class Evidence(StrEnum):
 
     CLOUD_JOB = "cloud_job"  # the cloud job's sub-job for the server
     STATE = "state"  # the status or flavor the server reached
-    STAMP = "stamp"  # the server's `updated` stamp moved since planning (nothing else to read)
+    # the server's action history (Nova's `os-instance-actions`): an action recorded as
+    # `ActionSpec.recorded_as` that started at or after the send (`fleet.engine.evidence`)
+    INSTANCE_ACTION = "instance_action"
     ANSWER = "answer"  # the call answers when it is done (tags)
 
 
@@ -87,6 +89,8 @@ class ActionSpec:
       call is pointless, with the reason the server is skipped.
     - `evidence`: how completion is read; `verify_by`: how a send that may have reached the cloud
       (a crash, a lost answer) is judged from the server before anything is sent again.
+    - `recorded_as`: the name of the call in the server's action history, where `verify_by`
+      reads that history (`reboot`).
     - `seconds`: expected duration (None: `TYPICAL_SECONDS`).
     """
 
@@ -100,6 +104,7 @@ class ActionSpec:
     evidence: Evidence = Evidence.STATE
     verify_by: Evidence = Evidence.STATE
     seconds: float | None = None
+    recorded_as: str | None = None
     # Where a step without a status of its own (confirm, revert) leaves the server settled.
     settles_in: frozenset[ServerStatus] = frozenset()
 
@@ -378,11 +383,12 @@ def power(
 ) -> ActionSpec:
     """Start, stop or reboot: what they lead to is the same on every dialect. A finished reboot
     leaves the server as it found it, so a send that may have reached the cloud is judged by the
-    server's `updated` stamp."""
+    server's action history (an edit of the server in between proves nothing)."""
     if action is Action.REBOOT:
         return ActionSpec(
             action, api_class, max_batch, Goal.EVENT, S.RUNNING, skip_from=NOT_RUNNING,
-            counts_servers=counts_servers, evidence=evidence, verify_by=Evidence.STAMP,
+            counts_servers=counts_servers, evidence=evidence,
+            verify_by=Evidence.INSTANCE_ACTION, recorded_as="reboot",
         )  # fmt: skip
     leads_to = S.RUNNING if action is Action.START else S.STOPPED
     return ActionSpec(

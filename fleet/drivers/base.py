@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Protocol
@@ -150,6 +151,17 @@ class PollResult:
         return all(o.state is not OutcomeState.RUNNING for o in self.outcomes.values())
 
 
+@dataclass(frozen=True)
+class InstanceAction:
+    """One entry of a server's action history as the cloud keeps it (Nova's
+    `os-instance-actions`): what was done (`reboot`, `stop`, ...), when it started in the cloud's
+    clock (UTC), and the request that caused it."""
+
+    action: str
+    start_time: datetime
+    request_id: str | None = None
+
+
 # --- the Protocol ----------------------------------------------------------------------------------
 
 
@@ -195,6 +207,17 @@ class Driver(Protocol):
 
     async def flavor_table(self) -> Mapping[str, str]:
         """Every flavor, id -> name (the same cached read as `flavors`)."""
+        ...
+
+    async def cloud_clock(self) -> datetime | None:
+        """The latest time the cloud's clock showed in an answer (`CloudClock`): a lower bound,
+        in the cloud's clock, of the time of a call sent after now. Before any answer, one cheap
+        read (a one-item flavor list) learns it; None if the cloud sends no `Date`."""
+        ...
+
+    async def instance_actions(self, server_id: str) -> Sequence[InstanceAction] | None:
+        """The server's action history (`InstanceAction`), None where the cloud keeps none
+        (the endpoint does not serve the API): no evidence either way."""
         ...
 
 

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 from urllib.parse import quote
 
@@ -193,6 +195,32 @@ def _request_id(headers: Mapping[str, str], data: object) -> str | None:
     return None
 
 
+class CloudClock:
+    """The latest time the cloud's own clock showed (the `Date` of its answers), shared by an
+    endpoint's transports. Every answer read before a call was sent shows a time at or before
+    that send in the cloud's clock, whatever this host's clock or the cloud's pace: the lower
+    bound that the cloud's records of an action are compared with (`fleet.engine.evidence`)."""
+
+    def __init__(self) -> None:
+        self.latest: datetime | None = None
+
+    def saw(self, date_header: str | None) -> None:
+        at = http_date(date_header)
+        if at is not None and (self.latest is None or at > self.latest):
+            self.latest = at
+
+
+def http_date(raw: str | None) -> datetime | None:
+    """An HTTP `Date` header as an aware UTC datetime, None if absent or unreadable."""
+    if not raw:
+        return None
+    try:
+        at = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
+
+
 @dataclass
 class Transport:
     """HTTP to one base URL of one endpoint."""
@@ -208,6 +236,7 @@ class Transport:
     read_retries: int = 2
     max_retry_wait: float = 5.0
     note_after: float = 1.0  # seconds a call waits (budget, answer) before it tells why
+    clock: CloudClock | None = None  # told the `Date` of every answer
 
     async def call(self, req: HttpRequest) -> HttpResponse:
         waits = _Waits(self.endpoint)
@@ -329,6 +358,8 @@ class Transport:
                 raw = await resp.read()
                 resp_headers = {k.lower(): v for k, v in resp.headers.items()}
                 status = resp.status
+            if self.clock is not None:
+                self.clock.saw(resp_headers.get("date"))
         except TimeoutError as exc:
             raise Transient(f"{req.method} {url.path} timed out", ambiguous=True) from exc
         except aiohttp.ClientConnectorError as exc:

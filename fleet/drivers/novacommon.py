@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from fleet.domain import Action, Provider, ServerRef, ServerStatus, tag_from_1d, tags_from_1d
-from fleet.drivers.base import OutcomeState, ServerOutcome
-from fleet.drivers.errors import ErrorKind, Transient
+from fleet.drivers.base import InstanceAction, OutcomeState, ServerOutcome
+from fleet.drivers.errors import ErrorKind, NotFound, Transient
 from fleet.drivers.http import HttpRequest, HttpResponse, Transport
 from fleet.drivers.jsonutil import as_dict, as_list, opt_str
 from fleet.drivers.query import QueryValue
@@ -88,6 +89,45 @@ def tags_to_remove(current: Sequence[str], tags: Mapping[str, str]) -> list[str]
         if key in tags and (not tags[key] or tags[key] == value):
             doomed.append(tag)
     return doomed
+
+
+def instance_actions_path(server_id: str) -> str:
+    return f"/servers/{server_id}/os-instance-actions"
+
+
+async def read_instance_actions(
+    get: Callable[[], Awaitable[HttpResponse]],
+) -> list[InstanceAction] | None:
+    """A server's `os-instance-actions` list, None when the endpoint answers 404 (a cloud that
+    does not serve the API keeps no record we can read: no evidence either way; the caller has
+    just read the server, so the 404 is the API's, not the server's)."""
+    try:
+        response = await get()
+    except NotFound:
+        return None
+    return parse_instance_actions(response.data)
+
+
+def parse_instance_actions(data: object) -> list[InstanceAction]:
+    """The entries of an `{"instanceActions": [...]}` body that name an action and a start time
+    (`start_time` without an offset is UTC, as Nova writes it)."""
+    found: list[InstanceAction] = []
+    for entry in as_list(as_dict(data).get("instanceActions")):
+        body = as_dict(entry)
+        action, started = opt_str(body.get("action")), _utc(opt_str(body.get("start_time")))
+        if action and started is not None:
+            found.append(InstanceAction(action, started, opt_str(body.get("request_id"))))
+    return found
+
+
+def _utc(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def raw_tags(data: object) -> list[str]:

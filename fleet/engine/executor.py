@@ -27,6 +27,7 @@ from fleet.drivers.errors import (
     Throttled,
     Transient,
 )
+from fleet.engine.evidence import Seen, judge
 from fleet.engine.opspec import parse_params
 from fleet.engine.planner import batch_key, rate_key
 from jobs.outcomes import (
@@ -40,6 +41,7 @@ from jobs.outcomes import (
     RetryLater,
     Split,
     StillRunning,
+    Unknown,
 )
 from jobs.plan import was_running
 from jobs.ports import ActionProfile, StepProfile, SubJobOutcomes
@@ -92,6 +94,18 @@ class FleetExecutor:
         if params.type is PowerType.HARD or params.live:
             return None
         return FIRST_POLL * self._seconds(endpoint, step.action)
+
+    async def cloud_clock(self, rate_key: str) -> datetime | None:
+        """The latest `Date` the cloud behind `rate_key` answered with (see `CloudClock`); None
+        when it cannot be read now (the send's record is then no evidence: `unknown`)."""
+        driver = self._drivers.get(rate_key.split(":", 1)[0])
+        if driver is None:
+            return None
+        try:
+            return await driver.cloud_clock()
+        except DriverError as exc:
+            log.warning("cloud_clock_unread", rate_key=rate_key, error=str(exc))
+            return None
 
     # --- profile -----------------------------------------------------------------------------
 
@@ -393,10 +407,12 @@ class FleetExecutor:
     async def _verify(self, batch: Batch) -> SubJobOutcomes:
         endpoint, driver, recipe, params = self._context(batch)
         step = recipe.step(batch.step)
+        spec = driver.capabilities.spec(step.action)
         outcomes: dict[int, Outcome] = {}
         for sj in batch.subjobs:
             try:
                 server = await driver.get_server(_server_id(sj))
+                record = await _record(driver, spec, sj)
             except NotFound:
                 outcomes[sj.id] = (
                     self._after(endpoint, driver, recipe, batch.step, sj)
@@ -408,7 +424,7 @@ class FleetExecutor:
                 outcomes[sj.id] = _poll_error(exc)
                 continue
             outcomes[sj.id] = self._verdict(
-                endpoint, driver, recipe, batch.step, sj, server, params
+                endpoint, driver, recipe, batch.step, sj, server, params, record
             )
         return outcomes
 
@@ -421,14 +437,25 @@ class FleetExecutor:
         sj: SubJobRecord,
         server: ServerRef,
         params: ActionParams,
+        record: tuple[Seen, str] | None = None,
     ) -> Outcome:
         action = recipe.steps[step].action
+        if record is not None:  # judged by the cloud's record of the call alone
+            seen, why = record
+            if seen is Seen.NO_EVIDENCE:
+                return Unknown(reason=why)
+            if seen is Seen.NOT_SEEN:
+                return Resubmit(reason=why)
         if not server.settled:
             # Something is in progress on the server: our call landed; follow it by status.
             return Accepted(
                 memo={"submission": _status_submission(action, server.id, params), **_keep(sj)}
             )
-        if _landed(driver.capabilities.spec(action), sj, server, params):
+        spec = driver.capabilities.spec(action)
+        if record is not None and not spec.settled_there(server):
+            state = f"{server.status.value}{f' ({server.fault})' if server.fault else ''}"
+            return Failed(code="failed", reason=f"{record[1]}; the server settled in {state}")
+        if record is not None or _reached(spec, server, params):
             return self._after(endpoint, driver, recipe, step, sj)
         return Resubmit(reason=f"no trace of {action.value} on the server")
 
@@ -551,18 +578,11 @@ def _reached(spec: ActionSpec, server: ServerRef, params: ActionParams) -> bool:
     return spec.settled_there(server)
 
 
-def _landed(spec: ActionSpec, sj: SubJobRecord, server: ServerRef, params: ActionParams) -> bool:
-    """Whether the call of `spec` reached the cloud, judged from the settled server as the
-    dialect declares (`verify_by`).
-
-    Start, stop, resize and delete leave a status or flavor that the server did not have when it
-    was planned (servers already there are skipped at planning). A finished reboot leaves the server
-    as it found it, so it is judged by the cloud's own `updated` stamp against the one seen at
-    planning; without stamps it counts as done rather than risking a second reboot.
-    """
-    if spec.verify_by is Evidence.STAMP:
-        before = sj.payload.get("updated")
-        if before is not None and server.updated is not None:
-            return server.updated != before
-        return server.status is spec.leads_to
-    return _reached(spec, server, params)
+async def _record(driver: Driver, spec: ActionSpec, sj: SubJobRecord) -> tuple[Seen, str] | None:
+    """The cloud's record of the send of `spec` (`fleet.engine.evidence`), None where the dialect
+    judges the call by the state it leaves instead (start, stop, resize and delete leave a status
+    or flavor the server did not have when it was planned: servers already there are skipped)."""
+    if spec.verify_by is not Evidence.INSTANCE_ACTION or spec.recorded_as is None:
+        return None
+    records = await driver.instance_actions(_server_id(sj))
+    return judge(records, spec.recorded_as, sj.sent_after)

@@ -199,6 +199,7 @@ class Dispatcher:
             lease_until=now + timedelta(seconds=self.config.lease_ttl),
             params=op.params,
             begun_only=begun_only,
+            cloud_floor=await self.executor.cloud_clock(key),
         )
         steps = self.executor.profile(op.kind, key).steps
         return await self.store.claim_batches(request, [s.max_batch for s in steps], groups)

@@ -99,6 +99,7 @@ def to_subjob(m: RowMapping) -> SubJobRecord:
         call_id=m["call_id"],
         created_at=m["created_at"],
         updated_at=m["updated_at"],
+        sent_after=m["sent_after"],
     )
 
 

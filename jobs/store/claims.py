@@ -15,6 +15,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 from jobs.ports import CallResult
 from jobs.records import ActiveOperation, Applied, Batch, Change, ClaimRequest, SubJobRecord
@@ -259,13 +260,14 @@ async def _claim_singles(
             call_id=sa.bindparam("b_call"),
             attempt=_S.attempt + sa.bindparam("b_bump"),
             updated_at=req.now,
+            sent_after=sa.func.coalesce(sa.bindparam("b_floor", type_=UTCDateTime), _S.sent_after),
         )
     )
     bumps = [0 if r.verify_first else 1 for r in rows]
     await conn.execute(
         update,
         [
-            {"b_id": r.id, "b_call": c, "b_bump": b}
+            {"b_id": r.id, "b_call": c, "b_bump": b, "b_floor": req.cloud_floor if b else None}
             for r, c, b in zip(rows, call_ids, bumps, strict=True)
         ],
     )
@@ -328,6 +330,7 @@ def _as_claimed(row: SubJobRecord, req: ClaimRequest, call_id: int, bump: int) -
         call_id=call_id,
         attempt=row.attempt + bump,
         updated_at=req.now,
+        sent_after=req.cloud_floor if bump and req.cloud_floor else row.sent_after,
     )
 
 
@@ -376,6 +379,7 @@ async def _write_ahead(
             call_id=call_id,
             attempt=_S.attempt + bump,
             updated_at=req.now,
+            sent_after=_S.sent_after if verify or req.cloud_floor is None else req.cloud_floor,
         )
         .returning(*MOVED_COLUMNS)
     )

@@ -130,6 +130,8 @@ class SubJob(SQLModel, table=True):
     call_id: int | None = Field(sa_column=sa.Column(BigId, nullable=True))
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
     updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
+    # the cloud's clock as last read before the claim of the current send (`ClaimRequest`)
+    sent_after: datetime | None = Field(sa_column=sa.Column(UTCDateTime, nullable=True))
 
 
 class CloudCall(SQLModel, table=True):

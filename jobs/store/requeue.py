@@ -2,8 +2,9 @@
 store (see `jobs.store`, the facade the rest of the engine uses).
 
 An `unknown` sub-job's call may have acted and the cloud keeps no record either way, so it is
-taken only when the caller asks (`include_unknown`) and is always read back from the cloud
-(`verify_first`) before anything is sent again.
+taken only when the caller asks (`include_unknown`), and then it is sent again: reading the cloud
+first would only find no record again, and the caller has accepted that the action may happen
+twice.
 """
 
 from __future__ import annotations
@@ -95,12 +96,13 @@ async def _check_retryable(conn: AsyncConnection, op: OperationRecord, include: 
 async def _requeue(
     conn: AsyncConnection, operation_id: str, state: State, by: str, now: datetime
 ) -> list[Moved]:
-    """Move the operation's sub-jobs in `state` to PENDING, with their REQUEUE events. An
-    unknown one, or a failed one whose call may have acted (it timed out awaiting the cloud, or
-    its last send was ambiguous), is read back from the cloud before anything is sent again."""
+    """Move the operation's sub-jobs in `state` to PENDING, with their REQUEUE events. A failed
+    one whose call may have acted (it timed out awaiting the cloud, or its last send was
+    ambiguous) is read back from the cloud before anything is sent again; an unknown one (asked
+    for by name) is sent again, since the cloud keeps no record to read."""
     s = SUBJOBS.c
     verify: sa.ColumnElement[bool] | bool = (
-        True
+        False
         if state is State.UNKNOWN
         else sa.or_(s.verify_first.is_(True), s.error_code == AWAIT_TIMEOUT)
     )

@@ -45,13 +45,14 @@ def no_evidence_for(api: Api, server_ids: set[str]) -> Iterator[None]:
         dispatcher.executor = real
 
 
-async def stop_with_unknown(api: Api, n: int, unknown: int) -> tuple[str, list[str]]:
-    """A stop of `n` running ECS servers whose first `unknown` end unknown: (its id, the ids)."""
+async def reboot_with_unknown(api: Api, n: int, unknown: int) -> tuple[str, list[str]]:
+    """A reboot of `n` running ECS servers whose first `unknown` end unknown: (its id, the ids)."""
     servers = await api.servers("ecs-sim", status="running")
     ids = [str(s["id"]) for s in servers[:n]]
     with no_evidence_for(api, set(ids[:unknown])):
         created = await api.post(
-            "/v1/operations", {"action": "stop", "targets": {"endpoints": ["ecs-sim"], "ids": ids}}
+            "/v1/operations",
+            {"action": "reboot", "targets": {"endpoints": ["ecs-sim"], "ids": ids}},
         )
         assert created.status == 202, created.body
         final = await api.wait(str(created.body["id"]))
@@ -59,7 +60,7 @@ async def stop_with_unknown(api: Api, n: int, unknown: int) -> tuple[str, list[s
 
 
 async def test_unknown_sub_jobs_are_counted_listed_and_retried_only_when_asked(api: Api) -> None:
-    op_id, ids = await stop_with_unknown(api, 3, 1)
+    op_id, ids = await reboot_with_unknown(api, 3, 1)
     op = (await api.get(f"/v1/operations/{op_id}")).body
     assert op["state"] == "completed_with_failures"
     counts = op["counts"]
@@ -96,7 +97,7 @@ async def test_unknown_sub_jobs_are_counted_listed_and_retried_only_when_asked(a
     assert asked.status == 200, asked.body
     assert asked.body["requeued"] == 1
     final = await api.wait(op_id)
-    # read back first: the stop did happen, so it is a success and nothing was sent twice
+    # sent again, as asked (the cloud keeps no record a read could find): now it has evidence
     assert final["state"] == "succeeded"
     assert final["counts"]["unknown"] == 0  # type: ignore[index]
     events = await api.fleet.operations.events(op_id)
@@ -106,7 +107,7 @@ async def test_unknown_sub_jobs_are_counted_listed_and_retried_only_when_asked(a
 
 @pytest.mark.parametrize("value", ["yes", 1, None, "true", [True]])
 async def test_include_unknown_must_be_a_boolean(api: Api, value: object) -> None:
-    op_id, _ = await stop_with_unknown(api, 1, 0)
+    op_id, _ = await reboot_with_unknown(api, 1, 0)
     reply = await api.post(f"/v1/operations/{op_id}/retry-failed", {"include_unknown": value})
     assert reply.status == 422, reply.body
     assert reply.content_type == "application/problem+json"
@@ -114,14 +115,14 @@ async def test_include_unknown_must_be_a_boolean(api: Api, value: object) -> Non
 
 
 async def test_retry_failed_refuses_an_unknown_field(api: Api) -> None:
-    op_id, _ = await stop_with_unknown(api, 1, 0)
+    op_id, _ = await reboot_with_unknown(api, 1, 0)
     reply = await api.post(f"/v1/operations/{op_id}/retry-failed", {"include_unkown": True})
     assert reply.status == 422, reply.body
     assert reply.body["field"] == "include_unkown"
 
 
 async def test_state_filter_names_unknown_in_its_422(api: Api) -> None:
-    op_id, _ = await stop_with_unknown(api, 1, 0)
+    op_id, _ = await reboot_with_unknown(api, 1, 0)
     reply = await api.get(f"/v1/operations/{op_id}/subjobs", params={"state": "unsure"})
     assert reply.status == 422, reply.body
     assert reply.body["field"] == "state"

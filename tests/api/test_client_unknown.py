@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fleet.cli import build_parser
 from tests.api.conftest import Api
-from tests.api.test_api_unknown import REASON, stop_with_unknown
+from tests.api.test_api_unknown import REASON, reboot_with_unknown
 from tests.api.test_client import fleet
 
 
@@ -17,7 +17,7 @@ def test_include_unknown_is_a_flag_of_retry_failed_only() -> None:
 
 
 async def test_ops_show_subjobs_and_retry_failed_with_unknown(api: Api) -> None:
-    op_id, ids = await stop_with_unknown(api, 3, 1)
+    op_id, ids = await reboot_with_unknown(api, 3, 1)
     code, out, _ = await fleet(api, "ops", "show", op_id, role="viewer")
     assert code == 0
     assert "completed_with_failures" in out
@@ -46,7 +46,7 @@ async def test_ops_show_subjobs_and_retry_failed_with_unknown(api: Api) -> None:
 
 
 async def test_watch_exits_1_when_a_sub_job_is_unknown(api: Api) -> None:
-    op_id, _ = await stop_with_unknown(api, 2, 1)
+    op_id, _ = await reboot_with_unknown(api, 2, 1)
     code, out, err = await fleet(api, "ops", "watch", op_id, role="viewer")
     assert code == 1
     assert "unknown             1" in out

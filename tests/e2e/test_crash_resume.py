@@ -1,4 +1,7 @@
-"""Crash safety: kill -9 the worker three times mid-campaign; nothing lost, nothing sent twice.
+"""Crash safety: kill -9 the worker three times mid-campaign; nothing lost, nothing sent twice,
+and every succeeded sub-job has the cloud's evidence of its action (a performed call in the
+simulator's log), also when another operation edits the same servers' tags meanwhile (a change
+to a server is no evidence that it rebooted).
 
 A real `fleet simulate` process plays the cloud and outlives the workers; its request log is the
 witness. The operation is created in the database by this test (as the API would), then `fleet
@@ -88,7 +91,7 @@ async def _wait_for(ops: Operations, op_id: str, state: State, seconds: float) -
     return False
 
 
-async def _run_campaign(tmp_path: Path, db_url: str, kind: str) -> None:
+async def _run_campaign(tmp_path: Path, db_url: str, kind: str, *, tags: bool = False) -> None:
     world = tmp_path / "world.toml"
     world.write_text(WORLD)
     with simulator_process(world, tmp_path / "sim.log") as sim_url:
@@ -115,6 +118,15 @@ async def _run_campaign(tmp_path: Path, db_url: str, kind: str) -> None:
                 NewOperation(kind=kind, params={}, selector={}, created_by="e2e")
             )
             op_id = view.operation.id
+            tag_op = None
+            if tags:  # a concurrent operation on the same servers: tags, where a dialect has them
+                tagging = NewOperation(
+                    kind="tag_add",
+                    params={"tags": {"patched": "yes"}},
+                    selector={},
+                    created_by="e2e",
+                )
+                tag_op = (await ops.create(tagging))[0].operation.id
             rng = random.Random(kind)
             log = tmp_path / "worker.log"
             moments = [State.DISPATCHING, State.AWAITING, None]
@@ -129,12 +141,19 @@ async def _run_campaign(tmp_path: Path, db_url: str, kind: str) -> None:
             worker = start_worker(config, "w2", env, log)  # another name: the reaper's path too
             try:
                 deadline = time.monotonic() + 240
-                while (state := (await ops.get(op_id)).state) not in DONE:
-                    assert time.monotonic() < deadline, f"operation still {state}"
-                    await asyncio.sleep(0.25)
+                for waited in (op_id, tag_op):
+                    while waited and (state := (await ops.get(waited)).state) not in DONE:
+                        assert time.monotonic() < deadline, f"operation still {state}"
+                        await asyncio.sleep(0.25)
             finally:
                 kill9(worker)
             subjobs = (await ops.subjobs(op_id, limit=1000)).items
+            if tag_op is not None:
+                tagged = (await ops.subjobs(tag_op, limit=1000)).items
+                assert {s.state for s in tagged} <= {State.SUCCEEDED, State.SKIPPED}, Counter(
+                    (s.state, s.error_code) for s in tagged
+                )
+                assert any(s.state is State.SUCCEEDED for s in tagged)
         finally:
             await store.close()
         _assert_outcome(
@@ -170,7 +189,14 @@ async def test_kill_9_three_times_sqlite_stop(tmp_path: Path, sqlite_url: str) -
     await _run_campaign(tmp_path, sqlite_url, "stop")
 
 
+@pytest.mark.timeout(400)
+async def test_kill_9_three_times_sqlite_reboot_with_tag_edits(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    await _run_campaign(tmp_path, sqlite_url, "reboot", tags=True)
+
+
 @pytest.mark.postgres
 @pytest.mark.timeout(400)
 async def test_kill_9_three_times_postgresql_reboot(tmp_path: Path, pg_url: str) -> None:
-    await _run_campaign(tmp_path, pg_url, "reboot")
+    await _run_campaign(tmp_path, pg_url, "reboot", tags=True)

@@ -20,6 +20,7 @@ from fleet.drivers.auth import TokenAuth
 from fleet.drivers.base import (
     Capabilities,
     FlavorCache,
+    InstanceAction,
     OutcomeState,
     PollResult,
     RequestGate,
@@ -30,16 +31,26 @@ from fleet.drivers.base import (
 )
 from fleet.drivers.config import AkSkCredentials, ConfigError, EndpointConfig
 from fleet.drivers.errors import NotFound, Permanent
-from fleet.drivers.http import Authenticator, HttpRequest, HttpResponse, NoAuth, Transport, seg
+from fleet.drivers.http import (
+    Authenticator,
+    CloudClock,
+    HttpRequest,
+    HttpResponse,
+    NoAuth,
+    Transport,
+    seg,
+)
 from fleet.drivers.huawei.auth import AkSkAuth, IamTokenFetcher, project_id_of
 from fleet.drivers.huawei.errors import classify
 from fleet.drivers.huawei.jobs import job_id_of, parse_job
 from fleet.drivers.novacommon import (
     MICROVERSION_HEADERS,
     flavor_table,
+    instance_actions_path,
     paged,
     parse_server,
     raw_tags,
+    read_instance_actions,
     server_outcome,
     tags_to_remove,
 )
@@ -88,12 +99,20 @@ class HuaweiClient:
         self.endpoint = config.name
         self.provider = config.provider
         self._token: TokenAuth | None = None
+        # The ECS and BMS endpoints' clock (IAM's is another host's: not used as the cloud's)
+        self.clock = CloudClock()
         auth = self._authenticator(session, gate, now)
-        self.ecs = self._transport(session, gate, config.ecs_url or "", auth)
-        self.bms = self._transport(session, gate, config.bms_url or config.ecs_url or "", auth)
+        self.ecs = self._transport(session, gate, config.ecs_url or "", auth, self.clock)
+        bms_url = config.bms_url or config.ecs_url or ""
+        self.bms = self._transport(session, gate, bms_url, auth, self.clock)
 
     def _transport(
-        self, session: aiohttp.ClientSession, gate: RequestGate, base: str, auth: Authenticator
+        self,
+        session: aiohttp.ClientSession,
+        gate: RequestGate,
+        base: str,
+        auth: Authenticator,
+        clock: CloudClock | None = None,
     ) -> Transport:
         cfg = self.config
         return Transport(
@@ -106,6 +125,7 @@ class HuaweiClient:
             timeout=cfg.timeout,
             connect_timeout=cfg.connect_timeout,
             read_retries=cfg.read_retries,
+            clock=clock,
         )
 
     def _authenticator(
@@ -215,6 +235,14 @@ class HuaweiClient:
             async for body in pages:
                 yield parse_server(body, endpoint=self.endpoint, provider=self.provider)
 
+    async def instance_actions(self, server_id: str) -> list[InstanceAction] | None:
+        """The server's `os-instance-actions` on the native API of the ECS endpoint (ECS and BMS
+        servers alike: api-digest 3.2)."""
+        path = instance_actions_path(seg(server_id))
+        return await read_instance_actions(
+            lambda: self.native("GET", path, NOVA_SHOW, server_id=server_id)
+        )
+
     async def native_flavors(self) -> dict[str, str]:
         """Every flavor of the native `GET /v2.1/{project_id}/flavors/detail`, id -> name (ECS
         and BMS flavors alike, paged with `limit` + `marker`)."""
@@ -293,6 +321,14 @@ class HuaweiDriverBase:
 
     async def check_credentials(self) -> None:
         await self._client.check_credentials()
+
+    async def cloud_clock(self) -> datetime | None:
+        if self._client.clock.latest is None:
+            await self._client.native("GET", "/flavors", NOVA_FLAVORS, query=[("limit", 1)])
+        return self._client.clock.latest
+
+    async def instance_actions(self, server_id: str) -> list[InstanceAction] | None:
+        return await self._client.instance_actions(server_id)
 
     async def _poll(
         self,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -38,6 +37,7 @@ from fleet.drivers.auth import TokenAuth
 from fleet.drivers.base import (
     BudgetUnit,
     FlavorCache,
+    InstanceAction,
     OutcomeState,
     PollResult,
     RateBudget,
@@ -52,7 +52,15 @@ from fleet.drivers.base import (
 )
 from fleet.drivers.config import ConfigError, EndpointConfig, PasswordCredentials
 from fleet.drivers.errors import DriverError, NotFound, Permanent, Throttled
-from fleet.drivers.http import HttpRequest, HttpResponse, NoAuth, Transport, seg
+from fleet.drivers.http import (
+    CloudClock,
+    HttpRequest,
+    HttpResponse,
+    NoAuth,
+    Transport,
+    http_date,
+    seg,
+)
 from fleet.drivers.jsonutil import as_dict
 from fleet.drivers.nova import requests as rq
 from fleet.drivers.nova.errors import classify
@@ -65,9 +73,11 @@ from fleet.drivers.nova.keystone import (
 from fleet.drivers.novacommon import (
     MICROVERSION_HEADERS,
     flavor_table,
+    instance_actions_path,
     paged,
     parse_server,
     raw_tags,
+    read_instance_actions,
     server_outcome,
     tags_to_remove,
 )
@@ -177,6 +187,7 @@ class OpenStackDriver:
         self._auth = TokenAuth(fetch, endpoint=config.name, now=now)
         self._compute: Transport | None = None
         self._compute_lock = asyncio.Lock()
+        self._clock = CloudClock()  # compute's clock (Keystone's is another host's)
         self._flavors = FlavorCache()
 
     def __repr__(self) -> str:
@@ -209,6 +220,7 @@ class OpenStackDriver:
                         token.body, interface=self._config.interface, region=self._config.region
                     )
                 self._compute = self._transport(url, self._auth)
+                self._compute.clock = self._clock
             return self._compute
 
     async def check_credentials(self) -> None:
@@ -283,6 +295,19 @@ class OpenStackDriver:
         response = await self._call("GET", f"/servers/{seg(server_id)}", SHOW, server_id=server_id)
         data = response.data if isinstance(response.data, dict) else {}
         return parse_server(data.get("server"), endpoint=self.endpoint, provider=self.provider)
+
+    async def cloud_clock(self) -> datetime | None:
+        if self._clock.latest is None:
+            await self._call("GET", "/flavors", FLAVORS, query=[("limit", 1)])
+        return self._clock.latest
+
+    async def instance_actions(self, server_id: str) -> list[InstanceAction] | None:
+        """The server's `os-instance-actions` (upstream Nova; a cloud answering 404 keeps none
+        we can read)."""
+        path = instance_actions_path(seg(server_id))
+        return await read_instance_actions(
+            lambda: self._call("GET", path, SHOW, server_id=server_id)
+        )
 
     async def flavors(self) -> frozenset[str]:
         """The flavor ids of `/flavors/detail` (what `flavorRef` takes)."""
@@ -460,14 +485,8 @@ SHOWS_AT_ONCE = 8
 def cloud_time(response: HttpResponse) -> str | None:
     """The cloud's clock when it answered (its `Date` header) as ISO 8601, None if absent: the
     clock a `changes-since` filter is compared with, whatever this host's clock says."""
-    raw = response.headers.get("date")
-    if not raw:
-        return None
-    try:
-        at = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+    at = http_date(response.headers.get("date"))
+    return None if at is None else at.isoformat()
 
 
 def _parse_time(value: str | None) -> datetime | None:
