@@ -50,7 +50,8 @@ def test_demo_runs_its_scenario_and_leaves_nothing_running(tmp_path: Path) -> No
     assert ("resize", "easystack-sim", "succeeded") in rows
     stop = next(line.split() for line in summary.splitlines() if line.startswith("stop "))
     assert stop[4] == "3"  # the three injected failures, and the error budget stopped the rest
-    assert int(stop[6]) > 0
+    assert stop[5] == "0"  # none unknown: a refused call is evidence
+    assert int(stop[7]) > 0
     for key in ("ecs-sim:action", "bms-sim:action", "easystack-sim:action"):
         [line] = [row for row in summary.splitlines() if row.startswith(key)]
         assert line.split()[-1] == "0"  # no throttled answers
