@@ -151,6 +151,9 @@ def engine_config(settings: Settings, worker: str | None) -> EngineConfig:
         dispatch_idle=min(0.25, e.idle_interval),
         poll_idle=e.idle_interval,
         retry=RetryPolicy(max_attempts=e.max_attempts),
+        throttle_deadlines={
+            f"{spec.name}:": spec.throttle_deadline_seconds for spec in settings.endpoints
+        },
     )
 
 

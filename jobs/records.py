@@ -238,6 +238,7 @@ class SubJobRecord:
     created_at: datetime
     updated_at: datetime
     begun: bool = False  # a call of its action was accepted (see `jobs.store.models.BEGUN_SQL`)
+    throttled_since: datetime | None = None  # first throttled answer of the current streak
 
 
 @dataclass(frozen=True)

@@ -339,6 +339,7 @@ async def retry_failed(db: Database, operation_id: str, by: str, now: datetime) 
                 state=State.PENDING.value,
                 attempt=0,
                 throttles=0,
+                throttled_since=None,
                 not_before=now,
                 verify_first=sa.or_(s.verify_first.is_(True), s.error_code == AWAIT_TIMEOUT),
                 error_code=None,
