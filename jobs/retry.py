@@ -90,7 +90,9 @@ def decide_retry(
         tries = attempt if counted else attempt + 1
         code = outcome.code or "retry_exhausted"
         return _error_retry(policy, tries, throttles, code, outcome.reason, outcome.delay, rand)
-    return _throttle_retry(policy, attempt, throttles, outcome, rand, counted, throttled_for, window)
+    return _throttle_retry(
+        policy, attempt, throttles, outcome, rand, counted, throttled_for, window
+    )
 
 
 def span(seconds: float) -> str:

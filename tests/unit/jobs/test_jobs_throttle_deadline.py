@@ -17,7 +17,9 @@ from jobs.testing import subjob_record
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 HUAWEI_429 = RetryLater(
-    throttled=True, code="Common.1503", reason="Api flow control Error because of too many requests."
+    throttled=True,
+    code="Common.1503",
+    reason="Api flow control Error because of too many requests.",
 )
 POLICY = RetryPolicy(throttle_deadline=900.0, jitter=0.5)
 
@@ -33,8 +35,7 @@ def test_throttled_past_the_deadline_fails_with_the_vendor_code() -> None:
     verdict = decide_retry(POLICY, 1, 7, HUAWEI_429, 0.0, throttled_for=900.0, window=60.0)
     assert verdict == GiveUp(
         "Common.1503",
-        "Api flow control Error because of too many requests. "
-        "(throttled for longer than 15 min)",
+        "Api flow control Error because of too many requests. (throttled for longer than 15 min)",
     )
 
 
