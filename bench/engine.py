@@ -1,5 +1,5 @@
 """Engine benchmarks (`python bench/engine.py [--json] [--quick] [--only X] [--window S]`), X one
-of plan, unlimited, singles, mixed.
+of plan, unlimited, singles, mixed, restart.
 
 (a) plan_100k: plan and persist 100,000 sub-jobs on SQLite and on PostgreSQL through the engine's
     planning loop (a streaming planner stands in for the drivers, so this measures fleet's own
@@ -13,6 +13,8 @@ of plan, unlimited, singles, mixed.
     asked just before, against the run's duration (within 15%).
 (d) unlimited_singles: an OpenStack stop (one server per call) with unlimited budgets: calls per
     second and CPU milliseconds per call, claim to poll.
+(e) restart: `fleet serve` killed with SIGKILL while calls are in flight and started again at
+    once: seconds from the kill until the killed process's rows move (bench/restart.py). Bar: < 5 s.
 
 The campaigns run as users run fleet: `fleet serve` gets the operation through the REST API, and
 durations are the operation's own `created_at` to `finished_at`. PostgreSQL comes from the
@@ -504,7 +506,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
-    parser.add_argument("--only", choices=["plan", "unlimited", "singles", "mixed"])
+    parser.add_argument("--only", choices=["plan", "unlimited", "singles", "mixed", "restart"])
     parser.add_argument(
         "--window", type=float, default=3.0, help="limited_mixed: the budgets' period (s)"
     )
@@ -523,6 +525,10 @@ def main() -> None:
         out["unlimited_singles"] = unlimited_singles(300 if args.quick else 2_000)
     if args.only in (None, "mixed"):
         out["limited_mixed"], out["eta_mixed"] = limited_mixed(args.window)
+    if args.only in (None, "restart"):
+        from bench.restart import restart
+
+        out["restart"] = restart(3 if args.quick else 10)
     print(json.dumps(out, indent=None if args.json else 2))
 
 

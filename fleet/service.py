@@ -41,6 +41,7 @@ from jobs.operations import Operations
 from jobs.ratelimit import RateLimiter
 from jobs.retry import RetryPolicy
 from jobs.store import SqlJobStore
+from jobs.store.identity import worker_identity
 from jobs.store.migrate import upgrade
 
 if TYPE_CHECKING:
@@ -141,16 +142,29 @@ def ensure_sqlite_dir(url: str) -> None:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
+def serve_worker(settings: Settings, flag: str | None = None) -> str | None:
+    """The worker name of `fleet serve`: `--worker`, else `engine.worker`, else the host name and
+    the API port (stable across restarts, distinct between replicas on one host). With `port = 0`
+    the port is not known yet and not stable: None (the host name and the process id)."""
+    if flag or settings.engine.worker:
+        return flag or settings.engine.worker
+    port = settings.service.port
+    return f"{socket.gethostname()}:{port}" if port else None
+
+
 def engine_config(settings: Settings, worker: str | None) -> EngineConfig:
     e = settings.engine
     return EngineConfig(
-        worker=worker or f"{socket.gethostname()}-{os.getpid()}",
+        worker=worker or e.worker or f"{socket.gethostname()}-{os.getpid()}",
         lease_ttl=e.lease_seconds,
         poll_interval=e.poll_interval,
         drain_grace=e.drain_grace,
         dispatch_idle=min(0.25, e.idle_interval),
         poll_idle=e.idle_interval,
         retry=RetryPolicy(max_attempts=e.max_attempts),
+        throttle_deadlines={
+            f"{spec.name}:": spec.throttle_deadline_seconds for spec in settings.endpoints
+        },
     )
 
 
@@ -243,7 +257,11 @@ async def open_fleet(
             if not run_engine:
                 yield fleet
                 return
-            async with runtime, _policies(fleet, clock) as policy_service:
+            async with (
+                worker_identity(settings.database.url, runtime.config.worker),
+                runtime,
+                _policies(fleet, clock) as policy_service,
+            ):
                 fleet.policies = policy_service
                 yield fleet
         finally:

@@ -53,8 +53,15 @@ class ServiceSpec(_Strict):
     port: int = Field(default=8080, ge=0, le=65535)
 
 
+WORKER_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$"
+"""A worker's name: letters, digits and `_ . : @ -`, at most 200 characters."""
+
+
 class EngineSpec(_Strict):
-    lease_seconds: float = Field(default=60.0, gt=0)
+    # This process's worker name (`fleet serve --worker`); None: `fleet serve` takes the host
+    # name and the API port, `fleet worker` the host name and the process id (fleet.service).
+    worker: str | None = Field(default=None, pattern=WORKER_NAME)
+    lease_seconds: float = Field(default=30.0, gt=0)
     poll_interval: float = Field(default=2.0, gt=0)
     idle_interval: float = Field(default=0.5, gt=0)
     drain_grace: float = Field(default=10.0, ge=0)

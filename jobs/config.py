@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from jobs.retry import RetryPolicy
 
@@ -17,6 +18,9 @@ class EngineConfig:
     poll_interval: float = 5.0  # seconds between polls of a cloud job, unless the executor says
     max_await: float = 3600.0  # an accepted sub-job with no result after this fails
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Per rate-key prefix (an endpoint's "name:"), the seconds a sub-job may keep being throttled
+    # (RetryPolicy.throttle_deadline); the longest matching prefix wins, else `retry`'s own.
+    throttle_deadlines: Mapping[str, float] = field(default_factory=dict)
     # planning
     plan_chunk: int = 2000  # rows per insert transaction while streaming the planner
     plan_retries: int = 3  # transient planner errors tolerated before the operation is refused
@@ -42,7 +46,16 @@ class EngineConfig:
     error_backoff: float = 1.0  # after an unexpected error in a loop
     drain_grace: float = 30.0  # on stop, in-flight calls get this long before they are cancelled
 
+    def retry_for(self, rate_key: str) -> RetryPolicy:
+        """The retry policy of a rate key: `retry` with its endpoint's throttling deadline."""
+        found = [p for p in self.throttle_deadlines if rate_key.startswith(p)]
+        if not found:
+            return self.retry
+        return replace(self.retry, throttle_deadline=self.throttle_deadlines[max(found, key=len)])
+
     def __post_init__(self) -> None:
+        if any(seconds <= 0 for seconds in self.throttle_deadlines.values()):
+            raise ValueError("throttle_deadlines must be > 0")
         if not self.worker:
             raise ValueError("worker must be a non-empty name")
         if self.dispatch_ahead < 0:

@@ -53,6 +53,16 @@ class Context:
     poll_interval: float  # seconds between polls when the executor names none
     max_await: float  # seconds a sub-job may stay AWAITING before it fails
     rand: Callable[[], float]  # jitter source in [0, 1); deterministic in tests
+    # the retry policy of a rate key (its endpoint's throttling deadline); None: `policy`
+    policy_for: Callable[[str], RetryPolicy] | None = None
+    # the longest budget period of a rate key (None: no budget), for throttle waits
+    window: Callable[[str], float | None] | None = None
+
+    def policy_of(self, rate_key: str) -> RetryPolicy:
+        return self.policy if self.policy_for is None else self.policy_for(rate_key)
+
+    def window_of(self, rate_key: str) -> float | None:
+        return None if self.window is None else self.window(rate_key)
 
 
 def _change(
@@ -191,6 +201,8 @@ def _accepted(sub: SubJobRecord, outcome: Accepted, ctx: Context) -> Change:
         "verify_first": False,
         "begun": True,
     }
+    if sub.throttled_since is not None:  # the cloud took a call: the throttling is over
+        values["throttled_since"] = None
     if outcome.request_id is not None:
         values["request_id"] = outcome.request_id
     if outcome.memo is not None:
@@ -215,13 +227,17 @@ def _still_running(sub: SubJobRecord, poll_after: float | None, ctx: Context) ->
 def _retry(sub: SubJobRecord, outcome: RetryLater | Failed, ctx: Context) -> Change:
     if ctx.phase is Phase.POLL and isinstance(outcome, RetryLater):
         return _still_running(sub, outcome.delay, ctx)
+    throttled = isinstance(outcome, RetryLater) and outcome.throttled
+    since = sub.throttled_since if throttled else None
     verdict = decide_retry(
-        ctx.policy,
+        ctx.policy_of(sub.rate_key),
         sub.attempt,
         sub.throttles,
         outcome,
         ctx.rand(),
         counted=ctx.phase is not Phase.VERIFY,
+        throttled_for=0.0 if since is None else (ctx.now - since).total_seconds(),
+        window=ctx.window_of(sub.rate_key) if throttled else None,
     )
     code = outcome.code
     message = outcome.reason
@@ -239,11 +255,15 @@ def _retry(sub: SubJobRecord, outcome: RetryLater | Failed, ctx: Context) -> Cha
             values["verify_first"] = True
         return _change_values(sub, Event.FAIL, values, verdict.code, verdict.reason)
     verify = ctx.phase is Phase.VERIFY or maybe_sent
+    streak: dict[str, JSONValue | datetime] = {}
+    if throttled or sub.throttled_since is not None:  # a throttle begins or goes on; or ends
+        streak["throttled_since"] = (since or ctx.now) if throttled else None
     return _change(
         sub,
         Event.RETRY,
         code,
         message,
+        **streak,
         not_before=_at(ctx, verdict.delay),
         attempt=verdict.attempt,
         throttles=verdict.throttles,
@@ -269,6 +289,8 @@ def _advance(sub: SubJobRecord, outcome: Advance, ctx: Context) -> Change:
         "verify_first": False,
         "reason": outcome.reason,
     }
+    if sub.throttled_since is not None:
+        values["throttled_since"] = None
     if outcome.rate_key is not None:
         values["rate_key"] = outcome.rate_key
     if outcome.batch_key is not None:

@@ -241,6 +241,7 @@ class SubJobRecord:
     # The cloud's clock as last read before the claim of its current send (None: not known):
     # a record of the action the cloud keeps (an instance action) from then on may be that send.
     sent_after: datetime | None = None
+    throttled_since: datetime | None = None  # first throttled answer of the current streak
 
 
 @dataclass(frozen=True)

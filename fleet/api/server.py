@@ -25,7 +25,7 @@ from aiohttp import web
 
 from fleet.api.app import build_app
 from fleet.api.context import FLEET, TOKENS, ApiConfig
-from fleet.service import open_fleet
+from fleet.service import open_fleet, serve_worker
 from fleet.settings import Settings
 from fleet.tokens import Role, TokenStore
 
@@ -65,12 +65,13 @@ def service_app(
     *,
     bootstrap_token_file: str | None = None,
     config: ApiConfig | None = None,
+    worker: str | None = None,
 ) -> web.Application:
     """The app factory of `fleet serve`: the Fleet lives in the app's cleanup context."""
     app = build_app(config)
 
     async def fleet_context(app: web.Application) -> AsyncIterator[None]:
-        async with open_fleet(settings) as fleet:
+        async with open_fleet(settings, worker=worker) as fleet:
             app[FLEET] = fleet
             app[TOKENS] = TokenStore(fleet.store.db)
             if bootstrap_token_file:
@@ -98,9 +99,12 @@ async def serve(
     *,
     bootstrap_token_file: str | None = None,
     url_file: str | None = None,
+    worker: str | None = None,
 ) -> None:
-    """Run until SIGINT/SIGTERM; then stop taking requests, close streams, drain the engine."""
-    app = service_app(settings, bootstrap_token_file=bootstrap_token_file)
+    """Run until SIGINT/SIGTERM; then stop taking requests, close streams, drain the engine.
+    `worker` (`--worker`) names this process's engine (`fleet.service.serve_worker`)."""
+    worker = serve_worker(settings, worker)
+    app = service_app(settings, bootstrap_token_file=bootstrap_token_file, worker=worker)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
     try:

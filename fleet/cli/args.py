@@ -7,6 +7,7 @@ on stderr and exit status 2, before anything is sent to a service or a process i
 from __future__ import annotations
 
 import argparse
+import re
 
 from jobs.errors import InvalidSpec
 from jobs.strategy import amount_json, parse_amount
@@ -76,3 +77,15 @@ def port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be 0-65535, got {value}")
     return value
+
+
+def worker_name(text: str) -> str:
+    """A worker name as `engine.worker` takes it (letters, digits, `_ . : @ -`; 1-200)."""
+    from fleet.settings import WORKER_NAME
+
+    if not re.fullmatch(WORKER_NAME, text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a worker name: letters, digits and _ . : @ -, at most 200, "
+            "starting with a letter or a digit"
+        )
+    return text

@@ -14,6 +14,7 @@ import structlog
 from fleet.logging import configure_logging
 from fleet.service import ensure_sqlite_dir, open_fleet, preflight
 from fleet.settings import Settings, SettingsError, load_with_defaults
+from jobs.store.identity import WorkerNameTaken
 from jobs.store.migrate import upgrade
 
 
@@ -58,6 +59,11 @@ async def _worker(settings: Settings, name: str | None) -> None:
         await stop.wait()
 
 
+def _name_taken(exc: WorkerNameTaken) -> int:
+    sys.stderr.write(f"fleet: {exc} (--worker NAME or engine.worker)\n")
+    return 2
+
+
 def run_worker(paths: Sequence[str], name: str | None) -> int:
     settings = _load(paths, check=True)
     if settings is None:
@@ -66,10 +72,17 @@ def run_worker(paths: Sequence[str], name: str | None) -> int:
         asyncio.run(_worker(settings, name))
     except SettingsError as exc:
         return _config_error(exc)
+    except WorkerNameTaken as exc:
+        return _name_taken(exc)
     return 0
 
 
-def run_serve(paths: Sequence[str], bootstrap_token_file: str | None, url_file: str | None) -> int:
+def run_serve(
+    paths: Sequence[str],
+    bootstrap_token_file: str | None,
+    url_file: str | None,
+    worker: str | None = None,
+) -> int:
     """`fleet serve`: the REST API with the engine; stops cleanly on SIGINT/SIGTERM."""
     from fleet.api.server import BOOTSTRAP_ENV, serve
 
@@ -78,9 +91,13 @@ def run_serve(paths: Sequence[str], bootstrap_token_file: str | None, url_file: 
         return 2
     token_file = bootstrap_token_file or os.environ.get(BOOTSTRAP_ENV) or None
     try:
-        asyncio.run(serve(settings, bootstrap_token_file=token_file, url_file=url_file))
+        asyncio.run(
+            serve(settings, bootstrap_token_file=token_file, url_file=url_file, worker=worker)
+        )
     except SettingsError as exc:
         return _config_error(exc)
+    except WorkerNameTaken as exc:
+        return _name_taken(exc)
     except OSError as exc:  # the port is taken, the address is not ours, ...
         where = f"{settings.service.host}:{settings.service.port}"
         sys.stderr.write(f"fleet: cannot serve on {where}: {exc.strerror or exc}\n")

@@ -14,6 +14,7 @@ from fleet.cli.args import (
     positive_float,
     positive_int,
     waves,
+    worker_name,
 )
 from fleet.drivers.registry import KINDS
 from jobs.states import State
@@ -41,7 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the engine (planning, dispatch, polling) and the policy scheduler, no API",
     )
     _config_arg(worker)
-    worker.add_argument("--name", default=None, help="worker name (stable across restarts)")
+    worker.add_argument(
+        "--name",
+        "--worker",
+        dest="name",
+        type=worker_name,
+        default=None,
+        help="worker name, stable across restarts (default: engine.worker, else host-pid)",
+    )
     _service_parsers(sub)
     _client_parsers(sub)
     return parser
@@ -57,6 +65,12 @@ def _service_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="keep a valid admin token in this file (also FLEET_BOOTSTRAP_TOKEN_FILE)",
     )
     serve.add_argument("--url-file", default=None, help="write the listening URL here")
+    serve.add_argument(
+        "--worker",
+        type=worker_name,
+        default=None,
+        help="this process's worker name (default: engine.worker, else HOST:PORT of the API)",
+    )
     tokens = sub.add_parser("tokens", help="API tokens, straight in the database")
     tsub = tokens.add_subparsers(dest="tokens_command", required=True)
     create = tsub.add_parser("create", help="create a token and print it (once)")
@@ -195,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "worker":
         return run_worker(args.config or [], args.name)
     if args.command == "serve":
-        return run_serve(args.config or [], args.bootstrap_token_file, args.url_file)
+        return run_serve(args.config or [], args.bootstrap_token_file, args.url_file, args.worker)
     if args.command == "tokens":
         name = getattr(args, "name", None)
         return run_tokens(args.config or [], args.tokens_command, name, getattr(args, "role", None))

@@ -92,6 +92,9 @@ class EndpointSettingsBase(Strict, ABC):
     # Seconds an action takes on this cloud until the server settles (the plan's ETA; defaults
     # in the drivers' declarations (fleet/drivers/actions.py), or the simulator's own durations).
     action_seconds: dict[Action, NonNegativeFloat] = Field(default_factory=dict)
+    # The longest a sub-job may keep being throttled by this endpoint before it fails with the
+    # cloud's code and "throttled for longer than ..." (jobs.retry).
+    throttle_deadline_seconds: float = Field(default=900.0, gt=0)
 
     @property
     def variant(self) -> str | None:

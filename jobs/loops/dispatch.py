@@ -127,6 +127,11 @@ class Dispatcher:
         start = ids.index(last) + 1 if last in ids else 0
         return list(ops[start:]) + list(ops[:start])
 
+    def _window(self, key: str) -> float | None:
+        """The longest budget period of a rate key: a throttled sub-job waits about that long."""
+        periods = [b.period for b in self.limiter.state(key).budgets]
+        return max(periods) if periods else None
+
     def _budget(self, key: str) -> tuple[int, int]:
         room = self.limiter.headroom(key, ahead=self.config.dispatch_ahead)
         return (
@@ -262,6 +267,8 @@ class Dispatcher:
             poll_interval=self.config.poll_interval,
             max_await=self.config.max_await,
             rand=self.rand,
+            policy_for=self.config.retry_for,
+            window=self._window,
         )
         call = _call_result(batch, result)
         await self.recorder.record(decide_batch(batch, result, ctx), call)

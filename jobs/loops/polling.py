@@ -139,5 +139,6 @@ class Poller:
             poll_interval=self.config.poll_interval,
             max_await=self.config.max_await,
             rand=self.rand,
+            policy_for=self.config.retry_for,
         )
         await self.recorder.record(decide_batch(batch, result, ctx), None)

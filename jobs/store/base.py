@@ -85,6 +85,7 @@ def to_subjob(m: RowMapping) -> SubJobRecord:
         step=m["step"],
         attempt=m["attempt"],
         throttles=m["throttles"],
+        throttled_since=m["throttled_since"],
         not_before=m["not_before"],
         verify_first=m["verify_first"],
         begun=m["begun"],

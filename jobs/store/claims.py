@@ -41,6 +41,7 @@ SETTABLE = frozenset(
         "step",
         "attempt",
         "throttles",
+        "throttled_since",
         "cloud_job_id",
         "request_id",
         "accepted_at",

@@ -111,6 +111,10 @@ class SubJob(SQLModel, table=True):
     step: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
     attempt: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
     throttles: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    # when the current run of throttled answers began (the throttling deadline counts from it)
+    throttled_since: datetime | None = Field(
+        default=None, sa_column=sa.Column(UTCDateTime, nullable=True)
+    )
     not_before: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
     verify_first: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False))
     # a call of its action was accepted by the cloud (a step not applying to the server, passed

@@ -113,6 +113,7 @@ async def _requeue(
             state=State.PENDING.value,
             attempt=0,
             throttles=0,
+            throttled_since=None,
             not_before=now,
             verify_first=verify,
             error_code=None,

@@ -87,3 +87,32 @@ def start_worker(
 def kill9(proc: subprocess.Popen[bytes]) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
+
+
+def start_serve(
+    config: Path, env: Mapping[str, str], log: Path, *args: str
+) -> subprocess.Popen[bytes]:
+    """`fleet serve --config CONFIG ARGS...`, its output appended to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [*FLEET, "serve", "--config", str(config), *args],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+        )
+
+
+def wait_listening(
+    proc: subprocess.Popen[bytes], port: int, log: Path, seconds: float = 60
+) -> None:
+    """Until the service answers `/healthz` on `port` (its engine has started by then)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"fleet serve did not start:\n{log.read_text()[-4000:]}")
+        try:
+            get_json(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.05)

@@ -16,7 +16,7 @@ def test_default_file_loads_and_env_overrides_win(tmp_path: Path) -> None:
     )
     assert s.service.port == 9001
     assert s.database.url == "sqlite+aiosqlite:///x.db"
-    assert s.engine.lease_seconds == 60.0
+    assert s.engine.lease_seconds == 30.0
 
 
 def test_later_files_override_earlier_ones(tmp_path: Path) -> None:
