@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from fleet.simulator import huawei_iam, huawei_jobs, huawei_tags
+from fleet.simulator import huawei_ecs_query, huawei_iam, huawei_jobs, huawei_tags
 from fleet.simulator.core import HUAWEI, admit, ctx_of, json_response, read_json
 from fleet.simulator.huawei_jobs import Action, reply
 from fleet.simulator.world import ECS, RUNNING, STOPPED, SubJob
@@ -126,10 +126,16 @@ async def post_delete(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    """Register the ECS v1 routes, the 2D tag routes and the job route shared with BMS."""
+    """Register the ECS v1 routes, the 2D tag routes and the job route shared with BMS.
+
+    Order matters: aiohttp tries routes in registration order, so every fixed
+    `cloudservers/<name>` route (detail, tags, ...) comes before `cloudservers/{server_id}`.
+    """
     r = app.router
     r.add_post("/v1/{project_id}/cloudservers/action", post_action)
     r.add_post("/v1/{project_id}/cloudservers/delete", post_delete)
     r.add_post("/v1/{project_id}/cloudservers/{server_id}/resize", post_resize)
+    huawei_ecs_query.setup_list(app)
     huawei_tags.setup(app)
+    huawei_ecs_query.setup_show(app)
     huawei_jobs.setup(app)
