@@ -13,9 +13,18 @@ from typing import Any
 
 import pytest
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
-from huaweicloudsdkecs.v2 import ListServersDetailsRequest, ShowServerRequest
+from huaweicloudsdkecs.v2 import (
+    ListFlavorsRequest,
+    ListServersDetailsRequest,
+    ResizePrePaidServerOption,
+    ResizeServerRequest,
+    ResizeServerRequestBody,
+    ShowJobRequest,
+    ShowServerLimitsRequest,
+    ShowServerRequest,
+)
 
-from tests.contract.sdk.test_huaweicloud_sdk import ecs_client, published
+from tests.contract.sdk.test_huaweicloud_sdk import ecs_client, poll_until_done, published
 from tests.simulator_fixtures import Sim, SimFactory
 
 
@@ -168,3 +177,123 @@ async def test_list_by_server_id_answers_unknown_ids_with_a_fault(sim: Sim) -> N
     assert [s.id for s in answer.servers] == [known.id, unknown]  # other filters ignored
     assert answer.servers[0].name == known.name
     assert answer.servers[1].name is None and answer.servers[1].fault["code"] == 404
+
+
+def _other_flavor(sim: Sim, server: Any) -> str:
+    return next(
+        f.id for f in sim.world.flavors.values() if f.kind == "ecs" and f.id != server.flavor_id
+    )
+
+
+def _resize(server_id: str, flavor: str, *, dry_run: bool = False, mode: str | None = None) -> Any:
+    option = ResizePrePaidServerOption(flavor_ref=flavor, mode=mode)
+    return ResizeServerRequest(
+        server_id=server_id, body=ResizeServerRequestBody(resize=option, dry_run=dry_run)
+    )
+
+
+async def test_resize_v11_dry_run_then_for_real_on_a_stopped_ecs(sim: Sim) -> None:
+    client = await client_of(sim)
+    server = _ecs(sim)[0]
+    server.status, server.vm_state, server.power_state = "SHUTOFF", "stopped", 4
+    old, new = server.flavor_id, _other_flavor(sim, server)
+    checked = await asyncio.to_thread(client.resize_server, _resize(server.id, new, dry_run=True))
+    assert checked.status_code == 202 and checked.job_id is None
+    assert server.flavor_id == old and sim.world.jobs == {}
+    entry = sim.requests(path_prefix="/v1.1/")[-1]
+    assert entry["rate_key"] == "huawei-ecs:resize" and entry["server_ids"] == [server.id]
+    started = await asyncio.to_thread(client.resize_server, _resize(server.id, new))
+    assert started.status_code == 200 and started.job_id
+    assert (server.status, server.task_state) == ("RESIZE", "resize_prep")
+    job = await poll_until_done(
+        sim, lambda: client.show_job(ShowJobRequest(job_id=started.job_id)), 30.0
+    )
+    assert job.status == "SUCCESS" and job.entities.server_id == server.id
+    assert (server.status, server.flavor_id) == ("SHUTOFF", new)
+
+
+async def test_resize_v11_of_a_running_ecs_needs_mode_with_stop_server(sim: Sim) -> None:
+    client = await client_of(sim)
+    server = _ecs(sim)[0]
+    server.status, server.vm_state, server.power_state = "ACTIVE", "active", 1
+    new = _other_flavor(sim, server)
+    with pytest.raises(ClientRequestException) as caught:
+        await asyncio.to_thread(client.resize_server, _resize(server.id, new))
+    assert (caught.value.status_code, caught.value.error_code) == (400, "Ecs.0100")
+    started = await asyncio.to_thread(
+        client.resize_server, _resize(server.id, new, mode="withStopServer")
+    )
+    job = await poll_until_done(
+        sim, lambda: client.show_job(ShowJobRequest(job_id=started.job_id)), 30.0
+    )
+    assert job.status == "SUCCESS"
+    assert (server.status, server.flavor_id) == ("ACTIVE", new)
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "code"),
+    [
+        ("same flavor", 400, "Ecs.0810"),
+        ("unknown flavor", 400, "Ecs.0029"),
+        ("unknown server", 404, "Ecs.0114"),
+        ("bad mode", 400, "Ecs.0005"),
+    ],
+)
+async def test_resize_v11_refusals_change_nothing(
+    sim: Sim, case: str, status: int, code: str
+) -> None:
+    client = await client_of(sim)
+    server = _ecs(sim)[0]
+    server.status, server.vm_state, server.power_state = "SHUTOFF", "stopped", 4
+    server_id, flavor, mode = server.id, _other_flavor(sim, server), None
+    if case == "same flavor":
+        flavor = server.flavor_id
+    elif case == "unknown flavor":
+        flavor = "no.such.flavor"
+    elif case == "unknown server":
+        server_id = "3f0e0d52-0000-4000-8000-000000000002"
+    else:
+        mode = "whileRunning"
+    old = server.flavor_id
+    with pytest.raises(ClientRequestException) as caught:
+        await asyncio.to_thread(client.resize_server, _resize(server_id, flavor, mode=mode))
+    assert (caught.value.status_code, caught.value.error_code) == (status, code)
+    assert (server.status, server.flavor_id, sim.world.jobs) == ("SHUTOFF", old, {})
+
+
+async def test_list_flavors_answers_the_ecs_flavors_in_the_seeds_shape(sim: Sim) -> None:
+    client = await client_of(sim)
+    answer = await asyncio.to_thread(client.list_flavors, ListFlavorsRequest())
+    world = {f.id: f for f in sim.world.flavors.values() if f.kind == "ecs"}
+    assert sorted(f.id for f in answer.flavors) == sorted(world)
+    for f in answer.flavors:
+        assert (f.vcpus, f.ram, f.disk) == (str(world[f.id].vcpus), world[f.id].ram, "0")
+        assert f.os_flavor_accessis_public is True and f.os_flv_disable_ddisabled is False
+        assert {link.rel for link in f.links} == {"self", "bookmark"}
+        assert f.os_extra_specs.ecsgeneration == f.id.split(".")[0]
+    in_zone = await asyncio.to_thread(
+        client.list_flavors, ListFlavorsRequest(availability_zone="az1")
+    )
+    assert len(in_zone.flavors) == len(world)
+    elsewhere = await asyncio.to_thread(
+        client.list_flavors, ListFlavorsRequest(availability_zone="no-such-az")
+    )
+    assert elsewhere.flavors == []
+    first = sorted(world)[0]
+    one = await asyncio.to_thread(client.list_flavors, ListFlavorsRequest(flavor_id=first))
+    assert [f.id for f in one.flavors] == [first]
+    paged = await asyncio.to_thread(client.list_flavors, ListFlavorsRequest(limit=2, marker=first))
+    assert [f.id for f in paged.flavors] == sorted(world)[1:3]
+    assert sim.requests(path_prefix="/v1/")[-1]["rate_key"] == "huawei-ecs:flavors"
+
+
+async def test_show_server_limits_counts_the_projects_ecss(sim: Sim) -> None:
+    client = await client_of(sim)
+    answer = await asyncio.to_thread(client.show_server_limits, ShowServerLimitsRequest())
+    live = _ecs(sim)
+    absolute = answer.absolute
+    assert absolute.total_instances_used == len(live)
+    assert absolute.total_cores_used == sum(sim.world.flavors[s.flavor_id].vcpus for s in live)
+    assert absolute.total_ram_used == sum(sim.world.flavors[s.flavor_id].ram for s in live)
+    assert absolute.max_total_instances == 2048 and absolute.max_total_keypairs == -1
+    assert sim.requests(path_prefix="/v1/")[-1]["rate_key"] == "huawei-ecs:limits"
