@@ -41,6 +41,7 @@ from fleet.simulator import (
     huawei_iam,
     huawei_jobs,
     huawei_tags,
+    huawei_tms,
 )
 from fleet.simulator.core import HUAWEI, admit, ctx_of, json_response, read_json
 from fleet.simulator.huawei_jobs import Action, reply
@@ -172,7 +173,7 @@ async def post_delete(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    """Register the ECS v1 routes, the 2D tag routes and the job route shared with BMS.
+    """Register the ECS v1 routes, the 2D tag routes, the job route shared with BMS and TMS.
 
     Order matters: aiohttp tries routes in registration order, so every fixed
     `cloudservers/<name>` route (detail, tags, ...) comes before `cloudservers/{server_id}`.
@@ -187,3 +188,4 @@ def setup(app: web.Application) -> None:
     huawei_tags.setup(app)
     huawei_ecs_query.setup_show(app)
     huawei_jobs.setup(app)
+    huawei_tms.setup(app)

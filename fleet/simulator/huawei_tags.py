@@ -76,7 +76,8 @@ def _deletions(data: dict[str, object]) -> dict[str, str | None]:
     return out
 
 
-def _apply(server: Server, action: object, data: dict[str, object]) -> None:
+def apply_tags(server: Server, action: object, data: dict[str, object]) -> None:
+    """Create or delete the 2D tags of `data` on `server` (all or nothing), or raise the reply."""
     if action == "create":
         new = _creations(data)
         if len(set(server.tags) | set(new)) > MAX_TAGS:
@@ -107,7 +108,7 @@ async def post_tags_action(request: web.Request) -> web.Response:
     server = find(ctx.world, server_id, ECS, project_id)
     if server is None:
         raise reply("Ecs.0614")
-    _apply(server, action, data)
+    apply_tags(server, action, data)
     server.updated = ctx.world.clock.now()
     return web.Response(status=204)
 
