@@ -127,6 +127,8 @@ async def test_list_filters_status_name_flavor_tags_and_not_tags(sim: Sim) -> No
     assert await ids(tags="env=prod") == {s.id for s in servers if s.tags["env"] == "prod"}
     assert await ids(not_tags="env=prod") == {s.id for s in servers if s.tags["env"] != "prod"}
     assert await ids(tags="env") == {s.id for s in servers}
+    assert await ids(enterprise_project_id="all_granted_eps") == {s.id for s in servers}
+    assert await ids(ip="192.168.") == set()  # simulated servers have no addresses
     flavor = servers[0].flavor_id
     assert await ids(flavor=flavor) == {s.id for s in servers if s.flavor_id == flavor}
     both = await ids(status="ACTIVE", tags="env=prod", name="db-")
