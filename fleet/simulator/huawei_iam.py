@@ -20,6 +20,10 @@ Answers, and why they look the way they do:
 
 `GET /v3` answers the Keystone v3 version document (see `get_version`).
 
+`GET /v3/auth/domains` (rate key `huawei-iam:domains`) answers the account's one domain to a token
+or an AK/SK signature: the SDK's `GlobalCredentials` ask it for the domain id before calling a
+global service such as TMS (`huawei_tms`).
+
 Scopes: `{"project": {"name": <region>}}` (Huawei project names are region names) or
 `{"project": {"id": <project_id>}}` give a project token; a domain scope or none gives a token
 with no project, which every project URL then refuses with `Ecs.0023`.
@@ -297,9 +301,43 @@ async def get_version(request: web.Request) -> web.Response:
     return json_response({"version": version})
 
 
+async def authenticate_global(request: web.Request) -> None:
+    """For a path with no project (IAM, TMS): any valid Huawei token or AK/SK signature."""
+    ctx = ctx_of(request)
+    entry_of(request)["dialect"] = HUAWEI
+    value = request.headers.get("X-Auth-Token")
+    if value is not None:
+        if ctx.valid_token(value, HUAWEI) is None:
+            raise SimReply(error_response(HUAWEI, 401, "Invalid token.", "Common.0013"))
+    elif "Authorization" in request.headers:
+        await verify_signature(request)
+    else:
+        raise SimReply(error_response(HUAWEI, 401, "Invalid token.", "Common.0013"))
+
+
+async def get_auth_domains(request: web.Request) -> web.Response:
+    """`GET /v3/auth/domains`: the account's one domain (the SDK's `GlobalCredentials` call it to
+    learn the domain id; shape of huaweicloudsdkiam's `KeystoneListAuthDomainsResponse`)."""
+    ctx = ctx_of(request)
+    await authenticate_global(request)
+    await admit(request, dialect=HUAWEI, rate_key="huawei-iam:domains", action="list")
+    did = domain_id(ctx)
+    domain = {
+        "id": did,
+        "name": ctx.credentials.huawei_domain,
+        "enabled": True,
+        "description": "",
+        "links": {"self": f"{ctx.base_url}/v3/domains/{did}"},
+    }
+    return json_response(
+        {"domains": [domain], "links": {"self": f"{ctx.base_url}/v3/auth/domains"}}
+    )
+
+
 def setup(app: web.Application) -> None:
     """Register the IAM routes."""
     for path in ("/v3", "/v3/"):
         app.router.add_get(path, get_version, allow_head=False)
     app.router.add_post("/v3/auth/tokens", post_token)
     app.router.add_get("/v3/projects", get_projects)
+    app.router.add_get("/v3/auth/domains", get_auth_domains)
