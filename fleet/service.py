@@ -20,7 +20,7 @@ import aiohttp
 import structlog
 from sqlalchemy.engine import make_url
 
-from fleet.drivers.base import Driver
+from fleet.drivers.base import Driver, discover_all
 from fleet.drivers.http import listening
 from fleet.drivers.registry import create_driver
 from fleet.endpoints import SimEndpoints, budget_overrides, endpoint_config
@@ -214,7 +214,15 @@ async def _drivers(
                 limiter, spec.name, driver.capabilities.budgets, budget_overrides(spec)
             )
             drivers[spec.name] = driver
-        yield drivers
+        # What each cloud serves (an OpenStack endpoint's microversion and tag API), read before
+        # anything reads the capabilities; a cloud slow to answer is waited for a few seconds.
+        pending = await discover_all(drivers)
+        try:
+            yield drivers
+        finally:
+            for task in pending.values():
+                task.cancel()
+            await asyncio.gather(*pending.values(), return_exceptions=True)
 
 
 @contextlib.asynccontextmanager

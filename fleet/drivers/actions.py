@@ -250,6 +250,7 @@ class Offer:
     unsupported_because: str | None = None
     destructive: bool = False  # cannot be undone: admission holds it to the delete guard
     needs: tuple[str, ...] = ()  # params that must be given (`flavor`, `tags`)
+    note: str = ""  # a condition the dialect offers it under (the capability table shows it)
 
     @property
     def supported(self) -> bool:

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Protocol
+from typing import Protocol, runtime_checkable
+
+import structlog
 
 from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef, ServerStatus
 from fleet.drivers.actions import (
@@ -26,6 +28,8 @@ from fleet.drivers.actions import (
     RateBudget,
 )
 from fleet.drivers.errors import NotFound, Permanent
+
+log = structlog.get_logger("fleet.drivers")
 
 __all__ = ["ActionSpec", "BudgetUnit", "Capabilities", "RateBudget"]
 
@@ -219,6 +223,41 @@ class Driver(Protocol):
         """The server's action history (`InstanceAction`), None where the cloud keeps none
         (the endpoint does not serve the API): no evidence either way."""
         ...
+
+
+@runtime_checkable
+class Discovering(Protocol):
+    """A driver whose capabilities depend on what its cloud serves (OpenStack: the compute
+    version document): `discover` reads it; until then the capabilities are the static
+    declaration."""
+
+    async def discover(self) -> None: ...
+
+
+DISCOVERY_WAIT = 5.0  # seconds a reader waits for discovery before it goes on with what is known
+
+
+async def discover_all(
+    drivers: Mapping[str, object], wait: float = DISCOVERY_WAIT
+) -> dict[str, asyncio.Task[None]]:
+    """Start every discovering driver's discovery and wait up to `wait` seconds for all of them.
+    A failure is logged, never raised: the driver keeps its declaration and tries again on first
+    use. Returns the tasks still running (the caller cancels them when it stops)."""
+    tasks = {
+        name: asyncio.create_task(_discover(name, d), name=f"discover:{name}")
+        for name, d in drivers.items()
+        if isinstance(d, Discovering)
+    }
+    if tasks:
+        await asyncio.wait(tasks.values(), timeout=wait)
+    return {name: t for name, t in tasks.items() if not t.done()}
+
+
+async def _discover(name: str, driver: Discovering) -> None:
+    try:
+        await driver.discover()
+    except Exception as exc:  # the endpoint keeps its declaration; the next use tries again
+        log.warning("discovery_failed", endpoint=name, error=f"{type(exc).__name__}: {exc}")
 
 
 FLAVOR_TTL = 300.0  # seconds a flavor list is trusted: flavors change rarely, lists cost a call

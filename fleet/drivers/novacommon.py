@@ -198,6 +198,7 @@ async def flavor_table(
     api_class: str,
     page_size: int,
     close_connection: bool = False,
+    headers: Mapping[str, str] = MICROVERSION_HEADERS,
 ) -> dict[str, str]:
     """Every flavor of a Nova `/flavors/detail` list: id (what `flavorRef` takes) -> name."""
     found: dict[str, str] = {}
@@ -208,6 +209,7 @@ async def flavor_table(
         api_class=api_class,
         page_size=page_size,
         close_connection=close_connection,
+        headers=headers,
     )
     async with contextlib.aclosing(pages):
         async for item in pages:

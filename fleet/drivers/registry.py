@@ -19,7 +19,8 @@ from fleet.drivers.huawei.bms import HuaweiBmsDriver
 from fleet.drivers.huawei.ecs import HuaweiEcsDriver
 from fleet.drivers.huawei.settings import HuaweiBmsSettings, HuaweiEcsSettings
 from fleet.drivers.nova import requests as nova_requests
-from fleet.drivers.nova.driver import OpenStackDriver, capabilities_for
+from fleet.drivers.nova.capabilities import capabilities_for
+from fleet.drivers.nova.driver import OpenStackDriver
 from fleet.drivers.nova.settings import OpenStackSettings
 
 DriverFactory = Callable[[EndpointConfig, aiohttp.ClientSession, RequestGate], Driver]
@@ -46,13 +47,15 @@ def create_driver(
     return DRIVERS[config.provider](config, session, gate)
 
 
-# What every dialect declares (one entry per set of declarations an endpoint can have): the source
-# of the kinds the API, the CLI and the docs list.
+# What every dialect declares (one entry per dialect): the source of the kinds the API, the CLI
+# and the docs list. OpenStack and EasyStack are declared as they are on a cloud that serves the
+# tag API (microversion 2.26+); their tag offers say so in their note. On a cloud that does not,
+# the driver finds it at start-up and declares the tag actions unsupported with the reason.
 DECLARATIONS: tuple[Capabilities, ...] = (
     ecs.CAPABILITIES,
     bms.CAPABILITIES,
-    capabilities_for(nova_requests.OPENSTACK_QUIRKS),
-    capabilities_for(nova_requests.EASYSTACK_QUIRKS),
+    capabilities_for(nova_requests.discovered(nova_requests.OPENSTACK_QUIRKS, True, "2.26")),
+    capabilities_for(nova_requests.discovered(nova_requests.EASYSTACK_QUIRKS, True, "2.26")),
 )
 KINDS: tuple[str, ...] = kinds_of(DECLARATIONS)
 """Every action a user may ask for (an operation's `action`), as the dialects declare them."""
@@ -73,11 +76,10 @@ def capability_table() -> str:
                 why = "not declared" if offer is None else offer.unsupported_because
                 cells.append(f"no: {why}")
             else:
-                cells.append(
-                    " / ".join(
-                        " -> ".join(s.action.value for s in r.steps if not s.on_failure_only)
-                        for r in offer.recipes
-                    )
+                cell = " / ".join(
+                    " -> ".join(s.action.value for s in r.steps if not s.on_failure_only)
+                    for r in offer.recipes
                 )
+                cells.append(f"{cell} ({offer.note})" if offer.note else cell)
         rows.append(f"| `{kind}` | " + " | ".join(cells) + " |")
     return "\n".join(rows)

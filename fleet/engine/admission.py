@@ -11,7 +11,8 @@ What it checks, in order:
 
 - the selector says something (`{}` would be the whole fleet) and names only known endpoints;
 - `params` parse for the action;
-- an endpoint the selector names offers the action, with these params (servers of endpoints that
+- an endpoint the selector names offers the action (an OpenStack endpoint as its version
+  document says: whether it serves the tag API; read at start-up, awaited here if it is not yet), with these params (servers of endpoints that
   do not offer it, reached by a selector that does not name them, are skipped by the planner with
   the reason); at least one targeted endpoint offers it;
 - a resize's flavor is listed by the named endpoints (or by one that can resize);
@@ -29,7 +30,7 @@ import structlog
 
 from fleet.domain import ActionParams
 from fleet.drivers.actions import Goal
-from fleet.drivers.base import Driver, resolve_flavor
+from fleet.drivers.base import Discovering, Driver, resolve_flavor
 from fleet.drivers.errors import DriverError, Unsupported
 from fleet.engine.opspec import parse_params, parse_targets
 from jobs.errors import FieldError, InvalidSpec
@@ -95,6 +96,7 @@ class Admission:
         except FieldError as exc:
             raise (exc if exc.field == "action" else _named(exc, "params", "params")) from None
         targeted = named or sorted(self.drivers)
+        await self.discovered(targeted)
         self.capabilities(request.action, params, named, targeted)
         await self.flavor(request.action, params, named)
         try:
@@ -139,6 +141,27 @@ class Admission:
                     f"targets.endpoints[{i}]", f"unknown endpoint {name!r}; configured: {known}"
                 )
         return dict(given), list(targets.endpoints)  # type: ignore[arg-type]
+
+    async def discovered(self, targeted: Sequence[str]) -> None:
+        """Let the targeted endpoints whose capabilities depend on their cloud (an OpenStack
+        endpoint's tag API) find out first: done at start-up, so this is normally no call. Past
+        `FLAVOR_CHECK_TIMEOUT`, or on a failure (logged by the driver's next use), the static
+        declaration decides."""
+        found = [d for n in targeted if isinstance(d := self.drivers[n], Discovering)]
+        if not found:
+            return
+        wait = FLAVOR_CHECK_TIMEOUT if self.flavor_timeout is None else self.flavor_timeout
+        try:
+            async with asyncio.timeout(wait):
+                outcomes = await asyncio.gather(
+                    *(d.discover() for d in found), return_exceptions=True
+                )
+        except TimeoutError:
+            log.warning("discovery_unfinished", endpoints=list(targeted))
+            return
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):
+                log.warning("discovery_failed", error=f"{type(outcome).__name__}: {outcome}")
 
     def capabilities(
         self, kind: str, params: ActionParams, named: Sequence[str], targeted: Sequence[str]

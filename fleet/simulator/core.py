@@ -107,6 +107,9 @@ class RequestLog:
             "time": time.time(),
             "server_ids": [],
             "body": None,
+            # the compute microversion the client asked for (Nova's headers), None if none
+            "microversion": request.headers.get("X-OpenStack-Nova-API-Version")
+            or request.headers.get("OpenStack-API-Version"),
         }
         self.entries.append(entry)
         return entry

@@ -1,9 +1,14 @@
 """OpenStack Nova v2.1 and EasyStack: per-server actions, completion read from the server.
 
 Keystone v3 gives the token and, from its catalog, the compute URL (unless `compute_url` is
-configured). Every compute call sends microversion 2.26 (tags in bodies). No action batches: one
-call per server, and a poll reads the server until it settles in the target status with no task
-state. EasyStack's differences are `NovaQuirks` flags chosen by the endpoint's `flavour`.
+configured). On first use of the compute URL the driver reads the endpoint's version document
+(`discovery`): every compute call then sends min(2.26, the advertised maximum) as its microversion
+(2.26: tags in bodies and tag filters), and the tag API, the tag filters and the `tag_add` /
+`tag_remove` offers are there iff the cloud serves 2.26. The service does this at start-up
+(`discover`), so the capabilities admission reads are the cloud's; before that they are the
+flavour's static declaration. No action batches: one call per server, and a poll reads the server
+until it settles in the target status with no task state. EasyStack's differences are
+`NovaQuirks` flags chosen by the endpoint's `flavour`.
 Flavors: `GET {compute}/flavors/detail`, ids only (a resize sends `params.flavor` as `flavorRef`,
 which Nova resolves as an id, so a flavor name is not a valid target), cached for a few minutes.
 """
@@ -19,28 +24,13 @@ import aiohttp
 import structlog
 
 from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef, ServerStatus
-from fleet.drivers.actions import (
-    AFTER_RESIZE,
-    SIMPLE_KINDS,
-    ActionSpec,
-    Capabilities,
-    Goal,
-    Offer,
-    Recipe,
-    Step,
-    power,
-    simple,
-    tags,
-    unsupported,
-)
+from fleet.drivers.actions import ActionSpec, Capabilities
 from fleet.drivers.auth import TokenAuth
 from fleet.drivers.base import (
-    BudgetUnit,
     FlavorCache,
     InstanceAction,
     OutcomeState,
     PollResult,
-    RateBudget,
     RequestGate,
     ServerOutcome,
     Submission,
@@ -51,7 +41,7 @@ from fleet.drivers.base import (
     shows_each,
 )
 from fleet.drivers.config import ConfigError, EndpointConfig, PasswordCredentials
-from fleet.drivers.errors import DriverError, NotFound, Permanent, Throttled
+from fleet.drivers.errors import DriverError, NotFound, Permanent, Throttled, Unsupported
 from fleet.drivers.http import (
     CloudClock,
     HttpRequest,
@@ -63,13 +53,19 @@ from fleet.drivers.http import (
 )
 from fleet.drivers.jsonutil import as_dict
 from fleet.drivers.nova import requests as rq
-from fleet.drivers.nova.errors import classify
-from fleet.drivers.nova.keystone import (
-    KEYSTONE_API_CLASS,
-    KeystoneTokenFetcher,
-    compute_url,
-    identity_v3,
+from fleet.drivers.nova.capabilities import (
+    ACTION,
+    DELETE,
+    FLAVORS,
+    LIST,
+    SHOW,
+    TAGS,
+    VERSIONS,
+    capabilities_for,
 )
+from fleet.drivers.nova.discovery import ComputeVersion, discover
+from fleet.drivers.nova.errors import classify
+from fleet.drivers.nova.keystone import KeystoneTokenFetcher, compute_url, identity_v3
 from fleet.drivers.novacommon import (
     MICROVERSION_HEADERS,
     flavor_table,
@@ -84,79 +80,7 @@ from fleet.drivers.novacommon import (
 from fleet.drivers.query import QueryValue
 
 log = structlog.get_logger("fleet.drivers")
-S = ServerStatus
-ACTION, DELETE, TAGS, LIST, SHOW = "action", "delete", "tags", "list", "show"
-FLAVORS = "flavors"
-# No limits are documented for OpenStack/EasyStack (api-digest 6.4): these are conservative
-# defaults, meant to be overridden per endpoint in the configuration.
-DEFAULT_BUDGETS = {
-    ACTION: (RateBudget(120, 60.0, BudgetUnit.REQUESTS),),
-    DELETE: (RateBudget(120, 60.0, BudgetUnit.REQUESTS),),
-    TAGS: (RateBudget(120, 60.0, BudgetUnit.REQUESTS),),
-    LIST: (RateBudget(60, 60.0, BudgetUnit.REQUESTS),),
-    SHOW: (RateBudget(600, 60.0, BudgetUnit.REQUESTS),),
-    FLAVORS: (RateBudget(60, 60.0, BudgetUnit.REQUESTS),),
-    KEYSTONE_API_CLASS: (),
-}
-
-
-# Nova resizes in two calls: resize -> VERIFY_RESIZE -> confirmResize. When the confirm fails (its
-# poll, or a refusal of the call), revertResize returns the server to its old flavor and the
-# sub-job fails with the reason.
-RESIZE_RECIPE = Recipe(
-    "resize/nova",
-    (
-        Step(Action.RESIZE),
-        Step(Action.CONFIRM_RESIZE, compensated=True),
-        Step(
-            Action.REVERT_RESIZE,
-            on_failure_only=True,
-            doing="reverting to the old flavor",
-            done="reverted to the old flavor",
-            code="resize_reverted",
-        ),
-    ),
-)
-# EasyStack's online resize of a running server, asked for with `live`: one `live_resize` call.
-LIVE_RESIZE_RECIPE = Recipe(
-    "resize/live",
-    (Step(Action.RESIZE),),
-    live=True,
-    when_live=True,
-    when_status=frozenset({S.RUNNING}),
-)
-
-
-def capabilities_for(quirks: rq.NovaQuirks) -> Capabilities:
-    dialect = "EasyStack" if quirks.start_body_true else "OpenStack"
-    specs = [
-        *(power(action, ACTION, 1) for action in (Action.START, Action.STOP, Action.REBOOT)),
-        ActionSpec(Action.RESIZE, ACTION, 1, Goal.FLAVOR),
-        ActionSpec(Action.CONFIRM_RESIZE, ACTION, 1, Goal.STEP, settles_in=AFTER_RESIZE),
-        ActionSpec(Action.REVERT_RESIZE, ACTION, 1, Goal.STEP, settles_in=AFTER_RESIZE),
-        ActionSpec(Action.DELETE, DELETE, 1, Goal.STATUS, S.DELETED),
-    ]
-    offers = {
-        kind: simple(kind, action)
-        for kind, action in SIMPLE_KINDS.items()
-        if action not in (Action.TAG_ADD, Action.TAG_REMOVE)
-    }
-    if quirks.tag_api:
-        specs += tags(TAGS)
-        offers |= {"tag_add": simple("tag_add", Action.TAG_ADD)}
-        offers |= {"tag_remove": simple("tag_remove", Action.TAG_REMOVE)}
-    else:
-        no_tags = "no tag API (tags are set at creation only)"
-        offers |= {"tag_add": unsupported("tag_add", Action.TAG_ADD, no_tags)}
-        offers |= {"tag_remove": unsupported("tag_remove", Action.TAG_REMOVE, no_tags)}
-    recipes = (LIVE_RESIZE_RECIPE, RESIZE_RECIPE) if quirks.live_resize else (RESIZE_RECIPE,)
-    offers["resize"] = Offer("resize", Action.RESIZE, recipes, needs=("flavor",))
-    return Capabilities(
-        dialect=dialect,
-        actions={s.action: s for s in specs},
-        offers=offers,
-        budgets=DEFAULT_BUDGETS,
-    )
+__all__ = ["OpenStackDriver", "capabilities_for"]
 
 
 def _utcnow() -> datetime:
@@ -178,8 +102,10 @@ class OpenStackDriver:
         self._config = config
         self._session = session
         self._gate = gate or UnlimitedGate()
-        self.quirks = rq.quirks_for(config.flavour)
+        self.quirks = rq.quirks_for(config.flavour)  # the flavour's until `discover` reads more
         self._caps = capabilities_for(self.quirks)
+        self._headers: Mapping[str, str] = MICROVERSION_HEADERS
+        self.version: ComputeVersion | None = None  # what the version document said
         identity = self._transport(identity_v3(config.auth_url or ""), NoAuth())
         fetch = KeystoneTokenFetcher(
             identity, creds, project_id=config.project_id, project_name=config.project_name, now=now
@@ -208,7 +134,8 @@ class OpenStackDriver:
         )
 
     async def compute(self) -> Transport:
-        """The compute transport, its URL from config or the token's catalog (found once)."""
+        """The compute transport, its URL from config or the token's catalog, and what the
+        endpoint's version document says (both found once; a failure is tried again next use)."""
         if self._compute is not None:
             return self._compute
         async with self._compute_lock:
@@ -219,9 +146,38 @@ class OpenStackDriver:
                     url = compute_url(
                         token.body, interface=self._config.interface, region=self._config.region
                     )
-                self._compute = self._transport(url, self._auth)
-                self._compute.clock = self._clock
+                transport = self._transport(url, self._auth)
+                transport.clock = self._clock
+                self._learn(await discover(url, self._version_document))
+                self._compute = transport
             return self._compute
+
+    async def discover(self) -> None:
+        """Find the compute URL and read its version document now (at start-up), so the
+        capabilities say what this cloud serves before anyone reads them."""
+        await self.compute()
+
+    async def _version_document(self, root: str) -> HttpResponse:
+        return await self._transport(root, self._auth).call(HttpRequest("GET", "", VERSIONS))
+
+    def _learn(self, found: ComputeVersion | None) -> None:
+        """Send min(2.26, the advertised maximum); tags iff the cloud serves 2.26 (see
+        `discovery`). No document: the flavour's declaration and 2.26 stay, as before."""
+        if found is None:
+            log.warning("compute_version_unknown", endpoint=self.endpoint, microversion="2.26")
+            return
+        self.version = found
+        sent = found.microversion
+        self._headers = {} if sent is None else {"X-OpenStack-Nova-API-Version": sent}
+        self.quirks = rq.discovered(self.quirks, found.tag_api, found.describe())
+        self._caps = capabilities_for(self.quirks)
+        log.info(
+            "compute_version",
+            endpoint=self.endpoint,
+            max_version=found.describe(),
+            microversion=sent,
+            tag_api=found.tag_api,
+        )
 
     async def check_credentials(self) -> None:
         """The credentials work: a Keystone token (the cached one while it is fresh: no call)."""
@@ -246,6 +202,8 @@ class OpenStackDriver:
         return self._caps.spec(action).max_batch
 
     def check(self, action: Action, params: ActionParams) -> None:
+        if action in (Action.TAG_ADD, Action.TAG_REMOVE) and not self.quirks.tag_api:
+            raise Unsupported(f"{self._dialect()}: {self.quirks.no_tags}", field="action")
         self._caps.spec(action)
         self._body(action, params)  # raises on what the dialect cannot express
 
@@ -285,7 +243,7 @@ class OpenStackDriver:
                 query=query,
                 json_body=body,
                 server_ids=(server_id,) if server_id else (),
-                headers=MICROVERSION_HEADERS,
+                headers=self._headers,
             )
         )
 
@@ -324,6 +282,7 @@ class OpenStackDriver:
             "/flavors/detail",
             api_class=FLAVORS,
             page_size=self._config.page_size,
+            headers=self._headers,
         )
 
     async def _server_pages(
@@ -337,6 +296,7 @@ class OpenStackDriver:
             api_class=LIST,
             page_size=self._config.page_size,
             query=query,
+            headers=self._headers,
         )
 
     async def list_servers(self, selector: Selector) -> AsyncIterator[ServerRef]:
@@ -345,6 +305,7 @@ class OpenStackDriver:
                 yield server
             return
         seen: set[str] = set()
+        await self.compute()  # the tag filters depend on what the version document said
         pages = await self._server_pages(rq.list_query(selector, self.quirks))
         async with contextlib.aclosing(pages):  # a consumer that stops early closes the pager
             async for body in pages:

@@ -1,14 +1,20 @@
 """Nova action bodies, one builder per action, with EasyStack's quirks as flags.
 
 EasyStack is an OpenStack endpoint with a few differences (api-digest 3.4, 8): `{"os-start": true}`
-bodies, an online `live_resize`, delete into a recycle bin, and no tag API or tag filter. They are
-data (`NovaQuirks`), chosen by the endpoint's `flavour`, not subclasses or scattered `if`s.
+bodies, an online `live_resize`, delete into a recycle bin. They are data (`NovaQuirks`), chosen by
+the endpoint's `flavour`, not subclasses or scattered `if`s.
+
+Whether the cloud serves the tag API and the tag list filters is not the flavour's to say: the
+driver reads the endpoint's version document (`discovery`) and `discovered` sets both flags (Nova
+added them in microversion 2.26). Until then the flavour's static declaration holds: plain
+OpenStack assumes them (upstream Nova has served 2.26 since 2016), EasyStack does not (its
+documentation is silent on them), with `no_tags` saying why.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fleet.domain import ActionParams, PowerType, Selector, ServerStatus, tag_to_1d
 from fleet.drivers.config import ConfigError, Flavour
@@ -23,12 +29,34 @@ class NovaQuirks:
     tag_api: bool = True  # /servers/{id}/tags mutations
     tag_filter: bool = True  # `tags` / `tags-any` / `not-tags-any` list filters
     start_body_true: bool = False  # `{"os-start": true}` instead of `{"os-start": null}`
+    no_tags: str = ""  # why there is no tag API (when `tag_api` is false)
 
 
+NOT_YET_DISCOVERED = (
+    "the tag API is offered when the cloud serves it (microversion 2.26+), which fleet reads from "
+    "the endpoint's version document at start-up; it has not been read yet"
+)
 OPENSTACK_QUIRKS = NovaQuirks()
 EASYSTACK_QUIRKS = NovaQuirks(
-    live_resize=True, recycle_bin=True, tag_api=False, tag_filter=False, start_body_true=True
+    live_resize=True,
+    recycle_bin=True,
+    tag_api=False,
+    tag_filter=False,
+    start_body_true=True,
+    no_tags=NOT_YET_DISCOVERED,
 )
+
+
+def discovered(quirks: NovaQuirks, tag_api: bool, max_version: str) -> NovaQuirks:
+    """`quirks` once the endpoint's version document is read: the tag API and the tag filters
+    iff the cloud serves microversion 2.26 (`max_version` is what it advertises)."""
+    why = (
+        ""
+        if tag_api
+        else f"the cloud does not serve the tag API (its maximum microversion is {max_version}; "
+        "tags need 2.26): tags are set at creation only"
+    )
+    return replace(quirks, tag_api=tag_api, tag_filter=tag_api, no_tags=why)
 
 
 def quirks_for(flavour: str) -> NovaQuirks:
