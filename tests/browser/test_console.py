@@ -158,6 +158,7 @@ def test_a_viewer_sees_why_it_cannot_cancel_or_run(
     )
     page.locator("#subjobs tbody tr").first.wait_for()
     shot(page, "06-operation-as-viewer")
+    page.screenshot(path=str(SHOTS / "06-operation-as-viewer-1280x800.png"))  # the README's
     page.get_by_role("link", name="New operation").first.click()
     expect(page.get_by_role("button", name="Plan (dry run)")).to_be_disabled()
     expect(page.locator("main")).to_contain_text("needs the operator role")
