@@ -29,6 +29,7 @@ from fleet.api.schemas import (
     TokenCreateIn,
     TokenList,
     TokenOut,
+    WhoAmIOut,
 )
 from fleet.api.schemas_policies import (
     FireList,
@@ -317,6 +318,16 @@ ROUTES: tuple[Route, ...] = (
         "inventory",
         (Reply(200, "a page of servers", ServerPage), Reply(502, "an endpoint failed")),
         query=ServersQuery,
+    ),
+    Route(
+        "GET",
+        "/v1/whoami",
+        system.whoami,
+        V,
+        "whoami",
+        "The calling token's name and role",
+        "system",
+        (Reply(200, "who the token is", WhoAmIOut),),
     ),
     Route(
         "GET",
