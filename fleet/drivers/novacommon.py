@@ -18,7 +18,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from fleet.domain import Action, Provider, ServerRef, ServerStatus, tag_from_1d, tags_from_1d
 from fleet.drivers.base import InstanceAction, OutcomeState, ServerOutcome
-from fleet.drivers.errors import ErrorKind, NotFound, Transient
+from fleet.drivers.errors import DriverError, ErrorKind, NotFound, Transient
 from fleet.drivers.http import HttpRequest, HttpResponse, Transport
 from fleet.drivers.jsonutil import as_dict, as_list, opt_str
 from fleet.drivers.query import QueryValue
@@ -98,13 +98,18 @@ def instance_actions_path(server_id: str) -> str:
 async def read_instance_actions(
     get: Callable[[], Awaitable[HttpResponse]],
 ) -> list[InstanceAction] | None:
-    """A server's `os-instance-actions` list, None when the endpoint answers 404 (a cloud that
-    does not serve the API keeps no record we can read: no evidence either way; the caller has
-    just read the server, so the 404 is the API's, not the server's)."""
+    """A server's `os-instance-actions` list, None when the endpoint answers 404 or 403 (a cloud
+    that does not serve the API, or whose policy keeps it from this account, keeps no record we
+    can read: no evidence either way; the caller has just read the server, so the 404 is the
+    API's, not the server's)."""
     try:
         response = await get()
     except NotFound:
         return None
+    except DriverError as exc:
+        if exc.http_status == 403:
+            return None
+        raise
     return parse_instance_actions(response.data)
 
 

@@ -259,10 +259,13 @@ _READS: list[tuple[str, SurfaceHandler]] = [
 ]
 
 
-def _mount(app: web.Application, prefix: str, surface: Surface) -> None:
+def _mount(app: web.Application, prefix: str, surface: Surface, *, history: bool = True) -> None:
+    """The routes of one Nova mount; without `history`, no `os-instance-actions` (a cloud that
+    does not expose them answers 404, as for any route it does not serve)."""
     r = app.router
     for path, fn in _READS:
-        r.add_get(prefix + path, bind(surface, fn), allow_head=False)
+        if history or "os-instance-actions" not in path:
+            r.add_get(prefix + path, bind(surface, fn), allow_head=False)
     r.add_post(prefix + "/servers/{server_id}/action", bind(surface, nova_actions.post_action))
     r.add_delete(prefix + "/servers/{server_id}", bind(surface, nova_actions.delete_server))
     if not surface.tag_api:
@@ -292,5 +295,6 @@ def setup(app: web.Application) -> None:
     for path in ("/compute/v2.1", "/compute/v2.1/"):
         r.add_get(path, bind(os_, compute_version), allow_head=False)
     _mount(app, "/v2.1/{project_id}", hw)
-    _mount(app, "/compute/v2.1", os_)
-    _mount(app, "/compute/v2.1/{project_id:[0-9a-f]{32}}", os_)
+    history = ctx.world.openstack_instance_actions
+    _mount(app, "/compute/v2.1", os_, history=history)
+    _mount(app, "/compute/v2.1/{project_id:[0-9a-f]{32}}", os_, history=history)

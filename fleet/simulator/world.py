@@ -182,6 +182,7 @@ class World:
     failing: dict[str, tuple[str, str]] = field(default_factory=dict)
     # Does the OpenStack (EasyStack) endpoint serve the tag API? (world file `tag_api`)
     openstack_tag_api: bool = True
+    openstack_instance_actions: bool = True  # EasyStack serves os-instance-actions
     # Every server's instance actions (see fleet.simulator.instance_actions).
     actions: ActionLog = field(default_factory=ActionLog)
 

@@ -5,6 +5,8 @@ A world file (all keys optional) looks like::
     seed = 7
     speed = 10.0
     tag_api = true        # EasyStack serves Nova's tag API (false: it advertises 2.25, no tags)
+    instance_actions = true  # EasyStack serves os-instance-actions (false: 404, as a cloud
+                             # that does not expose the server's action history)
     [generate]            # how many servers of each kind to generate
     ecs = 120
     bms = 40
@@ -78,6 +80,7 @@ class WorldSpec:
     limits: dict[str, dict[str, object]] = field(default_factory=dict)
     faults: list[dict[str, object]] = field(default_factory=list)
     tag_api: bool = True  # the EasyStack endpoint serves the tag API
+    instance_actions: bool = True  # the EasyStack endpoint serves os-instance-actions
 
 
 def load_spec(
@@ -101,10 +104,11 @@ def _spec_from(data: dict[str, object]) -> WorldSpec:
         spec.seed = int(str(data["seed"]))
     if "speed" in data:
         spec.speed = float(str(data["speed"]))
-    if "tag_api" in data:
-        if not isinstance(data["tag_api"], bool):
-            raise ValueError("tag_api: must be true or false")
-        spec.tag_api = data["tag_api"]
+    for flag in ("tag_api", "instance_actions"):
+        if flag in data:
+            if not isinstance(data[flag], bool):
+                raise ValueError(f"{flag}: must be true or false")
+            setattr(spec, flag, data[flag])
     gen = data.get("generate")
     if isinstance(gen, dict):
         unknown = set(gen) - set(KINDS)
@@ -130,6 +134,7 @@ def build_world(spec: WorldSpec) -> World:
         openstack_project_id=_hex(rng, 32),
         flavors={f.id: f for f in FLAVORS},
         openstack_tag_api=spec.tag_api,
+        openstack_instance_actions=spec.instance_actions,
     )
     world.durations.update({k: float(v) for k, v in spec.durations.items()})
     for kind in KINDS:
