@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 
 from fleet.domain import (
     Action,
@@ -198,10 +198,11 @@ class HuaweiEcsDriver(HuaweiDriverBase):
                 yield server
             return
         listing = self.list_v1 if uses_v1_list(selector) else self.list_native
-        async for server in listing(selector):
-            yield server
+        async with contextlib.aclosing(listing(selector)) as servers:
+            async for server in servers:
+                yield server
 
-    async def list_v1(self, selector: Selector) -> AsyncIterator[ServerRef]:
+    async def list_v1(self, selector: Selector) -> AsyncGenerator[ServerRef, None]:
         """The selector's ECSs from the v1 list with details (status and name narrowed there)."""
         pid = await self._client.project_id()
         pages = v1_detail_pages(
@@ -220,7 +221,7 @@ class HuaweiEcsDriver(HuaweiDriverBase):
                 if selector.matches(server):
                     yield server
 
-    async def list_native(self, selector: Selector) -> AsyncIterator[ServerRef]:
+    async def list_native(self, selector: Selector) -> AsyncGenerator[ServerRef, None]:
         """The selector's ECSs from the native detail list, narrowed by query-by-tag when the
         selector has tag criteria."""
         allowed: dict[str, dict[str, str]] | None = None
