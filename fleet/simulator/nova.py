@@ -40,7 +40,7 @@ from fleet.simulator.nova_base import (
     openstack_surface,
 )
 from fleet.simulator.nova_instance_actions import stamp
-from fleet.simulator.nova_query import paginate, select, server_marker
+from fleet.simulator.nova_query import paginate, server_page
 from fleet.simulator.nova_views import (
     flavor_body,
     host_of,
@@ -54,14 +54,7 @@ from fleet.simulator.world import Flavor
 
 async def _list(request: web.Request, surface: Surface, *, detail: bool) -> web.Response:
     call = await open_call(request, surface, "list")
-    ordered = select(call)
-    page, next_links = paginate(
-        call,
-        ordered,
-        item_id=lambda s: s.id,
-        marker_position=server_marker(call, ordered),
-        collection="servers",
-    )
+    page, next_links = server_page(call)
     view = server_body if detail else server_brief
     body: dict[str, object] = {"servers": [view(call, s) for s in page]}
     if next_links:
