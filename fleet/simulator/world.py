@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from fleet.simulator.catalog import Catalog
 from fleet.simulator.instance_actions import ActionLog, InstanceAction
 
 # Server kinds (which surface owns the server).
@@ -33,6 +34,7 @@ DEFAULT_DURATIONS: dict[str, float] = {
     "revert_resize": 20.0,
     "live_resize": 30.0,
     "delete": 15.0,
+    "create": 30.0,
 }
 
 # (status, vm_state, power_state) for the settled states.
@@ -184,6 +186,8 @@ class World:
     openstack_tag_api: bool = True
     # Every server's instance actions (see fleet.simulator.instance_actions).
     actions: ActionLog = field(default_factory=ActionLog)
+    # What a create may name (images, subnets, networks, zones) and the quotas (see `provision`).
+    catalog: Catalog = field(default_factory=Catalog)
 
     def settle(self) -> None:
         """Apply every transition whose time has come."""
@@ -200,6 +204,8 @@ class World:
         if t.record is not None:
             due = server.updated - timedelta(seconds=max(0.0, self.clock.seconds() - t.done_at))
             t.record.finish(due, None if t.fail is None else t.fail[1])
+        if t.fail is not None and t.before is None:  # a failed create: ERROR with a fault
+            server.fault = {"code": 500, "message": t.fail[1], "created": iso(server.updated)}
         if t.fail is not None and t.before is not None:
             server.status, server.vm_state, server.power_state = t.before
             server.fault = {"code": 500, "message": t.fail[1], "created": iso(server.updated)}

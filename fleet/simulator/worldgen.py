@@ -21,6 +21,8 @@ A world file (all keys optional) looks like::
     limit = 50
     period = 60
     unit = "requests"     # requests | servers
+    [quotas]              # most live servers per kind (default: 1,000 more than generated)
+    ecs = 600
     [[faults]]            # same shape as POST /_sim/faults
     kind = "error_burst"
     match = "huawei-ecs:*"
@@ -35,6 +37,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fleet.simulator.catalog import default_catalog
 from fleet.simulator.world import (
     BMS,
     ECS,
@@ -78,6 +81,7 @@ class WorldSpec:
     limits: dict[str, dict[str, object]] = field(default_factory=dict)
     faults: list[dict[str, object]] = field(default_factory=list)
     tag_api: bool = True  # the EasyStack endpoint serves the tag API
+    quotas: dict[str, int] = field(default_factory=dict)  # kind -> most live servers
 
 
 def load_spec(
@@ -115,11 +119,21 @@ def _spec_from(data: dict[str, object]) -> WorldSpec:
         value = data.get(key)
         if isinstance(value, dict):
             target.update(value)
+    spec.quotas = _quotas(data.get("quotas"))
     for key, items in (("servers", spec.servers), ("faults", spec.faults)):
         value = data.get(key)
         if isinstance(value, list):
             items.extend(v for v in value if isinstance(v, dict))
     return spec
+
+
+def _quotas(value: object) -> dict[str, int]:
+    """A world file's `[quotas]`: most live servers per kind."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or set(value) - set(KINDS):
+        raise ValueError(f"quotas: must map server kinds {list(KINDS)} to numbers")
+    return {str(k): int(v) for k, v in value.items()}
 
 
 def build_world(spec: WorldSpec) -> World:
@@ -137,6 +151,10 @@ def build_world(spec: WorldSpec) -> World:
             _add(world, _generated(rng, kind, i + 1))
     for item in spec.servers:
         _add(world, dict(item))
+    world.catalog = default_catalog(spec.seed)
+    for kind in KINDS:
+        have = sum(1 for s in world.servers.values() if s.kind == kind)
+        world.catalog.quotas[kind] = spec.quotas.get(kind, have + 1000)
     return world
 
 
