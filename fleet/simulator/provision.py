@@ -7,7 +7,7 @@ specified by vpcid"), networks (Nova `networks[].uuid`) and availability zones. 
 per world (derived from the world's seed, see `default_catalog`) and served by
 `GET /_sim/endpoints` under `create`, so scripts never guess them. The quota is a number of
 servers per kind (a world file's `[quotas]`, e.g. `ecs = 600`); by default each kind has room for
-1,000 servers more than the world starts with (the issue's "at least 500 more per dialect").
+1,000 servers more than the world starts with, and at least `worldgen.DEFAULT_QUOTAS`.
 
 `create_server` adds one server in BUILD (`vm_state` building, task `spawning`, power 0, as
 digest Table A-1/A-2 list for a server being created) and starts its `create` transition: it

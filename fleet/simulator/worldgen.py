@@ -21,7 +21,8 @@ A world file (all keys optional) looks like::
     limit = 50
     period = 60
     unit = "requests"     # requests | servers
-    [quotas]              # most live servers per kind (default: 1,000 more than generated)
+    [quotas]              # most live servers per kind (default: DEFAULT_QUOTAS, or 1,000
+                          # more than generated if that is more)
     ecs = 600
     [[faults]]            # same shape as POST /_sim/faults
     kind = "error_burst"
@@ -63,6 +64,11 @@ FLAVORS = [
     Flavor("3", "m1.large", 4, 8192, 80, OPENSTACK),
     Flavor("214", "ecs.c2.large", 8, 16384, 80, OPENSTACK),
 ]
+
+# Most live servers per kind unless a world file says otherwise (each at least 1,000 more than
+# the world starts with): ECS the `maxTotalInstances` of seed 001 §5.7.1's example, EasyStack
+# the 10,000 its `GET /limits` has always shown.
+DEFAULT_QUOTAS = {ECS: 2048, BMS: 1000, OPENSTACK: 10000}
 
 _ROLES = ("web", "api", "db", "cache", "batch", "ci")
 _ENVS = ("dev", "test", "staging", "prod")
@@ -154,7 +160,8 @@ def build_world(spec: WorldSpec) -> World:
     world.catalog = default_catalog(spec.seed)
     for kind in KINDS:
         have = sum(1 for s in world.servers.values() if s.kind == kind)
-        world.catalog.quotas[kind] = spec.quotas.get(kind, have + 1000)
+        default = max(DEFAULT_QUOTAS[kind], have + 1000)
+        world.catalog.quotas[kind] = spec.quotas.get(kind, default)
     return world
 
 
