@@ -61,8 +61,10 @@ def _networks(call: Call, server: dict[str, object]) -> None:
 
 
 def _tags(call: Call, server: dict[str, object]) -> dict[str, str]:
-    raw = server.get("tags", [])
-    if not call.at_least(2, 52) and "tags" in server:
+    raw = server.get("tags")
+    if raw is None:
+        return {}
+    if not call.at_least(2, 52):
         _field(call, "tags")
     if not isinstance(raw, list) or len(raw) > MAX_TAGS:
         _field(call, "tags")
