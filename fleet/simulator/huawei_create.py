@@ -24,6 +24,12 @@ maximum `Ecs.0118`; not enough quota for `count` more servers `Ecs.0001`; tags a
 (`Ecs.0905` too many, `Ecs.0906` bad characters, `Ecs.0908` duplicate key). Rate keys:
 `huawei-ecs:create` (v1 and v1.1; no documented limit) and `huawei-bms:create` (50 requests per
 minute, seed 000 Table 2).
+
+Idempotency (ECS only): huaweicloudsdkecs's create requests carry an optional `X-Client-Token`
+header, "an identifier that guarantees the idempotency of the client's request". A create
+repeated with a token the project already used answers the first call's answer again (same
+`job_id` and `serverIds`) and creates nothing; the simulator keeps tokens for the world's life
+(how long the cloud keeps them is not documented).
 """
 
 from __future__ import annotations
@@ -205,6 +211,9 @@ async def _create(request: web.Request, rules: Rules, *, v11: bool = False) -> w
     dry_run = data.get("dry_run", False)
     if not isinstance(dry_run, bool) or (dry_run and rules.kind == BMS):
         raise reply("Ecs.0005", "dry_run must be a boolean (ECS only)")
+    token = request.headers.get("X-Client-Token") if rules.kind == ECS else None
+    if token and (project_id, token) in world.client_tokens:
+        return json_response(world.client_tokens[(project_id, token)])
     planned = _plan(world, server, rules, project_id)
     if dry_run:
         return web.Response(status=202)
@@ -226,6 +235,8 @@ async def _create(request: web.Request, rules: Rules, *, v11: bool = False) -> w
     extend = server.get("extendparam")
     if v11 and isinstance(extend, dict) and extend.get("chargingMode") in ("prePaid", 0, "0"):
         body["order_id"] = _order_id()
+    if token:
+        world.client_tokens[(project_id, token)] = body
     return json_response(body)
 
 

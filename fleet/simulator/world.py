@@ -188,6 +188,8 @@ class World:
     actions: ActionLog = field(default_factory=ActionLog)
     # What a create may name (images, subnets, networks, zones) and the quotas (see `provision`).
     catalog: Catalog = field(default_factory=Catalog)
+    # ECS create `X-Client-Token` (project, token) -> the answer it got (see `huawei_create`).
+    client_tokens: dict[tuple[str, str], dict[str, object]] = field(default_factory=dict)
 
     def settle(self) -> None:
         """Apply every transition whose time has come."""

@@ -230,3 +230,14 @@ async def test_bms_create_errors(sim: Sim) -> None:
     assert (await refused(bms_server(need, count=25))).error_code == "Ecs.0118"
     sim.world.catalog.quotas["bms"] = 2  # 2 exist
     assert (await refused(bms_server(need))).error_code == "Ecs.0001"
+
+
+async def test_client_token_makes_a_repeated_create_a_no_op(sim: Sim) -> None:
+    ep = await published(sim)
+    client = ecs_client(ep)
+    body = CreatePostPaidServersRequestBody(server=post_paid(ep["create"]["ecs"], count=2))
+    request = CreatePostPaidServersRequest(x_client_token="batch-7", body=body)
+    first = await asyncio.to_thread(client.create_post_paid_servers, request)
+    again = await asyncio.to_thread(client.create_post_paid_servers, request)
+    assert (again.job_id, again.server_ids) == (first.job_id, first.server_ids)
+    assert len(sim.world.visible("ecs")) == 3 + 2
