@@ -37,7 +37,7 @@ from __future__ import annotations
 import random
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiohttp import web
 
@@ -221,9 +221,7 @@ async def _create(request: web.Request, rules: Rules, *, v11: bool = False) -> w
     for spec in planned:
         fault = ctx.faults.take("create_fail", rules.rate_key)
         if fault is not None:
-            spec = provision.NewServer(
-                **{**spec.__dict__, "fail": (fault.error_code, fault.reason)}
-            )
+            spec = replace(spec, fail=(fault.error_code, fault.reason))
         created = provision.create_server(world, spec)
         t = created.transition
         done = t.done_at if t is not None else world.clock.seconds()

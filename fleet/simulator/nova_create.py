@@ -24,6 +24,7 @@ its VPC subnets); the servers are ECSs. Rate keys: `openstack:create` and `huawe
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from typing import NoReturn
 
 from aiohttp import web
@@ -105,7 +106,7 @@ def _plan(call: Call, server: dict[str, object]) -> list[provision.NewServer]:
     if not isinstance(image, str) or image not in world.catalog.images:
         raise fail(call.surface, 400, "Can not find requested image")
     _networks(call, server)
-    zone = server.get("availability_zone", world.catalog.zones[0])
+    zone = server.get("availability_zone") or world.catalog.zones[0]
     if zone not in world.catalog.zones:
         raise fail(call.surface, 400, "The requested availability zone is not available")
     tags = _tags(call, server)
@@ -139,7 +140,7 @@ async def create_server(request: web.Request, surface: Surface) -> web.Response:
     for spec in planned:
         fault = call.ctx.faults.take("create_fail", surface.rate_key("create"))
         if fault is not None:
-            spec = provision.NewServer(**{**spec.__dict__, "fail": ("", fault.reason)})
+            spec = replace(spec, fail=("", fault.reason))
         ids.append(provision.create_server(call.ctx.world, spec).id)
     password = server.get("adminPass")
     body = {
