@@ -139,6 +139,9 @@ def _quotas(value: object) -> dict[str, int]:
         return {}
     if not isinstance(value, dict) or set(value) - set(KINDS):
         raise ValueError(f"quotas: must map server kinds {list(KINDS)} to numbers")
+    bad = [k for k, v in value.items() if not isinstance(v, int) or isinstance(v, bool) or v < 0]
+    if bad:
+        raise ValueError(f"quotas.{bad[0]}: must be a whole number of servers")
     return {str(k): int(v) for k, v in value.items()}
 
 

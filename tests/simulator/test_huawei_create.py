@@ -112,3 +112,6 @@ def test_world_file_sets_quotas(tmp_path: Path) -> None:
     bad.write_text("[quotas]\nvm = 5\n")
     with pytest.raises(ValueError, match="quotas"):
         load_spec(bad)
+    bad.write_text('[quotas]\necs = "many"\n')
+    with pytest.raises(ValueError, match=r"quotas\.ecs"):
+        load_spec(bad)
