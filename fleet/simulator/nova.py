@@ -25,7 +25,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from fleet.simulator import huawei_iam, keystone, nova_actions, nova_instance_actions, nova_tags
+from fleet.simulator import (
+    huawei_iam,
+    keystone,
+    nova_actions,
+    nova_create,
+    nova_instance_actions,
+    nova_tags,
+)
 from fleet.simulator.core import CTX, admit, ctx_of, json_response
 from fleet.simulator.keystone import base_url
 from fleet.simulator.nova_base import (
@@ -181,7 +188,9 @@ async def limits(request: web.Request, surface: Surface) -> web.Response:
         if s.kind in surface.kinds and s.project_id == call.project_id and s.deleted_at is None
     ]
     absolute = {
-        "maxTotalInstances": 10000,
+        "maxTotalInstances": sum(
+            call.ctx.world.catalog.quotas.get(k, 10000) for k in surface.kinds
+        ),
         "maxTotalCores": 100000,
         "maxTotalRAMSize": 409600000,
         "maxServerMeta": 128,
@@ -259,6 +268,7 @@ def _mount(app: web.Application, prefix: str, surface: Surface, *, history: bool
     for path, fn in _READS:
         if history or "os-instance-actions" not in path:
             r.add_get(prefix + path, bind(surface, fn), allow_head=False)
+    r.add_post(prefix + "/servers", bind(surface, nova_create.create_server))
     r.add_post(prefix + "/servers/{server_id}/action", bind(surface, nova_actions.post_action))
     r.add_delete(prefix + "/servers/{server_id}", bind(surface, nova_actions.delete_server))
     if not surface.tag_api:

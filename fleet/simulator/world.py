@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
+from fleet.simulator.catalog import Catalog
 from fleet.simulator.instance_actions import ActionLog, InstanceAction
 from fleet.simulator.server_table import ServerTable
 
@@ -40,6 +41,7 @@ DEFAULT_DURATIONS: dict[str, float] = {
     "revert_resize": 20.0,
     "live_resize": 30.0,
     "delete": 15.0,
+    "create": 30.0,
 }
 
 # (status, vm_state, power_state) for the settled states.
@@ -212,6 +214,11 @@ class World:
         if not isinstance(self.servers, ServerTable):
             self.servers = ServerTable(self.servers)
 
+    # What a create may name (images, subnets, networks, zones) and the quotas (see `provision`).
+    catalog: Catalog = field(default_factory=Catalog)
+    # ECS create `X-Client-Token` (project, token) -> the answer it got (see `huawei_create`).
+    client_tokens: dict[tuple[str, str], dict[str, object]] = field(default_factory=dict)
+
     def settle(self) -> None:
         """Apply every transition whose time has come (in the order they fall due)."""
         now = self.clock.seconds()
@@ -229,6 +236,8 @@ class World:
         if t.record is not None:
             due = server.updated - timedelta(seconds=max(0.0, self.clock.seconds() - t.done_at))
             t.record.finish(due, None if t.fail is None else t.fail[1])
+        if t.fail is not None and t.before is None:  # a failed create: ERROR with a fault
+            server.fault = {"code": 500, "message": t.fail[1], "created": iso(server.updated)}
         if t.fail is not None and t.before is not None:
             server.status, server.vm_state, server.power_state = t.before
             server.fault = {"code": 500, "message": t.fail[1], "created": iso(server.updated)}
