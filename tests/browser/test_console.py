@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.request
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -36,11 +39,21 @@ def dialogs() -> list[str]:
     return []
 
 
+CALLED: set[tuple[str, str]] = set()  # (method, path) of every API call a page made
+
+
 def open_page(browser: Browser, dialogs: list[str], width: int = 1280) -> Page:
     page = browser.new_page(viewport={"width": width, "height": 800})
     page.set_default_timeout(WAIT)
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("request", _record)
     return page
+
+
+def _record(request: object) -> None:
+    path = urlsplit(request.url).path  # type: ignore[attr-defined]
+    if path.startswith("/v1/") or path == "/openapi.json":
+        CALLED.add((request.method.lower(), path))  # type: ignore[attr-defined]
 
 
 def sign_in(page: Page, console: Console, role: str) -> None:
@@ -210,3 +223,24 @@ def test_policies_show_next_fires_and_run_now(
     admin.get_by_role("button", name="Enable").click()
     expect(admin.locator("#enabled")).to_have_text("yes")
     admin.close()
+
+
+def test_every_api_call_of_the_pages_is_documented(console: Console) -> None:
+    """The pages speak only the documented API: every call the scenarios above made is a path
+    and method of the OpenAPI document (run last: it checks what they recorded)."""
+    request = urllib.request.Request(
+        console.url + "/openapi.json",
+        headers={"Authorization": f"Bearer {console.tokens['viewer']}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as resp:  # loopback only
+        paths: dict[str, dict[str, object]] = json.loads(resp.read())["paths"]
+    documented = [
+        (method, re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"))
+        for template, methods in paths.items()
+        for method in methods
+    ]
+    assert len(CALLED) > 10, CALLED
+    for method, path in sorted(CALLED):
+        if path == "/openapi.json":
+            continue
+        assert any(m == method and rx.match(path) for m, rx in documented), (method, path)
