@@ -151,7 +151,9 @@ def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     _remote_args(flavors)
     flavors.add_argument("endpoint", nargs="?", default=None, help="the endpoint's name")
-    flavors.add_argument("--endpoint", dest="endpoint_option", default=None, help="the same")
+    flavors.add_argument(
+        "--endpoint", dest="endpoint_option", default=None, metavar="ENDPOINT", help="the same"
+    )
     servers = sub.add_parser("servers", help="servers through the drivers")
     _remote_args(servers)
     servers.add_argument("--endpoint", action="append")
@@ -196,16 +198,23 @@ def _policies_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def _update_args(update: argparse.ArgumentParser) -> None:
     how = update.add_mutually_exclusive_group(required=True)
-    how.add_argument("--file", default=None, help="the whole policy, TOML or JSON (PUT)")
+    how.add_argument(
+        "--file", default=None, metavar="P", help="the whole policy, TOML or JSON (PUT)"
+    )
     how.add_argument(
         "--set",
         action="append",
         type=setting,
+        metavar="KEY=VALUE",
         help="key=value, key dotted, value JSON or text (repeatable; PATCH)",
     )
-    how.add_argument("--patch", default=None, help="a JSON merge patch (PATCH)")
+    how.add_argument("--patch", default=None, metavar="JSON", help="a JSON merge patch (PATCH)")
     update.add_argument(
-        "--if-match", type=positive_int, default=None, help="only if the policy is at version N"
+        "--if-match",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="only if the policy is at version N",
     )
 
 
