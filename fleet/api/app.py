@@ -5,7 +5,8 @@
 the middlewares are, outermost first:
 
 1. `problems`: every error leaves as `application/problem+json` (aiohttp's own 404/405/413 too);
-   an unexpected exception is logged with its traceback and answered 500 without details.
+   an unexpected exception is logged with its traceback and answered 500 without details; a client
+   that goes away while it is answered is logged (status 499) without a traceback.
 2. `authenticate`: every route but `/healthz` and the console's files (`fleet.api.console`: the
    page at `/` and its scripts, which hold no data) needs `Authorization: Bearer <token>`; a
    missing or unknown token is 401, a role below the route's is 403. Unmatched paths need a token
@@ -57,6 +58,9 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     except asyncio.CancelledError:
         status = 499  # the client went away, or the server is stopping
         raise
+    except ConnectionResetError:  # the client went away while it was answered: a normal end
+        status = 499
+        return web.Response(status=status)  # never sent: aiohttp sees the closed connection
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
