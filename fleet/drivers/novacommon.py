@@ -149,9 +149,13 @@ async def paged(
     query: Sequence[tuple[str, QueryValue]] = (),
     headers: Mapping[str, str] = MICROVERSION_HEADERS,
     close_connection: bool = False,
+    first: Sequence[tuple[str, QueryValue]] = (),
+    total: str | None = None,
 ) -> AsyncGenerator[object, None]:
-    """Every item of a Nova collection (`servers`, `flavors`), page by page (`limit` + `marker` =
-    last id), to the end.
+    """Every item of a collection (`servers`, `flavors`), page by page (`limit` + `marker` =
+    last id), to the end. `first`: parameters of the first page only (the ECS v1 list's
+    `offset`); `total`: the answer's field that counts every item (the v1 list's `count`), so
+    the listing ends once they have all arrived.
 
     Stops on a short page or an empty one; a marker seen twice means the cloud ignores it, which
     would loop forever, so it is an error. The next page is asked for as soon as a full page has
@@ -161,8 +165,7 @@ async def paged(
 
     def fetch(marker: str | None) -> asyncio.Task[HttpResponse]:
         params: list[tuple[str, QueryValue]] = [*query, ("limit", str(page_size))]
-        if marker is not None:
-            params.append(("marker", marker))
+        params += first if marker is None else [("marker", marker)]
         request = HttpRequest(
             "GET", path, api_class, query=params, headers=headers, close_connection=close_connection
         )
@@ -171,13 +174,17 @@ async def paged(
         return task
 
     seen_markers: set[str] = set()
+    received = 0
     pending: asyncio.Task[HttpResponse] | None = fetch(None)
     try:
         while pending is not None:
-            response = await pending
-            page = as_list(as_dict(response.data).get(collection))
+            data = as_dict((await pending).data)
+            page = as_list(data.get(collection))
+            received += len(page)
+            count = data.get(total) if total else None
             pending = None
-            if len(page) >= page_size and page:
+            more = not isinstance(count, int) or received < count
+            if page and len(page) >= page_size and more:
                 marker = opt_str(as_dict(page[-1]).get("id"))
                 if marker is None or marker in seen_markers:
                     raise Transient(f"paging of {path} does not advance (marker {marker!r})")

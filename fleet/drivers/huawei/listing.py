@@ -16,13 +16,12 @@ page or once `count` servers have come (no empty last page).
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, Mapping
 
 from fleet.domain import Selector, ServerStatus
-from fleet.drivers.errors import Transient
-from fleet.drivers.http import HttpRequest, HttpResponse, Transport
-from fleet.drivers.jsonutil import as_dict, as_list, opt_str
+from fleet.drivers.http import Transport
+from fleet.drivers.novacommon import paged
 from fleet.drivers.query import QueryValue
 
 DETAIL = "detail"  # the API class (rate key `<endpoint>:detail`) of the v1 list
@@ -115,39 +114,18 @@ async def v1_detail_pages(
     query: list[tuple[str, QueryValue]],
 ) -> AsyncGenerator[object, None]:
     """Every server body of the v1 list, to the end (see the module docstring for the paging)."""
-
-    def fetch(marker: str | None) -> asyncio.Task[HttpResponse]:
-        params: list[tuple[str, QueryValue]] = [*query, ("limit", str(page_size))]
-        params.append(("offset", "1") if marker is None else ("marker", marker))
-        task = asyncio.create_task(transport.call(HttpRequest("GET", path, DETAIL, query=params)))
-        task.add_done_callback(_retrieve)
-        return task
-
-    seen_markers: set[str] = set()
-    received = 0
-    pending: asyncio.Task[HttpResponse] | None = fetch(None)
-    try:
-        while pending is not None:
-            data = as_dict((await pending).data)
-            page = as_list(data.get("servers"))
-            received += len(page)
-            count = data.get("count")
-            pending = None
-            more = not isinstance(count, int) or received < count
-            if page and len(page) >= page_size and more:
-                marker = opt_str(as_dict(page[-1]).get("id"))
-                if marker is None or marker in seen_markers:
-                    raise Transient(f"paging of {path} does not advance (marker {marker!r})")
-                seen_markers.add(marker)
-                pending = fetch(marker)
-            for item in page:
-                yield item
-    finally:
-        if pending is not None:
-            pending.cancel()
-
-
-def _retrieve(task: asyncio.Task[HttpResponse]) -> None:
-    """Mark a page fetch's failure as seen: a consumer that stopped early never awaits it."""
-    if not task.cancelled():
-        task.exception()
+    async with contextlib.aclosing(
+        paged(
+            transport,
+            path,
+            "servers",
+            api_class=DETAIL,
+            page_size=page_size,
+            query=query,
+            headers={},
+            first=[("offset", "1")],
+            total="count",
+        )
+    ) as pages:
+        async for body in pages:
+            yield body
