@@ -20,15 +20,12 @@ import asyncio
 import json
 import os
 import resource
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +37,7 @@ from fleet.drivers.config import AkSkCredentials, EndpointConfig, Secret  # noqa
 from fleet.drivers.http import new_session  # noqa: E402
 from fleet.drivers.huawei.ecs import HuaweiEcsDriver  # noqa: E402
 from fleet.logging import configure_logging  # noqa: E402
-from tests.e2e.procs import FLEET, free_port, get_json  # noqa: E402
+from tests.e2e.procs import get_json, simulator_with_pid  # noqa: E402
 
 SELECTORS: dict[str, Selector] = {
     "all": Selector(),
@@ -65,38 +62,6 @@ def _config(endpoints: dict[str, Any], page_size: int) -> EndpointConfig:
         page_size=page_size,
         timeout=60.0,
     )
-
-
-@contextmanager
-def simulator(world: Path, log: Path) -> Iterator[tuple[str, int]]:
-    """`fleet simulate` in its own process on loopback: its URL and pid (for its CPU time)."""
-    port = free_port()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*FLEET, "simulate", "--port", str(port), "--world", str(world)],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                get_json(f"{url}/_sim/endpoints", timeout=1)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"simulator did not start: {log.read_text()}") from None
-                time.sleep(0.1)
-        yield url, proc.pid
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _proc_cpu(pid: int) -> float:
@@ -187,7 +152,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "world.toml").write_text(world)
-        with simulator(tmp / "world.toml", tmp / "sim.log") as (url, pid):
+        with simulator_with_pid(tmp / "world.toml", tmp / "sim.log") as (url, pid):
             results = asyncio.run(_run(url, pid, args.rounds, args.page_size))
     settings = {k: getattr(args, k) for k in ("servers", "bms", "rounds", "page_size")}
     if args.json:
