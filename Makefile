@@ -12,7 +12,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # (the service, workers, the CLI, test subprocesses) does not recompile every module at start.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup test check lint typecheck contracts pytest simulate bench clean postgres demo serve
+.PHONY: setup test check lint typecheck contracts pytest simulate bench clean postgres chromium demo serve
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -26,10 +26,14 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 setup: $(VENV)/.synced
 
 ## test: every check and every test (what CI runs).
-test: setup postgres lint typecheck contracts pytest
+test: setup postgres chromium lint typecheck contracts pytest
 
 postgres:
 	@bash scripts/ensure-postgres.sh
+
+## chromium: the system browser the console's browser tests drive (tests/browser).
+chromium:
+	@bash scripts/ensure-chromium.sh
 
 lint: setup
 	$(BIN)/ruff check .
@@ -50,7 +54,8 @@ demo: setup
 	$(BIN)/python scripts/demo.py
 
 ## serve: the simulator (port 8701) and the service (http://127.0.0.1:8080) until Ctrl-C;
-## an admin token is kept in var/admin.token (see the README for curl and CLI examples).
+## an admin token is kept in var/admin.token (see the README for curl and CLI examples);
+## the console is at http://127.0.0.1:8080/ (sign in with that token).
 SERVE_ENV := FLEET_SIMULATOR__PORT=8701 FLEET_BOOTSTRAP_TOKEN_FILE=var/admin.token
 serve: setup
 	$(SERVE_ENV) $(BIN)/fleet db upgrade --config config/demo.toml

@@ -51,6 +51,10 @@ class DatabaseSpec(_Strict):
 class ServiceSpec(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # seconds a connection with no request in progress stays open (fleet.api.connections)
+    keepalive_timeout: float = Field(default=75.0, gt=0)
+    # seconds a client has to send a request's line and headers (fleet.api.connections)
+    header_timeout: float = Field(default=10.0, gt=0)
 
 
 WORKER_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$"

@@ -5,10 +5,12 @@
 the middlewares are, outermost first:
 
 1. `problems`: every error leaves as `application/problem+json` (aiohttp's own 404/405/413 too);
-   an unexpected exception is logged with its traceback and answered 500 without details.
-2. `authenticate`: every route but `/healthz` needs `Authorization: Bearer <token>`; a missing or
-   unknown token is 401, a role below the route's is 403. Unmatched paths need a token as well,
-   so the API's shape is not visible to anonymous callers.
+   an unexpected exception is logged with its traceback and answered 500 without details; a client
+   that goes away while it is answered is logged (status 499) without a traceback.
+2. `authenticate`: every route but `/healthz` and the console's files (`fleet.api.console`: the
+   page at `/` and its scripts, which hold no data) needs `Authorization: Bearer <token>`; a
+   missing or unknown token is 401, a role below the route's is 403. Unmatched paths need a token
+   as well, so the API's shape is not visible to anonymous callers.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from fleet.api import console
 from fleet.api.context import (
     CACHE,
     CONFIG,
@@ -55,6 +58,9 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     except asyncio.CancelledError:
         status = 499  # the client went away, or the server is stopping
         raise
+    except ConnectionResetError:  # the client went away while it was answered: a normal end
+        status = 499
+        return web.Response(status=status)  # never sent: aiohttp sees the closed connection
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -106,6 +112,8 @@ def make_authenticate(routes: tuple[Route, ...]) -> Middleware:
         resource = request.match_info.route.resource
         route = None
         if resource is not None:
+            if request.method == "GET" and resource.canonical in console.PATHS:
+                return await handler(request)
             route = index.get((request.method, resource.canonical))
         if route is not None and route.role is None:
             return await handler(request)
@@ -148,6 +156,7 @@ def build_app(config: ApiConfig | None = None) -> web.Application:
             app.router.add_get(route.path, route.handler, allow_head=False)
         else:
             app.router.add_route(route.method, route.path, route.handler)
+    console.add_console(app)
     app.on_shutdown.append(_stop_streams)
     return app
 

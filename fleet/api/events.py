@@ -21,7 +21,8 @@ one, not every intermediate one.
 
 The stream reads the history and the operation's counts every `stream_interval` seconds. A comment
 line keeps idle connections open through proxies. The stream stops early, cleanly, when the
-service shuts down.
+service shuts down, and when the client goes away (at any point, even before the first byte is
+sent): a normal end, logged once at debug level (`stream_client_left`), without a traceback.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import contextlib
 import json
 from dataclasses import dataclass
 
+import structlog
 from aiohttp import web
 
 from fleet.api.context import CONFIG, STOPPING, fleet_of, read_query
@@ -46,6 +48,8 @@ STRIDE = 1 << 28
 SEQ_MAX = (STRIDE >> 6) - 1
 STATES: tuple[OperationState, ...] = tuple(OperationState)  # code = index + 1; 0: none told yet
 MAX_ID_DIGITS = 30
+
+log = structlog.get_logger("fleet.api")
 
 
 @dataclass
@@ -111,14 +115,21 @@ class _Stream:
     """One client's stream: what it has been told so far (`pos`)."""
 
     def __init__(
-        self, response: web.StreamResponse, fleet: Fleet, pos: Position, keepalive: float
+        self, request: web.Request, response: web.StreamResponse, pos: Position, keepalive: float
     ) -> None:
+        self.request = request
         self.response = response
         self.keepalive = keepalive
-        self.fleet = fleet
+        self.fleet: Fleet = fleet_of(request)
         self.pos = pos
         self.progress: tuple[object, ...] | None = None
         self.waiting: str = "[]"
+
+    def check_client(self) -> None:
+        """Raise ConnectionResetError once the client has gone (the handler is not cancelled)."""
+        transport = self.request.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("the client closed the connection")
 
     async def _write(self, event: str, data: str) -> None:
         await self.response.write(_frame(event, data, self.pos.encode()))
@@ -194,13 +205,15 @@ async def operation_events(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",
         }
     )
-    await response.prepare(request)
-    stream = _Stream(response, fleet, resume, request.app[CONFIG].keepalive)
+    stream = _Stream(request, response, resume, request.app[CONFIG].keepalive)
     try:
+        await response.prepare(request)
         await _pump(stream, operation_id, view, request.app[CONFIG].stream_interval, stopping)
         await response.write_eof()
-    except ConnectionResetError:  # the client went away: nothing left to tell it
-        pass
+    except ConnectionResetError:  # the client went away: a normal end, nothing left to tell it
+        log.debug(
+            "stream_client_left", operation_id=operation_id, last_event_id=stream.pos.encode()
+        )
     return response
 
 
@@ -214,6 +227,7 @@ async def _pump(
     config_keepalive = stream.keepalive
     quiet = 0.0
     while not stopping.is_set():
+        stream.check_client()
         await stream.history(operation_id)
         if await stream.update(view):
             return

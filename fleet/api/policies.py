@@ -10,16 +10,20 @@ deployment), the feature is switched off, which a 404 would hide.
 
 from __future__ import annotations
 
+import json
+
 from aiohttp import web
+from pydantic import ValidationError
 
 from fleet.api.context import fleet_of, identity_of, json_response, read_body, read_query
-from fleet.api.errors import Problem, field_problem
+from fleet.api.errors import Problem, field_problem, validation_problem
 from fleet.api.schemas_policies import (
     FireList,
     FiresQuery,
     PolicyIn,
     PolicyList,
     PolicyOut,
+    PolicyPatchIn,
     PreviewOut,
     PreviewQuery,
     RunOut,
@@ -47,6 +51,22 @@ def _out(view: PolicyView) -> PolicyOut:
     return PolicyOut.model_validate(view.to_json())
 
 
+def _answer(view: PolicyView, status: int = 200, location: bool = False) -> web.Response:
+    """The policy, with its version as the `ETag` (what `If-Match` takes back)."""
+    headers = {"ETag": f'"{view.record.version}"'}
+    if location:
+        headers["Location"] = policy_path(view.id)
+    return json_response(_out(view), status, headers)
+
+
+def _shaped(merged: dict[str, object]) -> dict[str, object]:
+    """A merged PATCH body checked as a whole PUT body would be (422 naming the field)."""
+    try:
+        return PolicyIn.model_validate_json(json.dumps(merged)).raw()
+    except ValidationError as exc:
+        raise validation_problem(exc) from None
+
+
 def _expected_version(request: web.Request) -> int | None:
     """`If-Match: 3` (or `"3"`): replace only if the policy is still at that version."""
     header = request.headers.get("If-Match")
@@ -67,14 +87,14 @@ async def list_policies(request: web.Request) -> web.Response:
 async def get_policy(request: web.Request) -> web.Response:
     service = _service(request)
     view = await service.get_policy(request.match_info["name"])
-    return json_response(_out(view))
+    return _answer(view)
 
 
 async def create_policy(request: web.Request) -> web.Response:
     service = _service(request)
     body = await read_body(request, PolicyIn)
     view = await service.create_policy(body.raw(), by=identity_of(request).name)
-    return json_response(_out(view), 201, {"Location": policy_path(view.id)})
+    return _answer(view, 201, location=True)
 
 
 async def replace_policy(request: web.Request) -> web.Response:
@@ -85,7 +105,20 @@ async def replace_policy(request: web.Request) -> web.Response:
     view = await service.replace_policy(
         policy_id, body.raw(), identity_of(request).name, expected_version=expected
     )
-    return json_response(_out(view))
+    return _answer(view)
+
+
+async def patch_policy(request: web.Request) -> web.Response:
+    """A merge patch onto the stored spec, then admitted and stored exactly as a PUT of the
+    result (a disabled result is not admitted, as with PUT)."""
+    service = _service(request)
+    policy_id = request.match_info["name"]
+    expected = _expected_version(request)
+    body = await read_body(request, PolicyPatchIn)
+    view = await service.patch_policy(
+        policy_id, body.root, identity_of(request).name, expected_version=expected, shape=_shaped
+    )
+    return _answer(view)
 
 
 async def delete_policy(request: web.Request) -> web.Response:

@@ -29,6 +29,7 @@ from fleet.api.schemas import (
     TokenCreateIn,
     TokenList,
     TokenOut,
+    WhoAmIOut,
 )
 from fleet.api.schemas_policies import (
     FireList,
@@ -36,6 +37,7 @@ from fleet.api.schemas_policies import (
     PolicyIn,
     PolicyList,
     PolicyOut,
+    PolicyPatchIn,
     PreviewOut,
     PreviewQuery,
     RunOut,
@@ -51,7 +53,10 @@ IDEMPOTENCY = HeaderParam(
 )
 REPLAYABLE = ("Location", "Idempotent-Replayed")  # the latter "true" when the key was known
 POLICY = "/v1/policies/{name}"  # a policy's id is its name
-IF_MATCH = HeaderParam("If-Match", "replace only if the policy is at this version", max_length=20)
+IF_MATCH = HeaderParam(
+    "If-Match", "change only if the policy is at this version (its ETag)", max_length=20
+)
+CHANGED = Reply(200, "the policy after the change", PolicyOut, headers=("ETag",))
 POLICIES_OFF = Reply(503, "policies are disabled on this service ([policies] enabled = false)")
 LAST_EVENT_ID = HeaderParam("Last-Event-ID", "resume after this event id", max_length=18)
 
@@ -89,7 +94,7 @@ POLICY_ROUTES: tuple[Route, ...] = (
         "create_policy",
         "Create a policy (a cron schedule in a time zone plus the operation it creates)",
         "policies",
-        (Reply(201, "the new policy", PolicyOut, headers=("Location",)), POLICIES_OFF),
+        (Reply(201, "the new policy", PolicyOut, headers=("Location", "ETag")), POLICIES_OFF),
         body=PolicyIn,
         conflicts=True,
     ),
@@ -101,7 +106,7 @@ POLICY_ROUTES: tuple[Route, ...] = (
         "get_policy",
         "One policy with its next and last fire",
         "policies",
-        (Reply(200, "the policy", PolicyOut), POLICIES_OFF),
+        (Reply(200, "the policy (ETag: its version)", PolicyOut, headers=("ETag",)), POLICIES_OFF),
     ),
     Route(
         "PUT",
@@ -111,8 +116,21 @@ POLICY_ROUTES: tuple[Route, ...] = (
         "replace_policy",
         "Replace an API policy's whole spec (file policies: edit the file; 409)",
         "policies",
-        (Reply(200, "the policy after the change", PolicyOut), POLICIES_OFF),
+        (CHANGED, POLICIES_OFF),
         body=PolicyIn,
+        headers=(IF_MATCH,),
+        conflicts=True,
+    ),
+    Route(
+        "PATCH",
+        POLICY,
+        policies.patch_policy,
+        A,
+        "patch_policy",
+        "Change some keys of an API policy (a JSON merge patch; checked and admitted as a PUT)",
+        "policies",
+        (CHANGED, POLICIES_OFF),
+        body=PolicyPatchIn,
         headers=(IF_MATCH,),
         conflicts=True,
     ),
@@ -317,6 +335,16 @@ ROUTES: tuple[Route, ...] = (
         "inventory",
         (Reply(200, "a page of servers", ServerPage), Reply(502, "an endpoint failed")),
         query=ServersQuery,
+    ),
+    Route(
+        "GET",
+        "/v1/whoami",
+        system.whoami,
+        V,
+        "whoami",
+        "The calling token's name and role",
+        "system",
+        (Reply(200, "who the token is", WhoAmIOut),),
     ),
     Route(
         "GET",

@@ -390,3 +390,8 @@ class TokenCreated(TokenOut):
 
 class TokenList(_Out):
     items: list[TokenOut]
+
+
+class WhoAmIOut(_Out):
+    name: str = Field(description="the token's name (recorded as `created_by`)")
+    role: Role

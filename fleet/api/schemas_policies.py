@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, JsonValue
+from pydantic import AwareDatetime, Field, JsonValue, RootModel
 
 from fleet.api.schemas import (
     ActionName,
@@ -75,6 +75,12 @@ class PolicyIn(_In):
         """What the engine parses: only the keys the caller gave (its defaults apply)."""
         data: dict[str, object] = self.model_dump(mode="json", exclude_unset=True)
         return data
+
+
+class PolicyPatchIn(RootModel[dict[str, JsonValue]]):
+    """A JSON merge patch (RFC 7396) of a policy: the keys given replace the stored ones, an
+    object merges key by key (`{"targets": {"name": "web-*"}}` keeps the other targets), null
+    removes a key (its default applies). The result is checked as a whole `PolicyIn`."""
 
 
 class PreviewQuery(_Query):

@@ -24,9 +24,10 @@ import structlog
 from aiohttp import web
 
 from fleet.api.app import build_app
+from fleet.api.connections import ServiceRunner
 from fleet.api.context import FLEET, TOKENS, ApiConfig
 from fleet.service import open_fleet, serve_worker
-from fleet.settings import Settings
+from fleet.settings import ServiceSpec, Settings
 from fleet.tokens import Role, TokenStore
 
 log = structlog.get_logger("fleet.api")
@@ -84,6 +85,19 @@ def service_app(
     return app
 
 
+def service_runner(app: web.Application, spec: ServiceSpec) -> web.AppRunner:
+    """The runner of `fleet serve`: connections limited by `[service]`'s keep-alive and header
+    timeouts (`fleet.api.connections`); SIGINT/SIGTERM are handled by `serve`."""
+    return ServiceRunner(
+        app,
+        keepalive_timeout=spec.keepalive_timeout,
+        header_timeout=spec.header_timeout,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=5.0,
+    )
+
+
 def _bound_url(runner: web.AppRunner, host: str) -> str:
     for site in runner.sites:
         server = getattr(site, "_server", None)
@@ -105,7 +119,7 @@ async def serve(
     `worker` (`--worker`) names this process's engine (`fleet.service.serve_worker`)."""
     worker = serve_worker(settings, worker)
     app = service_app(settings, bootstrap_token_file=bootstrap_token_file, worker=worker)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+    runner = service_runner(app, settings.service)
     await runner.setup()
     try:
         host, port = settings.service.host, settings.service.port

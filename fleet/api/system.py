@@ -11,6 +11,7 @@ from fleet.api.context import (
     CACHE,
     TOKENS,
     fleet_of,
+    identity_of,
     json_response,
     read_body,
     routes_of,
@@ -25,6 +26,7 @@ from fleet.api.schemas import (
     TokenCreateIn,
     TokenList,
     TokenOut,
+    WhoAmIOut,
 )
 from fleet.tokens import TokenError, TokenInfo
 
@@ -59,6 +61,12 @@ async def readyz(request: web.Request) -> web.Response:
         },
     )
     return json_response(out, 200 if ready else 503)
+
+
+async def whoami(request: web.Request) -> web.Response:
+    """The calling token's name and role (what the console shows and which buttons it enables)."""
+    identity = identity_of(request)
+    return json_response(WhoAmIOut(name=identity.name, role=identity.role))
 
 
 async def prometheus(request: web.Request) -> web.Response:

@@ -7,6 +7,7 @@ on stderr and exit status 2, before anything is sent to a service or a process i
 from __future__ import annotations
 
 import argparse
+import json
 import re
 
 from jobs.errors import InvalidSpec
@@ -20,6 +21,20 @@ def key_value(text: str) -> tuple[str, str]:
     if not key.strip() or not sep:
         raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
     return key, value
+
+
+def setting(text: str) -> tuple[tuple[str, ...], object]:
+    """`key=value` of `fleet policies update --set`: the key may be dotted (`params.flavor`); the
+    value is JSON when it parses as JSON (`false`, `3`, `["a"]`, `null`), else the text itself."""
+    key, sep, value = text.partition("=")
+    keys = tuple(key.strip().split("."))
+    if not sep or not all(keys):
+        raise argparse.ArgumentTypeError(f"expected key=value (key may be dotted), got {text!r}")
+    try:
+        parsed: object = json.loads(value)
+    except ValueError:
+        parsed = value
+    return keys, parsed
 
 
 def exclude_tag(text: str) -> str:

@@ -358,7 +358,8 @@ async def cmd_endpoints(args: Namespace, client: Client, out: TextIO, err: TextI
 
 
 async def cmd_flavors(args: Namespace, client: Client, out: TextIO, err: TextIO) -> int:
-    data = await client.call("GET", f"/v1/endpoints/{quote(args.endpoint, safe='')}/flavors")
+    endpoint = str(getattr(args, "endpoint_option", None) or args.endpoint)  # checked by argparse
+    data = await client.call("GET", f"/v1/endpoints/{quote(endpoint, safe='')}/flavors")
     if args.json:
         write_json(data, out)
         return 0

@@ -13,6 +13,7 @@ from fleet.cli.args import (
     port,
     positive_float,
     positive_int,
+    setting,
     waves,
     worker_name,
 )
@@ -149,7 +150,10 @@ def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "flavors", help="an endpoint's flavors (a resize may name one by id or by name)"
     )
     _remote_args(flavors)
-    flavors.add_argument("endpoint")
+    flavors.add_argument("endpoint", nargs="?", default=None, help="the endpoint's name")
+    flavors.add_argument(
+        "--endpoint", dest="endpoint_option", default=None, metavar="ENDPOINT", help="the same"
+    )
     servers = sub.add_parser("servers", help="servers through the drivers")
     _remote_args(servers)
     servers.add_argument("--endpoint", action="append")
@@ -158,21 +162,60 @@ def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     servers.add_argument("--name", default=None)
     servers.add_argument("--limit", type=positive_int, default=100)
     _cursor_arg(servers)
-    policies = sub.add_parser("policies", help="scheduled policies: list, preview, fires, run now")
+    _policies_parser(sub)
+
+
+def _policies_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    policies = sub.add_parser(
+        "policies", help="scheduled policies: list, show, create, update, enable, disable, delete"
+    )
     psub = policies.add_subparsers(dest="policies_command", required=True)
     _remote_args(psub.add_parser("list", help="policies with their next and last fire"))
-    preview = psub.add_parser("preview", help="next fire times and what a fire would act on")
-    _remote_args(preview)
-    preview.add_argument("policy_id")
-    preview.add_argument("--n", type=positive_int, default=20, help="how many fire times")
-    fires = psub.add_parser("fires", help="a policy's fires and skips, newest slot first")
-    _remote_args(fires)
-    fires.add_argument("policy_id")
-    fires.add_argument("--limit", type=positive_int, default=50)
-    _cursor_arg(fires)
-    run = psub.add_parser("run", help="fire now (twice in one minute is one fire)")
-    _remote_args(run)
-    run.add_argument("policy_id")
+    create = psub.add_parser("create", help="create a policy from a file (admin)")
+    _remote_args(create)
+    create.add_argument("--file", required=True, help="one policy, TOML (.toml) or JSON")
+    for verb, text in (
+        ("show", "one policy: its state and its spec"),
+        ("update", "change a policy (admin): --file (whole), --set or --patch (some keys)"),
+        ("enable", "enable a policy (admin)"),
+        ("disable", "disable a policy (admin): it stops firing"),
+        ("delete", "delete an API policy at once (admin); its fires stay"),
+        ("preview", "next fire times and what a fire would act on"),
+        ("fires", "a policy's fires and skips, newest slot first"),
+        ("run", "fire now (twice in one minute is one fire)"),
+    ):
+        cmd = psub.add_parser(verb, help=text)
+        _remote_args(cmd)
+        cmd.add_argument("policy_id")
+        if verb == "update":
+            _update_args(cmd)
+        elif verb == "preview":
+            cmd.add_argument("--n", type=positive_int, default=20, help="how many fire times")
+        elif verb == "fires":
+            cmd.add_argument("--limit", type=positive_int, default=50)
+            _cursor_arg(cmd)
+
+
+def _update_args(update: argparse.ArgumentParser) -> None:
+    how = update.add_mutually_exclusive_group(required=True)
+    how.add_argument(
+        "--file", default=None, metavar="P", help="the whole policy, TOML or JSON (PUT)"
+    )
+    how.add_argument(
+        "--set",
+        action="append",
+        type=setting,
+        metavar="KEY=VALUE",
+        help="key=value, key dotted, value JSON or text (repeatable; PATCH)",
+    )
+    how.add_argument("--patch", default=None, metavar="JSON", help="a JSON merge patch (PATCH)")
+    update.add_argument(
+        "--if-match",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="only if the policy is at version N",
+    )
 
 
 def _cursor_arg(parser: argparse.ArgumentParser) -> None:
@@ -190,8 +233,20 @@ def _config_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _one_endpoint(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """`fleet flavors ENDPOINT` or `fleet flavors --endpoint ENDPOINT`: exactly one endpoint."""
+    named = {n for n in (args.endpoint, args.endpoint_option) if n is not None}
+    if len(named) != 1:
+        what = "two different endpoints" if named else "no endpoint"
+        parser.error(f"flavors: {what}: give one, ENDPOINT or --endpoint ENDPOINT")
+    args.endpoint = args.endpoint_option = named.pop()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "flavors":
+        _one_endpoint(parser, args)
     if args.command == "simulate":
         from fleet.simulator.server import serve
 

@@ -1,5 +1,6 @@
 """`fleet policies list | preview ID [--n N] | fires ID [--limit N] [--cursor C] | run ID`:
-scheduled policies over the REST API.
+scheduled policies over the REST API (`show`, `create`, `update`, `enable`, `disable` and `delete`
+are in `fleet.cli.policy_edit`).
 
 Same conventions as `fleet.cli.client` (URL and token from the environment, `--json` prints the API's
 answer, exit 2 when the service refuses, 3 when it cannot be reached). `run` exits 1 when the fire
@@ -14,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from fleet.cli.client import Client
+from fleet.cli.policy_edit import EDIT_VERBS, UsageError, cmd_edit, policy_path, usage
 from fleet.cli.text import page_end, table, write_json
 
 
@@ -111,7 +113,7 @@ def preview_text(data: Mapping[str, object]) -> str:
 
 
 async def _preview(args: Namespace, client: Client, out: TextIO) -> int:
-    path = f"/v1/policies/{args.policy_id}/preview"
+    path = f"{policy_path(args.policy_id)}/preview"
     data = await client.call("GET", path, params=[("n", str(args.n))])
     if args.json:
         write_json(data, out)
@@ -122,7 +124,7 @@ async def _preview(args: Namespace, client: Client, out: TextIO) -> int:
 
 async def _fires(args: Namespace, client: Client, out: TextIO) -> int:
     params = [("limit", str(args.limit))] + ([("before", args.cursor)] if args.cursor else [])
-    data = await client.call("GET", f"/v1/policies/{args.policy_id}/fires", params=params)
+    data = await client.call("GET", f"{policy_path(args.policy_id)}/fires", params=params)
     if args.json:
         write_json(data, out)
         return 0
@@ -163,7 +165,7 @@ def run_text(policy_id: str, data: Mapping[str, object]) -> str:
 
 
 async def _run(args: Namespace, client: Client, out: TextIO) -> int:
-    data = await client.call("POST", f"/v1/policies/{args.policy_id}/run")
+    data = await client.call("POST", f"{policy_path(args.policy_id)}/run")
     if args.json:
         write_json(data, out)
     else:
@@ -177,6 +179,11 @@ async def _run(args: Namespace, client: Client, out: TextIO) -> int:
 
 async def cmd_policies(args: Namespace, client: Client, out: TextIO, err: TextIO) -> int:
     verb = args.policies_command
+    if verb in EDIT_VERBS:
+        try:
+            return await cmd_edit(args, client, out)
+        except UsageError as exc:
+            return usage(args, exc, err)
     if verb == "list":
         return await _list(args, client, out)
     if verb == "preview":

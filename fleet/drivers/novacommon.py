@@ -18,7 +18,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from fleet.domain import Action, Provider, ServerRef, ServerStatus, tag_from_1d, tags_from_1d
 from fleet.drivers.base import InstanceAction, OutcomeState, ServerOutcome
-from fleet.drivers.errors import ErrorKind, NotFound, Transient
+from fleet.drivers.errors import DriverError, ErrorKind, NotFound, Transient
 from fleet.drivers.http import HttpRequest, HttpResponse, Transport
 from fleet.drivers.jsonutil import as_dict, as_list, opt_str
 from fleet.drivers.query import QueryValue
@@ -98,13 +98,18 @@ def instance_actions_path(server_id: str) -> str:
 async def read_instance_actions(
     get: Callable[[], Awaitable[HttpResponse]],
 ) -> list[InstanceAction] | None:
-    """A server's `os-instance-actions` list, None when the endpoint answers 404 (a cloud that
-    does not serve the API keeps no record we can read: no evidence either way; the caller has
-    just read the server, so the 404 is the API's, not the server's)."""
+    """A server's `os-instance-actions` list, None when the endpoint answers 404 or 403 (a cloud
+    that does not serve the API, or whose policy keeps it from this account, keeps no record we
+    can read: no evidence either way; the caller has just read the server, so the 404 is the
+    API's, not the server's)."""
     try:
         response = await get()
     except NotFound:
         return None
+    except DriverError as exc:
+        if exc.http_status == 403:
+            return None
+        raise
     return parse_instance_actions(response.data)
 
 
@@ -144,9 +149,13 @@ async def paged(
     query: Sequence[tuple[str, QueryValue]] = (),
     headers: Mapping[str, str] = MICROVERSION_HEADERS,
     close_connection: bool = False,
+    first: Sequence[tuple[str, QueryValue]] = (),
+    total: str | None = None,
 ) -> AsyncGenerator[object, None]:
-    """Every item of a Nova collection (`servers`, `flavors`), page by page (`limit` + `marker` =
-    last id), to the end.
+    """Every item of a collection (`servers`, `flavors`), page by page (`limit` + `marker` =
+    last id), to the end. `first`: parameters of the first page only (the ECS v1 list's
+    `offset`); `total`: the answer's field that counts every item (the v1 list's `count`), so
+    the listing ends once they have all arrived.
 
     Stops on a short page or an empty one; a marker seen twice means the cloud ignores it, which
     would loop forever, so it is an error. The next page is asked for as soon as a full page has
@@ -156,8 +165,7 @@ async def paged(
 
     def fetch(marker: str | None) -> asyncio.Task[HttpResponse]:
         params: list[tuple[str, QueryValue]] = [*query, ("limit", str(page_size))]
-        if marker is not None:
-            params.append(("marker", marker))
+        params += first if marker is None else [("marker", marker)]
         request = HttpRequest(
             "GET", path, api_class, query=params, headers=headers, close_connection=close_connection
         )
@@ -166,13 +174,17 @@ async def paged(
         return task
 
     seen_markers: set[str] = set()
+    received = 0
     pending: asyncio.Task[HttpResponse] | None = fetch(None)
     try:
         while pending is not None:
-            response = await pending
-            page = as_list(as_dict(response.data).get(collection))
+            data = as_dict((await pending).data)
+            page = as_list(data.get(collection))
+            received += len(page)
+            count = data.get(total) if total else None
             pending = None
-            if len(page) >= page_size and page:
+            more = not isinstance(count, int) or received < count
+            if page and len(page) >= page_size and more:
                 marker = opt_str(as_dict(page[-1]).get("id"))
                 if marker is None or marker in seen_markers:
                     raise Transient(f"paging of {path} does not advance (marker {marker!r})")

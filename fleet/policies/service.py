@@ -48,6 +48,22 @@ class PolicyNotFound(LookupError):
     """No policy with that id."""
 
 
+def merge_patch(target: object, patch: object) -> dict[str, object]:
+    """RFC 7396 onto an object: a key set to null is removed (its default applies again), an
+    object merges key by key, anything else replaces the value."""
+    out = dict(target) if isinstance(target, Mapping) else {}
+    if not isinstance(patch, Mapping):
+        return out
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, Mapping):
+            out[key] = merge_patch(out.get(key), value)
+        else:
+            out[key] = value
+    return out
+
+
 class PolicyService:
     def __init__(
         self,
@@ -246,10 +262,27 @@ class PolicyService:
         self._changed()
         return await self._view(record, policy)
 
-    async def set_enabled(self, policy_id: str, enabled: bool, by: str) -> PolicyView:
+    async def patch_policy(
+        self,
+        policy_id: str,
+        patch: Mapping[str, object],
+        by: str,
+        expected_version: int | None = None,
+        shape: Callable[[dict[str, object]], Mapping[str, object]] | None = None,
+    ) -> PolicyView:
+        """PATCH: a JSON merge patch (RFC 7396) onto the stored spec, then exactly what
+        `replace_policy` does with the result (`shape`: the API's check of the merged body).
+        Written only if the policy is still at the version merged onto (`expected_version`,
+        else the one read here): a change in between is a PolicyConflict, never lost."""
         record = await self._editable(policy_id)
-        raw = record.spec.to_json() | {"enabled": enabled}
-        return await self.replace_policy(policy_id, raw, by)
+        if expected_version is not None and record.version != expected_version:
+            raise PolicyConflict(f"version is {record.version}, not {expected_version}")
+        merged = merge_patch(record.spec.to_json(), patch)
+        raw = merged if shape is None else shape(merged)
+        return await self.replace_policy(policy_id, raw, by, expected_version=record.version)
+
+    async def set_enabled(self, policy_id: str, enabled: bool, by: str) -> PolicyView:
+        return await self.patch_policy(policy_id, {"enabled": enabled}, by)
 
     async def delete_policy(self, policy_id: str, by: str) -> None:
         """Delete an API policy (its fires stay, as history)."""

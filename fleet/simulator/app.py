@@ -10,7 +10,15 @@ from datetime import UTC
 
 from aiohttp import web
 
-from fleet.simulator import huawei_bms, huawei_ecs, huawei_iam, keystone, nova, unrouted
+from fleet.simulator import (
+    huawei_bms,
+    huawei_create,
+    huawei_ecs,
+    huawei_iam,
+    keystone,
+    nova,
+    unrouted,
+)
 from fleet.simulator.control import apply_spec_limits_and_faults
 from fleet.simulator.control import setup as setup_control
 from fleet.simulator.core import (
@@ -107,7 +115,7 @@ def build_app(spec: WorldSpec | None = None, world: World | None = None) -> web.
     app = web.Application(middlewares=[sim_middleware], client_max_size=16 * 1024 * 1024)
     app[CTX] = ctx
     setup_control(app)
-    for dialect in (huawei_iam, huawei_ecs, huawei_bms, nova, keystone):
+    for dialect in (huawei_iam, huawei_ecs, huawei_bms, huawei_create, nova, keystone):
         dialect.setup(app)
     return app
 

@@ -14,8 +14,33 @@ from fleet.simulator.core import SimContext, ctx_of, json_response, request_id_o
 from fleet.simulator.faults import FaultRule, parse_rule
 from fleet.simulator.instance_actions import Actor, acting
 from fleet.simulator.limits import Limit
-from fleet.simulator.world import Server, iso
+from fleet.simulator.world import BMS, ECS, OPENSTACK, Server, iso
 from fleet.simulator.worldgen import WorldSpec
+
+
+def create_needs(ctx: SimContext) -> dict[str, dict[str, object]]:
+    """Per dialect, ids a valid create may use (see `provision`): the first of each kind."""
+    cat, world = ctx.world.catalog, ctx.world
+
+    def flavor(kind: str) -> str:
+        return next(f.id for f in world.flavors.values() if f.kind == kind)
+
+    image = next(iter(cat.images), "")
+    subnet = next(iter(cat.subnets), "")
+    huawei = {"image": image, "network": subnet, "vpc": cat.subnets.get(subnet, "")}
+    zone = cat.zones[0]
+    return {
+        "huawei": {
+            "ecs": {**huawei, "flavor": flavor(ECS), "availability_zone": zone},
+            "bms": {**huawei, "flavor": flavor(BMS), "availability_zone": zone},
+        },
+        "openstack": {
+            "flavor": flavor(OPENSTACK),
+            "image": image,
+            "network": next(iter(cat.networks), ""),
+            "availability_zone": zone,
+        },
+    }
 
 
 def endpoints(ctx: SimContext) -> dict[str, dict[str, str]]:
@@ -74,7 +99,13 @@ async def _body(request: web.Request) -> object:
 
 
 async def get_endpoints(request: web.Request) -> web.Response:
-    return json_response(endpoints(ctx_of(request)))
+    """The accounts per dialect, each with `create`: what a valid create may name."""
+    ctx = ctx_of(request)
+    needs = create_needs(ctx)
+    body: dict[str, dict[str, object]] = {k: dict(v) for k, v in endpoints(ctx).items()}
+    for dialect, need in needs.items():
+        body[dialect]["create"] = need
+    return json_response(body)
 
 
 async def get_requests(request: web.Request) -> web.Response:

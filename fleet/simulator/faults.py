@@ -12,6 +12,11 @@ next `count` matching calls; `count = 0` means every matching call until cleared
 - `throttle`: answer with the dialect's throttling error although the budget has room.
 - `job_fail`: the next action on each of `server_ids` fails when it settles (job sub-job FAIL with
   `error_code`/`reason`; Nova servers return to their previous status with a `fault`).
+- `create_fail`: the next `count` servers created by calls matching `match` (e.g.
+  `huawei-ecs:create`, `huawei-bms:create`, `openstack:create`, `huawei-nova:create`) are
+  accepted but end in ERROR when their build settles, with a `fault` carrying `reason`; on Huawei
+  their sub-jobs FAIL with `error_code` (default here `Ecs.0204` "Failed to create the ECS.") and
+  the job FAILs. The server stays listed in ERROR, as a failed build does on a real cloud.
 """
 
 from __future__ import annotations
@@ -19,7 +24,16 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 
-KINDS = ("error_burst", "latency", "timeout", "drop", "lost_answer", "throttle", "job_fail")
+KINDS = (
+    "error_burst",
+    "latency",
+    "timeout",
+    "drop",
+    "lost_answer",
+    "throttle",
+    "job_fail",
+    "create_fail",
+)
 
 
 @dataclass
@@ -61,9 +75,7 @@ def parse_rule(data: dict[str, object]) -> FaultRule:
     unknown = set(data) - allowed
     if unknown:
         raise ValueError(f"unknown fields: {sorted(unknown)}")
-    rule = FaultRule(kind=str(kind))
-    if kind == "lost_answer":
-        rule.status = 504
+    rule = _with_defaults(FaultRule(kind=str(kind)))
     for name in ("match", "error_code", "reason"):
         if name in data:
             setattr(rule, name, str(data[name]))
@@ -78,6 +90,15 @@ def parse_rule(data: dict[str, object]) -> FaultRule:
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise ValueError("server_ids: must be a list of strings")
         rule.server_ids = list(ids)
+    return rule
+
+
+def _with_defaults(rule: FaultRule) -> FaultRule:
+    """A rule with its kind's own defaults (a lost answer is a 504; a failed build Ecs.0204)."""
+    if rule.kind == "lost_answer":
+        rule.status = 504
+    if rule.kind == "create_fail":
+        rule.error_code, rule.reason = "Ecs.0204", "Failed to create the ECS."
     return rule
 
 

@@ -51,6 +51,7 @@ from fleet.simulator import huawei_bms_flavors, huawei_bms_tags, huawei_iam, hua
 from fleet.simulator.core import HUAWEI, SimContext, admit, ctx_of, json_response, read_json
 from fleet.simulator.huawei_bms_tags import SYSTEM_TAG
 from fleet.simulator.huawei_jobs import Action, reply
+from fleet.simulator.server_table import page_of
 from fleet.simulator.world import BMS, RUNNING, STOPPED, Server, iso
 
 DELETE = Action(
@@ -192,27 +193,31 @@ def _wanted(s: Server, request: web.Request, by_tags: bool) -> bool:
 
 async def _matches(
     request: web.Request, rate_key: str, *, by_tags: bool = True
-) -> tuple[list[Server], int, int]:
-    """Authenticate and admit a listing; (every matching BMS, page start, page size)."""
+) -> tuple[list[Server], int]:
+    """Authenticate and admit a listing; (the page of matching BMSs, how many match)."""
     ctx = ctx_of(request)
     project_id = request.match_info["project_id"]
     await huawei_iam.authenticate(request, project_id)
     await admit(request, dialect=HUAWEI, rate_key=rate_key, action="list")
     start, size = _page_bounds(request)
-    hits = [
-        s
-        for s in ctx.world.visible(BMS, project_id)
-        if s.deleted_at is None and _wanted(s, request, by_tags)
-    ]
-    return hits, start, size
+    q = request.query
+    unfiltered = not any(k in q for k in ("flavor", "name", "status")) and not (
+        by_tags and any(t for t in q.get("tags", "").split(","))
+    )
+    return page_of(
+        ctx.world.live_in_order(BMS, project_id),
+        None if unfiltered else lambda s: _wanted(s, request, by_tags),
+        start,
+        size,
+        newest_first=False,
+    )
 
 
 async def get_detail(request: web.Request) -> web.Response:
     """`GET /v1/{project_id}/baremetalservers/detail`: filtered, paged by page number."""
     ctx = ctx_of(request)
-    hits, start, size = await _matches(request, "huawei-bms:detail")
-    page = [server_details(ctx, s) for s in hits[start : start + size]]
-    return json_response({"servers": page, "count": len(hits)})
+    hits, count = await _matches(request, "huawei-bms:detail")
+    return json_response({"servers": [server_details(ctx, s) for s in hits], "count": count})
 
 
 def server_list_details(ctx: SimContext, s: Server) -> dict[str, object]:
@@ -248,10 +253,8 @@ def server_list_details(ctx: SimContext, s: Server) -> dict[str, object]:
 async def get_detail_v11(request: web.Request) -> web.Response:
     """`GET /v1.1/{project_id}/baremetalservers/detail`: the shorter list, no `tags` filter."""
     ctx = ctx_of(request)
-    hits, start, size = await _matches(request, "huawei-bms:detail-v1.1", by_tags=False)
-    return json_response(
-        {"servers": [server_list_details(ctx, s) for s in hits[start : start + size]]}
-    )
+    hits, _ = await _matches(request, "huawei-bms:detail-v1.1", by_tags=False)
+    return json_response({"servers": [server_list_details(ctx, s) for s in hits]})
 
 
 async def post_delete(request: web.Request) -> web.Response:

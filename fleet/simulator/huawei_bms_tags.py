@@ -31,7 +31,7 @@ import re
 from aiohttp import web
 
 from fleet.simulator import huawei_iam, huawei_tags
-from fleet.simulator.core import HUAWEI, admit, ctx_of, json_response, read_json
+from fleet.simulator.core import HUAWEI, admit, ctx_of, json_response
 from fleet.simulator.huawei_jobs import find, reply
 from fleet.simulator.world import BMS
 
@@ -59,24 +59,14 @@ def _creations(data: dict[str, object]) -> dict[str, str]:
 
 async def post_tags_action(request: web.Request) -> web.Response:
     """`POST /v1/{project_id}/baremetalservers/{server_id}/tags/action`: create or delete."""
-    ctx = ctx_of(request)
-    project_id, server_id = request.match_info["project_id"], request.match_info["server_id"]
-    await huawei_iam.authenticate(request, project_id)
-    data = await read_json(request, HUAWEI)
-    action = data.get("action")
-    await admit(
+    return await huawei_tags.tags_action(
         request,
-        dialect=HUAWEI,
         rate_key="huawei-bms:tags",
-        servers=[server_id],
-        action=f"tags_{action}" if isinstance(action, str) else "tags",
+        kind=BMS,
+        missing="Ecs.0114",
+        max_tags=MAX_USER_TAGS,
+        creations=_creations,
     )
-    server = find(ctx.world, server_id, BMS, project_id)
-    if server is None:
-        raise reply("Ecs.0114")
-    huawei_tags.apply_tags(server, action, data, max_tags=MAX_USER_TAGS, creations=_creations)
-    server.updated = ctx.world.clock.now()
-    return web.Response(status=204)
 
 
 async def get_tags(request: web.Request) -> web.Response:

@@ -133,6 +133,8 @@ def quotas(ctx: SimContext, project_id: str) -> dict[str, int]:
         "totalRAMUsed": sum(ctx.world.flavors[s.flavor_id].ram for s in live),
     }
     absolute = {**QUOTA_EXAMPLE, **used}
+    if ECS in ctx.world.catalog.quotas:  # the world's quota (see `provision`)
+        absolute["maxTotalInstances"] = ctx.world.catalog.quotas[ECS]
     for used_key, max_key in (
         ("totalInstancesUsed", "maxTotalInstances"),
         ("totalCoresUsed", "maxTotalCores"),

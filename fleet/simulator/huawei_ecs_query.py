@@ -36,6 +36,7 @@ Rate keys (no ECS limits are documented: unlimited unless set): `huawei-ecs:deta
 from __future__ import annotations
 
 import functools
+import itertools
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -44,6 +45,7 @@ from aiohttp import web
 
 from fleet.simulator import huawei_iam, huawei_jobs
 from fleet.simulator.core import HUAWEI, SimContext, SimReply, admit, ctx_of, json_response
+from fleet.simulator.server_table import page_of
 from fleet.simulator.world import ECS, Server, iso
 
 # `ListServersDetailsRequest.status`: "ACTIVE, BUILD, DELETED, ERROR, HARD_REBOOT, MIGRATING,
@@ -249,17 +251,31 @@ def _by_ids(ctx: SimContext, project_id: str, raw: str) -> list[dict[str, object
     return out
 
 
-def _page(request: web.Request, hits: list[Server]) -> list[Server]:
+def _page(
+    ctx: SimContext, request: web.Request, project_id: str, preds: list[Callable[[Server], bool]]
+) -> tuple[list[Server], int]:
+    """The page asked for (by marker or page number) of the live ECSs passing `preds`, newest
+    first, and how many pass."""
     limit = _int(request, "limit", 1, MAX_LIMIT) or DEFAULT_LIMIT
     marker = request.query.get("marker")
-    if marker is not None:
-        ids = [s.id for s in hits]
-        if marker not in ids:
-            raise bad_parameter(f"marker {marker} not found")
-        start = ids.index(marker) + 1
-        return hits[start : start + limit]
-    page = max(1, _int(request, "offset", 0, None) or 1)
-    return hits[(page - 1) * limit : page * limit]
+    live = ctx.world.live_in_order(ECS, project_id)
+    keep = (lambda s: all(p(s) for p in preds)) if preds else None
+    if marker is None:
+        start = (max(1, _int(request, "offset", 0, None) or 1) - 1) * limit
+        return page_of(live, keep, start, limit)
+    total = page_of(live, keep, 0, 0)[1]
+    found = ctx.world.servers.get(marker)
+    if (
+        found is None
+        or found.kind != ECS
+        or found.project_id != project_id
+        or found.deleted_at is not None
+        or (keep is not None and not keep(found))
+    ):
+        raise bad_parameter(f"marker {marker} not found")
+    at = ctx.world.servers.position(live, marker)
+    older = (live[i] for i in range(at - 1, -1, -1) if keep is None or keep(live[i]))
+    return list(itertools.islice(older, limit)), total
 
 
 async def get_detail(request: web.Request) -> web.Response:
@@ -273,11 +289,8 @@ async def get_detail(request: web.Request) -> web.Response:
         return json_response({"count": len(found), "servers": found})
     _check_filters(request)
     # Newest first: the world holds its servers in creation order.
-    live = [s for s in ctx.world.visible(ECS, project_id) if s.deleted_at is None]
-    preds = _predicates(request)
-    hits = [s for s in reversed(live) if all(p(s) for p in preds)]
-    page = _page(request, hits)
-    return json_response({"count": len(hits), "servers": [server_detail(ctx, s) for s in page]})
+    page, total = _page(ctx, request, project_id, _predicates(request))
+    return json_response({"count": total, "servers": [server_detail(ctx, s) for s in page]})
 
 
 async def get_server(request: web.Request) -> web.Response:

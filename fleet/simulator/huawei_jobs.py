@@ -40,6 +40,11 @@ from fleet.simulator.world import BMS, ECS, CloudJob, Server, SimClock, SubJob, 
 
 # HTTP status and documented message (seed 001 Appendix A.2) of the codes the simulator answers.
 ERRORS: dict[str, tuple[int, str]] = {
+    "Ecs.0204": (400, "Failed to create the ECS. Try again later or contact customer service."),
+    "Ecs.0064": (400, "The VPC ID in the request is inconsistent with that in the main subnet ID."),
+    "Ecs.0038": (400, "The subnet does not exist."),
+    "Ecs.0031": (400, "The image does not exist."),
+    "Ecs.0001": (400, "Insufficient ECS quota. Contact customer service to increase quota."),
     "Ecs.0005": (400, "request body is illegal."),
     "Ecs.0029": (400, "The flavor does not exist."),
     "Ecs.0100": (
@@ -162,6 +167,8 @@ SUB_JOB_TYPES: dict[str, str] = {
     "batchStopBaremetalServers": "stopBaremetalServer",
     "batchRebootBaremetalServers": "rebootBaremetalServer",
     "deleteBaremetalServers": "deleteBaremetalServer",
+    "createServer": "createSingleServer",  # the seeds' names (digest §4.1)
+    "createBaremetalServers": "createSingleBaremetalServer",
 }
 
 

@@ -100,8 +100,17 @@ def apply_tags(
         raise reply("Ecs.0005", "action must be create or delete")
 
 
-async def post_tags_action(request: web.Request) -> web.Response:
-    """`POST /v1/{project_id}/servers/{server_id}/tags/action`: batch create or delete."""
+async def tags_action(
+    request: web.Request,
+    *,
+    rate_key: str,
+    kind: str,
+    missing: str,
+    max_tags: int = MAX_TAGS,
+    creations: Callable[[dict[str, object]], dict[str, str]] = _creations,
+) -> web.Response:
+    """A `.../{server_id}/tags/action` call (create or delete) on a server of `kind`; `missing`
+    is the code answered for a server that is not there."""
     ctx = ctx_of(request)
     project_id, server_id = request.match_info["project_id"], request.match_info["server_id"]
     await huawei_iam.authenticate(request, project_id)
@@ -110,16 +119,21 @@ async def post_tags_action(request: web.Request) -> web.Response:
     await admit(
         request,
         dialect=HUAWEI,
-        rate_key="huawei-ecs:tags",
+        rate_key=rate_key,
         servers=[server_id],
         action=f"tags_{action}" if isinstance(action, str) else "tags",
     )
-    server = find(ctx.world, server_id, ECS, project_id)
+    server = find(ctx.world, server_id, kind, project_id)
     if server is None:
-        raise reply("Ecs.0614")
-    apply_tags(server, action, data)
+        raise reply(missing)
+    apply_tags(server, action, data, max_tags=max_tags, creations=creations)
     server.updated = ctx.world.clock.now()
     return web.Response(status=204)
+
+
+async def post_tags_action(request: web.Request) -> web.Response:
+    """`POST /v1/{project_id}/servers/{server_id}/tags/action`: batch create or delete."""
+    return await tags_action(request, rate_key="huawei-ecs:tags", kind=ECS, missing="Ecs.0614")
 
 
 def tag_list(server: Server) -> list[dict[str, str]]:

@@ -40,6 +40,7 @@ ACTION_NAMES: dict[str, str] = {
     "live_resize": "live_resize",
     "delete": "delete",
     "restore": "restore",
+    "create": "create",
 }
 
 # Nova action name -> the compute event it carries (upstream names; lock/unlock have none).
@@ -53,6 +54,7 @@ EVENT_NAMES: dict[str, str] = {
     "live_resize": "compute_live_resize_instance",
     "delete": "compute_terminate_instance",
     "restore": "compute_restore_instance",
+    "create": "compute__do_build_and_run_instance",
 }
 
 

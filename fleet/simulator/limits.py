@@ -30,6 +30,7 @@ class Limit:
 DEFAULT_LIMITS: dict[str, Limit] = {
     "huawei-ecs:action": Limit(1000, 60.0, "servers"),
     "huawei-bms:action": Limit(50, 60.0),
+    "huawei-bms:create": Limit(50, 60.0),  # "Creating a BMS: 50 requests per minute"
     "huawei-bms:jobs": Limit(2000, 60.0),
     "huawei-bms:detail": Limit(500, 60.0),
     "huawei-bms:show": Limit(1000, 60.0),

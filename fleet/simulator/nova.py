@@ -25,7 +25,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from fleet.simulator import huawei_iam, keystone, nova_actions, nova_instance_actions, nova_tags
+from fleet.simulator import (
+    huawei_iam,
+    keystone,
+    nova_actions,
+    nova_create,
+    nova_instance_actions,
+    nova_tags,
+)
 from fleet.simulator.core import CTX, admit, ctx_of, json_response
 from fleet.simulator.keystone import base_url
 from fleet.simulator.nova_base import (
@@ -40,7 +47,7 @@ from fleet.simulator.nova_base import (
     openstack_surface,
 )
 from fleet.simulator.nova_instance_actions import stamp
-from fleet.simulator.nova_query import paginate, select, server_marker
+from fleet.simulator.nova_query import paginate, server_page
 from fleet.simulator.nova_views import (
     flavor_body,
     host_of,
@@ -54,14 +61,7 @@ from fleet.simulator.world import Flavor
 
 async def _list(request: web.Request, surface: Surface, *, detail: bool) -> web.Response:
     call = await open_call(request, surface, "list")
-    ordered = select(call)
-    page, next_links = paginate(
-        call,
-        ordered,
-        item_id=lambda s: s.id,
-        marker_position=server_marker(call, ordered),
-        collection="servers",
-    )
+    page, next_links = server_page(call)
     view = server_body if detail else server_brief
     body: dict[str, object] = {"servers": [view(call, s) for s in page]}
     if next_links:
@@ -188,7 +188,9 @@ async def limits(request: web.Request, surface: Surface) -> web.Response:
         if s.kind in surface.kinds and s.project_id == call.project_id and s.deleted_at is None
     ]
     absolute = {
-        "maxTotalInstances": 10000,
+        "maxTotalInstances": sum(
+            call.ctx.world.catalog.quotas.get(k, 10000) for k in surface.kinds
+        ),
         "maxTotalCores": 100000,
         "maxTotalRAMSize": 409600000,
         "maxServerMeta": 128,
@@ -259,10 +261,14 @@ _READS: list[tuple[str, SurfaceHandler]] = [
 ]
 
 
-def _mount(app: web.Application, prefix: str, surface: Surface) -> None:
+def _mount(app: web.Application, prefix: str, surface: Surface, *, history: bool = True) -> None:
+    """The routes of one Nova mount; without `history`, no `os-instance-actions` (a cloud that
+    does not expose them answers 404, as for any route it does not serve)."""
     r = app.router
     for path, fn in _READS:
-        r.add_get(prefix + path, bind(surface, fn), allow_head=False)
+        if history or "os-instance-actions" not in path:
+            r.add_get(prefix + path, bind(surface, fn), allow_head=False)
+    r.add_post(prefix + "/servers", bind(surface, nova_create.create_server))
     r.add_post(prefix + "/servers/{server_id}/action", bind(surface, nova_actions.post_action))
     r.add_delete(prefix + "/servers/{server_id}", bind(surface, nova_actions.delete_server))
     if not surface.tag_api:
@@ -292,5 +298,6 @@ def setup(app: web.Application) -> None:
     for path in ("/compute/v2.1", "/compute/v2.1/"):
         r.add_get(path, bind(os_, compute_version), allow_head=False)
     _mount(app, "/v2.1/{project_id}", hw)
-    _mount(app, "/compute/v2.1", os_)
-    _mount(app, "/compute/v2.1/{project_id:[0-9a-f]{32}}", os_)
+    history = ctx.world.openstack_instance_actions
+    _mount(app, "/compute/v2.1", os_, history=history)
+    _mount(app, "/compute/v2.1/{project_id:[0-9a-f]{32}}", os_, history=history)

@@ -85,15 +85,14 @@ def _statuses(call: Call) -> set[str] | None:
     return {s for s in given if s in valid}
 
 
-def _pool(call: Call, statuses: set[str] | None) -> list[Server]:
-    """The surface's servers in the caller's project, deleted ones only where they show."""
-    world = call.ctx.world
-    mine = [s for s in world.servers.values() if owned(call, s)]
+def _pool(call: Call, statuses: set[str] | None) -> Callable[[Server], bool] | None:
+    """Which of the surface's servers in the caller's project show: deleted ones only where they
+    show (None: all of them)."""
     query = call.request.query
     if call.surface.recycle_bin and _bool(query.get("deleted")):
-        return [s for s in mine if s.deleted_at is not None]
+        return lambda s: s.deleted_at is not None
     with_deleted = "changes-since" in query or (statuses is not None and "DELETED" in statuses)
-    return [s for s in mine if with_deleted or s.deleted_at is None]
+    return None if with_deleted else lambda s: s.deleted_at is None
 
 
 def _name_matcher(pattern: str) -> Callable[[str], bool]:
@@ -157,15 +156,34 @@ def _predicates(call: Call, statuses: set[str] | None) -> list[Callable[[Server]
     return preds
 
 
-def select(call: Call) -> list[Server]:
-    """The filtered servers, newest first."""
+def server_page(call: Call) -> tuple[list[Server], list[dict[str, str]]]:
+    """One page of the filtered servers, newest first, after the marker; the `next` link if the
+    page is full. It walks the world's (created, id) index from the marker, so a page costs the
+    servers it passes, not the world."""
     statuses = _statuses(call)
-    pool = _pool(call, statuses)
+    shown = _pool(call, statuses)
     preds = _predicates(call, statuses)
+    if shown is not None:
+        preds.insert(0, shown)
+    limit = _limit(call)
+    ordered = call.ctx.world.servers.by_order_key(call.surface.kinds, call.project_id)
+    start = len(ordered)  # index just past the first (newest) server of the page
+    marker = call.request.query.get("marker")
+    if marker is not None:
+        server = call.ctx.world.servers.get(marker)
+        if server is None or not owned(call, server):
+            raise fail(call.surface, 400, f"marker [{marker}] not found")
+        start = ordered.below(server_order(server))
     if statuses is not None and not statuses:
-        return []  # only unknown statuses below 2.38: Nova answers an empty list
-    chosen = [s for s in pool if all(p(s) for p in preds)]
-    return sorted(chosen, key=server_order, reverse=True)
+        return [], []  # only unknown statuses below 2.38: Nova answers an empty list
+    page: list[Server] = []
+    for i in range(start - 1, -1, -1):
+        candidate = ordered[i]
+        if all(p(candidate) for p in preds):
+            page.append(candidate)
+            if len(page) == limit:
+                return page, _next_link(call, limit, page[-1].id)
+    return page, []
 
 
 def server_order(server: Server) -> tuple[datetime, str]:
@@ -209,20 +227,12 @@ def paginate(
     page = items[start : start + limit]
     if not page or len(page) < limit:
         return page, []
+    return page, _next_link(call, limit, item_id(page[-1]))
+
+
+def _next_link(call: Call, limit: int, last_id: str) -> list[dict[str, str]]:
+    """The `next` link of a full page: the same query, the last id as marker."""
     params = [(k, v) for k, v in call.request.query.items() if k not in ("marker", "limit")]
-    params += [("limit", str(limit)), ("marker", item_id(page[-1]))]
+    params += [("limit", str(limit)), ("marker", last_id)]
     href = f"{call.base}{call.request.path}?{urlencode(params)}"
-    return page, [{"rel": "next", "href": href}]
-
-
-def server_marker(call: Call, ordered: list[Server]) -> Callable[[str], int | None]:
-    """Where a server marker starts a page: after the marker's place in the sort order."""
-
-    def position(marker: str) -> int | None:
-        server = call.ctx.world.servers.get(marker)
-        if server is None or not owned(call, server):
-            return None
-        key = server_order(server)
-        return next((i for i, s in enumerate(ordered) if server_order(s) < key), len(ordered))
-
-    return position
+    return [{"rel": "next", "href": href}]

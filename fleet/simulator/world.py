@@ -4,18 +4,26 @@ The simulator is an independent oracle written from the API digest: it never imp
 or domain code, so it cannot share their bugs. Status changes follow the digest's Table A-4 (Huawei)
 and the EasyStack pre/post-conditions: an action puts a server into an interim status (e.g. ACTIVE +
 `powering-off`) and a `Transition` settles it after a number of simulated seconds. Settling is lazy:
-every request calls `World.settle()` first, so there are no background tasks to manage.
+every request calls `World.settle()` first, so there are no background tasks to manage. It costs
+what is due, not the size of the world: transitions wait in a heap of their due times, and the
+server table (`ServerTable`) keeps the orders listings page through, so a page costs its own size.
 """
 
 from __future__ import annotations
 
 import functools
+import heapq
+import itertools
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
+from fleet.simulator.catalog import Catalog
 from fleet.simulator.instance_actions import ActionLog, InstanceAction
+from fleet.simulator.server_table import ServerTable
 
 # Server kinds (which surface owns the server).
 ECS, BMS, OPENSTACK = "ecs", "bms", "openstack"
@@ -33,6 +41,7 @@ DEFAULT_DURATIONS: dict[str, float] = {
     "revert_resize": 20.0,
     "live_resize": 30.0,
     "delete": 15.0,
+    "create": 30.0,
 }
 
 # (status, vm_state, power_state) for the settled states.
@@ -121,6 +130,13 @@ class Server:
     image_id: str = "img-0001"
     availability_zone: str = "az1"
     transition: Transition | None = None
+    # Counts every change of any server's `deleted_at`: what is live is recomputed only then.
+    deletions: ClassVar[int] = 0
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name == "deleted_at":
+            Server.deletions += 1
 
     @property
     def busy(self) -> bool:
@@ -175,22 +191,42 @@ class World:
     huawei_project_id: str
     openstack_project_id: str
     flavors: dict[str, Flavor]
-    servers: dict[str, Server] = field(default_factory=dict)
+    servers: ServerTable[Server] = field(default_factory=ServerTable)
     jobs: dict[str, CloudJob] = field(default_factory=dict)
     durations: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_DURATIONS))
     # server id -> (error_code, reason): the next action on that server fails (fault "job_fail").
     failing: dict[str, tuple[str, str]] = field(default_factory=dict)
     # Does the OpenStack (EasyStack) endpoint serve the tag API? (world file `tag_api`)
     openstack_tag_api: bool = True
+    openstack_instance_actions: bool = True  # EasyStack serves os-instance-actions
     # Every server's instance actions (see fleet.simulator.instance_actions).
     actions: ActionLog = field(default_factory=ActionLog)
+    # (done_at, sequence, server id, transition) of every transition begun; an entry whose
+    # transition is no longer its server's (interrupted, server purged) is dropped when due.
+    _due: list[tuple[float, int, str, Transition]] = field(default_factory=list, repr=False)
+    _seq: Iterator[int] = field(default_factory=itertools.count, repr=False)
+    # (kind, project) -> ((table version, deletions), its live servers in creation order)
+    _live: dict[tuple[str, str], tuple[tuple[int, int], list[Server]]] = field(
+        default_factory=dict, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.servers, ServerTable):
+            self.servers = ServerTable(self.servers)
+
+    # What a create may name (images, subnets, networks, zones) and the quotas (see `provision`).
+    catalog: Catalog = field(default_factory=Catalog)
+    # ECS create `X-Client-Token` (project, token) -> the answer it got (see `huawei_create`).
+    client_tokens: dict[tuple[str, str], dict[str, object]] = field(default_factory=dict)
 
     def settle(self) -> None:
-        """Apply every transition whose time has come."""
+        """Apply every transition whose time has come (in the order they fall due)."""
         now = self.clock.seconds()
-        for server in self.servers.values():
-            t = server.transition
-            if t is not None and now >= t.done_at:
+        due = self._due
+        while due and due[0][0] <= now:
+            _, _, server_id, t = heapq.heappop(due)
+            server = self.servers.get(server_id)
+            if server is not None and server.transition is t:
                 self._finish(server, t)
 
     def _finish(self, server: Server, t: Transition) -> None:
@@ -200,6 +236,8 @@ class World:
         if t.record is not None:
             due = server.updated - timedelta(seconds=max(0.0, self.clock.seconds() - t.done_at))
             t.record.finish(due, None if t.fail is None else t.fail[1])
+        if t.fail is not None and t.before is None:  # a failed create: ERROR with a fault
+            server.fault = {"code": 500, "message": t.fail[1], "created": iso(server.updated)}
         if t.fail is not None and t.before is not None:
             server.status, server.vm_state, server.power_state = t.before
             server.fault = {"code": 500, "message": t.fail[1], "created": iso(server.updated)}
@@ -240,6 +278,7 @@ class World:
             before=(server.status, server.vm_state, server.power_state),
         )
         server.transition = t
+        heapq.heappush(self._due, (t.done_at, next(self._seq), server.id, t))
         server.status, server.task_state = interim
         server.fault = None
         server.updated = self.clock.now()
@@ -264,6 +303,16 @@ class World:
         server.transition = None
         server.task_state = None
 
+    def live_in_order(self, kind: str, project_id: str) -> list[Server]:
+        """The live (not deleted) servers of `kind` in `project_id`, oldest first. Kept until a
+        server is added, removed or deleted, so listing pages slice it. Do not modify."""
+        stamp = (self.servers.version, Server.deletions)
+        cached = self._live.get((kind, project_id))
+        if cached is None or cached[0] != stamp:
+            live = [s for s in self.servers.in_order(kind, project_id) if s.deleted_at is None]
+            cached = self._live[(kind, project_id)] = (stamp, live)
+        return cached[1]
+
     def new_job(self, job_type: str, kind: str, project_id: str, parts: list[SubJob]) -> CloudJob:
         job = CloudJob(
             id=uuid.uuid4().hex,  # Huawei job ids are 32 hex digits (digest §4.1)
@@ -279,6 +328,8 @@ class World:
 
     def visible(self, kind: str | None = None, project_id: str | None = None) -> list[Server]:
         """Servers not (yet) purged, optionally of one kind / project, in creation order."""
+        if kind is not None and project_id is not None:
+            return list(self.servers.in_order(kind, project_id))
         return [
             s
             for s in self.servers.values()

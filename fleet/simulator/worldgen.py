@@ -5,6 +5,8 @@ A world file (all keys optional) looks like::
     seed = 7
     speed = 10.0
     tag_api = true        # EasyStack serves Nova's tag API (false: it advertises 2.25, no tags)
+    instance_actions = true  # EasyStack serves os-instance-actions (false: 404, as a cloud
+                             # that does not expose the server's action history)
     [generate]            # how many servers of each kind to generate
     ecs = 120
     bms = 40
@@ -21,6 +23,9 @@ A world file (all keys optional) looks like::
     limit = 50
     period = 60
     unit = "requests"     # requests | servers
+    [quotas]              # most live servers per kind (default: DEFAULT_QUOTAS, or 1,000
+                          # more than generated if that is more)
+    ecs = 600
     [[faults]]            # same shape as POST /_sim/faults
     kind = "error_burst"
     match = "huawei-ecs:*"
@@ -35,6 +40,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fleet.simulator.catalog import default_catalog
 from fleet.simulator.world import (
     BMS,
     ECS,
@@ -61,6 +67,11 @@ FLAVORS = [
     Flavor("214", "ecs.c2.large", 8, 16384, 80, OPENSTACK),
 ]
 
+# Most live servers per kind unless a world file says otherwise (each at least 1,000 more than
+# the world starts with): ECS the `maxTotalInstances` of seed 001 §5.7.1's example, EasyStack
+# the 10,000 its `GET /limits` has always shown.
+DEFAULT_QUOTAS = {ECS: 2048, BMS: 1000, OPENSTACK: 10000}
+
 _ROLES = ("web", "api", "db", "cache", "batch", "ci")
 _ENVS = ("dev", "test", "staging", "prod")
 _TEAMS = ("alpha", "bravo", "charlie")
@@ -78,6 +89,8 @@ class WorldSpec:
     limits: dict[str, dict[str, object]] = field(default_factory=dict)
     faults: list[dict[str, object]] = field(default_factory=list)
     tag_api: bool = True  # the EasyStack endpoint serves the tag API
+    instance_actions: bool = True  # the EasyStack endpoint serves os-instance-actions
+    quotas: dict[str, int] = field(default_factory=dict)  # kind -> most live servers
 
 
 def load_spec(
@@ -101,10 +114,11 @@ def _spec_from(data: dict[str, object]) -> WorldSpec:
         spec.seed = int(str(data["seed"]))
     if "speed" in data:
         spec.speed = float(str(data["speed"]))
-    if "tag_api" in data:
-        if not isinstance(data["tag_api"], bool):
-            raise ValueError("tag_api: must be true or false")
-        spec.tag_api = data["tag_api"]
+    for flag in ("tag_api", "instance_actions"):
+        if flag in data:
+            if not isinstance(data[flag], bool):
+                raise ValueError(f"{flag}: must be true or false")
+            setattr(spec, flag, data[flag])
     gen = data.get("generate")
     if isinstance(gen, dict):
         unknown = set(gen) - set(KINDS)
@@ -115,11 +129,24 @@ def _spec_from(data: dict[str, object]) -> WorldSpec:
         value = data.get(key)
         if isinstance(value, dict):
             target.update(value)
+    spec.quotas = _quotas(data.get("quotas"))
     for key, items in (("servers", spec.servers), ("faults", spec.faults)):
         value = data.get(key)
         if isinstance(value, list):
             items.extend(v for v in value if isinstance(v, dict))
     return spec
+
+
+def _quotas(value: object) -> dict[str, int]:
+    """A world file's `[quotas]`: most live servers per kind."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or set(value) - set(KINDS):
+        raise ValueError(f"quotas: must map server kinds {list(KINDS)} to numbers")
+    bad = [k for k, v in value.items() if not isinstance(v, int) or isinstance(v, bool) or v < 0]
+    if bad:
+        raise ValueError(f"quotas.{bad[0]}: must be a whole number of servers")
+    return {str(k): int(v) for k, v in value.items()}
 
 
 def build_world(spec: WorldSpec) -> World:
@@ -130,6 +157,7 @@ def build_world(spec: WorldSpec) -> World:
         openstack_project_id=_hex(rng, 32),
         flavors={f.id: f for f in FLAVORS},
         openstack_tag_api=spec.tag_api,
+        openstack_instance_actions=spec.instance_actions,
     )
     world.durations.update({k: float(v) for k, v in spec.durations.items()})
     for kind in KINDS:
@@ -137,6 +165,11 @@ def build_world(spec: WorldSpec) -> World:
             _add(world, _generated(rng, kind, i + 1))
     for item in spec.servers:
         _add(world, dict(item))
+    world.catalog = default_catalog(spec.seed)
+    for kind in KINDS:
+        have = sum(1 for s in world.servers.values() if s.kind == kind)
+        default = max(DEFAULT_QUOTAS[kind], have + 1000)
+        world.catalog.quotas[kind] = spec.quotas.get(kind, default)
     return world
 
 

@@ -42,6 +42,15 @@ def post_json(url: str, body: object) -> dict[str, object]:
 @contextmanager
 def simulator_process(world: Path, log: Path) -> Iterator[str]:
     """`fleet simulate` in its own process (it outlives the workers we kill); yields its URL."""
+    with simulator_with_pid(world, log, start_seconds=30) as (url, _):
+        yield url
+
+
+@contextmanager
+def simulator_with_pid(
+    world: Path, log: Path, *, start_seconds: float = 60
+) -> Iterator[tuple[str, int]]:
+    """`fleet simulate` in its own process: its URL and pid (for its CPU time, say)."""
     port = free_port()
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -52,7 +61,7 @@ def simulator_process(world: Path, log: Path) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + start_seconds
         while True:
             try:
                 get_json(f"{url}/_sim/endpoints", timeout=1)
@@ -61,7 +70,7 @@ def simulator_process(world: Path, log: Path) -> Iterator[str]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"simulator did not start: {log.read_text()}") from None
                 time.sleep(0.1)
-        yield url
+        yield url, proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

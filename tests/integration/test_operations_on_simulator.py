@@ -37,18 +37,27 @@ TERMINAL_OPS = FINISHED_OPERATIONS
 # --- set-up ----------------------------------------------------------------------------------
 
 
-def sim_settings(tmp_path: Path, *, speed: float = 200.0, timeout: float | None = None) -> Settings:
+def sim_settings(
+    tmp_path: Path,
+    *,
+    speed: float = 200.0,
+    timeout: float | None = None,
+    world: Path | None = None,
+) -> Settings:
     """config/default.toml + config/demo.toml, a fresh SQLite file, no scheduled policies (they
-    would start operations of their own), and optionally a short HTTP timeout on every endpoint."""
+    would start operations of their own), and optionally a short HTTP timeout on every endpoint
+    and a world file of the test's own."""
+    environ = {
+        "FLEET_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'fleet.db'}",
+        "FLEET_SIMULATOR__SPEED": str(speed),
+        "FLEET_ENGINE__POLL_INTERVAL": "0.2",
+        "FLEET_ENGINE__IDLE_INTERVAL": "0.05",
+        "FLEET_POLICIES__ENABLED": "false",
+    }
+    if world is not None:
+        environ["FLEET_SIMULATOR__WORLD"] = str(world)
     settings = load_settings(
-        [ROOT / "config" / "default.toml", ROOT / "config" / "demo.toml"],
-        environ={
-            "FLEET_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'fleet.db'}",
-            "FLEET_SIMULATOR__SPEED": str(speed),
-            "FLEET_ENGINE__POLL_INTERVAL": "0.2",
-            "FLEET_ENGINE__IDLE_INTERVAL": "0.05",
-            "FLEET_POLICIES__ENABLED": "false",
-        },
+        [ROOT / "config" / "default.toml", ROOT / "config" / "demo.toml"], environ=environ
     )
     if timeout is None:
         return settings
@@ -88,10 +97,15 @@ class SimControl:
 
 @contextlib.asynccontextmanager
 async def running(
-    tmp_path: Path, *, speed: float = 200.0, http_timeout: float | None = None
+    tmp_path: Path,
+    *,
+    speed: float = 200.0,
+    http_timeout: float | None = None,
+    world: Path | None = None,
 ) -> AsyncIterator[tuple[Fleet, SimControl]]:
+    settings = sim_settings(tmp_path, speed=speed, timeout=http_timeout, world=world)
     async with (
-        open_fleet(sim_settings(tmp_path, speed=speed, timeout=http_timeout)) as fleet,
+        open_fleet(settings) as fleet,
         aiohttp.ClientSession() as http,
     ):
         assert fleet.simulator_url is not None

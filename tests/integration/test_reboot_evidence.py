@@ -72,3 +72,32 @@ async def test_a_dropped_reboot_then_a_tag_edit_is_sent_again_and_performed_once
             assert sj.state is State.SUCCEEDED
             sent = reboots(log, server_of(sj))
             assert len(sent) == 1, (server_of(sj), sent)  # the evidence, and never twice
+
+
+async def test_without_instance_actions_a_dropped_reboot_ends_unknown_never_resent(
+    tmp_path: Path,
+) -> None:
+    """An EasyStack cloud that does not serve os-instance-actions: a reboot whose answer was lost
+    (the cloud performed it) ends `unknown` with the reason, is not sent again, and the operation
+    is `completed_with_failures`; retry-failed with include_unknown sends it again."""
+    world = tmp_path / "world.toml"
+    world.write_text("seed = 3\ninstance_actions = false\n[generate]\nopenstack = 6\n")
+    async with running(tmp_path, world=world) as (fleet, sim):
+        servers = await pick(fleet, sim, "easystack-sim", ServerStatus.RUNNING, 2)
+        await sim.fault({"kind": "lost_answer", "match": "openstack:action", "status": 504})
+        seq = await sim.last_seq()
+        op_id = await start_op(fleet, "reboot", "easystack-sim", servers)
+        done = await wait_terminal(fleet, op_id, seconds=60)
+        rows = {server_of(sj): sj for sj in await subjobs(fleet, op_id)}
+        log = await sim.requests(since=seq)
+        assert done.state is OperationState.COMPLETED_WITH_FAILURES, rows
+        assert done.counts.get(State.UNKNOWN) == 1 and done.counts.get(State.SUCCEEDED) == 1
+        lost = next(s for s in servers if any(e.get("lost_answer") for e in reboots(log, s.id)))
+        assert rows[lost.id].state is State.UNKNOWN
+        assert rows[lost.id].reason == "the call may have acted; the cloud keeps no record"
+        assert all(len(reboots(log, s.id)) == 1 for s in servers)  # never sent twice
+
+        assert await fleet.operations.retry_failed(op_id, "tests", include_unknown=True)
+        again = await wait_terminal(fleet, op_id, seconds=60)
+        assert again.state is OperationState.SUCCEEDED
+        assert len(reboots(await sim.requests(since=seq), lost.id)) == 2  # as asked

@@ -8,12 +8,14 @@ acting is not. Read back through `os-instance-actions` on both Nova mounts.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from fleet.simulator.nova_instance_actions import stamp
+from fleet.simulator.worldgen import WorldSpec, load_spec
 from tests.simulator.huawei_client import Huawei, huawei, ids_body
 from tests.simulator.nova_client import Nova, slow_sim
 from tests.simulator_fixtures import Sim, SimFactory
@@ -263,3 +265,22 @@ async def test_availability_zone_detail_lists_hosts_and_services(
     service = next(iter(hosts.values()))["nova-compute"]
     assert service["available"] is True and service["active"] is True and service["updated_at"]
     assert "nova-scheduler" in zones["internal"]["hosts"]["controller"]
+
+
+async def test_an_easystack_world_without_instance_actions_answers_404(
+    simulator_factory: SimFactory, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """`instance_actions = false`: EasyStack does not expose the action history (the Huawei
+    mount keeps it)."""
+    world = tmp_path / "world.toml"
+    world.write_text("instance_actions = false\n", encoding="utf-8")
+    assert load_spec(world).instance_actions is False and load_spec(None).instance_actions
+    spec = WorldSpec(speed=0.001, counts={"ecs": 1, "bms": 0, "openstack": 1})
+    spec.instance_actions = False
+    async with simulator_factory(spec=spec) as sim:
+        es, hw = Nova(sim, http, "openstack"), Nova(sim, http, "huawei")
+        sid = sim.servers("openstack")[0]
+        assert (await es.call("GET", f"/servers/{sid}")).status == 200
+        assert (await es.call("GET", f"/servers/{sid}/os-instance-actions")).status == 404
+        ecs = sim.servers("ecs")[0]
+        assert (await hw.call("GET", f"/servers/{ecs}/os-instance-actions")).status == 200

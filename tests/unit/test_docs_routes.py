@@ -9,7 +9,7 @@ from fleet.api.routes import ROUTES
 from fleet.cli.policy_runner import build_parser as runner_parser
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
-ENTRY = re.compile(r"`(?:(GET|POST|PUT|DELETE) )?(/[^`]*)`")
+ENTRY = re.compile(r"`(?:(GET|POST|PUT|PATCH|DELETE) )?(/[^`]*)`")
 
 
 def _normal(path: str) -> str:

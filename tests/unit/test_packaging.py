@@ -50,6 +50,12 @@ def test_wheel_carries_the_migrations_and_the_defaults(wheel: Path) -> None:
     assert not any("__pycache__" in n for n in names)
 
 
+def test_wheel_carries_the_console(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    static = {f"fleet/api/static/{p.name}" for p in (ROOT / "fleet/api/static").iterdir()}
+    assert {"fleet/api/static/index.html", "fleet/api/static/app.js"} <= static <= names
+
+
 def test_db_upgrade_from_the_installed_wheel(wheel: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)

@@ -17,6 +17,7 @@ def test_default_file_loads_and_env_overrides_win(tmp_path: Path) -> None:
     assert s.service.port == 9001
     assert s.database.url == "sqlite+aiosqlite:///x.db"
     assert s.engine.lease_seconds == 30.0
+    assert (s.service.keepalive_timeout, s.service.header_timeout) == (75.0, 10.0)
 
 
 def test_later_files_override_earlier_ones(tmp_path: Path) -> None:
@@ -33,6 +34,8 @@ def test_later_files_override_earlier_ones(tmp_path: Path) -> None:
     [
         ('[[endpoints]]\nname = "e"\nprovider = "aws"\n', "endpoints[0].provider"),
         ('[service]\nport = "x"\n', "service.port"),
+        ("[service]\nheader_timeout = 0\n", "service.header_timeout"),
+        ("[service]\nkeepalive_timeout = -1\n", "service.keepalive_timeout"),
         ("[engine]\nlease_secs = 3\n", "engine.lease_secs"),
         ('[[endpoints]]\nname = "Bad Name"\nprovider = "openstack"\n', "endpoints[0].name"),
         (

@@ -12,14 +12,21 @@
   (`physical.*`) flavors, cached for a few minutes. The v1 `GET /v1/{project_id}/cloudservers/
   flavors` (api-digest Appendix C) is not used: the simulator does not serve it, and the native
   list is read with the paging fleet already speaks.
-- listing: the native server detail list (status, flavor, tags), narrowed by the v1 query-by-tag API
-  when the selector has tag criteria (it is the documented 2D tag filter with AND/OR/NOT).
+- listing by name: the v1 list with details, `GET /v1/{project_id}/cloudservers/detail`
+  (`listing`), for a selector without tag criteria whose name glob has a literal part: the list
+  narrows by it server-side (and by one status), lists ECSs only, and says how many match.
+- every other listing: the native server detail list (status, flavor, tags), narrowed by the v1
+  query-by-tag API when the selector has tag criteria (the documented 2D tag filter with
+  AND/OR/NOT). Without tag criteria or a name, the v1 list reads the same servers and was not
+  faster (`bench/listing.py`, docs/benchmarks.md), so the native list stays.
+- a few ids (`shows_each`): the native show, one server each.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 
 from fleet.domain import (
     Action,
@@ -67,7 +74,15 @@ from fleet.drivers.huawei.common import (
     is_baremetal,
     is_baremetal_flavor,
 )
+from fleet.drivers.huawei.listing import (
+    DETAIL,
+    STATUS_FILTER,
+    uses_v1_list,
+    v1_detail_pages,
+    v1_list_query,
+)
 from fleet.drivers.jsonutil import as_dict, as_list, opt_str
+from fleet.drivers.novacommon import parse_server
 from fleet.drivers.query import QueryValue
 
 S = ServerStatus
@@ -121,18 +136,11 @@ CAPABILITIES = Capabilities(
     budgets={
         ACTION: (RateBudget(1000, 60.0, BudgetUnit.SERVERS),),
         **{c: () for c in (RESIZE, DELETE, TAGS, QUERY, JOBS, NOVA_LIST, NOVA_SHOW, NOVA_ACTION)},
+        DETAIL: (),  # the v1 list: no limit is documented for any ECS read
         NOVA_FLAVORS: (),  # undocumented too; the list is cached (`FlavorCache`), so it is rare
         IAM_API_CLASS: (),
     },
 )
-
-
-_STATUS_FILTER = {
-    S.RUNNING: "ACTIVE",
-    S.STOPPED: "SHUTOFF",
-    S.VERIFY_RESIZE: "VERIFY_RESIZE",
-    S.ERROR: "ERROR",
-}
 
 
 def native_list_query(selector: Selector) -> list[tuple[str, QueryValue]]:
@@ -142,8 +150,8 @@ def native_list_query(selector: Selector) -> list[tuple[str, QueryValue]]:
     query: list[tuple[str, QueryValue]] = []
     if len(selector.statuses) == 1:
         (status,) = selector.statuses
-        if status in _STATUS_FILTER:
-            query.append(("status", _STATUS_FILTER[status]))
+        if status in STATUS_FILTER:
+            query.append(("status", STATUS_FILTER[status]))
     if len(selector.tags_all) == 1:
         ((key, value),) = selector.tags_all.items()
         query.append(("tags", tag_to_1d(key, value)))
@@ -189,6 +197,33 @@ class HuaweiEcsDriver(HuaweiDriverBase):
             ):
                 yield server
             return
+        listing = self.list_v1 if uses_v1_list(selector) else self.list_native
+        async with contextlib.aclosing(listing(selector)) as servers:
+            async for server in servers:
+                yield server
+
+    async def list_v1(self, selector: Selector) -> AsyncGenerator[ServerRef, None]:
+        """The selector's ECSs from the v1 list with details (status and name narrowed there)."""
+        pid = await self._client.project_id()
+        pages = v1_detail_pages(
+            self._client.ecs,
+            f"/v1/{seg(pid)}/cloudservers/detail",
+            page_size=self._config.page_size,
+            query=v1_list_query(selector),
+        )
+        seen: set[str] = set()
+        async with contextlib.aclosing(pages):  # a consumer that stops early closes the pager
+            async for body in pages:
+                server = parse_server(body, endpoint=self.endpoint, provider=self.provider)
+                if server.id in seen or is_baremetal(server):
+                    continue
+                seen.add(server.id)
+                if selector.matches(server):
+                    yield server
+
+    async def list_native(self, selector: Selector) -> AsyncGenerator[ServerRef, None]:
+        """The selector's ECSs from the native detail list, narrowed by query-by-tag when the
+        selector has tag criteria."""
         allowed: dict[str, dict[str, str]] | None = None
         if selector.has_tag_criteria:
             allowed = await self._query_by_tag(selector)

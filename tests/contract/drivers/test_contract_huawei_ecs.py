@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 
 from fleet.domain import Action, ActionParams, PowerType, Selector, ServerStatus
@@ -12,6 +14,7 @@ from tests.simulator_fixtures import Sim
 
 S = ServerStatus
 ACTION = "/cloudservers/action"
+V1_LIST = "/cloudservers/detail"
 
 
 def ecs_ids(sim: Sim) -> set[str]:
@@ -37,6 +40,106 @@ async def test_lists_every_ecs_and_no_bms_following_the_paging(sim: Sim, make_ec
         assert server.raw_status == world[server.id].status
         expected = {k: v for k, v in world[server.id].tags.items()}
         assert {k: v for k, v in server.tags.items() if not k.startswith("__")} == expected
+
+
+async def test_v1_list_reads_every_ecs_and_no_bms_by_page_then_marker(
+    sim: Sim, make_ecs: MakeEcs
+) -> None:
+    driver = make_ecs(page_size=5)
+    servers = [s async for s in driver.list_v1(Selector())]
+    assert {s.id for s in servers} == ecs_ids(sim)
+    assert len(servers) == len(ecs_ids(sim)) == 12  # each once, and none of the 6 BMSs
+    pages = calls(sim, "GET", V1_LIST)
+    assert [p["rate_key"] for p in pages] == ["huawei-ecs:detail"] * 3  # 12 ECSs, pages of 5
+    assert [str(p["query"]) for p in pages[:1]] == ["limit=5&offset=1"]
+    world = sim.world.servers
+    assert [str(p["query"]) for p in pages[1:]] == [
+        f"limit=5&marker={servers[4].id}",
+        f"limit=5&marker={servers[9].id}",
+    ]
+    assert not calls(sim, "GET", "/servers/detail")  # the native list is not read
+    for server in servers:
+        assert server.endpoint == "hw-ecs"
+        assert server.flavor == world[server.id].flavor_id
+        assert server.status in (S.RUNNING, S.STOPPED)
+        assert server.raw_status == world[server.id].status
+        assert dict(server.tags) == world[server.id].tags
+        assert server.updated and server.locked == world[server.id].locked
+
+
+async def test_v1_list_ends_on_count_without_an_empty_page(sim: Sim, make_ecs: MakeEcs) -> None:
+    servers = [s async for s in make_ecs(page_size=4).list_v1(Selector())]
+    assert len(servers) == 12
+    assert len(calls(sim, "GET", V1_LIST)) == 3  # 3 full pages; `count` says there is no 4th
+
+
+async def test_v1_list_keeps_what_the_planner_reads(sim: Sim, make_ecs: MakeEcs) -> None:
+    """Task state, lock and fault, as the native list shows them: skip logic reads them."""
+    busy, locked, broken = pick(sim, "ecs", "ACTIVE", 3)
+    world = sim.world.servers
+    world[busy].task_state = "powering-off"
+    world[locked].locked = True
+    world[broken].status, world[broken].fault = "ERROR", {"code": 500, "message": "disk gone"}
+    driver = make_ecs()
+    v1 = {s.id: s async for s in driver.list_v1(Selector())}
+    native = {s.id: s async for s in driver.list_native(Selector())}
+    assert set(v1) == set(native) == ecs_ids(sim)
+    for sid, server in v1.items():
+        other = native[sid]
+        assert (server.status, server.raw_status, server.task_state) == (
+            other.status,
+            other.raw_status,
+            other.task_state,
+        )
+        assert (server.flavor, server.locked, server.fault, server.updated) == (
+            other.flavor,
+            other.locked,
+            other.fault,
+            other.updated,
+        )
+        assert dict(server.tags) == {k: v for k, v in other.tags.items() if not k.startswith("__")}
+    assert v1[busy].status is S.STOPPING and v1[locked].locked
+    assert (v1[broken].status, v1[broken].fault) == (S.ERROR, "disk gone")
+
+
+async def test_v1_list_filters_by_status_server_side_across_pages(
+    sim: Sim, make_ecs: MakeEcs
+) -> None:
+    pick(sim, "ecs", "SHUTOFF", 3)
+    by_status = [s async for s in make_ecs(page_size=2).list_v1(Selector(statuses={S.STOPPED}))]
+    expected = {s.id for s in sim.world.visible("ecs") if s.status == "SHUTOFF"}
+    assert {s.id for s in by_status} == expected and len(by_status) == len(expected)
+    pages = calls(sim, "GET", V1_LIST)
+    assert all("status=SHUTOFF" in str(p["query"]) for p in pages)
+    assert len(pages) == (len(expected) + 1) // 2  # pages of 2, no empty one after the last
+
+
+async def test_a_name_glob_selects_through_the_v1_list(sim: Sim, make_ecs: MakeEcs) -> None:
+    (stopped,) = pick(sim, "ecs", "SHUTOFF", 1)
+    driver = make_ecs(page_size=2)
+    name = sim.world.servers[stopped].name  # "ecs-<env>-<role>-<n>"
+    pattern = name.rsplit("-", 1)[0] + "-*"
+    by_name = [s async for s in driver.list_servers(Selector(name_pattern=pattern))]
+    expected = {s.id for s in sim.world.visible("ecs") if s.name.startswith(pattern[:-1])}
+    assert {s.id for s in by_name} == expected and len(by_name) == len(expected)
+    pages = calls(sim, "GET", V1_LIST)
+    assert [p["rate_key"] for p in pages] == ["huawei-ecs:detail"] * ((len(expected) + 1) // 2)
+    hint = quote(pattern[:-1], safe="~")
+    assert all(f"name={hint}&" in str(p["query"]) for p in pages)
+    assert not calls(sim, "GET", "/servers/detail")  # the native list is not read
+    # with a status too, both go to the cloud; a glob looser than "contains" stays fnmatch's
+    both = Selector(name_pattern=f"*{name[4:]}", statuses={S.STOPPED})
+    assert [s.id async for s in driver.list_servers(both)] == [stopped]
+    assert "status=SHUTOFF" in str(calls(sim, "GET", V1_LIST)[-1]["query"])
+    # no name, or a name with no literal part: the native list, as before
+    sim.ctx.log.entries.clear()
+    assert len([s async for s in driver.list_servers(Selector(name_pattern="*"))]) == 12
+    assert len([s async for s in driver.list_servers(Selector(statuses={S.STOPPED}))]) >= 1
+    assert calls(sim, "GET", "/servers/detail") and not calls(sim, "GET", V1_LIST)
+    # tag criteria: query-by-tag and the native list, whatever the name
+    tagged = Selector(name_pattern=pattern, tags_any={"env": ()})
+    assert {s.id async for s in driver.list_servers(tagged)} == expected
+    assert not calls(sim, "GET", V1_LIST)
 
 
 async def test_tag_selection_uses_query_by_tag_paged_by_offset(sim: Sim, make_ecs: MakeEcs) -> None:
@@ -72,7 +175,7 @@ async def test_selection_by_ids_status_and_name(sim: Sim, make_ecs: MakeEcs) -> 
     prod = {s.id async for s in driver.list_servers(Selector(tags_all={"env": "prod"}))}
     assert prod == {s.id for s in sim.world.visible("ecs") if s.tags.get("env") == "prod"}
     narrowed = calls(sim, "GET", "/servers/detail")[-1]["query"]
-    assert "tags=env%3Dprod" in str(narrowed)  # microversion 2.26 tag filter
+    assert "tags=env%3Dprod" in str(narrowed)  # tag criteria: the native list, 2.26 tag filter
     name = sim.world.servers[stopped[0]].name
     by_name = [s async for s in driver.list_servers(Selector(name_pattern=name[:-1] + "?"))]
     assert stopped[0] in {s.id for s in by_name}

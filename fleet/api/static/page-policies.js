@@ -1,0 +1,106 @@
+// Scheduled policies: next and last fires, a preview, enable/disable and run now.
+import { call, get, may, post } from "./api.js";
+import { badge, clear, guarded, h, message, row, table, when } from "./dom.js";
+
+const path = (name) => `/v1/policies/${encodeURIComponent(name)}`;
+const opLink = (id) => (id ? h("a", { href: `#/operations/${encodeURIComponent(id)}` }, id.slice(0, 8)) : "—");
+
+function what(spec) {
+  return spec.mode === "normal" ? spec.action : `${spec.mode}${spec.action ? ` ${spec.action}` : ""}`;
+}
+
+function nextFire(p) {
+  if (!p.spec.enabled) return "disabled";
+  if (!p.next_fire) return "none";
+  return [when(p.next_fire.at), p.next_fire.note ? h("div", { class: "muted" }, p.next_fire.note) : null];
+}
+
+function lastFire(f) {
+  if (!f) return "never";
+  return [badge(f.outcome), " ", when(f.scheduled_at), " ", opLink(f.operation_id),
+    f.outcome_reason ? h("div", { class: "muted" }, f.outcome_reason) : null];
+}
+
+export function policiesPage(main) {
+  let stopped = false;
+  const body = h("div", { "aria-live": "polite" });
+  clear(main, h("h1", {}, "Policies"), body);
+  get("/v1/policies").then((out) => {
+    if (stopped) return;
+    clear(body, table(["policy", "enabled", "schedule", "does", "next fire", "last fire"],
+      out.items.map((p) => row([
+        h("a", { href: `#/policies/${encodeURIComponent(p.id)}` }, p.id),
+        p.spec.enabled ? "yes" : "no",
+        `${p.spec.cron} (${p.spec.timezone})`,
+        what(p.spec),
+        nextFire(p),
+        lastFire(p.last_fire),
+      ])), "No policy. Add them in config files or with POST /v1/policies."));
+  }).catch((err) => clear(body, message(err.message)));
+  return () => { stopped = true; };
+}
+
+export function policyPage(main, name) {
+  let stopped = false;
+  const head = h("div"), notice = h("div", { "aria-live": "polite" });
+  const preview = h("div", { id: "preview" }), fires = h("div", { id: "fires" });
+  clear(main, head, notice, h("h2", {}, "Next fires"), preview, h("h2", {}, "Last fires"), fires);
+
+  function show(p) {
+    const admin = may("admin", "Enabling or disabling a policy");
+    const toggle = p.source === "api" ? admin
+      : { ok: false, why: "a policy from a config file: edit the file to change it" };
+    clear(head,
+      h("h1", {}, p.id, " ", h("span", { class: "muted" }, `${p.source} policy, version ${p.version}`)),
+      p.spec.description ? h("p", {}, p.spec.description) : null,
+      h("dl", { class: "facts" },
+        h("dt", {}, "schedule"), h("dd", {}, `${p.spec.cron} (${p.spec.timezone})`),
+        h("dt", {}, "does"), h("dd", {}, what(p.spec)),
+        h("dt", {}, "enabled"), h("dd", { id: "enabled" }, p.spec.enabled ? "yes" : "no"),
+        h("dt", {}, "next fire"), h("dd", {}, nextFire(p)),
+        h("dt", {}, "last fire"), h("dd", {}, lastFire(p.last_fire))),
+      h("div", { class: "controls" },
+        guarded("Run now", may("operator", "Running a policy"), () => runNow(p)),
+        guarded(p.spec.enabled ? "Disable" : "Enable", toggle, () => setEnabled(p, !p.spec.enabled))));
+  }
+
+  async function runNow(p) {
+    try {
+      const out = await post(`${path(p.id)}/run`);
+      const f = out.fire;
+      clear(notice, h("p", { class: "message info", role: "status", id: "run-result" },
+        `${out.created ? "Fired" : "This minute had fired already"}: ${f.outcome}`,
+        f.outcome_reason ? ` (${f.outcome_reason})` : "", " ", opLink(f.operation_id)));
+      load();
+    } catch (err) {
+      clear(notice, message(err.message));
+    }
+  }
+
+  async function setEnabled(p, enabled) {
+    try {
+      await call("PUT", path(p.id), { ...p.spec, enabled }, { "If-Match": String(p.version) });
+      load();
+    } catch (err) {
+      clear(notice, message(`${err.field ? `${err.field}: ` : ""}${err.message}`));
+    }
+  }
+
+  async function load() {
+    try {
+      const [p, pv, fl] = await Promise.all([get(path(name)), get(`${path(name)}/preview?n=10&servers=0`),
+        get(`${path(name)}/fires?limit=20`)]);
+      if (stopped) return;
+      show(p);
+      clear(preview, table(["when", "local time", "fires?"], pv.slots.map((s) => row([when(s.at),
+        s.local.replace("T", " "), s.fires ? "fires" : `skipped: ${s.skipped_reason}`])), "No fire ahead."));
+      clear(fires, table(["slot", "trigger", "by", "outcome", "targets", "operation"], fl.items.map((f) => row([
+        when(f.scheduled_at), f.trigger, f.by, [badge(f.outcome), f.outcome_reason ? h("div", { class: "muted" }, f.outcome_reason) : null],
+        String(f.targets), opLink(f.operation_id)])), "No fire yet."));
+    } catch (err) {
+      clear(notice, message(err.message));
+    }
+  }
+  load();
+  return () => { stopped = true; };
+}

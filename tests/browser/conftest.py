@@ -1,0 +1,103 @@
+"""The console in a real headless Chromium (Debian's `chromium`, driven by Playwright).
+
+The browser is the system's: `scripts/ensure-chromium.sh` (run by `make test`) installs it when
+it is missing and the command runs as root. Without it, or without Playwright, these tests skip
+and say why. One `fleet serve` with the embedded simulator serves every test of the module; the
+world holds a server whose name is markup, to prove names are rendered as text.
+
+Screenshots of every page land in `var/screenshots/console/` (or `$FLEET_SCREENSHOTS`); the run's
+summary prints the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.api.live import ROOT, Live, live_service
+
+XSS_NAME = "<img src=x onerror=alert(1)>"
+WORLD = f"""
+seed = 5
+[generate]
+ecs = 11
+bms = 4
+openstack = 6
+[[servers]]
+name = {json.dumps(XSS_NAME)}
+kind = "ecs"
+tags = {{ role = "xss" }}
+"""
+POLICY = {
+    "name": "nightly-stop",
+    "description": "stop the dev servers every evening",
+    "cron": "0 20 * * 1-5",
+    "timezone": "Europe/Paris",
+    "action": "stop",
+    "targets": {"endpoints": ["easystack-sim"], "tags_all": {"env": "dev"}},
+}
+SHOTS = Path(os.environ.get("FLEET_SCREENSHOTS") or ROOT / "var" / "screenshots" / "console")
+
+
+def chromium_path() -> str | None:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if SHOTS.is_dir() and any(SHOTS.iterdir()):
+        terminalreporter.write_line(f"console screenshots: {SHOTS}")
+
+
+def _call(live: Live, method: str, path: str, body: object) -> dict[str, object]:
+    request = urllib.request.Request(
+        live.url + path,
+        data=json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"Bearer {live.token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as resp:  # loopback only
+        data: dict[str, object] = json.loads(resp.read())
+        return data
+
+
+class Console:
+    """The live service, a token per role, and where screenshots go."""
+
+    def __init__(self, live: Live) -> None:
+        self.live = live
+        self.url = live.url
+        self.tokens = {"admin": live.token}
+        for role in ("viewer", "operator"):
+            made = _call(live, "POST", "/v1/tokens", {"name": f"console-{role}", "role": role})
+            self.tokens[role] = str(made["token"])
+        _call(live, "POST", "/v1/policies", POLICY)
+
+    def post(self, path: str, body: object) -> dict[str, object]:
+        return _call(self.live, "POST", path, body)
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    pytest.importorskip("playwright.sync_api", reason="Playwright (a dev dependency) is missing")
+    if chromium_path() is None:
+        why = "Chromium not found: install the chromium package (make test does, as root)"
+        if os.environ.get("CI"):
+            pytest.fail(why)  # CI runs as root: scripts/ensure-chromium.sh must have installed it
+        pytest.skip(why)
+    work = tmp_path_factory.mktemp("console")
+    world = work / "world.toml"
+    world.write_text(WORLD, encoding="utf-8")
+    env = {"FLEET_SIMULATOR__WORLD": json.dumps(str(world)), "FLEET_POLICIES__FILES": "[]"}
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with live_service(work, env) as live:
+        yield Console(live)

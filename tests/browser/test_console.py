@@ -1,0 +1,246 @@
+"""The console, used as a person would, in headless Chromium against a live `fleet serve`."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.browser.conftest import SHOTS, XSS_NAME, Console, chromium_path
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+expect = pytest.importorskip("playwright.sync_api").expect
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+WAIT = 30_000  # ms: the longest wait for anything the service does
+
+
+@pytest.fixture(scope="module")
+def browser(console: Console) -> Iterator[Browser]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=chromium_path(), args=["--no-sandbox", "--disable-gpu"]
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def dialogs() -> list[str]:
+    return []
+
+
+CALLED: set[tuple[str, str]] = set()  # (method, path) of every API call a page made
+
+
+def open_page(browser: Browser, dialogs: list[str], width: int = 1280) -> Page:
+    page = browser.new_page(viewport={"width": width, "height": 800})
+    page.set_default_timeout(WAIT)
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("request", _record)
+    return page
+
+
+def _record(request: object) -> None:
+    path = urlsplit(request.url).path  # type: ignore[attr-defined]
+    if path.startswith("/v1/") or path == "/openapi.json":
+        CALLED.add((request.method.lower(), path))  # type: ignore[attr-defined]
+
+
+def sign_in(page: Page, console: Console, role: str) -> None:
+    page.goto(console.url + "/")
+    page.get_by_label("Token").fill(console.tokens[role])
+    page.get_by_role("button", name="Sign in").click()
+    page.locator("#whoami").filter(has_text=f"({role})").wait_for()
+
+
+def shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_sign_in_page_then_operations(
+    browser: Browser, console: Console, dialogs: list[str]
+) -> None:
+    page = open_page(browser, dialogs)
+    page.goto(console.url + "/")
+    page.get_by_role("heading", name="Sign in").wait_for()
+    shot(page, "01-sign-in")
+    page.get_by_label("Token").fill("fleet_nope_nope")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Sign-in failed").wait_for()
+    sign_in(page, console, "admin")
+    page.get_by_role("heading", name="Operations").wait_for()
+    assert page.evaluate("document.cookie") == ""
+    assert "fleet_" not in page.url
+    page.close()
+
+
+def test_plan_then_run_a_reboot_in_waves(
+    browser: Browser, console: Console, dialogs: list[str]
+) -> None:
+    page = open_page(browser, dialogs)
+    sign_in(page, console, "operator")
+    page.get_by_role("link", name="New operation").first.click()
+    page.get_by_label("Action", exact=True).select_option("reboot")
+    page.get_by_label("ecs-sim").check()
+    page.get_by_label("Waves").fill("1, 50%, 100%")
+    page.get_by_label("Reason").fill("monthly reboot")
+    assert page.locator("#run").count() == 0  # no run before a plan
+    page.get_by_role("button", name="Plan (dry run)").click()
+    page.locator("#plan").wait_for()
+    targets = int(page.locator("#plan-targets").inner_text())
+    assert targets >= 1
+    assert page.locator("#plan").get_by_text("ecs-sim:").count() >= 1  # calls per rate key
+    shot(page, "02-new-operation-plan")
+    page.locator("#run").click()
+    page.wait_for_url(re.compile(r"#/operations/"))
+    page.locator("#live").get_by_text("(100%)").wait_for()
+    page.locator("#live .state").filter(has_text="succeeded").wait_for()
+    rows = page.locator("#subjobs tbody tr")
+    rows.first.wait_for()
+    assert rows.count() >= targets  # a row per server (skipped ones too)
+    # The server named like markup is a text cell, not an element.
+    page.locator("#subjobs td", has_text=XSS_NAME).wait_for()
+    assert page.locator("#subjobs img").count() == 0
+    assert page.locator("img").count() == 0
+    assert dialogs == []
+    shot(page, "03-operation-done")
+    page.get_by_role("link", name="Operations").first.click()
+    page.locator("tbody tr").first.wait_for()
+    page.get_by_label("State").select_option("succeeded")
+    expect(page.locator("tbody tr").filter(has_text="dry run")).to_have_count(0)
+    expect(page.locator("tbody tr").filter(has_text="monthly reboot")).to_have_count(1)
+    shot(page, "04-operations")
+    page.close()
+
+
+def _long_reboot(console: Console) -> str:
+    """A reboot of two endpoints one server at a time: running long enough to be paused."""
+    body = {
+        "action": "reboot",
+        "targets": {"endpoints": ["ecs-sim", "easystack-sim"]},
+        "strategy": {"max_in_flight": 1},
+        "reason": "rolling reboot",
+    }
+    return str(console.post("/v1/operations", body)["id"])
+
+
+def test_pause_and_resume_then_watch_it_finish(
+    browser: Browser, console: Console, dialogs: list[str]
+) -> None:
+    page = open_page(browser, dialogs)
+    sign_in(page, console, "operator")
+    op_id = _long_reboot(console)
+    page.goto(f"{console.url}/#/operations/{op_id}")
+    pause = page.get_by_role("button", name="Pause")
+    expect(pause).to_be_enabled()
+    pause.click()
+    expect(page.locator("#live .state")).to_have_text("paused")
+    resume = page.get_by_role("button", name="Resume")
+    expect(resume).to_be_enabled()
+    history = page.locator("#history")
+    expect(history).to_contain_text("state: paused")
+    shot(page, "05-operation-paused")
+    resume.click()
+    page.locator("#live").get_by_text("(100%)").wait_for()
+    expect(page.locator("#live .state")).to_have_text("succeeded")
+    expect(history).to_contain_text("end: succeeded")
+    page.close()
+
+
+def test_a_viewer_sees_why_it_cannot_cancel_or_run(
+    browser: Browser, console: Console, dialogs: list[str]
+) -> None:
+    op_id = _long_reboot(console)
+    page = open_page(browser, dialogs)
+    sign_in(page, console, "viewer")
+    page.goto(f"{console.url}/#/operations/{op_id}")
+    cancel = page.get_by_role("button", name="Cancel")
+    expect(cancel).to_be_disabled()
+    expect(page.locator("#controls")).to_contain_text(
+        "Controlling an operation needs the operator role; this token is viewer"
+    )
+    page.locator("#subjobs tbody tr").first.wait_for()
+    shot(page, "06-operation-as-viewer")
+    page.screenshot(path=str(SHOTS / "06-operation-as-viewer-1280x800.png"))  # the README's
+    page.get_by_role("link", name="New operation").first.click()
+    expect(page.get_by_role("button", name="Plan (dry run)")).to_be_disabled()
+    expect(page.locator("main")).to_contain_text("needs the operator role")
+    console.post(f"/v1/operations/{op_id}/cancel", None)
+    page.close()
+
+
+def test_endpoints_show_their_rate_keys(
+    browser: Browser, console: Console, dialogs: list[str]
+) -> None:
+    page = open_page(browser, dialogs)
+    sign_in(page, console, "viewer")
+    page.get_by_role("link", name="Endpoints").click()
+    row = page.locator("tr").filter(has_text="bms-sim:action")
+    expect(row).to_contain_text("50 requests / 60 s")
+    expect(page.locator("#refreshed")).to_contain_text("Refreshed")
+    shot(page, "07-endpoints")
+    page.set_viewport_size({"width": 420, "height": 800})  # a narrow window
+    shot(page, "08-endpoints-narrow")
+    page.close()
+
+
+def test_policies_show_next_fires_and_run_now(
+    browser: Browser, console: Console, dialogs: list[str]
+) -> None:
+    page = open_page(browser, dialogs)
+    sign_in(page, console, "operator")
+    page.get_by_role("link", name="Policies").click()
+    listed = page.locator("tr").filter(has_text="nightly-stop")
+    expect(listed).to_contain_text("0 20 * * 1-5 (Europe/Paris)")
+    shot(page, "09-policies")
+    listed.get_by_role("link", name="nightly-stop").click()
+    expect(page.locator("#preview tbody tr")).to_have_count(10)
+    expect(page.locator("#preview")).to_contain_text("20:00:00+01:00")
+    toggle = page.get_by_role("button", name="Disable")
+    expect(toggle).to_be_disabled()  # enabling and disabling is the admin's
+    expect(page.locator("main")).to_contain_text("needs the admin role; this token is operator")
+    page.get_by_role("button", name="Run now").click()
+    expect(page.locator("#run-result")).to_contain_text("Fired")
+    expect(page.locator("#fires tbody tr")).to_have_count(1)
+    expect(page.locator("#fires")).to_contain_text("manual")
+    shot(page, "10-policy")
+    page.close()
+    admin = open_page(browser, dialogs)
+    sign_in(admin, console, "admin")
+    admin.goto(f"{console.url}/#/policies/nightly-stop")
+    admin.get_by_role("button", name="Disable").click()
+    expect(admin.locator("#enabled")).to_have_text("no")
+    admin.get_by_role("button", name="Enable").click()
+    expect(admin.locator("#enabled")).to_have_text("yes")
+    admin.close()
+
+
+def test_every_api_call_of_the_pages_is_documented(console: Console) -> None:
+    """The pages speak only the documented API: every call the scenarios above made is a path
+    and method of the OpenAPI document (run last: it checks what they recorded)."""
+    request = urllib.request.Request(
+        console.url + "/openapi.json",
+        headers={"Authorization": f"Bearer {console.tokens['viewer']}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as resp:  # loopback only
+        paths: dict[str, dict[str, object]] = json.loads(resp.read())["paths"]
+    documented = [
+        (method, re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"))
+        for template, methods in paths.items()
+        for method in methods
+    ]
+    assert len(CALLED) > 10, CALLED
+    for method, path in sorted(CALLED):
+        if path == "/openapi.json":
+            continue
+        assert any(m == method and rx.match(path) for m, rx in documented), (method, path)
