@@ -1,7 +1,7 @@
 """Where a server's mark is kept: in its tags, or (on a dialect without a tag API) by fleet.
 
-Mark-then-act must work on every dialect, but EasyStack has no tag API (tags are set at creation
-only). So for each endpoint a mark or clean-up policy looks at, the driver is asked whether it
+Mark-then-act must work on every dialect, but an OpenStack/EasyStack endpoint that advertises less
+than microversion 2.26 has no tag API (its driver finds out from the version document). So for each endpoint a mark or clean-up policy looks at, the driver is asked whether it
 could add the mark as a tag: `driver.check(Action.TAG_ADD, ...)` raises `Unsupported` when the
 dialect declares no tag action (or its quirks say it has no tag API). That is the only test; the
 policies never branch on a provider. Where the answer is no:
@@ -10,7 +10,9 @@ policies never branch on a provider. Where the answer is no:
   key) instead of adding a tag, and creates its `tag_add` operation only for the servers that keep
   tags;
 - a clean-up policy reads the mark from fleet's table (over the server's own tags, which on such a
-  dialect were set at creation), so the same rules decide what is due.
+  dialect were set at creation), so the same rules decide what is due. It does so on every
+  endpoint: an OpenStack endpoint found to serve the tag API later (fleet reads its version
+  document at start-up) keeps the marks fleet kept for it before.
 
 A preview says, per server, where its mark is kept: `"tag"` or `"fleet"`.
 """
@@ -74,11 +76,16 @@ class MarkBook:
         return TAG if keeps_tags(self._inventory[endpoint], self._tag) else FLEET
 
     async def fleet_marks(self, endpoint: str, server_id: str) -> Mapping[str, str] | None:
-        """The marks fleet keeps for the server, or None when its endpoint keeps tags."""
+        """The marks fleet keeps for the server (`{}` when none and its endpoint keeps no tags),
+        or None when there are none and its endpoint keeps tags. Marks kept while an endpoint
+        had no tag API (or before fleet found that it has one) still count once it keeps tags:
+        a mark is never forgotten because the cloud gained an API."""
+        if self._tag is None:
+            return None
         if endpoint not in self._fleet:
-            kept = None
-            if self.where(endpoint) == FLEET:
-                kept = {} if self._reader is None else await self._reader.marks_on(endpoint)
+            kept = None if self._reader is None else await self._reader.marks_on(endpoint)
             self._fleet[endpoint] = kept
-        marks = self._fleet[endpoint]
-        return None if marks is None else marks.get(server_id, {})
+        marks = (self._fleet[endpoint] or {}).get(server_id)
+        if marks:
+            return marks
+        return {} if self.where(endpoint) == FLEET else None

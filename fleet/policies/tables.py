@@ -5,7 +5,7 @@ and `0005_policy_marks.py` by a test.
 constraint, so a second scheduler, a restart or a repeated manual run of the same slot cannot fire
 it again. `policy_fire_servers` keeps, per stop fire, what its operation really stopped (restore
 mode reads it, and it outlives the operation's own rows). `policy_marks` holds the marks of mark
-policies on endpoints whose dialect has no tag API (EasyStack): fleet keeps the mark itself, keyed
+policies on endpoints without a tag API (an EasyStack below 2.26): fleet keeps the mark itself, keyed
 by (endpoint, server id, tag key), and clean-up policies read it there.
 """
 

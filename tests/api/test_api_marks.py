@@ -2,8 +2,10 @@
 example and a clean-up policy are created with `POST /v1/policies`, the mark policy is run for a
 past Monday (`POST /v1/policies/{name}/run?slot=`), then the clean-up for the day its mark is due.
 
-Huawei ECS and BMS carry the mark as a tag (`fleet-op=delete.YYYY-MM-DD`); EasyStack has no tag
-API, so fleet keeps the mark itself and the clean-up reads it there. The example marks for
+Every dialect carries the mark as a tag (`fleet-op=delete.YYYY-MM-DD`): the suite's EasyStack
+serves the tag API (fleet reads it in the compute version document). An EasyStack that does not
+(it advertises 2.25) has no tags at all: fleet keeps the mark itself and the clean-up reads it
+there (the last test). The example marks for
 `delete`, which BMS cannot do (no delete API: the planner skips those servers as unsupported);
 the same flow with `op = "stop"` acts on all three dialects.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import tomllib
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,7 +22,7 @@ import aiohttp
 
 from fleet.domain import Selector, ServerRef
 from jobs.states import State
-from tests.api.conftest import ROOT, Api
+from tests.api.conftest import NO_TAG_API, ROOT, Api, api_settings, serving
 
 BERLIN = ZoneInfo("Europe/Berlin")
 ENDPOINTS = ("ecs-sim", "bms-sim", "easystack-sim")
@@ -108,20 +111,14 @@ async def mark_and_act(
     preview = await api.get(f"/v1/policies/{mark['name']}/preview", params={"servers": "1000"})
     assert preview.status == 200, preview.body
     kept = {s["server_id"]: s["mark_kept"] for s in preview.body["targets"]["servers"]}  # type: ignore[call-overload,index]
-    assert {i: kept[i] for i in labelled} == {
-        i: "fleet" if e == "easystack-sim" else "tag" for i, e in labelled.items()
-    }
+    assert {i: kept[i] for i in labelled} == dict.fromkeys(labelled, "tag")
 
     fire = await run(api, mark["name"], slot(monday, time(6)))
-    assert fire["details"]["marks_kept_by_fleet"] == 2
+    assert fire["details"].get("marks_kept_by_fleet", 0) == 0
     assert fire["operation_id"] is not None
-    assert await succeeded(api, fire["operation_id"]) == {
-        i for i, e in labelled.items() if e != "easystack-sim"
-    }
+    assert await succeeded(api, fire["operation_id"]) == set(labelled)
     now = await servers(api)
-    for server_id, endpoint in labelled.items():
-        tag = now[server_id].tags.get("fleet-op")
-        assert tag == (None if endpoint == "easystack-sim" else value), (endpoint, tag)
+    assert {i: now[i].tags.get("fleet-op") for i in labelled} == dict.fromkeys(labelled, value)
 
     on_the_day = await run(api, cleanup["name"], slot(due, time(2, 30)))
     assert on_the_day["operation_id"] is not None
@@ -164,3 +161,48 @@ async def test_a_stop_mark_is_acted_on_on_ecs_bms_and_easystack(api: Api) -> Non
     assert await succeeded(api, fire["operation_id"]) == set(scratch)
     now = await servers(api)
     assert {now[i].status.value for i in scratch} == {"stopped"}
+
+
+async def test_on_an_easystack_without_tag_api_fleet_keeps_the_mark_and_acts_on_it(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The EasyStack advertises 2.25: fleet finds no tag API in its version document, so
+    its servers carry no tags; a mark policy (chosen by ids here) keeps its marks in fleet and
+    sends nothing, and the clean-up stops the marked servers on the due day."""
+    async with serving(api_settings(tmp_path, sqlite_url, NO_TAG_API)) as api:
+        everything = await servers(api)
+        chosen = sorted(
+            s.id
+            for s in everything.values()
+            if s.endpoint == "easystack-sim" and s.status.value == "running"
+        )[:2]
+        assert len(chosen) == 2 and all(not everything[i].tags for i in chosen)
+        targets = {"endpoints": ["easystack-sim"], "ids": chosen}
+        mark = example("mark-sandbox") | {
+            "name": "mark-es", "mark": {"op": "stop", "days": 7}, "targets": targets,
+        }  # fmt: skip
+        cleanup = {
+            "name": "stop-marked-es", "cron": "30 2 * * *", "timezone": "Europe/Berlin",
+            "mode": "cleanup", "action": "stop", "targets": targets,
+        }  # fmt: skip
+        await create(api, mark)
+        await create(api, cleanup)
+        monday = past_monday(3)
+        preview = await api.get("/v1/policies/mark-es/preview", params={"servers": "1000"})
+        assert preview.status == 200, preview.body
+        kept = {s["server_id"]: s["mark_kept"] for s in preview.body["targets"]["servers"]}  # type: ignore[call-overload,index]
+        assert kept == dict.fromkeys(chosen, "fleet")
+
+        fire = await run(api, "mark-es", slot(monday, time(6)))
+        assert fire["details"]["marks_kept_by_fleet"] == 2
+        assert fire["operation_id"] is None  # nothing to send: the cloud keeps no tags
+
+        early = slot(monday + timedelta(days=3), time(2, 30))
+        before = await api.post("/v1/policies/stop-marked-es/run", params={"slot": early})
+        assert before.status == 200, before.body
+        assert before.body["fire"]["outcome"] == "skipped"  # type: ignore[call-overload,index]
+        due = await run(api, "stop-marked-es", slot(monday + timedelta(days=7), time(2, 30)))
+        assert due["operation_id"] is not None
+        assert await succeeded(api, due["operation_id"]) == set(chosen)
+        now = await servers(api)
+        assert {now[i].status.value for i in chosen} == {"stopped"}

@@ -137,3 +137,23 @@ async def test_an_excluded_server_is_never_marked_and_the_fire_counts_its_operat
     assert await env.store.marks_on("es") == {"es-a": {"fleet-op": "delete.2026-03-15"}}
     assert fire.details["skipped_by_reason"]["excluded"] == 1  # type: ignore[index]
     assert fire.targets == 1  # ecs-a; es-a's mark is kept by fleet
+
+
+async def test_marks_kept_before_the_endpoint_served_tags_still_count_after(env: Env) -> None:
+    """An OpenStack endpoint found to serve the tag API (after an upgrade of the cloud, or when
+    fleet reads its version document) keeps tags from then on; the marks fleet kept for it
+    before are not forgotten: the clean-up acts on them, and the mark policy does not re-date
+    them as tags."""
+    sandbox(env)
+    await env.service.create_policy(MARK, by="admin")
+    await env.service.create_policy(CLEANUP, by="admin")
+    await env.tick_at(utc(2026, 3, 1, 6))  # es-a: delete.2026-03-15, kept by fleet
+    env.cloud.no_tags.discard("es")  # the endpoint now serves the tag API
+
+    servers = preview_servers((await env.service.preview("mark-sandbox")).to_json())
+    assert (servers["es-a"]["act"], servers["es-a"]["mark_kept"]) == (False, "tag")
+    assert servers["es-a"]["reason"] == "already marked (fleet-op=delete.2026-03-15)"
+
+    await env.tick_at(utc(2026, 3, 15, 2, 30))
+    op = await fired_operation(env, "cleanup")
+    assert op.operation.selector["ids"] == ["ecs-b", "es-a", "es-b"]
