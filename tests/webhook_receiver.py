@@ -109,6 +109,7 @@ def receiver_thread(delay: float = 0.0) -> Iterator[Receiver]:
         asyncio.run_coroutine_threadsafe(receiver.stop(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+        loop.close()
 
 
 def secret_env() -> dict[str, str]:
