@@ -41,7 +41,7 @@ WORLD = """
 seed = 7
 speed = 10.0
 [generate]
-ecs = 30
+ecs = 12
 bms = 0
 openstack = 0
 """
@@ -75,7 +75,7 @@ iam_url = "{hw["iam_url"]}"
 project_id = "{hw["project_id"]}"
 region = "{hw["region"]}"
 credentials = {{ ak_env = "E2E_AK", sk_env = "E2E_SK" }}
-budgets = {{ action = [{{ limit = 5, period = 1, unit = "servers" }}] }}
+budgets = {{ action = [{{ limit = 20, period = 1, unit = "servers" }}] }}
 """
     )
 
