@@ -80,7 +80,7 @@ async def test_a_literal_secret_or_a_non_admin_is_refused(hooked: tuple[Api, Rec
     )
     assert code == 2 and "422: secret: a literal secret is never stored" in err
     assert SECRET not in err
-    code, out, err = await fleet(api, "webhooks", "list", role="operator")
+    code, _, err = await fleet(api, "webhooks", "list", role="operator")
     assert code == 2 and "403" in err
     code, _, err = await fleet(api, "webhooks", "update", "abc", role="admin")
     assert code == 2 and "nothing to change" in err
