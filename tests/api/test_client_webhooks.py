@@ -66,7 +66,7 @@ async def test_the_webhooks_commands_round_trip(hooked: tuple[Api, Receiver]) ->
 
 async def test_a_literal_secret_or_a_non_admin_is_refused(hooked: tuple[Api, Receiver]) -> None:
     api, receiver = hooked
-    code, out, err = await fleet(
+    code, _, err = await fleet(
         api,
         "webhooks",
         "create",
