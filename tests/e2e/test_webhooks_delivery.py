@@ -39,9 +39,9 @@ from tests.webhook_receiver import SECRET, Receiver, receiver_thread, verify
 
 WORLD = """
 seed = 7
-speed = 10.0
+speed = 50.0
 [generate]
-ecs = 12
+ecs = 8
 bms = 0
 openstack = 0
 """
@@ -200,7 +200,7 @@ async def test_two_replicas_deliver_each_event_once(tmp_path: Path, pg_url: str)
                 wait_listening(procs[-1], port, log)
             ops = Operations(store)
             op_ids = []
-            for kind in ("stop", "start", "reboot", "stop"):
+            for kind in ("stop", "start", "reboot"):
                 view, _ = await ops.create(
                     NewOperation(kind=kind, params={}, selector={}, created_by="e2e")
                 )
