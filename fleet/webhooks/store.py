@@ -199,7 +199,11 @@ class WebhookStore:
         elif retry_at is not None:
             values["next_attempt_at"] = retry_at
         async with self.db.write() as conn:
-            await conn.execute(sa.update(WEBHOOK_OUTBOX).where(_O.id == row.id).values(**values))
+            done = await conn.execute(
+                sa.update(WEBHOOK_OUTBOX).where(_O.id == row.id).values(**values)
+            )
+            if done.rowcount != 1:
+                return status  # the subscription was deleted meanwhile: nothing to record
             await conn.execute(
                 WEBHOOK_ATTEMPTS.insert().values(
                     delivery_id=row.id, attempt=row.attempts, at=now,

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from fleet.webhooks import on_engine_events
 from fleet.webhooks.events import Scope
 from fleet.webhooks.outbox import publish_failures, subscriptions
-from fleet.webhooks.store import WebhookStore
+from fleet.webhooks.store import Result, WebhookStore
 from fleet.webhooks.tables import WEBHOOK_OUTBOX
 from jobs.records import NewOperation
 from jobs.store import SqlJobStore
@@ -103,5 +103,20 @@ async def test_failures_are_batched_until_the_batch_is_tried(db_url: str) -> Non
         first, second = await _rows(store)
         assert first.data["count"] == 3  # type: ignore[index]
         assert second.data["count"] == 1 and second.event_id != first.event_id  # type: ignore[index]
+    finally:
+        await store.close()
+
+
+async def test_an_attempt_whose_subscription_was_deleted_meanwhile_is_dropped(db_url: str) -> None:
+    store, hooks = await _store(db_url)
+    try:
+        await store.create_operation(NewOperation(kind="stop", created_by="t"), datetime.now(UTC))
+        [row] = await _rows(store)
+        taken = await hooks.begin_attempt(int(row.id), datetime.now(UTC))  # type: ignore[call-overload]
+        assert taken is not None
+        await hooks.delete(taken.subscription_id)  # while the request is out
+        result = Result(200, 5, None)
+        assert await hooks.finish_attempt(taken, result, datetime.now(UTC), None) == "delivered"
+        assert await _rows(store) == []
     finally:
         await store.close()
