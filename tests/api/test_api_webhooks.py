@@ -58,7 +58,7 @@ def _of(receiver: Receiver, subject: str) -> list[dict[str, object]]:
 
 
 async def test_subscriptions_are_admin_only_and_the_secret_is_write_only(
-    hooks: Api, receiver: Receiver
+    hooks: Api, receiver: Receiver, capsys: pytest.CaptureFixture[str]
 ) -> None:
     api = hooks
     literal = await api.call(
@@ -110,6 +110,9 @@ async def test_subscriptions_are_admin_only_and_the_secret_is_write_only(
     assert stored == [f"env:{ENV}"]  # the reference, never the secret
     assert (await api.call("DELETE", hook)).status == 200
     assert (await api.call("GET", hook)).status == 404
+    logged = capsys.readouterr()
+    assert "request_handled" in logged.out  # the service's log is here, without the secret
+    assert SECRET not in logged.out + logged.err
 
 
 async def test_an_operation_tells_created_started_finished_signed_in_order(
@@ -263,3 +266,34 @@ async def test_the_test_send_answers_what_the_receiver_said(hooks: Api, receiver
             )
         ).scalar()
     assert pending == 0  # test sends are not retried
+
+
+async def test_an_exhausted_error_budget_is_told_then_the_failed_outcome(
+    hooks: Api, receiver: Receiver
+) -> None:
+    api = hooks
+    events = ["fleet.operation.budget_exhausted", "fleet.operation.finished"]
+    await _subscribe(api, receiver.url, events=events, filter={"state": ["stopping", "failed"]})
+    servers = await api.servers("ecs-sim", status="running")
+    ids = [str(s["id"]) for s in servers[:6]]
+    for server_id in ids[:2]:
+        async with api.client.session.post(
+            f"{api.fleet.simulator_url}/_sim/faults",
+            json={"kind": "job_fail", "server_ids": [server_id]},
+        ) as resp:
+            assert resp.status == 201
+    body = {
+        "action": "stop",
+        "targets": {"endpoints": ["ecs-sim"], "ids": ids},
+        "strategy": {"max_errors": 1, "max_in_flight": 2},
+    }
+    reply = await api.post("/v1/operations", body)
+    assert reply.status == 202, reply.body
+    final = await api.wait(str(reply.body["id"]))
+    assert final["state"] == "stopped", final
+    await receiver.wait_for(lambda r: "fleet.operation.finished" in r.types(), 15)
+    told = [verify(g) for g in receiver.got]
+    assert [e["type"] for e in told] == events
+    assert told[0]["data"]["state"] == "stopping"  # type: ignore[index]
+    assert "max_errors 1 exceeded" in str(told[0]["data"]["message"])  # type: ignore[index]
+    assert told[1]["data"]["outcome"] == "failed"  # type: ignore[index]
