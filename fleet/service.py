@@ -34,6 +34,10 @@ from fleet.policies.scheduler import run_policies
 from fleet.policies.service import PolicyService
 from fleet.readiness import CredentialChecks
 from fleet.settings import Settings, SettingsError, configured_guard, delete_guard
+from fleet.webhooks.engine_events import on_engine_events
+from fleet.webhooks.relay import running_relay
+from fleet.webhooks.service import WebhookService
+from fleet.webhooks.store import WebhookStore
 from jobs.clock import Clock, SystemClock
 from jobs.config import EngineConfig
 from jobs.loops.runtime import Runtime
@@ -61,6 +65,7 @@ class Fleet:
     simulator_url: str | None = None
     policies: PolicyService | None = None
     credentials: CredentialChecks | None = None  # each endpoint's credential state (/readyz)
+    webhooks: WebhookService | None = None  # subscriptions, the delivery log, test sends
     admission: Admission = field(init=False)  # the one door every request to act goes through
 
     def __post_init__(self) -> None:
@@ -245,6 +250,7 @@ async def open_fleet(
         _drivers(settings, limiter, None if sim is None else sim.endpoints) as drivers,
     ):
         store = SqlJobStore(settings.database.url)
+        store.db.listen(on_engine_events)  # the webhook outbox, in the engine's transactions
         checks: CredentialChecks | None = None
         try:
             runtime = Runtime(
@@ -262,6 +268,8 @@ async def open_fleet(
             sim_url = None if sim is None else sim.base_url
             fleet = Fleet(settings, store, limiter, drivers, runtime, operations, sim_url)
             fleet.credentials = checks = CredentialChecks(drivers)
+            hooks = WebhookStore(store.db)
+            fleet.webhooks = WebhookService(hooks, clock, settings.webhooks, list(drivers))
             if not run_engine:
                 yield fleet
                 return
@@ -269,8 +277,10 @@ async def open_fleet(
                 worker_identity(settings.database.url, runtime.config.worker),
                 runtime,
                 _policies(fleet, clock) as policy_service,
+                running_relay(hooks, clock, runtime.config.worker, settings.webhooks) as sender,
             ):
                 fleet.policies = policy_service
+                fleet.webhooks.sender = sender
                 yield fleet
         finally:
             if checks is not None:

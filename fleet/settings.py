@@ -90,6 +90,23 @@ class PoliciesSpec(_Strict):
     sweep_interval: float = Field(default=30.0, gt=0)
 
 
+class WebhooksSpec(_Strict):
+    """Webhook delivery (see docs/api.md, "Webhooks"): one replica at a time sends, holding the
+    `webhooks` lease; `backoff` is the wait before each retry (seconds), after the last one the
+    event is given up; `allowed_hosts`, when not empty, are the only hosts a subscription may
+    name (`*.example.com` for a domain and its subdomains)."""
+
+    enabled: bool = True
+    poll_interval: float = Field(default=1.0, gt=0, le=5)
+    lease_seconds: float = Field(default=15.0, gt=0)
+    timeout: float = Field(default=10.0, gt=0, le=60)
+    backoff: list[float] = Field(
+        default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0],
+        min_length=1,
+    )
+    allowed_hosts: list[str] = Field(default_factory=list)
+
+
 class DeleteGuardSpec(_Strict):
     """The blast radius every delete is held to unless an admin's request gives its own guard
     (None: no such limit)."""
@@ -125,6 +142,7 @@ class Settings(_Strict):
     logging: LoggingSpec = LoggingSpec()
     policies: PoliciesSpec = PoliciesSpec()
     guards: GuardsSpec = GuardsSpec()
+    webhooks: WebhooksSpec = WebhooksSpec()
     endpoints: list[EndpointSettings] = Field(default_factory=list)
 
     @model_validator(mode="after")

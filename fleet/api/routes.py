@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fleet.api import events, inventory, operations, policies, system
 from fleet.api.route import Handler, HeaderParam, Reply, Route
+from fleet.api.routes_webhooks import WEBHOOK_ROUTES
 from fleet.api.schemas import (
     CreateOperationIn,
     DryRunOut,
@@ -379,4 +380,5 @@ ROUTES: tuple[Route, ...] = (
         (Reply(200, "the revoked token", TokenOut),),
     ),
     *POLICY_ROUTES,
+    *WEBHOOK_ROUTES,
 )

@@ -163,6 +163,63 @@ def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     servers.add_argument("--limit", type=positive_int, default=100)
     _cursor_arg(servers)
     _policies_parser(sub)
+    _webhooks_parser(sub)
+
+
+def _webhooks_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    hooks = sub.add_parser("webhooks", help="webhook subscriptions and their delivery log (admin)")
+    wsub = hooks.add_subparsers(dest="webhooks_command", required=True)
+    _remote_args(wsub.add_parser("list", help="every subscription"))
+    for verb, text in (
+        ("create", "subscribe a URL to events"),
+        ("show", "one subscription"),
+        ("update", "change a subscription"),
+        ("delete", "delete a subscription and its delivery log"),
+        ("deliveries", "the delivery log: status, attempts, response code, latency"),
+        ("test", "send a signed test event now (exit 1 if the receiver did not take it)"),
+    ):
+        cmd = wsub.add_parser(verb, help=text)
+        _remote_args(cmd)
+        if verb != "create":
+            cmd.add_argument("webhook_id")
+        if verb in ("create", "update"):
+            _webhook_args(cmd, verb == "create")
+        elif verb == "deliveries":
+            cmd.add_argument("--limit", type=positive_int, default=50)
+            cmd.add_argument("--status", choices=("pending", "delivered", "failed"))
+            _cursor_arg(cmd)
+
+
+def _webhook_args(cmd: argparse.ArgumentParser, create: bool) -> None:
+    cmd.add_argument(
+        "--to", dest="to_url", required=create, metavar="URL", help="where to POST (http(s)://)"
+    )
+    cmd.add_argument(
+        "--events",
+        action="append",
+        required=create,
+        help="event types, comma-separated or repeated; * for all",
+    )
+    cmd.add_argument(
+        "--secret",
+        required=create,
+        metavar="REF",
+        help="where the whsec_ secret is: env:NAME or file:PATH (never the secret itself)",
+    )
+    cmd.add_argument("--description", default=None)
+    for flag, what in (("endpoint", "endpoint"), ("policy", "policy"), ("state", "outcome/state")):
+        cmd.add_argument(
+            f"--filter-{flag}",
+            action="append",
+            default=None,
+            metavar="NAME",
+            help=f"only this {what} (repeatable)",
+        )
+    if not create:
+        cmd.add_argument("--no-filter", action="store_true", help="remove the filter")
+    state = cmd.add_mutually_exclusive_group()
+    state.add_argument("--enable", dest="enabled", action="store_const", const=True, default=None)
+    state.add_argument("--disable", dest="enabled", action="store_const", const=False)
 
 
 def _policies_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -253,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(
             host=args.host, port=args.port, world=args.world, seed=args.seed, speed=args.speed
         )
-    if args.command in ("run", "ops", "endpoints", "flavors", "servers", "policies"):
+    if args.command in ("run", "ops", "endpoints", "flavors", "servers", "policies", "webhooks"):
         from fleet.cli.remote import remote
 
         return asyncio.run(remote(args))

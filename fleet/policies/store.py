@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fleet.policies.model import PolicySpec
+from fleet.policies.notify import fire_finished, slots_skipped
 from fleet.policies.records import (
     FireRecord,
     FireStatus,
@@ -240,11 +241,17 @@ class PolicyStore(RestoreRecords, MarkRecords):
         count = 0
         async with self.db.write() as conn:
             for i in range(0, len(rows), CHUNK):
-                stmt = self._insert()(POLICY_FIRES).on_conflict_do_nothing(  # type: ignore[attr-defined]
-                    index_elements=["policy_id", "scheduled_at"]
+                stmt = (
+                    self._insert()(POLICY_FIRES)
+                    .on_conflict_do_nothing(  # type: ignore[attr-defined]
+                        index_elements=["policy_id", "scheduled_at"]
+                    )
+                    .returning(_F.scheduled_at, _F.reason)
                 )
                 result = await conn.execute(stmt, rows[i : i + CHUNK])
-                count += max(0, result.rowcount or 0)
+                recorded = [(r.scheduled_at, str(r.reason)) for r in result.all()]
+                count += len(recorded)
+                await slots_skipped(conn, policy_id, recorded, now)
         return count
 
     async def recorded_slots(self, policy_id: str, start: datetime, end: datetime) -> set[datetime]:
@@ -294,6 +301,7 @@ class PolicyStore(RestoreRecords, MarkRecords):
         async with self.db.write() as conn:
             await conn.execute(sa.update(POLICY_FIRES).where(_F.id == fire_id).values(**values))
             row = (await conn.execute(sa.select(POLICY_FIRES).where(_F.id == fire_id))).one()
+            await fire_finished(conn, row._mapping, now)  # the webhook event, in this transaction
         return fire_of(row._mapping)
 
     async def getfire_of(self, fire_id: int) -> FireRecord | None:

@@ -26,6 +26,7 @@ from jobs.records import (
     SubJobRecord,
 )
 from jobs.states import Event, State
+from jobs.store.db import event_listeners
 from jobs.store.models import CLOUD_CALLS, EVENTS, OPERATIONS, SUBJOBS
 from jobs.strategy import BlastRadius, Strategy
 from jobs.types import JSONMapping
@@ -230,8 +231,12 @@ def operation_event(
 
 
 async def insert_events(conn: AsyncConnection, rows: Sequence[Mapping[str, object]]) -> None:
+    """Append history rows, then hand them to the database's listeners in this transaction."""
     for start in range(0, len(rows), CHUNK):
         await conn.execute(EVENTS.insert(), list(rows[start : start + CHUNK]))
+    if rows:
+        for listener in event_listeners(conn):
+            await listener(conn, rows)
 
 
 async def operation_row(conn: AsyncConnection, operation_id: str) -> RowMapping:

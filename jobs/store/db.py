@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 import sqlalchemy as sa
@@ -30,6 +31,17 @@ from jobs.store.models import OPERATIONS
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _READ_OPTION = "jobs_read_only"
+
+EventListener = Callable[[AsyncConnection, Sequence[Mapping[str, object]]], Awaitable[None]]
+"""Called with the event rows the store has just appended, on the connection (so in the very
+transaction) that wrote them: what it writes commits or rolls back with the events."""
+
+_LISTENERS: weakref.WeakKeyDictionary[sa.Engine, list[EventListener]] = weakref.WeakKeyDictionary()
+
+
+def event_listeners(conn: AsyncConnection) -> Sequence[EventListener]:
+    """The listeners of the database `conn` belongs to (see `Database.listen`)."""
+    return _LISTENERS.get(conn.sync_engine, ())
 
 
 class _DBAPIConnection(Protocol):
@@ -81,6 +93,12 @@ class Database:
                 url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
         self._writers = asyncio.Lock() if self.is_sqlite else None
+
+    def listen(self, listener: EventListener) -> None:
+        """Hand every batch of event rows (operation and sub-job history) to `listener` inside
+        the transaction that writes it: the product's transactional outbox (webhooks) hangs here,
+        so the engine needs to know nothing about it."""
+        _LISTENERS.setdefault(self.engine.sync_engine, []).append(listener)
 
     @property
     def is_sqlite(self) -> bool:

@@ -13,7 +13,8 @@ RANK = {"viewer": 1, "operator": 2, "admin": 3}
 
 
 def _path(path: str, op_id: str) -> str:
-    return path.replace("{operation_id}", op_id).replace("{name}", "nobody-here")
+    path = path.replace("{operation_id}", op_id).replace("{name}", "nobody-here")
+    return path.replace("{webhook_id}", "nobody-here")
 
 
 def _body(path: str) -> object:
