@@ -166,12 +166,18 @@ def _record(op_id: str, new: NewOperation, now: datetime) -> OperationRecord:
 
 
 def _subjob(
-    op_id: str, n: int, endpoint: str, server_id: str, state: State, at: datetime = T0
+    op_id: str,
+    n: int,
+    endpoint: str,
+    server_id: str,
+    state: State,
+    at: datetime = T0,
+    flavor: str | None = "s6.large.2",
 ) -> SubJobRecord:
     return SubJobRecord(
         id=n, operation_id=op_id, seq=n, target_id=f"{endpoint}/{server_id}", kind="k",
         rate_key="r", batch_key="b",
-        payload={"endpoint": endpoint, "server_id": server_id, "flavor": "s6.large.2"},
+        payload={"endpoint": endpoint, "server_id": server_id, "flavor": flavor},
         memo=None, state=state, step=0, attempt=1, throttles=0, not_before=T0,
         verify_first=False, cloud_job_id=None, request_id=None, accepted_at=None,
         error_code=None, error_message=None, reason=None, lease_owner=None,
