@@ -163,6 +163,34 @@ def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     servers.add_argument("--limit", type=positive_int, default=100)
     _cursor_arg(servers)
     _policies_parser(sub)
+    _report_parsers(sub)
+
+
+def _report_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report = sub.add_parser("report", help="reports: what fleet's stops saved")
+    rsub = report.add_subparsers(dest="report_command", required=True)
+    savings = rsub.add_parser(
+        "savings", help="hours servers stayed stopped because fleet stopped them, priced"
+    )
+    _remote_args(savings)
+    savings.add_argument(
+        "--from", dest="start", default=None, help="ISO time (default: 7 days ago)"
+    )
+    savings.add_argument("--to", dest="end", default=None, help="ISO time, excluded (default: now)")
+    savings.add_argument(
+        "--group-by", default="policy", choices=["policy", "endpoint", "flavor", "day"]
+    )
+    savings.add_argument("--tz", default="UTC", help="IANA time zone of the days (--group-by day)")
+    savings.add_argument("--csv", action="store_true", help="CSV: one row per group, then total")
+    drift = sub.add_parser(
+        "drift", help="servers that did not reach what was asked, or left it soon after"
+    )
+    _remote_args(drift)
+    drift.add_argument("--since", default=None, help="detected at or after (ISO time)")
+    drift.add_argument("--policy", default=None)
+    drift.add_argument("--endpoint", default=None)
+    drift.add_argument("--limit", type=positive_int, default=50)
+    _cursor_arg(drift)
 
 
 def _policies_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -253,7 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(
             host=args.host, port=args.port, world=args.world, seed=args.seed, speed=args.speed
         )
-    if args.command in ("run", "ops", "endpoints", "flavors", "servers", "policies"):
+    remote_commands = ("run", "ops", "endpoints", "flavors", "servers", "policies", "report")
+    if args.command in (*remote_commands, "drift"):
         from fleet.cli.remote import remote
 
         return asyncio.run(remote(args))

@@ -28,6 +28,7 @@ from fleet.cli.client import (
     url_problem,
 )
 from fleet.cli.policies import cmd_policies
+from fleet.cli.reports import cmd_drift, cmd_report
 
 Command = Callable[[Namespace, Client, TextIO, TextIO], Awaitable[int]]
 COMMANDS: dict[str, Command] = {
@@ -37,6 +38,8 @@ COMMANDS: dict[str, Command] = {
     "servers": cmd_servers,
     "flavors": cmd_flavors,
     "policies": cmd_policies,
+    "report": cmd_report,
+    "drift": cmd_drift,
 }
 
 

@@ -10,7 +10,7 @@ The leader runs `Tracker.sweep` with every policy sweep. It has two parts:
 2. **Check** the servers of open spans, at most every `check_interval`: one listing per endpoint.
    A server no longer stopped, that no unfinished fleet start is acting on, was started by someone
    else: the span ends at the cloud's record of the start (`instance_action`, from the server's
-   action history), or where the cloud keeps none, now (`status_read`: the first read showing it
+   action history, in the cloud's clock but never later than the read that found it running), or where the cloud keeps none, now (`status_read`: the first read showing it
    running; the span is then an upper bound, by at most `check_interval`). A server no longer
    listed ends the span now (`gone`). A span ended by someone else within `drift_window` of its
    stop is drift `left`.
@@ -254,7 +254,9 @@ class Tracker:
             first = min(starts, key=lambda r: r.start_time)
             via = f" (request {first.request_id})" if first.request_id else ""
             when = first.start_time.isoformat()
-            return first.start_time, "instance_action", f"{first.action} at {when}{via}"
+            # the cloud's clock, never later than this read (it was running by then)
+            at = min(first.start_time, now)
+            return at, "instance_action", f"{first.action} at {when} in the cloud's clock{via}"
         last = (span.checked_at or span.stopped_at).isoformat()
         status = server.status.value
         detail = f"read {status} at {now.isoformat()}, last read stopped at {last}"
