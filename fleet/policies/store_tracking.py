@@ -11,6 +11,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fleet.policies.tables import POLICY_FIRES
 from fleet.policies.tables_tracking import DRIFT_RECORDS, STOP_SPANS, TRACKING_STATE
@@ -159,14 +160,19 @@ class TrackingStore:
     # --- stop spans ---------------------------------------------------------------------------------
 
     async def open_spans(
-        self, origin: Origin, stops: Sequence[tuple[str, str, str | None, datetime]]
+        self,
+        origin: Origin,
+        stops: Sequence[tuple[str, str, str | None, datetime]],
+        running_at: datetime,
     ) -> int:
         """One span per (endpoint, server id, flavor, stopped at) the operation stopped (again:
-        nothing new)."""
+        nothing new). The operation found these servers running by `running_at` (its planning):
+        a span of theirs still open (started by someone and not seen yet) ends there, a bound."""
         if not stops:
             return 0
         have = sa.select(_S.endpoint, _S.server_id).where(_S.operation_id == origin.operation_id)
         async with self.db.write() as conn:
+            await self._supersede(conn, [(e, s) for e, s, _, _ in stops], origin, running_at)
             known = {(r[0], r[1]) for r in (await conn.execute(have)).all()}
             rows = [
                 {"endpoint": e, "server_id": s, "flavor": fl, "stopped_at": at,
@@ -177,6 +183,24 @@ class TrackingStore:
             if rows:
                 await conn.execute(STOP_SPANS.insert(), rows)
         return len(rows)
+
+    @staticmethod
+    async def _supersede(
+        conn: AsyncConnection, servers: list[tuple[str, str]], origin: Origin, at: datetime
+    ) -> None:
+        detail = f"found running by operation {origin.operation_id}, which stopped it again"
+        for i in range(0, len(servers), 500):
+            chunk = servers[i : i + 500]
+            await conn.execute(
+                sa.update(STOP_SPANS)
+                .where(
+                    sa.tuple_(_S.endpoint, _S.server_id).in_(chunk),
+                    _S.ended_at.is_(None),
+                    _S.operation_id != origin.operation_id,
+                    _S.stopped_at <= at,
+                )
+                .values(ended_at=at, end_source="status_read", end_detail=detail)
+            )
 
     async def close_open(
         self, endpoint: str, server_id: str, at: datetime, source: str, detail: str

@@ -154,7 +154,7 @@ class Tracker:
                 await self.store.close_open(
                     *where, sj.updated_at, "fleet", f"{verb} by operation {op.id}"
                 )
-        await self.store.open_spans(origin, stops)
+        await self.store.open_spans(origin, stops, op.planned_at or op.created_at)
         if desired is not None:
             await self._not_reached(op, origin, desired)
 

@@ -207,7 +207,7 @@ class FakeOperations:
                     raise IdempotencyConflict("different request")
                 return await self.get(op_id), False
         op_id = f"op{len(self.ops) + 1}"
-        self.ops[op_id] = (new, _record(op_id, new, T0))
+        self.ops[op_id] = (new, _record(op_id, new, T0 if self.clock is None else self.clock.now()))
         self.state[op_id] = OperationState.PLANNING
         self.created.append(new)
         return await self.get(op_id), True

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from fleet.domain import ServerStatus
 from fleet.policies.drift import DriftLog, Enforcer, enforce_key
 from fleet.policies.records import FireStatus
+from fleet.policies.savings import Prices, report
 from fleet.policies.store_tracking import DriftRecord, TrackingStore
 from fleet.policies.tracking import Tracker, TrackingConfig
 from tests.policies.conftest import Env
@@ -23,13 +24,15 @@ STOP: dict[str, object] = {
 MON_20 = datetime(2026, 3, 2, 19, tzinfo=UTC)  # Monday 20:00 in Berlin (UTC+1)
 
 
-def track(env: Env, window: timedelta = timedelta(hours=12)) -> TrackingStore:
+def track(
+    env: Env, window: timedelta = timedelta(hours=12), every: timedelta = timedelta(0)
+) -> TrackingStore:
     """The service's sweep also tracks (every sweep checks the servers)."""
     assert isinstance(env.operations, FakeOperations)
     env.operations.clock = env.clock
     store = TrackingStore(env.jobs.db)
     enforcer = Enforcer(store, env.service.firing.admission, env.operations, env.clock)
-    config = TrackingConfig(check_interval=timedelta(0), drift_window=window)
+    config = TrackingConfig(check_interval=every, drift_window=window)
     env.service.tracker = Tracker(
         store, env.operations, env.cloud.inventory(), DriftLog(store, env.clock, enforcer), config
     )
@@ -148,3 +151,31 @@ async def test_without_an_action_history_the_first_running_read_ends_the_span(
     (span,) = await store.spans_between(MON_20, read + timedelta(hours=1))
     assert (span.ended_at, span.end_source, span.bound) == (read, "status_read", True)
     assert await drift(store) == []
+
+
+async def test_a_stop_of_a_server_started_unseen_ends_its_earlier_span(fake_env: Env) -> None:
+    """Started by hand between two checks and stopped again by fleet: the first span ends when
+    the second stop found it running (a bound), never counted twice."""
+    env = fake_env
+    store = track(env, every=timedelta(days=1))  # no check of the servers after the first
+    env.cloud.add("ecs", "s1", tags={"env": "dev"})
+    await env.service.create_policy(STOP, by="admin")
+    await stop_at_eight(env)
+    env.cloud.by_hand("ecs", "s1", ServerStatus.RUNNING, datetime(2026, 3, 2, 20, tzinfo=UTC))
+    await env.at(datetime(2026, 3, 2, 21, tzinfo=UTC))
+    again = await env.service.run_now("nightly-stop", by="operator")
+    assert again.fire.operation_id is not None
+    await env.at(datetime(2026, 3, 2, 21, 1, tzinfo=UTC))
+    assert isinstance(env.operations, FakeOperations)
+    env.operations.run(again.fire.operation_id)
+    await env.tick_at(datetime(2026, 3, 2, 21, 2, tzinfo=UTC))
+
+    end = datetime(2026, 3, 2, 22, tzinfo=UTC)
+    first, second = await store.spans_between(MON_20, end)
+    assert (first.ended_at, first.end_source) == (
+        datetime(2026, 3, 2, 21, tzinfo=UTC),
+        "status_read",
+    )
+    assert second.ended_at is None and second.stopped_at == datetime(2026, 3, 2, 21, 1, tzinfo=UTC)
+    got = report([first, second], MON_20, end, end, Prices("EUR", {}))
+    assert got.total.seconds == (118 + 59) * 60  # 19:02-21:00 and 21:01-22:00 (UTC)
