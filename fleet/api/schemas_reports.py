@@ -65,7 +65,9 @@ class DriftQuery(_Query):
     policy: str | None = Field(default=None, pattern=NAME_PATTERN)
     endpoint: str | None = Field(default=None, max_length=100)
     limit: int = Field(default=100, ge=1, le=1000)
-    before: int | None = Field(default=None, ge=1, description="a drift id from the last page")
+    before: int | None = Field(
+        default=None, ge=1, le=2**63 - 1, description="a drift id from the last page"
+    )
 
 
 class DriftOut(_Out):
