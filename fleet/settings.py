@@ -129,6 +129,35 @@ class GuardsSpec(_Strict):
     delete: DeleteGuardSpec = DeleteGuardSpec()
 
 
+class PricesSpec(_Strict):
+    """What a server costs per hour while it runs, per endpoint and flavor (`"*"`: any other
+    flavor of the endpoint), in `currency`: the savings report multiplies the hours fleet kept
+    servers stopped by these (`fleet.policies.savings`)."""
+
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    hourly: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+    @field_validator("hourly")
+    @classmethod
+    def _positive(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for endpoint, table in value.items():
+            for flavor, price in table.items():
+                if price < 0:
+                    raise ValueError(f"{endpoint}.{flavor}: a price cannot be negative")
+        return value
+
+
+class TrackingSpec(_Strict):
+    """Following what operations did to servers after they finished (`fleet.policies.tracking`):
+    the spans servers stayed stopped and drift."""
+
+    # seconds between two reads of the servers fleet stopped (a start by anyone else is found
+    # within this long; where the cloud keeps no action history the read is the bound)
+    check_interval: float = Field(default=300.0, gt=0)
+    # seconds after a stop during which a start by anyone else is drift (0: never)
+    drift_window: float = Field(default=43200.0, ge=0)
+
+
 class LoggingSpec(_Strict):
     format: Literal["auto", "json", "console"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -143,6 +172,8 @@ class Settings(_Strict):
     policies: PoliciesSpec = PoliciesSpec()
     guards: GuardsSpec = GuardsSpec()
     webhooks: WebhooksSpec = WebhooksSpec()
+    prices: PricesSpec = PricesSpec()
+    tracking: TrackingSpec = TrackingSpec()
     endpoints: list[EndpointSettings] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -154,6 +185,9 @@ class Settings(_Strict):
             seen.add(ep.name)
             if ep.simulator and not self.simulator.enabled:
                 raise ValueError(f"endpoints[{i}].simulator: needs [simulator] enabled = true")
+        for name in self.prices.hourly:
+            if name not in seen:
+                raise ValueError(f"prices.hourly.{name}: not a configured endpoint")
         return self
 
     def endpoint(self, name: str) -> EndpointSettingsBase:

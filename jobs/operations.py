@@ -10,7 +10,8 @@ calls per rate key, ETA) in `plan()` and its would-be sub-jobs in `subjobs()`.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from jobs.clock import Clock, SystemClock
 from jobs.errors import NotFound
@@ -86,6 +87,17 @@ class Operations:
         """History after event id `after` (a progress stream polls this with the last id seen)."""
         await self.get(operation_id)
         return await self.store.list_events(operation_id, after, min(max(1, limit), MAX_PAGE))
+
+    async def finished_after(
+        self, after: tuple[datetime, str] | None = None, limit: int = 100
+    ) -> builtins.list[OperationRecord]:
+        """Operations that acted and finished after the keyset `after` (finished_at, id), in the
+        order they finished: a reader that keeps the last one's keyset sees each once."""
+        return await self.store.finished_after(after, min(max(1, limit), MAX_PAGE))
+
+    async def unfinished(self, kinds: Sequence[str]) -> builtins.list[OperationRecord]:
+        """Operations of `kinds` that may still act (not finished, not dry runs)."""
+        return await self.store.unfinished(kinds)
 
     def _changed(self) -> None:
         if self._on_changed is not None:

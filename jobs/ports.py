@@ -194,6 +194,17 @@ class JobStore(Protocol):
 
     async def list_events(self, operation_id: str, after: int, limit: int) -> list[EventRecord]: ...
 
+    async def finished_after(
+        self, after: tuple[datetime, str] | None, limit: int
+    ) -> list[OperationRecord]:
+        """Finished operations (not dry runs, not refused) after the keyset (finished_at, id),
+        in the order they finished."""
+        ...
+
+    async def unfinished(self, kinds: Sequence[str]) -> list[OperationRecord]:
+        """Operations of `kinds` (not dry runs, not refused) that have not finished."""
+        ...
+
     async def cancel(self, operation_id: str, by: str, now: datetime) -> OperationRecord: ...
 
     async def set_paused(

@@ -95,8 +95,9 @@ async def read_body(request: web.Request, model: type[M], *, optional: bool = Fa
 def read_query(request: web.Request, model: type[M]) -> M:
     """The query string as `model` (list fields take repeated parameters); 422 naming the field."""
     data: dict[str, object] = {}
+    aliases = {f.alias: f for f in model.model_fields.values() if f.alias}
     for name in request.query:
-        info = model.model_fields.get(name)
+        info = model.model_fields.get(name) or aliases.get(name)
         values = request.query.getall(name)
         is_list = info is not None and _is_list(info.annotation)
         data[name] = values if is_list else values[-1]

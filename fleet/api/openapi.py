@@ -89,7 +89,8 @@ def _parameters(route: Route, components: dict[str, JSONDict]) -> list[JSONDict]
     if route.query is not None:
         props = components[route.query.__name__].get("properties", {})
         assert isinstance(props, dict)
-        for name, info in route.query.model_fields.items():
+        for field_name, info in route.query.model_fields.items():
+            name = info.alias or field_name  # `from` is a Python keyword: an alias
             schema = dict(props[name])
             description = schema.pop("description", None) or info.description
             param: JSONDict = {"name": name, "in": "query", "required": False, "schema": schema}

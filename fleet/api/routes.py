@@ -6,7 +6,7 @@ OpenAPI document is generated from here; a test checks that all three agree.
 
 from __future__ import annotations
 
-from fleet.api import events, inventory, operations, policies, system
+from fleet.api import events, inventory, operations, policies, reports, system
 from fleet.api.route import Handler, HeaderParam, Reply, Route
 from fleet.api.routes_webhooks import WEBHOOK_ROUTES
 from fleet.api.schemas import (
@@ -44,6 +44,7 @@ from fleet.api.schemas_policies import (
     RunOut,
     RunQuery,
 )
+from fleet.api.schemas_reports import DriftList, DriftQuery, SavingsOut, SavingsQuery
 from fleet.tokens import Role
 
 V, OPS, A = Role.VIEWER, Role.OPERATOR, Role.ADMIN
@@ -381,4 +382,26 @@ ROUTES: tuple[Route, ...] = (
     ),
     *POLICY_ROUTES,
     *WEBHOOK_ROUTES,
+    Route(
+        "GET",
+        "/v1/reports/savings",
+        reports.savings,
+        V,
+        "savings_report",
+        "Hours servers stayed stopped because fleet stopped them, priced per flavor and hour",
+        "reports",
+        (Reply(200, "the report over the window", SavingsOut),),
+        query=SavingsQuery,
+    ),
+    Route(
+        "GET",
+        "/v1/drift",
+        reports.list_drift,
+        V,
+        "list_drift",
+        "Servers that did not reach what an operation asked, or left it soon after",
+        "reports",
+        (Reply(200, "a page of drift records, newest first", DriftList),),
+        query=DriftQuery,
+    ),
 )

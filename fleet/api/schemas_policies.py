@@ -68,6 +68,10 @@ class PolicyIn(_In):
     cleanup: CleanupIn | None = None
     mark: MarkIn | None = None
     allow_delete: bool = False
+    enforce: bool = Field(
+        default=False,
+        description="stop or start again, once per slot, a server of a fire that drifted",
+    )
     dry_run_only: bool = False
     misfire_grace: Duration = Field(default="15m", description="seconds, or '90s', '15m', '2h'")
 

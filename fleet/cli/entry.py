@@ -164,6 +164,7 @@ def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _cursor_arg(servers)
     _policies_parser(sub)
     _webhooks_parser(sub)
+    _report_parsers(sub)
 
 
 def _webhooks_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -220,6 +221,33 @@ def _webhook_args(cmd: argparse.ArgumentParser, create: bool) -> None:
     state = cmd.add_mutually_exclusive_group()
     state.add_argument("--enable", dest="enabled", action="store_const", const=True, default=None)
     state.add_argument("--disable", dest="enabled", action="store_const", const=False)
+
+
+def _report_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report = sub.add_parser("report", help="reports: what fleet's stops saved")
+    rsub = report.add_subparsers(dest="report_command", required=True)
+    savings = rsub.add_parser(
+        "savings", help="hours servers stayed stopped because fleet stopped them, priced"
+    )
+    _remote_args(savings)
+    savings.add_argument(
+        "--from", dest="start", default=None, help="ISO time (default: 7 days ago)"
+    )
+    savings.add_argument("--to", dest="end", default=None, help="ISO time, excluded (default: now)")
+    savings.add_argument(
+        "--group-by", default="policy", choices=["policy", "endpoint", "flavor", "day"]
+    )
+    savings.add_argument("--tz", default="UTC", help="IANA time zone of the days (--group-by day)")
+    savings.add_argument("--csv", action="store_true", help="CSV: one row per group, then total")
+    drift = sub.add_parser(
+        "drift", help="servers that did not reach what was asked, or left it soon after"
+    )
+    _remote_args(drift)
+    drift.add_argument("--since", default=None, help="detected at or after (ISO time)")
+    drift.add_argument("--policy", default=None)
+    drift.add_argument("--endpoint", default=None)
+    drift.add_argument("--limit", type=positive_int, default=50)
+    _cursor_arg(drift)
 
 
 def _policies_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -310,7 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(
             host=args.host, port=args.port, world=args.world, seed=args.seed, speed=args.speed
         )
-    if args.command in ("run", "ops", "endpoints", "flavors", "servers", "policies", "webhooks"):
+    remote_commands = ("run", "ops", "endpoints", "flavors", "servers", "policies", "report")
+    if args.command in (*remote_commands, "webhooks", "drift"):
         from fleet.cli.remote import remote
 
         return asyncio.run(remote(args))

@@ -28,6 +28,7 @@ from fleet.cli.client import (
     url_problem,
 )
 from fleet.cli.policies import cmd_policies
+from fleet.cli.reports import cmd_drift, cmd_report
 from fleet.cli.webhooks import cmd_webhooks
 
 Command = Callable[[Namespace, Client, TextIO, TextIO], Awaitable[int]]
@@ -39,6 +40,8 @@ COMMANDS: dict[str, Command] = {
     "flavors": cmd_flavors,
     "policies": cmd_policies,
     "webhooks": cmd_webhooks,
+    "report": cmd_report,
+    "drift": cmd_drift,
 }
 
 

@@ -14,6 +14,10 @@ Modes:
 - `mark`: add the marked-for-op tag (`fleet-op=delete.<slot day + days>`) to the targets (or, on a
   dialect without a tag API, keep the mark in fleet's database; see `fleet.policies.marks`).
 
+`enforce = true` (stop and start policies): a server of a fire that drifted (did not reach the
+state, or was started by hand within the drift window) gets the action again, once per slot
+(`fleet.policies.drift`).
+
 Deleting (`action = "delete"`) needs `allow_delete = true` and a blast-radius `guard`.
 """
 
@@ -119,6 +123,7 @@ class PolicySpec(_Strict):
     cleanup: CleanupSpec | None = None
     mark: MarkSpec | None = None
     allow_delete: bool = False
+    enforce: bool = False
     dry_run_only: bool = False
     misfire_grace: Duration = timedelta(minutes=15)
 
@@ -205,6 +210,8 @@ def _check_mode(spec: PolicySpec, action: str, guard: BlastRadius | None) -> Non
             raise PolicyError("restore_from", "mode = 'restore' needs the stop policy's name")
     elif spec.restore_from is not None:
         raise PolicyError("restore_from", "only with mode = 'restore'")
+    if spec.enforce and (action not in ("stop", "start") or spec.mode == "mark"):
+        raise PolicyError("enforce", "only a stop or start policy can enforce its state")
     if spec.cleanup is not None and spec.mode != "cleanup":
         raise PolicyError("cleanup", "only with mode = 'cleanup'")
     cleanup = spec.cleanup or CleanupSpec()

@@ -29,6 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from fleet.policies.cron import Schedule
+from fleet.policies.drift import DriftLog, Enforcer
 from fleet.policies.files import PolicySet
 from fleet.policies.firing import Firing
 from fleet.policies.leader import Leadership, leadership_for
@@ -36,7 +37,9 @@ from fleet.policies.model import Policy, check_set
 from fleet.policies.ports import Admitter
 from fleet.policies.service import PolicyService
 from fleet.policies.store import PolicyStore
+from fleet.policies.store_tracking import TrackingStore
 from fleet.policies.targets import ServerLister
+from fleet.policies.tracking import TrackedEndpoint, Tracker, TrackingConfig
 from fleet.settings import Settings
 from jobs.clock import Clock, SystemClock
 from jobs.operations import Operations
@@ -208,6 +211,10 @@ class _HasDatabase(Protocol):
     def db(self) -> Database: ...
 
 
+class PolicyDriver(ServerLister, TrackedEndpoint, Protocol):
+    """What the policies and tracking need of a driver (every `fleet.drivers.base.Driver`)."""
+
+
 class FleetParts(Protocol):
     """What `run_policies` needs of `fleet.service.Fleet` (the composition root's value)."""
 
@@ -218,13 +225,27 @@ class FleetParts(Protocol):
     def store(self) -> _HasDatabase: ...
 
     @property
-    def drivers(self) -> Mapping[str, ServerLister]: ...
+    def drivers(self) -> Mapping[str, PolicyDriver]: ...
 
     @property
     def operations(self) -> Operations: ...
 
     @property
     def admission(self) -> Admitter: ...
+
+
+def tracker_for(fleet: FleetParts, store: PolicyStore, clock: Clock) -> Tracker:
+    """Tracking over the fleet's engine and drivers (`fleet.policies.tracking`), configured by
+    `[tracking]`."""
+    spec = fleet.settings.tracking
+    tracking = TrackingStore(store.db)
+    enforcer = Enforcer(tracking, fleet.admission, fleet.operations, clock)
+    config = TrackingConfig(
+        check_interval=timedelta(seconds=spec.check_interval),
+        drift_window=timedelta(seconds=spec.drift_window),
+    )
+    drift = DriftLog(tracking, clock, enforcer)
+    return Tracker(tracking, fleet.operations, fleet.drivers, drift, config)
 
 
 def default_worker() -> str:
@@ -262,6 +283,7 @@ async def run_policies(
     service = PolicyService(
         store, fleet.operations, fleet.drivers, clock, worker, policies.calendars, firing
     )
+    service.tracker = tracker_for(fleet, store, clock)
     await service.sync_files(policies.policies)
     lead = leadership or leadership_for(fleet.settings.database.url)
     async with PolicyScheduler(

@@ -32,6 +32,7 @@ from fleet.policies.preview import Preview, build_preview
 from fleet.policies.records import FireRecord, FireStatus, PolicyRecord, Source, Trigger
 from fleet.policies.store import PolicyConflict, PolicyStore
 from fleet.policies.targets import Inventory, action_params
+from fleet.policies.tracking import Tracker
 from fleet.policies.views import PolicyView, RunResult
 from jobs.clock import Clock
 from jobs.errors import FieldError
@@ -82,6 +83,7 @@ class PolicyService:
         self.firing = firing
         self.operations = operations
         self.on_change: Callable[[], None] | None = None  # the scheduler re-reads policies
+        self.tracker: Tracker | None = None  # follows what operations did, after they finished
         self._lock = asyncio.Lock()
 
     # --- reading ----------------------------------------------------------------------------------
@@ -351,4 +353,9 @@ class PolicyService:
             await self.firing.resume(policies, now)
             await self.firing.tick(loaded, now)
             await self.firing.harvest(list(policies.values()), now)
+            if self.tracker is not None:
+                try:
+                    await self.tracker.sweep(now, policies)
+                except Exception:  # tracking must never stop the policies
+                    log.exception("tracking_failed")
             return [p for p in policies.values() if p.spec.enabled]

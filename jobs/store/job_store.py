@@ -35,6 +35,7 @@ from jobs.records import (
 )
 from jobs.states import OperationState, State
 from jobs.store import claims as store_claims
+from jobs.store import feed as store_feed
 from jobs.store import leases as store_leases
 from jobs.store import ops as store_ops
 from jobs.store import planning as store_planning
@@ -89,6 +90,14 @@ class SqlJobStore:
 
     async def list_events(self, operation_id: str, after: int, limit: int) -> list[EventRecord]:
         return await store_ops.list_events(self.db, operation_id, after, limit)
+
+    async def finished_after(
+        self, after: tuple[datetime, str] | None, limit: int
+    ) -> list[OperationRecord]:
+        return await store_feed.finished_after(self.db, after, limit)
+
+    async def unfinished(self, kinds: Sequence[str]) -> list[OperationRecord]:
+        return await store_feed.unfinished(self.db, kinds)
 
     async def list_calls(self, operation_id: str) -> list[CloudCallRecord]:
         stmt = (

@@ -97,7 +97,14 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     work = tmp_path_factory.mktemp("console")
     world = work / "world.toml"
     world.write_text(WORLD, encoding="utf-8")
-    env = {"FLEET_SIMULATOR__WORLD": json.dumps(str(world)), "FLEET_POLICIES__FILES": "[]"}
+    env = {
+        "FLEET_SIMULATOR__WORLD": json.dumps(str(world)),
+        "FLEET_POLICIES__FILES": "[]",
+        # the leader's sweep (which also follows finished stops for the savings) every 2 s
+        "FLEET_POLICIES__SWEEP_INTERVAL": "2",
+        "FLEET_PRICES__CURRENCY": '"EUR"',
+        "FLEET_PRICES__HOURLY__ECS-SIM__*": "36",  # 36 EUR an hour: 0.01 EUR a second
+    }
     SHOTS.mkdir(parents=True, exist_ok=True)
     with live_service(work, env) as live:
         yield Console(live)

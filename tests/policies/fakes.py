@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef, ServerStatus
 from fleet.drivers.actions import Capabilities
+from fleet.drivers.base import InstanceAction
 from fleet.drivers.huawei.ecs import CAPABILITIES as ECS_CAPABILITIES
 from fleet.drivers.nova.driver import capabilities_for
 from fleet.drivers.nova.requests import EASYSTACK_QUIRKS
 from fleet.engine.opspec import parse_targets
+from jobs.clock import Clock
 from jobs.errors import IdempotencyConflict, NotFound
 from jobs.records import NewOperation, OperationRecord, OperationView, Page, SubJobRecord
 from jobs.states import OperationState, State
@@ -58,6 +60,13 @@ class Endpoint:
     async def flavor_table(self) -> Mapping[str, str]:
         return {"s6.large.2": "s6.large.2", "s6.xlarge.2": "s6.xlarge.2"}
 
+    async def instance_actions(self, server_id: str) -> Sequence[InstanceAction] | None:
+        """The server's action history (starts and stops by hand), None on an endpoint in
+        `FakeCloud.no_history` (a cloud that keeps none)."""
+        if self.name in self.cloud.no_history:
+            return None
+        return list(self.cloud.history.get((self.name, server_id), []))
+
     async def list_servers(self, selector: Selector) -> AsyncIterator[ServerRef]:
         self.cloud.listings += 1
         for server in list(self.cloud.servers[self.name].values()):
@@ -71,6 +80,8 @@ class FakeCloud:
         self.dialects: dict[str, Capabilities] = {}
         self.listings = 0
         self.no_tags: set[str] = set()  # endpoints whose dialect has no tag API
+        self.no_history: set[str] = set()  # endpoints whose cloud keeps no action history
+        self.history: dict[tuple[str, str], list[InstanceAction]] = {}
         self._stamp = itertools.count(1)
 
     def add(
@@ -113,6 +124,14 @@ class FakeCloud:
             updated=f"stamp-{next(self._stamp)}",
         )
 
+    def by_hand(self, endpoint: str, server_id: str, status: ServerStatus, at: datetime) -> None:
+        """A person starts or stops the server at `at` (recorded in its action history)."""
+        self.change(endpoint, server_id, status=status)
+        action = "start" if status is ServerStatus.RUNNING else "stop"
+        self.history.setdefault((endpoint, server_id), []).append(
+            InstanceAction(action, at, f"req-hand-{next(self._stamp)}")
+        )
+
     def inventory(self) -> LiveInventory:
         return LiveInventory(self)
 
@@ -146,14 +165,23 @@ def _record(op_id: str, new: NewOperation, now: datetime) -> OperationRecord:
     )  # fmt: skip
 
 
-def _subjob(op_id: str, n: int, endpoint: str, server_id: str, state: State) -> SubJobRecord:
+def _subjob(
+    op_id: str,
+    n: int,
+    endpoint: str,
+    server_id: str,
+    state: State,
+    at: datetime = T0,
+    flavor: str | None = "s6.large.2",
+) -> SubJobRecord:
     return SubJobRecord(
         id=n, operation_id=op_id, seq=n, target_id=f"{endpoint}/{server_id}", kind="k",
-        rate_key="r", batch_key="b", payload={"endpoint": endpoint, "server_id": server_id},
+        rate_key="r", batch_key="b",
+        payload={"endpoint": endpoint, "server_id": server_id, "flavor": flavor},
         memo=None, state=state, step=0, attempt=1, throttles=0, not_before=T0,
         verify_first=False, cloud_job_id=None, request_id=None, accepted_at=None,
         error_code=None, error_message=None, reason=None, lease_owner=None,
-        lease_expires_at=None, call_id=None, created_at=T0, updated_at=T0,
+        lease_expires_at=None, call_id=None, created_at=at, updated_at=at,
     )  # fmt: skip
 
 
@@ -167,6 +195,8 @@ class FakeOperations:
     subjobs_of: dict[str, list[SubJobRecord]] = field(default_factory=dict)
     state: dict[str, OperationState] = field(default_factory=dict)
     created: list[NewOperation] = field(default_factory=list)
+    clock: Clock | None = None  # stamps sub-jobs and finished operations (else T0)
+    fail: set[tuple[str, str]] = field(default_factory=set)  # servers whose sub-job fails
 
     async def create(self, new: NewOperation) -> tuple[OperationView, bool]:
         for op_id, (old, _) in self.ops.items():
@@ -177,7 +207,7 @@ class FakeOperations:
                     raise IdempotencyConflict("different request")
                 return await self.get(op_id), False
         op_id = f"op{len(self.ops) + 1}"
-        self.ops[op_id] = (new, _record(op_id, new, T0))
+        self.ops[op_id] = (new, _record(op_id, new, T0 if self.clock is None else self.clock.now()))
         self.state[op_id] = OperationState.PLANNING
         self.created.append(new)
         return await self.get(op_id), True
@@ -200,9 +230,24 @@ class FakeOperations:
         more = start + limit < len(rows)
         return Page(tuple(page), str(start + limit) if more else None)
 
+    async def finished_after(
+        self, after: tuple[datetime, str] | None = None, limit: int = 100
+    ) -> list[OperationRecord]:
+        done = sorted(
+            (rec for _, rec in self.ops.values() if rec.finished_at is not None),
+            key=lambda r: (r.finished_at, r.id),
+        )
+        return [r for r in done if after is None or (r.finished_at, r.id) > after][:limit]
+
+    async def unfinished(self, kinds: Sequence[str]) -> list[OperationRecord]:
+        return [
+            rec for new, rec in self.ops.values() if rec.finished_at is None and new.kind in kinds
+        ]
+
     def run(self, operation_id: str) -> list[tuple[str, str]]:
         """Plan and execute like the engine; returns the (endpoint, id) it changed."""
-        new, _ = self.ops[operation_id]
+        new, record = self.ops[operation_id]
+        now = T0 if self.clock is None else self.clock.now()
         targets = parse_targets(new.selector)
         target_status = LEADS_TO[new.kind]
         changed: list[tuple[str, str]] = []
@@ -216,10 +261,15 @@ class FakeOperations:
                 )
                 state = State.SKIPPED
                 if not excluded and server.status is not target_status and not new.dry_run:
-                    self.cloud.change(endpoint, server.id, status=target_status)
-                    changed.append((endpoint, server.id))
-                    state = State.SUCCEEDED
-                rows.append(_subjob(operation_id, len(rows) + 1, endpoint, server.id, state))
+                    if (endpoint, server.id) in self.fail:
+                        state = State.FAILED
+                    else:
+                        self.cloud.change(endpoint, server.id, status=target_status)
+                        changed.append((endpoint, server.id))
+                        state = State.SUCCEEDED
+                n = len(rows) + 1
+                rows.append(_subjob(operation_id, n, endpoint, server.id, state, now))
         self.subjobs_of[operation_id] = rows
         self.state[operation_id] = OperationState.SUCCEEDED
+        self.ops[operation_id] = (new, replace(record, finished_at=now))
         return changed

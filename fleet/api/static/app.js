@@ -1,6 +1,7 @@
 // The console's shell: sign-in, the navigation and a router over the URL's hash.
 import { identity, signIn, token, whoami } from "./api.js";
 import { clear, h, message } from "./dom.js";
+import { dashboardPage } from "./page-dashboard.js";
 import { endpointsPage } from "./page-endpoints.js";
 import { newOperationPage } from "./page-new.js";
 import { operationPage } from "./page-operation.js";
@@ -16,6 +17,7 @@ const ROUTES = [
   [/^#\/operations\/([^/]+)$/, (m) => operationPage(main, decodeURIComponent(m[1]))],
   [/^#\/new$/, () => newOperationPage(main)],
   [/^#\/endpoints$/, () => endpointsPage(main)],
+  [/^#\/dashboard$/, () => dashboardPage(main)],
   [/^#\/policies$/, () => policiesPage(main)],
   [/^#\/policies\/([^/]+)$/, (m) => policyPage(main, decodeURIComponent(m[1]))],
   [/^(#\/operations)?$|^#\/?$/, () => operationsPage(main)],
