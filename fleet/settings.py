@@ -112,6 +112,18 @@ class GuardsSpec(_Strict):
     delete: DeleteGuardSpec = DeleteGuardSpec()
 
 
+class ApprovalsSpec(_Strict):
+    """Operations that wait for a second token's approval before anything is sent (see
+    `jobs.approval`): evaluated on the plan, for every request the door admits (policy fires too)."""
+
+    # a delete beyond [guards.delete] (an admin's request, or a clean-up policy, with a guard of
+    # its own) needs approval
+    deletes_beyond_guard: bool = True
+    max_servers: int | None = Field(default=None, ge=0)  # acting on more needs approval
+    endpoints: list[str] = Field(default_factory=list)  # acting on any of their servers needs it
+    window_seconds: float = Field(default=86400.0, gt=0)  # then it expires
+
+
 class LoggingSpec(_Strict):
     format: Literal["auto", "json", "console"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -125,6 +137,7 @@ class Settings(_Strict):
     logging: LoggingSpec = LoggingSpec()
     policies: PoliciesSpec = PoliciesSpec()
     guards: GuardsSpec = GuardsSpec()
+    approvals: ApprovalsSpec = ApprovalsSpec()
     endpoints: list[EndpointSettings] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -136,6 +149,12 @@ class Settings(_Strict):
             seen.add(ep.name)
             if ep.simulator and not self.simulator.enabled:
                 raise ValueError(f"endpoints[{i}].simulator: needs [simulator] enabled = true")
+        for i, name in enumerate(self.approvals.endpoints):
+            if name not in seen:
+                known = ", ".join(sorted(seen)) or "none"
+                raise ValueError(
+                    f"approvals.endpoints[{i}]: unknown endpoint {name!r}; configured: {known}"
+                )
         return self
 
     def endpoint(self, name: str) -> EndpointSettingsBase:

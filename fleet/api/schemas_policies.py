@@ -69,6 +69,10 @@ class PolicyIn(_In):
     mark: MarkIn | None = None
     allow_delete: bool = False
     dry_run_only: bool = False
+    require_approval: bool = Field(
+        default=False,
+        description="each fire's operation waits for a token's approval before anything is sent",
+    )
     misfire_grace: Duration = Field(default="15m", description="seconds, or '90s', '15m', '2h'")
 
     def raw(self) -> dict[str, object]:
