@@ -163,7 +163,6 @@ class OperationState(StrEnum):
     PLANNING = "planning"  # targets not resolved yet
     REFUSED = "refused"  # planning refused it (blast radius, bad targets); nothing was written
     PLANNED = "planned"  # a dry run: planned, never dispatched
-    PENDING_APPROVAL = "pending_approval"  # planned; nothing is sent until another caller approves
     RUNNING = "running"
     PAUSED = "paused"
     CANCELLING = "cancelling"  # cancelled; calls already in flight are finishing
@@ -172,6 +171,8 @@ class OperationState(StrEnum):
     COMPLETED_WITH_FAILURES = "completed_with_failures"  # done, some failed or unknown (in budget)
     STOPPED = "stopped"  # done after the error budget ran out
     CANCELLED = "cancelled"  # done after a cancel
+    # (new states go last: the SSE event ids encode a state by its position, `fleet.api.events`)
+    PENDING_APPROVAL = "pending_approval"  # planned; nothing is sent until another caller approves
     REJECTED = "rejected"  # its approval was refused: nothing was sent
     EXPIRED = "expired"  # nobody decided on its approval in time: nothing was sent
 

@@ -32,7 +32,7 @@ bms = 8
 openstack = 16
 """
 ROLES = ("viewer", "operator", "admin")
-DONE = {"succeeded", "completed_with_failures", "stopped", "cancelled", "refused", "planned"}
+DONE = {"succeeded", "completed_with_failures", "stopped", "cancelled", "refused", "planned", "rejected", "expired"}
 
 
 def api_settings(tmp_path: Path, db_url: str, **extra: str) -> Settings:
