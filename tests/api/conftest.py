@@ -32,7 +32,16 @@ bms = 8
 openstack = 16
 """
 ROLES = ("viewer", "operator", "admin")
-DONE = {"succeeded", "completed_with_failures", "stopped", "cancelled", "refused", "planned", "rejected", "expired"}
+DONE = {
+    "succeeded",
+    "completed_with_failures",
+    "stopped",
+    "cancelled",
+    "refused",
+    "planned",
+    "rejected",
+    "expired",
+}
 
 
 def api_settings(tmp_path: Path, db_url: str, **extra: str) -> Settings:
