@@ -191,6 +191,8 @@ async def test_a_policy_that_requires_approval_fires_a_pending_operation(api: Ap
     assert shown["approval"]["reason"] == "policy one-stop requires approval of its fires"  # type: ignore[index]
     fires = (await api.get("/v1/policies/one-stop/fires")).body["items"]
     assert fires[0]["outcome"] == "pending_approval", fires  # type: ignore[index]
+    reason = "approval: policy one-stop requires approval of its fires"
+    assert fires[0]["outcome_reason"] == reason, fires  # type: ignore[index]
     assert await acted_on(api, ids) == []
     # run by hand, the fire's operation is the operator's: another token approves it
     assert (await api.post(f"/v1/operations/{op_id}/approve")).status == 403
