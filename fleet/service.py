@@ -24,7 +24,7 @@ from fleet.drivers.base import Driver, discover_all
 from fleet.drivers.http import listening
 from fleet.drivers.registry import create_driver
 from fleet.endpoints import SimEndpoints, budget_overrides, endpoint_config
-from fleet.engine.admission import Admission
+from fleet.engine.admission import Admission, ApprovalConfig
 from fleet.engine.executor import FleetExecutor
 from fleet.engine.gate import LimiterGate, configure_endpoint
 from fleet.engine.planner import FleetPlanner
@@ -73,10 +73,17 @@ class Fleet:
 
 
 def admission_for(settings: Settings, drivers: Mapping[str, Driver]) -> Admission:
+    spec = settings.approvals
     return Admission(
         drivers,
         ceiling=lambda names: configured_guard(settings, names),
         delete_guard=delete_guard(settings),
+        approvals=ApprovalConfig(
+            deletes_beyond_guard=spec.deletes_beyond_guard,
+            max_servers=spec.max_servers,
+            endpoints=frozenset(spec.endpoints),
+            window_seconds=spec.window_seconds,
+        ),
     )
 
 

@@ -158,6 +158,18 @@ class TrackingSpec(_Strict):
     drift_window: float = Field(default=43200.0, ge=0)
 
 
+class ApprovalsSpec(_Strict):
+    """Operations that wait for a second token's approval before anything is sent (see
+    `jobs.approval`): evaluated on the plan, for every request the door admits (policy fires too)."""
+
+    # a delete beyond [guards.delete] (an admin's request, or a clean-up policy, with a guard of
+    # its own) needs approval
+    deletes_beyond_guard: bool = True
+    max_servers: int | None = Field(default=None, ge=0)  # acting on more needs approval
+    endpoints: list[str] = Field(default_factory=list)  # acting on any of their servers needs it
+    window_seconds: float = Field(default=86400.0, gt=0)  # then it expires
+
+
 class LoggingSpec(_Strict):
     format: Literal["auto", "json", "console"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -174,6 +186,7 @@ class Settings(_Strict):
     webhooks: WebhooksSpec = WebhooksSpec()
     prices: PricesSpec = PricesSpec()
     tracking: TrackingSpec = TrackingSpec()
+    approvals: ApprovalsSpec = ApprovalsSpec()
     endpoints: list[EndpointSettings] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -188,6 +201,12 @@ class Settings(_Strict):
         for name in self.prices.hourly:
             if name not in seen:
                 raise ValueError(f"prices.hourly.{name}: not a configured endpoint")
+        for i, name in enumerate(self.approvals.endpoints):
+            if name not in seen:
+                known = ", ".join(sorted(seen)) or "none"
+                raise ValueError(
+                    f"approvals.endpoints[{i}]: unknown endpoint {name!r}; configured: {known}"
+                )
         return self
 
     def endpoint(self, name: str) -> EndpointSettingsBase:

@@ -43,3 +43,8 @@ class FieldError(ValueError):
 
 class InvalidSpec(JobsError, FieldError):
     """A strategy or guard value that cannot be understood (names the field)."""
+
+
+class NotAllowed(JobsError):
+    """This caller may not do it, whatever the operation's state (the token that created an
+    operation approving it)."""

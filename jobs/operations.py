@@ -13,6 +13,7 @@ import builtins
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from jobs.approval import Decision
 from jobs.clock import Clock, SystemClock
 from jobs.errors import NotFound
 from jobs.ports import JobStore
@@ -115,6 +116,17 @@ class Operations:
     async def resume(self, operation_id: str, by: str) -> OperationView:
         await self.store.set_paused(operation_id, False, by, self.clock.now())
         self._changed()
+        return await self.get(operation_id)
+
+    async def approve(self, operation_id: str, by: str, note: str | None = None) -> OperationView:
+        """Let a pending operation run (`by` must not be the caller that created it)."""
+        await self.store.decide(operation_id, Decision.APPROVED, by, note, self.clock.now())
+        self._changed()
+        return await self.get(operation_id)
+
+    async def reject(self, operation_id: str, by: str, note: str | None = None) -> OperationView:
+        """End a pending operation: every sub-job cancelled, nothing sent."""
+        await self.store.decide(operation_id, Decision.REJECTED, by, note, self.clock.now())
         return await self.get(operation_id)
 
     async def retry_failed(

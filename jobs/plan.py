@@ -117,6 +117,11 @@ class PlanBuilder:
         self.fleet_by_scope[size.scope] = size.servers
 
     @property
+    def scopes(self) -> tuple[Mapping[str, int], Mapping[str, int]]:
+        """Servers acted on per scope, and each scope's fleet (for `jobs.approval`)."""
+        return self.acting_by_scope, self.fleet_by_scope
+
+    @property
     def rate_keys(self) -> tuple[str, ...]:
         return tuple(sorted({k for k, _ in self.per_batch}))
 

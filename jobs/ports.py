@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, TypeAlias
 
+from jobs.approval import Decision
 from jobs.outcomes import Outcome
 from jobs.ratelimit import Headroom, KeyState
 from jobs.records import (
@@ -211,6 +212,12 @@ class JobStore(Protocol):
         self, operation_id: str, paused: bool, by: str, now: datetime
     ) -> OperationRecord: ...
 
+    async def decide(
+        self, operation_id: str, decision: Decision, by: str, note: str | None, now: datetime
+    ) -> OperationRecord: ...
+
+    async def expire_approvals(self, now: datetime) -> int: ...
+
     async def retry_failed(
         self, operation_id: str, by: str, now: datetime, *, include_unknown: bool = False
     ) -> int: ...
@@ -229,7 +236,12 @@ class JobStore(Protocol):
     ) -> int: ...
 
     async def finish_planning(
-        self, operation_id: str, summary: PlanSummary, worker: str, now: datetime
+        self,
+        operation_id: str,
+        summary: PlanSummary,
+        worker: str,
+        now: datetime,
+        approval: str | None = None,
     ) -> bool: ...
 
     async def refuse_planning(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from jobs.approval import Approval, ApprovalRules
 from jobs.errors import InvalidSpec
 from jobs.states import Event, OperationFlags, OperationState, State
 from jobs.strategy import BlastRadius, Strategy
@@ -34,6 +35,7 @@ class NewOperation:
     reason: str = ""
     created_by: str = ""
     idempotency_key: str | None = None
+    approval: ApprovalRules | None = None  # when it must wait for another caller's approval
 
     def __post_init__(self) -> None:
         _check_text("kind", self.kind, 64, required=True)
@@ -180,6 +182,15 @@ class OperationRecord:
     cancelled_by: str | None
     halted_reason: str | None
     finished_at: datetime | None
+    approval_rules: ApprovalRules | None = None
+    approval: Approval | None = None  # set once planning found that a rule holds
+
+    @property
+    def approval_flag(self) -> str | None:
+        """None, "pending", or the decision (`jobs.states.OperationFlags.approval`)."""
+        if self.approval is None:
+            return None
+        return "pending" if self.approval.decision is None else self.approval.decision.value
 
     @property
     def flags(self) -> OperationFlags:
@@ -190,6 +201,7 @@ class OperationRecord:
             paused=self.paused,
             cancel_requested=self.cancel_requested,
             halted=self.halted_reason is not None,
+            approval=self.approval_flag,
         )
 
 

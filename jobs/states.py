@@ -171,6 +171,10 @@ class OperationState(StrEnum):
     COMPLETED_WITH_FAILURES = "completed_with_failures"  # done, some failed or unknown (in budget)
     STOPPED = "stopped"  # done after the error budget ran out
     CANCELLED = "cancelled"  # done after a cancel
+    # (new states go last: the SSE event ids encode a state by its position, `fleet.api.events`)
+    PENDING_APPROVAL = "pending_approval"  # planned; nothing is sent until another caller approves
+    REJECTED = "rejected"  # its approval was refused: nothing was sent
+    EXPIRED = "expired"  # nobody decided on its approval in time: nothing was sent
 
 
 FINISHED_OPERATIONS: frozenset[OperationState] = frozenset(
@@ -181,6 +185,8 @@ FINISHED_OPERATIONS: frozenset[OperationState] = frozenset(
         OperationState.CANCELLED,
         OperationState.REFUSED,
         OperationState.PLANNED,
+        OperationState.REJECTED,
+        OperationState.EXPIRED,
     }
 )
 """Operation states that never change again (a dry run ends at PLANNED)."""
@@ -194,6 +200,19 @@ class OperationFlags:
     paused: bool
     cancel_requested: bool
     halted: bool
+    # None (no approval needed), "pending", or the decision: "approved", "rejected", "expired"
+    approval: str | None = None
+
+
+def _approval_state(flags: OperationFlags) -> OperationState | None:
+    """Pending approval (unless cancelled), or ended by a rejection or an expiry."""
+    if flags.approval == "rejected":
+        return OperationState.REJECTED
+    if flags.approval == "expired":
+        return OperationState.EXPIRED
+    if flags.approval == "pending" and not flags.cancel_requested:
+        return OperationState.PENDING_APPROVAL
+    return None
 
 
 def derive_operation_state(counts: Mapping[State, int], flags: OperationFlags) -> OperationState:
@@ -204,6 +223,9 @@ def derive_operation_state(counts: Mapping[State, int], flags: OperationFlags) -
         return OperationState.PLANNING
     if flags.dry_run:
         return OperationState.PLANNED
+    waiting = _approval_state(flags)
+    if waiting is not None:
+        return waiting
     active = sum(counts.get(s, 0) for s in ACTIVE)
     if active:
         if flags.cancel_requested:

@@ -18,7 +18,7 @@ from fleet.api.schemas import FieldError, ProblemOut
 from fleet.drivers.errors import DriverError
 from fleet.policies.service import PolicyNotFound
 from fleet.policies.store import PolicyConflict
-from jobs.errors import Conflict
+from jobs.errors import Conflict, NotAllowed
 from jobs.errors import FieldError as FieldErrorBase
 from jobs.errors import NotFound as JobsNotFound
 
@@ -147,6 +147,7 @@ ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (PolicyNotFound, 404),
     (Conflict, 409),
     (PolicyConflict, 409),
+    (NotAllowed, 403),
     (DriverError, 502),
 )
 

@@ -1,7 +1,8 @@
 """`GET /v1/operations/{id}/events`: server-sent events until the operation ends.
 
 Events (each `data:` is one JSON object):
-- `state`: the operation's state changed (sent first, with the state at connection time);
+- `state`: the operation's state changed (sent first, with the state at connection time), with
+  its `approval` (null when it needs none);
 - `progress`: counts by state, progress and ETA changed;
 - `subjob`: a sub-job ended `failed` or `unknown` (target, state, code, message), so a watcher sees
   failures as they happen;
@@ -47,6 +48,7 @@ from jobs.states import FINISHED_OPERATIONS, UNSUCCESSFUL, OperationState
 STRIDE = 1 << 28
 SEQ_MAX = (STRIDE >> 6) - 1
 STATES: tuple[OperationState, ...] = tuple(OperationState)  # code = index + 1; 0: none told yet
+assert len(STATES) < 16
 MAX_ID_DIGITS = 30
 
 log = structlog.get_logger("fleet.api")
@@ -165,7 +167,9 @@ class _Stream:
         if out.state is not self.pos.state:
             self.pos.state = out.state
             self.pos.progress_seen = key == self.progress
-            await self.send("state", json.dumps({"id": out.id, "state": out.state.value}))
+            approval = None if out.approval is None else out.approval.model_dump(mode="json")
+            told = {"id": out.id, "state": out.state.value, "approval": approval}
+            await self.send("state", json.dumps(told))
         notes = json.dumps([w.model_dump(mode="json") for w in out.waiting])
         if notes != self.waiting:
             self.waiting = notes

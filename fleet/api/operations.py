@@ -35,6 +35,7 @@ from fleet.api.schemas import (
     SubJobPage,
     SubJobsQuery,
 )
+from fleet.api.schemas_approvals import DecisionIn
 from fleet.api.validation import idempotency_key, new_operation
 from fleet.api.views import operation_out, operation_path, plan_out, subjob_out
 from fleet.service import Fleet
@@ -182,6 +183,27 @@ async def pause_operation(request: web.Request) -> web.Response:
 
 async def resume_operation(request: web.Request) -> web.Response:
     return await _control(request, "resume")
+
+
+async def _decide(request: web.Request, approve: bool) -> web.Response:
+    """Approve or reject: the token that created the operation may do neither (403)."""
+    fleet = fleet_of(request)
+    op_id, by = request.match_info["operation_id"], identity_of(request).name
+    body = await read_body(request, DecisionIn, optional=True)
+    ops = fleet.operations
+    if approve:
+        view = await ops.approve(op_id, by, body.note)
+    else:
+        view = await ops.reject(op_id, by, body.note)
+    return json_response(operation_out(view, ops.clock.now()))
+
+
+async def approve_operation(request: web.Request) -> web.Response:
+    return await _decide(request, approve=True)
+
+
+async def reject_operation(request: web.Request) -> web.Response:
+    return await _decide(request, approve=False)
 
 
 async def retry_failed(request: web.Request) -> web.Response:

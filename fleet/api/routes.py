@@ -32,6 +32,7 @@ from fleet.api.schemas import (
     TokenOut,
     WhoAmIOut,
 )
+from fleet.api.schemas_approvals import DecisionIn
 from fleet.api.schemas_policies import (
     FireList,
     FiresQuery,
@@ -75,6 +76,16 @@ def _control(verb: str, handler: Handler, summary: str) -> Route:
         (Reply(200, "the operation after the change", OperationOut),),
         conflicts=True,
     )
+
+
+def _decision(verb: str, handler: Handler, summary: str) -> Route:
+    """Approve or reject an operation pending approval (an optional `{"note"}`)."""
+    forbidden = Reply(403, "the role does not allow it, or this token created the operation")
+    replies = (Reply(200, "the operation after the decision", OperationOut), forbidden)
+    return Route(
+        "POST", f"{OP}/{verb}", handler, OPS, f"{verb}_operation", summary, "operations", replies,
+        body=DecisionIn, body_optional=True, conflicts=True,
+    )  # fmt: skip
 
 
 POLICY_ROUTES: tuple[Route, ...] = (
@@ -290,6 +301,10 @@ ROUTES: tuple[Route, ...] = (
     _control("cancel", operations.cancel_operation, "Cancel: nothing new is sent"),
     _control("pause", operations.pause_operation, "Pause dispatching"),
     _control("resume", operations.resume_operation, "Resume dispatching"),
+    _decision(
+        "approve", operations.approve_operation, "Approve: it runs (not its creator's token)"
+    ),
+    _decision("reject", operations.reject_operation, "Reject: nothing is sent (not its creator's)"),
     Route(
         "POST",
         f"{OP}/retry-failed",

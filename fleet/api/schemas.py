@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
 
+from fleet.api.schemas_approvals import ApprovalOut
 from fleet.domain import PowerType, ServerStatus
 from fleet.drivers.registry import KINDS
 from fleet.tokens import NAME_PATTERN, Role
@@ -249,6 +250,7 @@ class OperationOut(_Out):
     updated_at: datetime
     planned_at: datetime | None
     finished_at: datetime | None
+    approval: ApprovalOut | None = Field(default=None, description="null: needs no approval")
     waiting: list[WaitingOut] = Field(
         default_factory=list,
         description="while planning: why it waits (an endpoint's listing waiting for its rate "

@@ -73,6 +73,10 @@ class PolicyIn(_In):
         description="stop or start again, once per slot, a server of a fire that drifted",
     )
     dry_run_only: bool = False
+    require_approval: bool = Field(
+        default=False,
+        description="each fire's operation waits for a token's approval before anything is sent",
+    )
     misfire_grace: Duration = Field(default="15m", description="seconds, or '90s', '15m', '2h'")
 
     def raw(self) -> dict[str, object]:

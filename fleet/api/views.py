@@ -14,6 +14,7 @@ from fleet.api.schemas import (
     SubJobOut,
     WaitingOut,
 )
+from fleet.api.schemas_approvals import ApprovalOut
 from fleet.domain import ServerRef
 from jobs.records import OperationView, PlanSummary, SubJobRecord
 from jobs.states import FINISHED_OPERATIONS, TERMINAL, OperationState, State
@@ -79,12 +80,28 @@ def operation_out(
         updated_at=op.updated_at,
         planned_at=op.planned_at,
         finished_at=op.finished_at,
+        approval=approval_out(view),
         waiting=[  # only while planning: a cancelled operation waits for nothing
             WaitingOut(endpoint=w.endpoint, reason=w.reason, since=w.since, until=w.until)
             for w in waiting
             if view.state is OperationState.PLANNING
         ],
         links=LinksOut(self=path, subjobs=f"{path}/subjobs", events=f"{path}/events"),
+    )
+
+
+def approval_out(view: OperationView) -> ApprovalOut | None:
+    op, approval = view.operation, view.operation.approval
+    if approval is None:
+        return None
+    return ApprovalOut(
+        state=op.approval_flag or "pending",
+        reason=approval.reason,
+        requested_at=op.planned_at,
+        expires_at=approval.expires_at,
+        decided_by=approval.decided_by,
+        decided_at=approval.decided_at,
+        note=approval.note,
     )
 
 

@@ -24,6 +24,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 
 from fleet.cli.text import (
+    approval_lines,
     number,
     one_line,
     page_end,
@@ -155,6 +156,10 @@ async def watch(client: Client, operation_id: str, out: TextIO, err: TextIO) -> 
         if event == "waiting":
             notes = waiting_lines(data) or ["  planning goes on"]
             err.write(("\n" if live else "") + "\n".join(notes) + "\n")
+            err.flush()
+            continue
+        if event == "state" and data.get("state") == "pending_approval":
+            err.write(("\n" if live else "") + "\n".join(approval_lines(data)) + "\n")
             err.flush()
             continue
         if event != "progress":
@@ -322,8 +327,9 @@ async def cmd_ops(args: Namespace, client: Client, out: TextIO, err: TextIO) -> 
     op_id = str(args.operation_id)
     if verb == "watch":
         return exit_code(await watch(client, op_id, out, err))
-    if verb in ("cancel", "pause", "resume", "retry-failed"):
-        body = {"include_unknown": True} if getattr(args, "include_unknown", False) else None
+    if verb in ("cancel", "pause", "resume", "retry-failed", "approve", "reject"):
+        unknown, note = getattr(args, "include_unknown", False), getattr(args, "note", None)
+        body = {"include_unknown": True} if unknown else ({"note": note} if note else None)
         data = await client.call("POST", f"/v1/operations/{op_id}/{verb}", body=body)
         op = data.get("operation", data)
         assert isinstance(op, dict)

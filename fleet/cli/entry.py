@@ -120,6 +120,12 @@ def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     run.add_argument("--idempotency-key", default=None)
 
 
+_OPS_HELP = {
+    "approve": "approve an operation pending approval (not with the token that created it)",
+    "reject": "reject an operation pending approval: nothing is sent",
+}
+
+
 def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Commands that talk to a running service over the REST API."""
     _run_parser(sub)
@@ -130,10 +136,13 @@ def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     listing.add_argument("--state", default=None)
     listing.add_argument("--limit", type=positive_int, default=20)
     _cursor_arg(listing)
-    for verb in ("show", "watch", "subjobs", "cancel", "pause", "resume", "retry-failed"):
-        cmd = osub.add_parser(verb, help=f"{verb} an operation")
+    verbs = ("show", "watch", "subjobs", "cancel", "pause", "resume", "retry-failed")
+    for verb in (*verbs, "approve", "reject"):
+        cmd = osub.add_parser(verb, help=_OPS_HELP.get(verb, f"{verb} an operation"))
         _remote_args(cmd)
         cmd.add_argument("operation_id")
+        if verb in ("approve", "reject"):
+            cmd.add_argument("--note", default=None, help="recorded with the decision")
         if verb == "subjobs":
             cmd.add_argument("--state", default=None, help=f"only sub-jobs in this state: {STATES}")
             cmd.add_argument("--limit", type=positive_int, default=100)

@@ -12,7 +12,16 @@ from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 ENDINGS = frozenset(
-    {"succeeded", "completed_with_failures", "stopped", "cancelled", "refused", "planned"}
+    {
+        "succeeded",
+        "completed_with_failures",
+        "stopped",
+        "cancelled",
+        "refused",
+        "planned",
+        "rejected",
+        "expired",
+    }
 )
 STATE_ORDER = (
     "succeeded",
@@ -62,6 +71,26 @@ def waiting_lines(op: Mapping[str, object]) -> list[str]:
     ]
 
 
+def approval_lines(op: Mapping[str, object]) -> list[str]:
+    """Why the operation waits (or waited) for an approval, and the decision with who and when."""
+    approval = op.get("approval")
+    if not isinstance(approval, dict):
+        return []
+    state = approval.get("state")
+    lines = [f"  approval: {state} ({approval.get('reason')})"]
+    if state == "pending":
+        lines.append(
+            f"    until {approval.get('expires_at')}: another token runs "
+            f"`fleet ops approve {op.get('id')}` or `fleet ops reject {op.get('id')}`"
+        )
+    elif approval.get("decided_by"):
+        note = f": {approval.get('note')}" if approval.get("note") else ""
+        lines.append(f"    by {approval.get('decided_by')} at {approval.get('decided_at')}{note}")
+    else:
+        lines.append(f"    at {approval.get('decided_at')}")
+    return lines
+
+
 def summary_text(op: Mapping[str, object]) -> str:
     counts = _counts(op)
     rows = [(s, counts.get(s, 0)) for s in STATE_ORDER if counts.get(s, 0)]
@@ -69,7 +98,7 @@ def summary_text(op: Mapping[str, object]) -> str:
     for key in ("refused_reason", "halted_reason"):
         if op.get(key):
             lines.append(f"  {key.split('_')[0]}: {op.get(key)}")
-    lines += waiting_lines(op)
+    lines += waiting_lines(op) + approval_lines(op)
     lines.append(f"  {'state':<12} {'sub-jobs':>8}")
     lines += [f"  {state:<12} {n:>8}" for state, n in rows]
     lines.append(f"  {'total':<12} {sum(counts.values()):>8}")

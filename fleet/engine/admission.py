@@ -17,7 +17,10 @@ What it checks, in order:
   the reason); at least one targeted endpoint offers it;
 - a resize's flavor is listed by the named endpoints (or by one that can resize);
 - the guard: the limits configured on the endpoints are a ceiling a request can only tighten; a
-  delete is held to the configured delete guard unless an admin gives a guard of their own.
+  delete is held to the configured delete guard unless an admin gives a guard of their own;
+- the approval rules (`[approvals]`, a policy's `require_approval`): the operation is planned,
+  then waits for another token's approval when one holds for its plan (`jobs.approval`); a delete
+  beyond the delete guard is such a plan, by default.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from fleet.drivers.actions import Goal
 from fleet.drivers.base import Discovering, Driver, resolve_flavor
 from fleet.drivers.errors import DriverError, Unsupported
 from fleet.engine.opspec import parse_params, parse_targets
+from jobs.approval import ApprovalRule, ApprovalRules
 from jobs.errors import FieldError, InvalidSpec
 from jobs.records import NewOperation
 from jobs.strategy import BlastRadius, Strategy, stricter
@@ -60,6 +64,17 @@ class ActRequest:
     created_by: str = ""
     idempotency_key: str | None = None
     admin: bool = False  # an admin may lift the delete guard by giving a guard of their own
+    require_approval: str | None = None  # why every (non-empty) plan of it needs approval
+
+
+@dataclass(frozen=True)
+class ApprovalConfig:
+    """When an admitted operation waits for a second token's approval (`[approvals]`)."""
+
+    deletes_beyond_guard: bool = False  # a delete beyond the delete guard (an admin's own guard)
+    max_servers: int | None = None  # acting on more servers
+    endpoints: frozenset[str] = frozenset()  # acting on any server of these
+    window_seconds: float = 86400.0
 
 
 def _named(exc: FieldError, prefix: str, old: str = "") -> FieldError:
@@ -82,10 +97,12 @@ class Admission:
         ceiling: Callable[[Sequence[str]], BlastRadius | None] = lambda _names: None,
         delete_guard: BlastRadius | None = None,
         flavor_timeout: float | None = None,
+        approvals: ApprovalConfig | None = None,
     ) -> None:
         self.drivers = drivers
         self.ceiling = ceiling  # the blast-radius limits configured on these endpoints
         self.delete_guard = delete_guard
+        self.approvals = approvals or ApprovalConfig()
         self.flavor_timeout = flavor_timeout  # None: FLAVOR_CHECK_TIMEOUT
 
     async def admit(self, request: ActRequest) -> NewOperation:
@@ -109,6 +126,7 @@ class Admission:
             selector=selector,
             strategy=strategy,
             guard=self.guard(request, targeted),
+            approval=self.approval(request, targeted),
             dry_run=request.dry_run,
             reason=request.reason,
             created_by=request.created_by,
@@ -241,6 +259,42 @@ class Admission:
             log.warning("flavor_list_unavailable", endpoint=name, error=error)
             return None
 
+    def approval(self, request: ActRequest, targeted: Sequence[str]) -> ApprovalRules | None:
+        """The rules under which the operation, once planned, waits for another token's
+        approval (`jobs.approval`); None when none applies (a dry run never waits)."""
+        if request.dry_run:
+            return None
+        cfg = self.approvals
+        rules: list[ApprovalRule] = []
+        if request.require_approval:
+            rules.append(ApprovalRule(request.require_approval))
+        if cfg.max_servers is not None:
+            beyond = BlastRadius(max_servers=cfg.max_servers)
+            rules.append(ApprovalRule(f"acts on more than {cfg.max_servers} servers", beyond))
+        rules += [
+            ApprovalRule(f"endpoint {name} requires approval", scopes=(name,))
+            for name in targeted
+            if name in cfg.endpoints
+        ]
+        guard = self.delete_guard if cfg.deletes_beyond_guard else None
+        lifted = self._lifted(request) and self._is_destructive(request.action, targeted)
+        if guard is not None and lifted:
+            reason = f"a {request.action} beyond the delete guard ({_limits(guard)})"
+            rules.append(ApprovalRule(reason, guard))
+        return ApprovalRules(tuple(rules), cfg.window_seconds) if rules else None
+
+    def _lifted(self, request: ActRequest) -> bool:
+        """An admin's request with a guard of its own: the delete guard does not refuse it."""
+        if not request.admin or request.guard is None:
+            return False
+        try:
+            return BlastRadius.from_json(dict(request.guard)) != BlastRadius()
+        except InvalidSpec:
+            return False  # `guard` names the field
+
+    def _is_destructive(self, kind: str, targeted: Sequence[str]) -> bool:
+        return any(self._destructive(n, kind) for n in targeted)
+
     def guard(self, request: ActRequest, targeted: Sequence[str]) -> BlastRadius | None:
         """The guard the operation runs under. The limits configured on the endpoints are a
         ceiling a request's guard only tightens. An action the dialects declare destructive (a
@@ -253,7 +307,14 @@ class Admission:
                 requested = BlastRadius.from_json(dict(request.guard))
             except InvalidSpec as exc:
                 raise _named(exc, "guard.") from None
-        lifted = request.admin and requested is not None and requested != BlastRadius()
-        destructive = any(self._destructive(n, request.action) for n in targeted)
-        extra = self.delete_guard if destructive and not lifted else None
-        return stricter(requested, extra, ceiling)
+        held = not self._lifted(request) and self._is_destructive(request.action, targeted)
+        return stricter(requested, self.delete_guard if held else None, ceiling)
+
+
+def _limits(guard: BlastRadius) -> str:
+    """`10 servers, 5% of an endpoint` (what a guard allows, for a reason)."""
+    raw = guard.to_json()
+    parts = [f"{raw['max_servers']} servers"] if raw["max_servers"] is not None else []
+    if raw["max_percent"] is not None:
+        parts.append(f"{raw['max_percent']} of an endpoint")
+    return ", ".join(parts)

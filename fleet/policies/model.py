@@ -125,6 +125,7 @@ class PolicySpec(_Strict):
     allow_delete: bool = False
     enforce: bool = False
     dry_run_only: bool = False
+    require_approval: bool = False  # each fire's operation waits for a token's approval
     misfire_grace: Duration = timedelta(minutes=15)
 
     def to_json(self) -> JSONObject:

@@ -146,6 +146,8 @@ class PolicyService:
             op = view.operation
             status = view.state.value
             reason = op.refused_reason or op.halted_reason
+            if op.approval is not None and status in ("pending_approval", "rejected", "expired"):
+                reason = f"approval: {op.approval.reason}"
             if reason == NOTHING_MATCHED:
                 status = "nothing_matched"
             elif status in ("running", "planning", "paused", "cancelling", "stopping"):

@@ -29,6 +29,7 @@ from fleet.policies.marks import FLEET, MarkBook, MarkReader
 from fleet.policies.model import Policy
 from fleet.policies.store_marks import KeptMark
 from fleet.policies.tags import NOT_DUE, mark_value, verdict
+from jobs.approval import ApprovalRules
 from jobs.records import NewOperation
 from jobs.strategy import BlastRadius, Strategy
 from jobs.types import JSONMapping, JSONObject, JSONValue
@@ -246,6 +247,11 @@ def operation_request(
         created_by=by,
         idempotency_key=key,
         admin=True,
+        require_approval=(
+            f"policy {policy.name} requires approval of its fires"
+            if policy.spec.require_approval
+            else None
+        ),
     )
 
 
@@ -260,12 +266,14 @@ def request_json(new: NewOperation) -> JSONObject:
         "reason": new.reason,
         "created_by": new.created_by,
         "idempotency_key": new.idempotency_key,
+        "approval": None if new.approval is None else new.approval.to_json(),
     }
 
 
 def request_from_json(raw: JSONMapping) -> NewOperation:
     guard = raw.get("guard")
     strategy = raw.get("strategy")
+    approval = raw.get("approval")
     params, selector = raw.get("params"), raw.get("selector")
     assert isinstance(params, dict) and isinstance(selector, dict)
     return NewOperation(
@@ -278,6 +286,7 @@ def request_from_json(raw: JSONMapping) -> NewOperation:
         reason=str(raw.get("reason") or ""),
         created_by=str(raw.get("created_by") or ""),
         idempotency_key=str(raw["idempotency_key"]),
+        approval=ApprovalRules.from_json(approval) if isinstance(approval, dict) else None,
     )
 
 

@@ -162,13 +162,17 @@ class PlanningLoop:
             log.info("operation_refused", operation_id=op.id, reason=refusal)
             return
         await self._flush(op, chunk)
-        if await self.store.finish_planning(op.id, summary, self.config.worker, self.clock.now()):
+        rules = op.approval_rules
+        approval = None if rules is None else rules.needed(*builder.scopes)
+        worker = self.config.worker
+        if await self.store.finish_planning(op.id, summary, worker, self.clock.now(), approval):
             log.info(
                 "operation_planned",
                 operation_id=op.id,
                 targets=summary.targets,
                 skipped=summary.skipped,
                 eta_seconds=summary.eta_seconds,
+                approval=approval,
             )
 
     @staticmethod

@@ -1,4 +1,5 @@
-"""The reaping loop: sub-jobs whose dispatcher vanished go back to PENDING with verify_first.
+"""The reaping loop: sub-jobs whose dispatcher vanished go back to PENDING with verify_first;
+operations whose approval window passed without a decision expire (`jobs.approval`).
 
 A DISPATCHING row whose lease expired may or may not have reached the cloud, so it is never
 re-sent blind: LEASE_LOST sets `verify_first` and the executor reads the server (or finds the
@@ -32,10 +33,15 @@ class Reaper:
         self.notify = notify
 
     async def run_once(self) -> int:
-        """Reap expired leases once. Returns sub-jobs returned to PENDING."""
-        count = await self.store.reap(self.clock.now(), self.config.worker)
+        """Reap expired leases once, and expire the approvals nobody gave in time. Returns
+        sub-jobs returned to PENDING plus operations expired."""
+        now = self.clock.now()
+        count = await self.store.reap(now, self.config.worker)
         if count:
             log.warning("leases_reaped", count=count)
             if self.notify is not None:
                 self.notify()
-        return count
+        expired = await self.store.expire_approvals(now)
+        if expired:
+            log.info("approvals_expired", count=expired)
+        return count + expired

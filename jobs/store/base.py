@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from jobs.approval import Approval, ApprovalRules, Decision
 from jobs.errors import NotFound
 from jobs.records import (
     CloudCallRecord,
@@ -38,9 +39,30 @@ def _json(value: object) -> JSONMapping:
     return cast(JSONMapping, value if isinstance(value, dict) else {})
 
 
+def _approval(m: RowMapping) -> Approval | None:
+    if m["approval_reason"] is None or m["approval_expires_at"] is None:
+        return None
+    decision = m["approval_decision"]
+    return Approval(
+        reason=m["approval_reason"],
+        expires_at=m["approval_expires_at"],
+        decision=None if decision is None else Decision(decision),
+        decided_by=m["approval_by"],
+        decided_at=m["approval_at"],
+        note=m["approval_note"],
+    )
+
+
+def pending_approval() -> sa.ColumnElement[bool]:
+    """An operation that waits for an approval (`jobs.approval`): nothing of it is dispatched."""
+    c = OPERATIONS.c
+    return sa.and_(c.approval_reason.is_not(None), c.approval_decision.is_(None))
+
+
 def to_operation(m: RowMapping) -> OperationRecord:
     guard = m["guard"]
     summary = m["summary"]
+    rules = m["approval_rules"]
     return OperationRecord(
         id=m["id"],
         kind=m["kind"],
@@ -67,6 +89,8 @@ def to_operation(m: RowMapping) -> OperationRecord:
         cancelled_by=m["cancelled_by"],
         halted_reason=m["halted_reason"],
         finished_at=m["finished_at"],
+        approval_rules=None if rules is None else ApprovalRules.from_json(_json(rules)),
+        approval=_approval(m),
     )
 
 

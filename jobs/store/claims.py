@@ -27,6 +27,7 @@ from jobs.store.base import (
     call_row,
     insert_events,
     moved,
+    pending_approval,
     to_operation,
     to_subjob,
     transition_events,
@@ -65,9 +66,15 @@ def _runnable() -> tuple[sa.ColumnElement[bool], ...]:
 
 
 def _stopped() -> sa.ColumnElement[bool]:
-    """Paused, cancelled or halted: no server is begun, those begun finish (`begun`)."""
+    """Paused, cancelled, halted or waiting for an approval: no server is begun, those begun
+    finish (`begun`; an operation waiting for an approval has none)."""
     c = OPERATIONS.c
-    return sa.or_(c.paused.is_(True), c.cancel_requested.is_(True), c.halted_reason.is_not(None))
+    return sa.or_(
+        c.paused.is_(True),
+        c.cancel_requested.is_(True),
+        c.halted_reason.is_not(None),
+        pending_approval(),
+    )
 
 
 def begun() -> sa.TextClause:

@@ -16,6 +16,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from jobs.approval import Decision
 from jobs.ports import CallResult, NewSubJob
 from jobs.records import (
     ActiveOperation,
@@ -34,6 +35,7 @@ from jobs.records import (
     SubJobRecord,
 )
 from jobs.states import OperationState, State
+from jobs.store import approvals as store_approvals
 from jobs.store import claims as store_claims
 from jobs.store import feed as store_feed
 from jobs.store import leases as store_leases
@@ -116,6 +118,14 @@ class SqlJobStore:
     ) -> OperationRecord:
         return await store_ops.set_paused(self.db, operation_id, paused, by, now)
 
+    async def decide(
+        self, operation_id: str, decision: Decision, by: str, note: str | None, now: datetime
+    ) -> OperationRecord:
+        return await store_approvals.decide(self.db, operation_id, decision, by, note, now)
+
+    async def expire_approvals(self, now: datetime) -> int:
+        return await store_approvals.expire(self.db, now)
+
     async def retry_failed(
         self, operation_id: str, by: str, now: datetime, *, include_unknown: bool = False
     ) -> int:
@@ -143,9 +153,16 @@ class SqlJobStore:
         )
 
     async def finish_planning(
-        self, operation_id: str, summary: PlanSummary, worker: str, now: datetime
+        self,
+        operation_id: str,
+        summary: PlanSummary,
+        worker: str,
+        now: datetime,
+        approval: str | None = None,
     ) -> bool:
-        return await store_planning.finish_planning(self.db, operation_id, summary, worker, now)
+        return await store_planning.finish_planning(
+            self.db, operation_id, summary, worker, now, approval
+        )
 
     async def refuse_planning(
         self,

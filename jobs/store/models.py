@@ -68,6 +68,25 @@ class Operation(SQLModel, table=True):
     cancelled_by: str | None = Field(sa_column=sa.Column(sa.String(200), nullable=True))
     halted_reason: str | None = Field(sa_column=sa.Column(sa.Text, nullable=True))
     finished_at: datetime | None = Field(sa_column=sa.Column(UTCDateTime, nullable=True))
+    # Approvals (`jobs.approval`): the rules given at creation; once planning found one that
+    # holds, why, until when, and the decision (NULL: pending), by whom, when, with a note.
+    approval_rules: JSONCol | None = Field(
+        default=None, sa_column=sa.Column(sa.JSON(none_as_null=True), nullable=True)
+    )
+    approval_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    approval_expires_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(UTCDateTime, nullable=True)
+    )
+    approval_decision: str | None = Field(
+        default=None, sa_column=sa.Column(sa.String(16), nullable=True)
+    )
+    approval_by: str | None = Field(
+        default=None, sa_column=sa.Column(sa.String(200), nullable=True)
+    )
+    approval_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(UTCDateTime, nullable=True)
+    )
+    approval_note: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
 
 
 BEGUN_SQL = "state = 'pending' AND (begun OR verify_first)"

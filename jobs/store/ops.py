@@ -89,6 +89,7 @@ async def create_operation(
         "current_wave": 0,
         "paused": False,
         "cancel_requested": False,
+        "approval_rules": None if new.approval is None else new.approval.to_json(),
     }
     try:
         async with db.write() as conn:

@@ -8,11 +8,12 @@ deleted by the next attempt if this one dies half-way.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from jobs.approval import ApprovalRules
 from jobs.errors import Conflict
 from jobs.ports import NewSubJob
 from jobs.records import OperationRecord, PlanSummary
@@ -150,16 +151,25 @@ async def insert_subjobs(
 
 
 async def finish_planning(
-    db: Database, operation_id: str, summary: PlanSummary, worker: str, now: datetime
+    db: Database,
+    operation_id: str,
+    summary: PlanSummary,
+    worker: str,
+    now: datetime,
+    approval: str | None = None,
 ) -> bool:
+    """Stamp the operation planned. `approval`: why it must wait for an approval (a rule of
+    `jobs.approval` holds); it then waits, within its window, and nothing of it is dispatched."""
     async with db.write() as conn:
         await db.lock_operations(conn, [operation_id])
         row = await operation_row(conn, operation_id)
         done = now if row["dry_run"] else None
+        waits = approval is not None and not row["dry_run"]
         owned = await _own_planning(
             conn,
             operation_id,
             worker,
+            **(_approval_values(row, approval, now) if waits else {}),
             planned_at=now,
             targets=summary.targets,
             skipped=summary.skipped,
@@ -174,12 +184,24 @@ async def finish_planning(
         if not owned:
             return False
         message = f"{summary.targets} targets, {summary.skipped} skipped"
-        await insert_events(
-            conn, [operation_event(operation_id, "planned", now, worker=worker, message=message)]
-        )
+        events = [operation_event(operation_id, "planned", now, worker=worker, message=message)]
+        if waits:
+            events.append(
+                operation_event(
+                    operation_id, "approval_requested", now, worker=worker, message=approval
+                )
+            )
+        await insert_events(conn, events)
         if not row["dry_run"]:
             await settle(conn, [operation_id], now, worker)
         return True
+
+
+def _approval_values(row: sa.RowMapping, reason: str | None, now: datetime) -> dict[str, object]:
+    raw = row["approval_rules"]
+    rules = ApprovalRules.from_json(raw if isinstance(raw, dict) else {})
+    until = now + timedelta(seconds=rules.window_seconds)
+    return {"approval_reason": reason, "approval_expires_at": until}
 
 
 async def refuse_planning(

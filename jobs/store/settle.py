@@ -15,6 +15,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from jobs.approval import Decision
 from jobs.records import OperationRecord
 from jobs.states import (
     ACTIVE,
@@ -133,9 +134,12 @@ async def settle(
         events: list[dict[str, object]] = []
         if await _apply_error_budget(conn, op, now, worker, events):
             halted.append(op_id)
+        refused = _approval_refused(op)
         stopped = op.cancel_requested or op.halted_reason is not None or op_id in halted
-        if stopped:
-            reason = "cancelled" if op.cancel_requested else "stopped: the error budget ran out"
+        if stopped or refused:
+            reason = refused or (
+                "cancelled" if op.cancel_requested else "stopped: the error budget ran out"
+            )
             await cancel_pending(conn, op_id, reason, now, worker)
         else:
             await _release_waves(conn, op, now, worker, events, resuming)
@@ -148,6 +152,7 @@ async def settle(
                 False,
                 op.cancel_requested,
                 op.halted_reason is not None or op_id in halted,
+                op.approval_flag,
             )
             state = derive_operation_state(unsuccessful, flags)
             await conn.execute(
@@ -161,6 +166,16 @@ async def settle(
             finished.append(op_id)
         await insert_events(conn, events)
     return Settled(tuple(halted), tuple(finished))
+
+
+def _approval_refused(op: OperationRecord) -> str | None:
+    """Why nothing of the operation may be sent: its approval was rejected or expired."""
+    approval = op.approval
+    if approval is None or approval.decision in (None, Decision.APPROVED):
+        return None
+    if approval.decision is Decision.EXPIRED:
+        return "approval expired: nobody approved it in time"
+    return f"approval rejected by {approval.decided_by}"
 
 
 async def _apply_error_budget(

@@ -39,6 +39,10 @@ async def operation_states(db: Database) -> dict[OperationState, int]:
         o.paused,
         o.cancel_requested,
         o.halted_reason.is_not(None).label("halted"),
+        sa.case(
+            (o.approval_reason.is_(None), None),
+            else_=sa.func.coalesce(o.approval_decision, "pending"),
+        ).label("approval"),
         has(ACTIVE).label("active"),
         has(UNSUCCESSFUL).label("failed"),
     )
@@ -46,12 +50,20 @@ async def operation_states(db: Database) -> dict[OperationState, int]:
     out = dict.fromkeys(OperationState, 0)
     async with db.read() as conn:
         for row in (await conn.execute(stmt)).all():
-            *bits, active, failed, count = row
+            planned, refused, dry_run, paused, cancel, halted, approval, active, failed, n = row
             state = derive_operation_state(
                 {State.PENDING: int(bool(active)), State.FAILED: int(bool(failed))},
-                OperationFlags(*(bool(b) for b in bits)),
+                OperationFlags(
+                    planned=bool(planned),
+                    refused=bool(refused),
+                    dry_run=bool(dry_run),
+                    paused=bool(paused),
+                    cancel_requested=bool(cancel),
+                    halted=bool(halted),
+                    approval=approval,
+                ),
             )
-            out[state] += int(count)
+            out[state] += int(n)
     return out
 
 

@@ -35,7 +35,16 @@ openstack = 16
 """
 NO_TAG_API = "tag_api = false\n" + WORLD  # the EasyStack advertises 2.25: no tags at all
 ROLES = ("viewer", "operator", "admin")
-DONE = {"succeeded", "completed_with_failures", "stopped", "cancelled", "refused", "planned"}
+DONE = {
+    "succeeded",
+    "completed_with_failures",
+    "stopped",
+    "cancelled",
+    "refused",
+    "planned",
+    "rejected",
+    "expired",
+}
 
 
 def api_settings(tmp_path: Path, db_url: str, world_text: str = WORLD, **extra: str) -> Settings:

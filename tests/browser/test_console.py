@@ -246,6 +246,45 @@ def test_the_dashboard_shows_what_a_stop_saved(
     assert created["action"] == "stop"
 
 
+def test_another_token_approves_a_pending_operation(
+    browser: Browser, console: Console, dialogs: list[str]
+) -> None:
+    """A fire of a policy that requires approval waits; its creator (the admin who ran it) sees
+    why it cannot decide, an operator approves it on the operation page and it runs."""
+    policy = {
+        "name": "approved-reboot",
+        "cron": "0 3 * * *",
+        "action": "reboot",
+        "targets": {"endpoints": ["ecs-sim"], "tags_all": {"role": "xss"}},
+        "require_approval": True,
+    }
+    console.post("/v1/policies", policy)
+    fire = console.post("/v1/policies/approved-reboot/run", None)["fire"]
+    assert isinstance(fire, dict)
+    op_id = str(fire["operation_id"])
+    admin = open_page(browser, dialogs)
+    sign_in(admin, console, "admin")
+    admin.goto(f"{console.url}/#/operations/{op_id}")
+    expect(admin.locator("#live .state")).to_have_text("pending_approval")
+    expect(admin.get_by_role("button", name="Approve")).to_be_disabled()
+    expect(admin.locator("#controls")).to_contain_text("another token must decide")
+    admin.close()
+    page = open_page(browser, dialogs)
+    sign_in(page, console, "operator")
+    page.goto(f"{console.url}/#/operations/{op_id}")
+    expect(page.locator("#approval")).to_contain_text(
+        "pending: policy approved-reboot requires approval of its fires"
+    )
+    shot(page, "12-operation-pending-approval")
+    approve = page.get_by_role("button", name="Approve")
+    expect(approve).to_be_enabled()
+    approve.click()
+    expect(page.locator("#approval")).to_contain_text("approved by console-operator")
+    expect(page.locator("#live .state")).to_have_text("succeeded")
+    expect(page.get_by_role("button", name="Reject")).to_be_disabled()
+    page.close()
+
+
 def test_every_api_call_of_the_pages_is_documented(console: Console) -> None:
     """The pages speak only the documented API: every call the scenarios above made is a path
     and method of the OpenAPI document (run last: it checks what they recorded)."""

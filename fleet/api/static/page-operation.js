@@ -1,11 +1,18 @@
 // One operation: live progress over the event stream, controls, per-server results, history.
-import { get, may, post, query, stream } from "./api.js";
+import { get, identity, may, post, query, stream } from "./api.js";
 import { badge, clear, counts, guarded, h, message, progressBar, row, seconds, table, when } from "./dom.js";
 import { endpointsOf } from "./page-operations.js";
 
 const LIMIT = 50;
 const FINISHED = new Set(["succeeded", "completed_with_failures", "stopped", "cancelled", "refused",
-  "planned"]);
+  "planned", "rejected", "expired"]);
+
+// Why it waits (or waited) for another token's approval, and the decision with who and when.
+function approvalText(a) {
+  if (a.state === "pending") return `pending: ${a.reason} (until ${when(a.expires_at)})`;
+  const by = a.decided_by ? ` by ${a.decided_by}` : "";
+  return `${a.state}${by} ${when(a.decided_at)}: ${a.reason}${a.note ? ` — “${a.note}”` : ""}`;
+}
 
 function summary(op) {
   const wave = op.wave_count ? `${op.current_wave} of ${op.wave_count}` : "—";
@@ -26,6 +33,7 @@ function summary(op) {
   ];
   if (op.refused_reason) facts.push(["refused", op.refused_reason]);
   if (op.halted_reason) facts.push(["halted", op.halted_reason]);
+  if (op.approval) facts.push(["approval", h("span", { id: "approval" }, approvalText(op.approval))]);
   for (const w of op.waiting || []) facts.push(["waiting", `${w.endpoint || "planning"}: ${w.reason}`]);
   return h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
@@ -43,7 +51,21 @@ function controls(op, act) {
     guarded("Cancel", check(!done && op.state !== "cancelling", `cannot cancel: the operation is ${op.state}`),
       () => act("cancel")),
     guarded("Retry failed", check(failed > 0 && !op.dry_run, "no failed sub-job to retry"),
-      () => act("retry-failed")));
+      () => act("retry-failed")),
+    ...(op.approval ? decisions(op, act, check) : []));
+}
+
+// Approve and Reject, for a token other than the one that created the operation.
+function decisions(op, act, check) {
+  const me = identity();
+  const waits = op.state === "pending_approval";
+  const why = !waits ? `nothing to decide: the operation is ${op.state}`
+    : `${op.created_by} created it: another token must decide`;
+  const ok = waits && !(me && me.name === op.created_by);
+  return [
+    guarded("Approve", check(ok, why), () => act("approve")),
+    guarded("Reject", check(ok, why), () => act("reject")),
+  ];
 }
 
 function subjobRow(s) {

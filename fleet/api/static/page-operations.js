@@ -3,7 +3,8 @@ import { get, query } from "./api.js";
 import { badge, clear, counts, h, message, progressBar, row, table, when } from "./dom.js";
 
 const STATES = ["", "planning", "refused", "planned", "running", "paused", "cancelling", "stopping",
-  "succeeded", "completed_with_failures", "stopped", "cancelled"];
+  "succeeded", "completed_with_failures", "stopped", "cancelled", "pending_approval", "rejected",
+  "expired"];
 const LIMIT = 20;
 
 export function endpointsOf(op) {
