@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
+from fleet.policies.files import PolicyFileError, load_policy_files
 from fleet.policies.periods import (
     Desired,
     ScheduleError,
@@ -174,3 +176,44 @@ def test_bad_schedules_name_the_field(raw: dict[str, object], field: str, says: 
         compile_schedule(parse_schedule_spec(body), {})
     assert err.value.field == field
     assert says in err.value.message
+
+
+# --- in policy files ----------------------------------------------------------------------------
+
+
+def test_policy_files_hold_schedules_with_calendars(tmp_path: Path) -> None:
+    (tmp_path / "calendars").mkdir()
+    (tmp_path / "calendars" / "de-holidays.toml").write_text('dates = ["2026-04-06"]\n')
+    (tmp_path / "policies.toml").write_text(
+        '[[schedules]]\nname = "office"\ntimezone = "Europe/Berlin"\n'
+        'skip_calendars = ["de-holidays"]\n'
+        '[[schedules.periods]]\nbegintime = "08:00"\nendtime = "18:00"\nweekdays = ["mon-fri"]\n'
+        '[[policies]]\nname = "office-stop"\nmode = "schedule"\naction = "stop"\n'
+        'cron = "* * * * *"\n'
+    )
+    loaded = load_policy_files([tmp_path / "policies.toml"])
+    (office,) = loaded.schedules
+    assert office.name == "office" and office.state_at(utc(2026, 4, 6, 10)) is STOP
+    assert [p.spec.mode for p in loaded.policies] == ["schedule"]
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ('[[schedules]]\nname = "x"\n[[schedules.periods]]\nweekdays = ["mo"]\n',
+         "schedules[0].periods[0].weekdays[0]"),
+        ('[[schedules]]\nname = "x"\ntimezone = "Berlin"\n[[schedules.periods]]\n',
+         "schedules[0].timezone"),
+        ('[[schedules]]\nname = "x"\n[[schedules.periods]]\n[[schedules]]\nname = "x"\n'
+         "[[schedules.periods]]\n", "schedules[1].name"),
+        ('[[policies]]\nname = "p"\nmode = "schedule"\naction = "reboot"\ncron = "@daily"\n',
+         "policies[0].action"),
+    ],
+)  # fmt: skip
+def test_bad_schedules_in_files_name_file_and_field(tmp_path: Path, text: str, field: str) -> None:
+    path = tmp_path / "policies.toml"
+    path.write_text(text)
+    with pytest.raises(PolicyFileError) as err:
+        load_policy_files([path])
+    assert err.value.field == field
+    assert str(err.value).startswith(f"{path}: {field}: ")
