@@ -1,7 +1,7 @@
 """One API command from the command line: pick its handler, open the session, map the errors.
 
 The handlers live with what they talk about (`fleet.cli.client`: run, ops, endpoints, servers;
-`fleet.cli.policies`: policies); this module sits above both, so neither imports the other's
+`fleet.cli.policies`: policies; `fleet.cli.schedules`: schedules); this module sits above both, so neither imports the other's
 caller. Exit codes are those listed in `fleet.cli.client`.
 """
 
@@ -28,6 +28,7 @@ from fleet.cli.client import (
     url_problem,
 )
 from fleet.cli.policies import cmd_policies
+from fleet.cli.schedules import cmd_schedules
 
 Command = Callable[[Namespace, Client, TextIO, TextIO], Awaitable[int]]
 COMMANDS: dict[str, Command] = {
@@ -37,6 +38,7 @@ COMMANDS: dict[str, Command] = {
     "servers": cmd_servers,
     "flavors": cmd_flavors,
     "policies": cmd_policies,
+    "schedules": cmd_schedules,
 }
 
 
