@@ -19,6 +19,7 @@ import structlog
 from fleet.domain import Selector, ServerRef
 from fleet.policies.offhours import FROM, SCHEDULE_TAG
 from fleet.policies.periods import (
+    Desired,
     ScheduleError,
     ServerSchedule,
     compile_schedule,
@@ -74,22 +75,18 @@ def _file_record(schedule: ServerSchedule) -> ScheduleRecord:
     return ScheduleRecord(schedule.spec, "file", 1, None, None, "config", "config")
 
 
-def server_preview(
-    server: ServerRef, schedule: ServerSchedule, now: datetime, n: int
-) -> JSONObject:
+def server_preview(server: ServerRef, wanted: Desired, why: str, nxt: JSONValue) -> JSONObject:
     """One tagged server: what it is, what its schedule wants now, and what comes next."""
-    wanted = schedule.state_at(now)
     action = None
     if server.status is FROM[wanted]:
-        action = "stop" if wanted.value == "stopped" else "start"
-    nxt: list[JSONValue] = [t.to_json(schedule.tz) for t in schedule.transitions(now, n)]
+        action = "stop" if wanted is Desired.STOPPED else "start"
     return {
         "endpoint": server.endpoint,
         "server_id": server.id,
         "name": server.name,
         "status": server.status.value,
         "desired_now": wanted.value,
-        "why": schedule.why(now),
+        "why": why,
         "action_now": action,
         "next_transitions": nxt,
     }
@@ -185,7 +182,8 @@ class ScheduleService:
         """Every server tagged with this schedule: its status, the desired state now, whether a
         schedule policy would act on it now, and the next `n` transitions."""
         view = await self.get_schedule(name)
-        if view.schedule is None:
+        schedule = view.schedule
+        if schedule is None:
             raise ScheduleError("name", f"schedule {name!r} no longer compiles")
         now = self.clock.now()
         found: list[ServerRef] = []
@@ -195,13 +193,13 @@ class ScheduleService:
                     found.append(server)
         found.sort(key=lambda s: (s.endpoint, s.name, s.id))
         limit = min(max(0, servers), MAX_SERVERS)
-        rows: list[JSONValue] = [
-            server_preview(s, view.schedule, now, max(1, min(n, 20))) for s in found[:limit]
-        ]
+        wanted, why = schedule.state_at(now), schedule.why(now)
+        nxt: JSONValue = [t.to_json(schedule.tz) for t in schedule.transitions(now, max(1, n))]
+        rows: list[JSONValue] = [server_preview(s, wanted, why, nxt) for s in found[:limit]]
         return {
             "schedule": name,
             "now": _iso(now),
-            "state_now": view.schedule.state_at(now).value,
+            "state_now": wanted.value,
             "tagged": len(found),
             "servers": rows,
             "truncated": len(found) > limit,
