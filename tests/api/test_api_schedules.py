@@ -5,6 +5,7 @@ simulator."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,8 @@ async def test_crud_round_trip(api: Api) -> None:
     assert isinstance(nxt, list) and len(nxt) == 4
     assert {t["state"] for t in nxt} == {"running", "stopped"}
     listed = await api.get("/v1/schedules")
-    assert [s["name"] for s in listed.body["items"]] == ["office"]  # type: ignore[union-attr]
+    items = listed.body["items"]
+    assert isinstance(items, list) and [s["name"] for s in items] == ["office"]
     changed = OFFICE | {"periods": [{"begintime": "07:00", "endtime": "19:00"}]}
     put = await api.call(
         "PUT", "/v1/schedules/office", json=changed, role="admin", headers={"If-Match": '"1"'}
@@ -99,7 +101,9 @@ async def test_preview_lists_each_tagged_server(api: Api) -> None:
     reply = await api.get("/v1/schedules/office/preview", params={"n": "3"})
     assert reply.status == 200, reply.body
     assert reply.body["tagged"] == 1
-    (row,) = reply.body["servers"]  # type: ignore[misc]
+    rows = reply.body["servers"]
+    assert isinstance(rows, list) and len(rows) == 1
+    row: dict[str, Any] = rows[0]
     assert row["server_id"] == tagged["id"] and row["endpoint"] == "ecs-sim"
     assert row["desired_now"] == reply.body["state_now"]
     assert len(row["next_transitions"]) == 3
@@ -107,3 +111,15 @@ async def test_preview_lists_each_tagged_server(api: Api) -> None:
     assert row["action_now"] == ({"stopped": "stop", "running": "start"}[row["desired_now"]]
                                  if row["status"] == wanted else None)  # fmt: skip
     assert (await api.get("/v1/schedules/nope/preview")).status == 404
+
+
+async def test_a_schedule_policy_stops_or_starts(api: Api) -> None:
+    body = {"name": "office-stop", "cron": "* * * * *", "mode": "schedule", "action": "stop"}
+    made = await api.call("POST", "/v1/policies", json=body, role="admin")
+    assert made.status == 201, made.body
+    bad = await api.call(
+        "POST", "/v1/policies", json=body | {"name": "x", "action": "reboot"}, role="admin"
+    )
+    assert bad.status == 422 and bad.body["field"] == "action", bad.body
+    preview = await api.get("/v1/policies/office-stop/preview")
+    assert preview.status == 200 and preview.body["targets"]["considered"] == 0  # type: ignore[index]
