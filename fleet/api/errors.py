@@ -16,8 +16,10 @@ from pydantic import ValidationError
 
 from fleet.api.schemas import FieldError, ProblemOut
 from fleet.drivers.errors import DriverError
+from fleet.policies.schedules import ScheduleNotFound
 from fleet.policies.service import PolicyNotFound
 from fleet.policies.store import PolicyConflict
+from fleet.policies.store_schedules import ScheduleConflict
 from jobs.errors import Conflict, NotAllowed
 from jobs.errors import FieldError as FieldErrorBase
 from jobs.errors import NotFound as JobsNotFound
@@ -145,9 +147,11 @@ ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (FieldErrorBase, 422),
     (JobsNotFound, 404),
     (PolicyNotFound, 404),
+    (ScheduleNotFound, 404),
     (Conflict, 409),
     (PolicyConflict, 409),
     (NotAllowed, 403),
+    (ScheduleConflict, 409),
     (DriverError, 502),
 )
 

@@ -53,7 +53,7 @@ class PolicyIn(_In):
     enabled: bool = True
     cron: str = Field(min_length=1, max_length=255, description="5 or 6 fields, or @daily etc.")
     timezone: str = Field(default="UTC", min_length=1, max_length=64, description="IANA name")
-    mode: Literal["normal", "restore", "cleanup", "mark"] = "normal"
+    mode: Literal["normal", "restore", "cleanup", "mark", "schedule"] = "normal"
     action: ActionName | None = None
     params: ParamsIn = ParamsIn()
     targets: TargetsIn = TargetsIn()

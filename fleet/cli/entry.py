@@ -174,6 +174,7 @@ def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _policies_parser(sub)
     _webhooks_parser(sub)
     _report_parsers(sub)
+    _schedules_parser(sub)
 
 
 def _webhooks_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -257,6 +258,34 @@ def _report_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     drift.add_argument("--endpoint", default=None)
     drift.add_argument("--limit", type=positive_int, default=50)
     _cursor_arg(drift)
+
+
+def _schedules_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    schedules = sub.add_parser(
+        "schedules", help="per-server schedules: list, show, create, update, delete, preview"
+    )
+    ssub = schedules.add_subparsers(dest="schedules_command", required=True)
+    _remote_args(ssub.add_parser("list", help="schedules with their next transition"))
+    create = ssub.add_parser("create", help="create a schedule from a file (admin)")
+    _remote_args(create)
+    create.add_argument("--file", required=True, help="one schedule, TOML (.toml) or JSON")
+    for verb, text in (
+        ("show", "one schedule: its periods and next transitions"),
+        ("update", "replace a schedule from a file (admin)"),
+        ("delete", "delete an API schedule (admin)"),
+        ("preview", "every server tagged with the schedule: desired state now, next changes"),
+    ):
+        cmd = ssub.add_parser(verb, help=text)
+        _remote_args(cmd)
+        cmd.add_argument("name")
+        if verb == "update":
+            cmd.add_argument("--file", required=True, help="the whole schedule, TOML or JSON")
+            cmd.add_argument(
+                "--if-match", type=positive_int, default=None, metavar="N",
+                help="only if the schedule is at version N",
+            )  # fmt: skip
+        elif verb == "preview":
+            cmd.add_argument("--n", type=positive_int, default=2, help="transitions per server")
 
 
 def _policies_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -348,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             host=args.host, port=args.port, world=args.world, seed=args.seed, speed=args.speed
         )
     remote_commands = ("run", "ops", "endpoints", "flavors", "servers", "policies", "report")
-    if args.command in (*remote_commands, "webhooks", "drift"):
+    if args.command in (*remote_commands, "webhooks", "drift", "schedules"):
         from fleet.cli.remote import remote
 
         return asyncio.run(remote(args))

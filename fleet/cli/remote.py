@@ -1,7 +1,7 @@
 """One API command from the command line: pick its handler, open the session, map the errors.
 
 The handlers live with what they talk about (`fleet.cli.client`: run, ops, endpoints, servers;
-`fleet.cli.policies`: policies); this module sits above both, so neither imports the other's
+`fleet.cli.policies`: policies; `fleet.cli.schedules`: schedules); this module sits above both, so neither imports the other's
 caller. Exit codes are those listed in `fleet.cli.client`.
 """
 
@@ -29,6 +29,7 @@ from fleet.cli.client import (
 )
 from fleet.cli.policies import cmd_policies
 from fleet.cli.reports import cmd_drift, cmd_report
+from fleet.cli.schedules import cmd_schedules
 from fleet.cli.webhooks import cmd_webhooks
 
 Command = Callable[[Namespace, Client, TextIO, TextIO], Awaitable[int]]
@@ -42,6 +43,7 @@ COMMANDS: dict[str, Command] = {
     "webhooks": cmd_webhooks,
     "report": cmd_report,
     "drift": cmd_drift,
+    "schedules": cmd_schedules,
 }
 
 

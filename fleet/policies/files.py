@@ -1,6 +1,7 @@
 """Policies from `config/policies*.toml` and holiday calendars from `config/calendars/*.toml`.
 
-A policy file holds `[[policies]]` tables (see `config/policies.example.toml`). A calendar file
+A policy file holds `[[policies]]` tables (see `config/policies.example.toml`) and
+`[[schedules]]` tables (named per-server schedules, `fleet.policies.periods`). A calendar file
 holds `dates = [2026-10-01, ...]` (TOML dates or `YYYY-MM-DD` strings) and is named by its file
 stem: `skip_calendars = ["cn-holidays"]` reads `calendars/cn-holidays.toml`. Every error names the
 file and the field, and nothing is half-loaded: a bad file fails the whole load.
@@ -15,6 +16,7 @@ from datetime import date
 from pathlib import Path
 
 from fleet.policies.model import Policy, PolicyError, check_set, compile_policy, parse_spec
+from fleet.policies.periods import ServerSchedule, compile_schedule, parse_schedule_spec
 
 EXAMPLE_SUFFIX = ".example.toml"
 
@@ -36,6 +38,7 @@ class PolicySet:
     policies: tuple[Policy, ...] = ()
     calendars: Mapping[str, frozenset[date]] = field(default_factory=dict)
     origin: Mapping[str, str] = field(default_factory=dict)  # policy name -> file
+    schedules: tuple[ServerSchedule, ...] = ()  # the named per-server schedules
 
 
 def policy_files(config_dir: Path | str) -> list[Path]:
@@ -81,15 +84,35 @@ def load_calendars(directory: Path | str | None) -> dict[str, frozenset[date]]:
     return {p.stem: _calendar(p) for p in sorted(Path(directory).glob("*.toml"))}
 
 
-def _entries(path: Path) -> list[Mapping[str, object]]:
+def _entries(path: Path, table: str = "policies") -> list[Mapping[str, object]]:
     data = _read(path)
-    unknown = sorted(set(data) - {"policies"})
+    unknown = sorted(set(data) - {"policies", "schedules"})
     if unknown:
-        raise PolicyFileError(path, unknown[0], "unknown table (policy files hold [[policies]])")
-    raw = data.get("policies", [])
+        raise PolicyFileError(
+            path, unknown[0], "unknown table (policy files hold [[policies]] and [[schedules]])"
+        )
+    raw = data.get(table, [])
     if not isinstance(raw, list) or not all(isinstance(p, dict) for p in raw):
-        raise PolicyFileError(path, "policies", "must be [[policies]] tables")
+        raise PolicyFileError(path, table, f"must be [[{table}]] tables")
     return list(raw)
+
+
+def _schedules(
+    files: Sequence[Path], calendars: Mapping[str, frozenset[date]]
+) -> tuple[ServerSchedule, ...]:
+    found: dict[str, ServerSchedule] = {}
+    for path in files:
+        for i, raw in enumerate(_entries(path, "schedules")):
+            try:
+                schedule = compile_schedule(parse_schedule_spec(raw), calendars)
+            except PolicyError as exc:
+                raise PolicyFileError(path, f"schedules[{i}].{exc.field}", exc.message) from None
+            if schedule.name in found:
+                raise PolicyFileError(
+                    path, f"schedules[{i}].name", f"duplicate schedule name {schedule.name!r}"
+                )
+            found[schedule.name] = schedule
+    return tuple(found.values())
 
 
 def load_policy_files(
@@ -124,4 +147,4 @@ def load_policy_files(
         rest = exc.field[exc.field.index("]") + 1 :]
         raise PolicyFileError(path, f"policies[{local}]{rest}", exc.message) from None
     origin = {p.name: str(path) for p, (path, _) in zip(policies, where, strict=True)}
-    return PolicySet(tuple(policies), calendars, origin)
+    return PolicySet(tuple(policies), calendars, origin, _schedules(files, calendars))

@@ -28,10 +28,13 @@ import structlog
 from fleet.drivers.errors import DriverError
 from fleet.policies.cron import Slot, key_time
 from fleet.policies.model import Policy
+from fleet.policies.offhours import evaluate_schedule
 from fleet.policies.ports import Admitter, OperationsPort
 from fleet.policies.records import FireRecord, FireStatus, PolicyRecord, Trigger
 from fleet.policies.restore import evaluate_restore, harvest
+from fleet.policies.schedules import ScheduleService
 from fleet.policies.store import PolicyStore
+from fleet.policies.store_schedules import ScheduleStore
 from fleet.policies.targets import (
     Evaluation,
     Inventory,
@@ -119,6 +122,7 @@ class Firing:
         *,
         stale_after: timedelta = timedelta(minutes=2),
         admission: Admitter,
+        schedules: ScheduleService | None = None,
     ) -> None:
         self.store = store
         self.operations = operations
@@ -127,6 +131,10 @@ class Firing:
         self.worker = worker
         self.stale_after = stale_after
         self.admission = admission  # the one door every request to act goes through
+        # the named per-server schedules schedule-mode policies read
+        self.schedules = schedules or ScheduleService(
+            ScheduleStore(store.db), clock, inventory=inventory
+        )
 
     async def evaluate(self, policy: Policy, slot: Slot, fire_id: int | None = None) -> Evaluation:
         if policy.spec.mode == "restore":
@@ -134,6 +142,9 @@ class Firing:
                 policy, self.store, self.operations, self.inventory, slot.at, slot.local_date,
                 fire_id,
             )  # fmt: skip
+        if policy.spec.mode == "schedule":
+            book = await self.schedules.book()
+            return await evaluate_schedule(policy, self.inventory, slot.at, slot.local_date, book)
         return await evaluate(policy, self.inventory, slot.local_date, self.store)
 
     async def fire(
@@ -233,7 +244,7 @@ class Firing:
     def _own_refusal(self, policy: Policy) -> str | None:
         """A policy stored before the door checked it (an empty selector in normal or mark
         mode) is refused at each fire: its fire names servers, which would hide the problem."""
-        if policy.spec.mode in ("cleanup", "restore"):
+        if policy.spec.mode in ("cleanup", "restore", "schedule"):
             return None  # their tag rules, or the stop fire, choose the servers
         try:
             self.admission.targets(policy.spec.targets)

@@ -11,6 +11,8 @@ Modes:
   stopped (see `fleet.policies.restore`).
 - `cleanup`: act on targets whose expiry tag is in the past or that are marked for this action
   (`fleet-op=stop.2026-12-01`) and due.
+- `schedule`: stop (or start) the servers tagged `fleet-schedule=<name>` whose named schedule
+  wants them stopped (or running) at the slot (see `fleet.policies.offhours`).
 - `mark`: add the marked-for-op tag (`fleet-op=delete.<slot day + days>`) to the targets (or, on a
   dialect without a tag API, keep the mark in fleet's database; see `fleet.policies.marks`).
 
@@ -49,7 +51,7 @@ from jobs.types import JSONObject, JSONValue
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,99}$"
 MARK_TAG = r"[\u4e00-\u9fffA-Za-z0-9_-]{1,36}"  # a tag key Huawei ECS v1, BMS and Nova all take
-Mode = Literal["normal", "restore", "cleanup", "mark"]
+Mode = Literal["normal", "restore", "cleanup", "mark", "schedule"]
 
 
 class PolicyError(FieldError):
@@ -211,8 +213,7 @@ def _check_mode(spec: PolicySpec, action: str, guard: BlastRadius | None) -> Non
             raise PolicyError("restore_from", "mode = 'restore' needs the stop policy's name")
     elif spec.restore_from is not None:
         raise PolicyError("restore_from", "only with mode = 'restore'")
-    if spec.enforce and (action not in ("stop", "start") or spec.mode == "mark"):
-        raise PolicyError("enforce", "only a stop or start policy can enforce its state")
+    _check_state_modes(spec, action)
     if spec.cleanup is not None and spec.mode != "cleanup":
         raise PolicyError("cleanup", "only with mode = 'cleanup'")
     cleanup = spec.cleanup or CleanupSpec()
@@ -225,6 +226,16 @@ def _check_mode(spec: PolicySpec, action: str, guard: BlastRadius | None) -> Non
             raise PolicyError("guard", "a policy that deletes needs max_servers or max_percent")
         if spec.mode not in ("cleanup",):
             raise PolicyError("mode", "delete is for clean-up policies only (mode = 'cleanup')")
+
+
+def _check_state_modes(spec: PolicySpec, action: str) -> None:
+    """Enforcing a state and per-server schedules are for stop and start only."""
+    if spec.enforce and (action not in ("stop", "start") or spec.mode == "mark"):
+        raise PolicyError("enforce", "only a stop or start policy can enforce its state")
+    if spec.mode == "schedule" and action not in ("stop", "start"):
+        raise PolicyError(
+            "action", "a schedule policy stops or starts servers: action must be stop or start"
+        )
 
 
 def _tag(text: str | None, field: str) -> tuple[str, str] | None:

@@ -35,8 +35,10 @@ from fleet.policies.firing import Firing
 from fleet.policies.leader import Leadership, leadership_for
 from fleet.policies.model import Policy, check_set
 from fleet.policies.ports import Admitter
+from fleet.policies.schedules import ScheduleService
 from fleet.policies.service import PolicyService
 from fleet.policies.store import PolicyStore
+from fleet.policies.store_schedules import ScheduleStore
 from fleet.policies.store_tracking import TrackingStore
 from fleet.policies.targets import ServerLister
 from fleet.policies.tracking import TrackedEndpoint, Tracker, TrackingConfig
@@ -271,6 +273,13 @@ async def run_policies(
     check_set(list(policies.policies), set(fleet.drivers))
     store = PolicyStore(fleet.store.db)
     worker = worker or default_worker()
+    schedules = ScheduleService(
+        ScheduleStore(fleet.store.db),
+        clock,
+        policies.calendars,
+        policies.schedules,
+        inventory=fleet.drivers,
+    )
     firing = Firing(
         store,
         fleet.operations,
@@ -279,6 +288,7 @@ async def run_policies(
         worker,
         stale_after=stale_after,
         admission=fleet.admission,
+        schedules=schedules,
     )
     service = PolicyService(
         store, fleet.operations, fleet.drivers, clock, worker, policies.calendars, firing

@@ -81,6 +81,8 @@ class PolicyService:
         self.clock = clock
         self.calendars = dict(calendars or {})
         self.firing = firing
+        self.schedules = firing.schedules  # the named per-server schedules
+        self.schedules.calendars.update(self.calendars)
         self.operations = operations
         self.on_change: Callable[[], None] | None = None  # the scheduler re-reads policies
         self.tracker: Tracker | None = None  # follows what operations did, after they finished
@@ -199,7 +201,7 @@ class PolicyService:
             n for n in sorted(self.inventory) if self.inventory[n].capabilities.has(policy.action)
         ]
         try:
-            if policy.spec.mode in ("cleanup", "restore") and not any(targets.values()):
+            if policy.spec.mode in ("cleanup", "restore", "schedule") and not any(targets.values()):
                 # its fires name the servers its tag rules (or the stop fire) chose
                 if not able:
                     raise FieldError("action", f"no configured endpoint can {policy.action}")

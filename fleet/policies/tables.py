@@ -1,12 +1,14 @@
-"""The policy tables (SQLAlchemy Core), kept identical to `migrations/versions/0003_policies.py`
-and `0005_policy_marks.py` by a test.
+"""The policy tables (SQLAlchemy Core), kept identical to `migrations/versions/0003_policies.py`,
+`0005_policy_marks.py` and `0013_schedules.py` by a test.
 
 `policy_fires` is the truth about firing: one row per (policy, slot), enforced by a unique
 constraint, so a second scheduler, a restart or a repeated manual run of the same slot cannot fire
 it again. `policy_fire_servers` keeps, per stop fire, what its operation really stopped (restore
 mode reads it, and it outlives the operation's own rows). `policy_marks` holds the marks of mark
 policies on endpoints without a tag API (an EasyStack below 2.26): fleet keeps the mark itself, keyed
-by (endpoint, server id, tag key), and clean-up policies read it there.
+by (endpoint, server id, tag key), and clean-up policies read it there. `schedules` holds the
+per-server schedules defined through the API (`fleet.policies.periods`; the ones in policy files
+are not stored).
 """
 
 from __future__ import annotations
@@ -81,4 +83,16 @@ POLICY_MARKS = sa.Table(
     sa.Column("policy_id", sa.String(100), nullable=False),
     sa.Column("fire_id", BigId, nullable=True),
     sa.Column("marked_at", UTCDateTime, nullable=False),
+)
+
+SCHEDULES = sa.Table(
+    "schedules",
+    POLICY_METADATA,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("updated_by", sa.String(200), nullable=False),
 )

@@ -104,7 +104,11 @@ def test_spec_round_trips_through_json() -> None:
 def test_the_example_file_loads_and_is_not_picked_up_as_a_real_policy_file() -> None:
     loaded = load_policy_files([ROOT / "config" / "policies.example.toml"])
     names = [p.name for p in loaded.policies]
-    assert names == ["nightly-stop", "morning-start", "mark-sandbox", "expiry-cleanup"]
+    assert names == [
+        "nightly-stop", "morning-start", "mark-sandbox", "expiry-cleanup",
+        "schedules-stop", "schedules-start",
+    ]  # fmt: skip
+    assert [s.name for s in loaded.schedules] == ["office"]
     assert loaded.policies[1].spec.restore_from == "nightly-stop"
     assert ROOT / "config" / "policies.example.toml" not in policy_files(ROOT / "config")
 
