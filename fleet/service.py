@@ -43,7 +43,7 @@ from jobs.retry import RetryPolicy
 from jobs.sharedlimit import SharedRateLimiter
 from jobs.store import SqlJobStore
 from jobs.store.budgets import SqlLedger
-from jobs.store.identity import worker_identity
+from jobs.store.identity import WorkerLock, worker_identity
 from jobs.store.migrate import upgrade
 
 if TYPE_CHECKING:
@@ -66,6 +66,7 @@ class Fleet:
     simulator_url: str | None = None
     policies: PolicyService | None = None
     credentials: CredentialChecks | None = None  # each endpoint's credential state (/readyz)
+    identity: WorkerLock | None = None  # the engine's worker-name lock, while the engine runs
     admission: Admission = field(init=False)  # the one door every request to act goes through
 
     def __post_init__(self) -> None:
@@ -118,7 +119,13 @@ async def _policies(fleet: Fleet, clock: Clock) -> AsyncIterator[PolicyService |
         return
     policies = load_policies(fleet.settings, list(fleet.drivers))
     async with contextlib.AsyncExitStack() as stack:
-        running = run_policies(fleet, policies, clock, sweep_interval=spec.sweep_interval)
+        running = run_policies(
+            fleet,
+            policies,
+            clock,
+            worker=fleet.runtime.config.worker,
+            sweep_interval=spec.sweep_interval,
+        )
         try:
             service = await stack.enter_async_context(running)
         except PolicyError as exc:  # the door refused a file policy: name its file and field
@@ -278,10 +285,11 @@ async def open_fleet(
                 yield fleet
                 return
             async with (
-                worker_identity(settings.database.url, runtime.config.worker),
+                worker_identity(settings.database.url, runtime.config.worker) as identity,
                 runtime,
                 _policies(fleet, clock) as policy_service,
             ):
+                fleet.identity = identity
                 fleet.policies = policy_service
                 yield fleet
         finally:

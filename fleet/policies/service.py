@@ -82,6 +82,7 @@ class PolicyService:
         self.firing = firing
         self.operations = operations
         self.on_change: Callable[[], None] | None = None  # the scheduler re-reads policies
+        self.leading = False  # this process runs the scheduler now (`/readyz`)
         self._lock = asyncio.Lock()
 
     # --- reading ----------------------------------------------------------------------------------
