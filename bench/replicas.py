@@ -10,12 +10,15 @@
 2. Unlimited throughput: a stop of `--servers` ECS servers without any budget, on one replica and
    on three (fresh database and simulator each); `unlimited_speedup` is one replica's time over
    three replicas' time (>= 0.9: nothing lost to coordination).
+3. The shared budget's own cost (`ledger`): three limiters on one database granting calls on a
+   key whose budget never binds, as fast as they can, one call at a time per limiter and 20 at a
+   time: grants per second and the mean wait from asking to the grant.
 
 PostgreSQL is a throwaway cluster of this machine's binaries (`bench.engine.postgres`). Loopback
 only; every wait is bounded. Bars: 0 throttled, max_over_limit <= 0, 0 duplicates, takeover_s <
 10; the exit status is 1 otherwise.
 
-    python bench/replicas.py [--json] [--servers 1500]
+    python bench/replicas.py [--json] [--servers 600]
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.engine import postgres
+from jobs.clock import SystemClock
+from jobs.ratelimit import Budget
+from jobs.sharedlimit import SharedRateLimiter
+from jobs.store import SqlJobStore
+from jobs.store.budgets import SqlLedger
+from jobs.store.migrate import upgrade
 from tests.e2e.replica_runs import kill_run, unlimited_run
 
 TAKEOVER_BAR = 10.0
@@ -49,6 +58,40 @@ async def _database(server: str, name: str) -> str:
     finally:
         await engine.dispose()
     return server.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def _ledger_rate(
+    url: str, replicas: int = 3, calls: int = 300, concurrency: int = 20
+) -> dict[str, float]:
+    """The shared budget's own cost: `replicas` limiters (ledgers of their own, as replicas have)
+    in this process send `calls` calls each from `concurrency` tasks, as fast as grants come, on
+    a key whose budget never binds; grants per second and the mean wait from acquire to grant."""
+    await asyncio.to_thread(upgrade, url)
+    store = SqlJobStore(url)
+    clock = SystemClock()
+    waits: list[float] = []
+
+    async def one(limiter: SharedRateLimiter) -> None:
+        for _ in range(calls // concurrency):
+            asked = time.monotonic()
+            async with limiter.sending("bench:action"):
+                waits.append(time.monotonic() - asked)
+
+    try:
+        limiters = []
+        for i in range(replicas):
+            limiter = SharedRateLimiter(clock, SqlLedger(store.db, f"bench-{i}", clock))
+            limiter.configure("bench:action", [Budget(1_000_000, 60.0)])
+            limiters.append(limiter)
+        started = time.monotonic()
+        await asyncio.gather(*(one(limiter) for limiter in limiters for _ in range(concurrency)))
+        elapsed = time.monotonic() - started
+    finally:
+        await store.close()
+    return {
+        "grants_per_s": round(len(waits) / elapsed, 1),
+        "mean_grant_ms": round(1000 * sum(waits) / len(waits), 2),
+    }
 
 
 async def _bench(server: str, servers: int) -> dict[str, object]:
@@ -69,6 +112,10 @@ async def _bench(server: str, servers: int) -> dict[str, object]:
         policy_slots=len(run.slots),
         limited_run_s=round(run.seconds, 1),
     )
+    out["ledger"] = {
+        f"concurrency_{n}": await _ledger_rate(await _database(server, f"ledger{n}"), concurrency=n)
+        for n in (1, 20)
+    }
     seconds = {}
     for count in (1, 3):
         (root / f"u{count}").mkdir()
@@ -96,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
-        "--servers", type=int, default=1500, help="ECS servers of the unlimited stop"
+        "--servers", type=int, default=600, help="ECS servers of the unlimited stop"
     )
     args = parser.parse_args(argv)
     if args.servers < 1:

@@ -82,7 +82,8 @@ async def reap(db: Database, now: datetime, reaper: str, *, locked_workers: bool
         await _release_plans(conn, dead)
         ended = await end_worker(conn, dead)
         await conn.execute(sa.delete(WORKERS).where(WORKERS.c.id.in_(dead)))
-        log.warning("dead_workers_taken_over", workers=dead, subjobs=count, budget_rows=ended)
+        moved = log.warning if count or ended else log.info  # another replica may have been first
+        moved("dead_workers_taken_over", workers=dead, subjobs=count, budget_rows=ended)
         return count
 
 

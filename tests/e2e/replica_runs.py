@@ -60,7 +60,7 @@ class KillRun:
     takeovers: list[float]  # seconds from each kill until its work and leadership moved
     states: set[str]  # the operations' final states
     left_running: dict[str, str]  # servers the operations should have stopped, not stopped
-    events: dict[str, int]  # the event stream read on a replica that did not dispatch
+    events: dict[str, int]  # the event stream, read on a replica the operation was not created on
     stream_error: str | None
     slots: list[tuple[float, str]]  # policy fires: (slot in epoch s, status), in slot order
     policy_operations: int
@@ -132,7 +132,7 @@ async def kill_run(tmp: Path, db_url: str) -> KillRun:
         ]
         started = time.monotonic()
         op_ids = [group.api(r, "POST", "/v1/operations", body)["id"] for r, body in bodies]
-        reader = EventReader(group, watcher, op_ids[0], seconds=300)  # dispatched by others
+        reader = EventReader(group, watcher, op_ids[0], seconds=300)  # created on the leader
         reader.start()
         await asyncio.sleep(3.0)
         await _kill_holding(db_url, leader)

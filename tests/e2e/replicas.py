@@ -121,6 +121,10 @@ class Cluster:
     tmp: Path
     replicas: list[Replica] = field(default_factory=list)
 
+    def upgrade(self) -> None:
+        """`fleet db upgrade` with the replicas' configuration."""
+        _run(["db", "upgrade", "--config", str(self.config)], self.env)
+
     def start(self, name: str) -> Replica:
         port = free_port()
         log = self.tmp / f"{name}.log"
@@ -201,10 +205,10 @@ def cluster(
         "REPLICAS_SK": sim["huawei"]["sk"],  # type: ignore[index]
         "REPLICAS_OS_PASSWORD": sim["openstack"]["password"],  # type: ignore[index]
     }
-    _run(["db", "upgrade", "--config", str(config)], env)
+    group = Cluster(config, env, "", tmp)
+    group.upgrade()
     out = _run(["tokens", "create", "bench", "--role", "admin", "--config", str(config)], env)
-    token = out.strip().splitlines()[-1].split()[-1]
-    group = Cluster(config, env, token, tmp)
+    group.token = out.strip().splitlines()[-1]
     try:
         for i in range(replicas):
             group.start(f"r{i + 1}")
