@@ -44,14 +44,19 @@ from jobs.loops.runtime import Runtime
 from jobs.operations import Operations
 from jobs.ratelimit import RateLimiter
 from jobs.retry import RetryPolicy
+from jobs.sharedlimit import SharedRateLimiter
 from jobs.store import SqlJobStore
-from jobs.store.identity import worker_identity
+from jobs.store.budgets import SqlLedger
+from jobs.store.identity import WorkerLock, worker_identity
 from jobs.store.migrate import upgrade
 
 if TYPE_CHECKING:
     from fleet.simulator.server import RunningSimulator
 
 log = structlog.get_logger("fleet.service")
+
+REAP_SHARED = 2.0
+"""Seconds between reaps on PostgreSQL, where a dead replica is seen at once (its lock is gone)."""
 
 
 @dataclass
@@ -66,6 +71,7 @@ class Fleet:
     policies: PolicyService | None = None
     credentials: CredentialChecks | None = None  # each endpoint's credential state (/readyz)
     webhooks: WebhookService | None = None  # subscriptions, the delivery log, test sends
+    identity: WorkerLock | None = None  # the engine's worker-name lock, while the engine runs
     admission: Admission = field(init=False)  # the one door every request to act goes through
 
     def __post_init__(self) -> None:
@@ -125,7 +131,13 @@ async def _policies(fleet: Fleet, clock: Clock) -> AsyncIterator[PolicyService |
         return
     policies = load_policies(fleet.settings, list(fleet.drivers))
     async with contextlib.AsyncExitStack() as stack:
-        running = run_policies(fleet, policies, clock, sweep_interval=spec.sweep_interval)
+        running = run_policies(
+            fleet,
+            policies,
+            clock,
+            worker=fleet.runtime.config.worker,
+            sweep_interval=spec.sweep_interval,
+        )
         try:
             service = await stack.enter_async_context(running)
         except PolicyError as exc:  # the door refused a file policy: name its file and field
@@ -164,9 +176,16 @@ def serve_worker(settings: Settings, flag: str | None = None) -> str | None:
     return f"{socket.gethostname()}:{port}" if port else None
 
 
+def is_postgres(url: str) -> bool:
+    return make_url(url).get_backend_name() == "postgresql"
+
+
 def engine_config(settings: Settings, worker: str | None) -> EngineConfig:
+    """The engine's knobs from settings. On PostgreSQL the reaper looks every 2 s for replicas
+    that died (their name's lock is gone), so their work is taken over within seconds."""
     e = settings.engine
     return EngineConfig(
+        reap_interval=REAP_SHARED if is_postgres(settings.database.url) else 15.0,
         worker=worker or e.worker or f"{socket.gethostname()}-{os.getpid()}",
         lease_ttl=e.lease_seconds,
         poll_interval=e.poll_interval,
@@ -251,14 +270,22 @@ async def open_fleet(
     ensure_sqlite_dir(settings.database.url)
     if migrate:
         await asyncio.to_thread(upgrade, settings.database.url)
-    limiter = RateLimiter(clock)
-    async with (
-        _simulator(settings) as sim,
-        _drivers(settings, limiter, None if sim is None else sim.endpoints) as drivers,
-    ):
-        store = SqlJobStore(settings.database.url)
+    config = engine_config(settings, worker)
+    shared = is_postgres(settings.database.url)
+    # every engine on PostgreSQL holds its name's lock (worker_identity): the reaper may trust it
+    store = SqlJobStore(settings.database.url, locked_workers=shared and run_engine)
+    ledger = SqlLedger(store.db, config.worker, clock) if shared else None
+    limiter = RateLimiter(clock) if ledger is None else SharedRateLimiter(clock, ledger)
+    checks: CredentialChecks | None = None
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(store.close)
+        if ledger is not None:
+            stack.push_async_callback(ledger.close)
+        sim = await stack.enter_async_context(_simulator(settings))
+        drivers = await stack.enter_async_context(
+            _drivers(settings, limiter, None if sim is None else sim.endpoints)
+        )
         store.db.listen(on_engine_events)  # the webhook outbox, in the engine's transactions
-        checks: CredentialChecks | None = None
         try:
             runtime = Runtime(
                 store,
@@ -266,7 +293,7 @@ async def open_fleet(
                 FleetExecutor(drivers, action_seconds=_action_seconds(settings, sim)),
                 limiter,
                 clock=clock,
-                config=engine_config(settings, worker),
+                config=config,
                 observe=listening,  # a planning's listing calls tell why they wait
             )
             operations = Operations(
@@ -281,15 +308,15 @@ async def open_fleet(
                 yield fleet
                 return
             async with (
-                worker_identity(settings.database.url, runtime.config.worker),
+                worker_identity(settings.database.url, runtime.config.worker) as identity,
                 runtime,
                 _policies(fleet, clock) as policy_service,
                 running_relay(hooks, clock, runtime.config.worker, settings.webhooks) as sender,
             ):
+                fleet.identity = identity
                 fleet.policies = policy_service
                 fleet.webhooks.sender = sender
                 yield fleet
         finally:
             if checks is not None:
                 await checks.close()
-            await store.close()

@@ -397,7 +397,7 @@ class RateLimiter:
         release_reservation(key)  # counted from here on (as flying, or queued: no headroom)
         state.drop_done()
         now = self._clock.monotonic()
-        if not state.queue and state.delay(servers, now) <= 0:
+        if not state.queue and self._local(state) and state.delay(servers, now) <= 0:
             state.record(servers, now, until_done)
             return
         state.waits += 1
@@ -463,6 +463,11 @@ class RateLimiter:
 
     def keys(self) -> list[str]:
         return sorted(self._keys)
+
+    def _local(self, state: _Key) -> bool:
+        """May this key's requests be granted from this process's own log alone? (Not when its
+        budget is shared with other processes: `jobs.sharedlimit`.)"""
+        return True
 
     def _kick(self, state: _Key) -> None:
         """Restart a sleeping pump so it recomputes how long the head must wait."""

@@ -28,7 +28,9 @@ from fleet.api.schemas import (
     TokenOut,
     WhoAmIOut,
 )
+from fleet.service import Fleet
 from fleet.tokens import TokenError, TokenInfo
+from jobs.sharedlimit import SharedRateLimiter
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -47,11 +49,12 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:  # any failure means "not ready", and the reason is worth showing
         checks["database"] = f"error: {type(exc).__name__}"
     checks["engine"] = "running" if fleet.runtime.running else "stopped"
+    checks.update(replica_checks(fleet))
     checks["endpoints"] = str(len(fleet.drivers))
     states = {} if fleet.credentials is None else await fleet.credentials.states()
     failed = sorted(name for name, s in states.items() if s.state == "failed")
     checks["credentials"] = f"failed: {', '.join(failed)}" if failed else "ok"
-    ready = checks["database"] == "ok" and not failed
+    ready = checks["database"] == "ok" and not failed and checks["worker_lock"] != "lost"
     out = ReadyOut(
         status="ready" if ready else "not ready",
         checks=checks,
@@ -61,6 +64,20 @@ async def readyz(request: web.Request) -> web.Response:
         },
     )
     return json_response(out, 200 if ready else 503)
+
+
+def replica_checks(fleet: Fleet) -> dict[str, str]:
+    """This replica's part: its worker name, whether it holds its name's lock (`held`, `lost`:
+    not ready, or `none` without an engine), whether it leads the policy scheduler (`yes`, `no`,
+    `off` with policies disabled), and how rate budgets are kept (`shared` through the database
+    by every replica, or `local` to this one process on SQLite)."""
+    identity, policies = fleet.identity, fleet.policies
+    return {
+        "worker": fleet.runtime.config.worker,
+        "worker_lock": "none" if identity is None else "held" if identity.held else "lost",
+        "leader": "off" if policies is None else "yes" if policies.leading else "no",
+        "budgets": "shared" if isinstance(fleet.limiter, SharedRateLimiter) else "local",
+    }
 
 
 async def whoami(request: web.Request) -> web.Response:

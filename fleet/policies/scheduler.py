@@ -198,12 +198,14 @@ class PolicyScheduler:
         self.service.on_change = wake.poke
         wake.start()
         self.leading.set()
+        self.service.leading = True
         try:
             while await self.leadership.held():
                 await self.clock.sleep(min(self.leader_retry, 5.0))
             log.warning("policy_leader_lost", worker=self.service.firing.worker)
         finally:
             self.leading.clear()
+            self.service.leading = False
             self.service.on_change = None
             wake.shutdown()
 

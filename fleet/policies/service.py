@@ -86,6 +86,7 @@ class PolicyService:
         self.operations = operations
         self.on_change: Callable[[], None] | None = None  # the scheduler re-reads policies
         self.tracker: Tracker | None = None  # follows what operations did, after they finished
+        self.leading = False  # this process runs the scheduler now (`/readyz`)
         self._lock = asyncio.Lock()
 
     # --- reading ----------------------------------------------------------------------------------

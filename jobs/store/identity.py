@@ -61,10 +61,22 @@ def lock_path(database: str, worker: str) -> Path:
     return Path(f"{database}.worker-{safe}-{tag}.lock")
 
 
-class _FileLock:
+class WorkerLock:
+    """What `worker_identity` yields: whether the name's lock is held right now (`/readyz`)."""
+
+    @property
+    def held(self) -> bool:
+        return True
+
+
+class _FileLock(WorkerLock):
     def __init__(self, path: Path, worker: str) -> None:
         self.path, self.worker = path, worker
         self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
 
     def acquire(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -84,11 +96,16 @@ class _FileLock:
             os.close(fd)
 
 
-class _AdvisoryLock:
+class _AdvisoryLock(WorkerLock):
     def __init__(self, url: str, worker: str) -> None:
         self.url, self.worker, self.key = url, worker, advisory_key(worker)
         self._engine: AsyncEngine | None = None
         self._conn: AsyncConnection | None = None
+
+    @property
+    def held(self) -> bool:
+        """Held as far as the last check (every 10 s) knows: its connection is open."""
+        return self._conn is not None
 
     async def acquire(self) -> None:
         if self._engine is None:
@@ -143,7 +160,7 @@ async def _watch(lock: _AdvisoryLock, interval: float) -> None:
 @contextlib.asynccontextmanager
 async def worker_identity(
     url: str, worker: str, *, check_every: float = 10.0
-) -> AsyncIterator[None]:
+) -> AsyncIterator[WorkerLock]:
     """Hold `worker`'s name while the block runs; raises WorkerNameTaken if a live process holds
     it. An in-memory SQLite database is one process's own: nothing to lock."""
     parsed = make_url(url)
@@ -153,7 +170,7 @@ async def worker_identity(
         await lock.acquire()
         watcher = asyncio.create_task(_watch(lock, check_every), name="worker-identity")
         try:
-            yield
+            yield lock
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -161,11 +178,11 @@ async def worker_identity(
             await lock.release()
         return
     if parsed.database in (None, "", ":memory:"):
-        yield
+        yield WorkerLock()
         return
     file_lock = _FileLock(lock_path(parsed.database, worker), worker)
     file_lock.acquire()
     try:
-        yield
+        yield file_lock
     finally:
         file_lock.release()

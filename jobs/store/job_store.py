@@ -51,8 +51,12 @@ from jobs.store.models import CLOUD_CALLS, METADATA
 class SqlJobStore:
     """The engine's persistence (see the module docstring). One per process; cheap to share."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, locked_workers: bool = False) -> None:
+        """`locked_workers`: every engine on this database holds its worker name's advisory lock
+        (PostgreSQL; `open_fleet` takes it), so a worker without it is dead and the reaper takes
+        over what it held at once (`jobs.store.liveness`)."""
         self.db = Database(url, pool_size=pool_size)
+        self.locked_workers = locked_workers
 
     async def close(self) -> None:
         await self.db.dispose()
@@ -216,7 +220,7 @@ class SqlJobStore:
         return await store_claims.apply_many(self.db, items, worker, now)
 
     async def reap(self, now: datetime, reaper: str = "reaper") -> int:
-        return await store_leases.reap(self.db, now, reaper)
+        return await store_leases.reap(self.db, now, reaper, locked_workers=self.locked_workers)
 
     async def recover(self, worker: str, now: datetime) -> int:
         return await store_leases.recover(self.db, worker, now)

@@ -9,16 +9,20 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobs.states import IN_FLIGHT, Event, State
 from jobs.store.base import CHUNK, MOVED_COLUMNS, insert_events, moved, transition_events
+from jobs.store.budgets import end_worker
 from jobs.store.db import Database
+from jobs.store.liveness import dead_workers
 from jobs.store.models import LEASES, OPERATIONS, SUBJOBS, WORKERS
 from jobs.store.settle import settle
 
 _S = SUBJOBS.c
+log = structlog.get_logger("jobs.leases")
 
 
 async def _lease_lost(
@@ -62,20 +66,42 @@ async def _lease_lost(
     return len(rows)
 
 
-async def reap(db: Database, now: datetime, reaper: str) -> int:
+async def reap(db: Database, now: datetime, reaper: str, *, locked_workers: bool = False) -> int:
+    """Sub-jobs whose lease expired go back (DISPATCHING ones with verify_first). With
+    `locked_workers` (PostgreSQL, every engine holds its name's advisory lock), so does all that
+    a dead worker held, at once: its sub-jobs, planning leases and shared-budget rows in flight,
+    and its `workers` row goes."""
     async with db.write() as conn:
-        return await _lease_lost(db, conn, _S.lease_expires_at < now, now, reaper)
+        count = await _lease_lost(db, conn, _S.lease_expires_at < now, now, reaper)
+        if not (locked_workers and db.is_postgres):
+            return count
+        dead = await dead_workers(conn, alive=[reaper])
+        if not dead:
+            return count
+        count += await _lease_lost(db, conn, _S.lease_owner.in_(dead), now, reaper)
+        await _release_plans(conn, dead)
+        ended = await end_worker(conn, dead)
+        await conn.execute(sa.delete(WORKERS).where(WORKERS.c.id.in_(dead)))
+        moved = log.warning if count or ended else log.info  # another replica may have been first
+        moved("dead_workers_taken_over", workers=dead, subjobs=count, budget_rows=ended)
+        return count
+
+
+async def _release_plans(conn: AsyncConnection, workers: Sequence[str]) -> None:
+    await conn.execute(
+        sa.update(OPERATIONS)
+        .where(OPERATIONS.c.plan_owner.in_(list(workers)))
+        .values(plan_owner=None, plan_lease_expires_at=None)
+    )
 
 
 async def recover(db: Database, worker: str, now: datetime) -> int:
     """On start: whatever this worker held in a previous life is released at once."""
     async with db.write() as conn:
         count = await _lease_lost(db, conn, _S.lease_owner == worker, now, worker)
-        await conn.execute(
-            sa.update(OPERATIONS)
-            .where(OPERATIONS.c.plan_owner == worker)
-            .values(plan_owner=None, plan_lease_expires_at=None)
-        )
+        await _release_plans(conn, [worker])
+        if db.is_postgres:
+            await end_worker(conn, [worker])
         return count
 
 

@@ -232,6 +232,24 @@ class Lease(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
 
 
+class RateGrant(SQLModel, table=True):
+    """One call let through a shared budget (PostgreSQL, several replicas): it counts while in
+    flight (`ended_at` NULL) and for a period after `ended_at` (its answer, or its grant when it
+    was not followed to its answer), for every replica (see `jobs.sharedlimit`)."""
+
+    __tablename__ = "rate_grants"
+    __table_args__ = (sa.Index("ix_rate_grants_key", "rate_key", "ended_at"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True))
+    rate_key: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+    worker: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    requests: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    servers: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    answered: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False))
+    granted_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
+    ended_at: datetime | None = Field(sa_column=sa.Column(UTCDateTime, nullable=True))
+
+
 METADATA = SQLModel.metadata
 OPERATIONS = METADATA.tables["operations"]
 SUBJOBS = METADATA.tables["subjobs"]
@@ -239,3 +257,4 @@ CLOUD_CALLS = METADATA.tables["cloud_calls"]
 EVENTS = METADATA.tables["events"]
 WORKERS = METADATA.tables["workers"]
 LEASES = METADATA.tables["leases"]
+RATE_GRANTS = METADATA.tables["rate_grants"]

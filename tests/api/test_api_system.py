@@ -76,6 +76,20 @@ async def test_health_is_open_and_ready_reports_its_checks(api: Api) -> None:
     assert ready.body["checks"]["endpoints"] == "3"
 
 
+async def test_ready_reports_this_replicas_worker_lock_leadership_and_budgets(
+    api_db: Api,
+) -> None:
+    api = api_db
+    ready = await api.get("/readyz")
+    assert ready.status == 200, ready.body
+    checks = ready.body["checks"]
+    assert checks["worker"] == api.fleet.runtime.config.worker
+    assert checks["worker_lock"] == "held"
+    assert checks["leader"] in ("yes", "off")  # the only process leads (if policies run)
+    postgres = api.fleet.settings.database.url.startswith("postgresql")
+    assert checks["budgets"] == ("shared" if postgres else "local")
+
+
 async def test_metrics_count_operations_subjobs_calls_and_limiter(api_db: Api) -> None:
     api = api_db
     servers = await api.servers("bms-sim", status="running")
