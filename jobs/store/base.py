@@ -26,6 +26,7 @@ from jobs.records import (
     SubJobRecord,
 )
 from jobs.states import Event, State
+from jobs.store import counts
 from jobs.store.models import CLOUD_CALLS, EVENTS, OPERATIONS, SUBJOBS
 from jobs.strategy import BlastRadius, Strategy
 from jobs.types import JSONMapping
@@ -230,8 +231,13 @@ def operation_event(
 
 
 async def insert_events(conn: AsyncConnection, rows: Sequence[Mapping[str, object]]) -> None:
+    """Write event rows, and move the operations' per-state counts by the transitions among them
+    (`jobs.store.counts`): every state change of a sub-job has its event row."""
+    if not rows:
+        return
     for start in range(0, len(rows), CHUNK):
         await conn.execute(EVENTS.insert(), list(rows[start : start + CHUNK]))
+    await counts.add(conn, counts.from_events(rows))
 
 
 async def operation_row(conn: AsyncConnection, operation_id: str) -> RowMapping:

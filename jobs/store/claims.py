@@ -20,6 +20,7 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 from jobs.ports import CallResult
 from jobs.records import ActiveOperation, Applied, Batch, Change, ClaimRequest, SubJobRecord
 from jobs.states import IN_FLIGHT, Event, State, target
+from jobs.store import counts
 from jobs.store.base import (
     CHUNK,
     MOVED_COLUMNS,
@@ -103,38 +104,33 @@ async def active_operations(db: Database) -> list[ActiveOperation]:
     ]
 
 
-_IN_FLIGHT_SQL = "state IN ({})".format(", ".join(f"'{s.value}'" for s in sorted(IN_FLIGHT)))
-# Two counts per operation, each on its own index (one OR of both conditions scanned every pending
-# row). SQLite, without statistics, would take `ix_subjobs_state` (two equalities) for the begun
-# ones too and scan every pending row, so it is told to use the partial index (SQLAlchemy renders
-# no SQLite index hints); PostgreSQL's planner finds it. Constants of this module only; the ids
-# are bound.
-_COUNTS_SQLITE = sa.text(
-    "SELECT operation_id, 0, count(*) FROM subjobs INDEXED BY ix_subjobs_state "  # noqa: S608
-    f"WHERE operation_id IN :ids AND {_IN_FLIGHT_SQL} GROUP BY operation_id "
-    f"UNION ALL SELECT operation_id, 1, count(*) FROM subjobs INDEXED BY {BEGUN_INDEX} "
-    f"WHERE operation_id IN :ids AND {BEGUN_SQL} GROUP BY operation_id"
+# SQLite, without statistics, would take `ix_subjobs_state` (two equalities) for the begun ones and
+# scan every pending row, so it is told to use the partial index (SQLAlchemy renders no SQLite
+# index hints); PostgreSQL's planner finds it. Constants of this module only; the ids are bound.
+_BEGUN_SQLITE = sa.text(
+    "SELECT operation_id, count(*) FROM subjobs INDEXED BY "  # noqa: S608
+    f"{BEGUN_INDEX} WHERE operation_id IN :ids AND {BEGUN_SQL} GROUP BY operation_id"
 ).bindparams(sa.bindparam("ids", expanding=True))
 
 
 async def _in_flight_counts(
     db: Database, conn: AsyncConnection, ids: list[str]
 ) -> tuple[dict[str, int], dict[str, int]]:
-    """(dispatching or awaiting, begun) sub-jobs per operation, in one round trip."""
+    """(dispatching or awaiting, begun) sub-jobs per operation: the first from the counts table
+    (`jobs.store.counts`; counting the awaiting rows of a large operation on every dispatch
+    round grew with it), the second from the partial index of the few begun ones."""
+    known = await counts.read(conn, ids)
+    in_flight = {op_id: sum(c.get(s, 0) for s in IN_FLIGHT) for op_id, c in known.items()}
     if db.is_sqlite:
-        result = await conn.execute(_COUNTS_SQLITE, {"ids": ids})
+        result = await conn.execute(_BEGUN_SQLITE, {"ids": ids})
     else:
-        parts = [
-            sa.select(_S.operation_id, sa.literal(i), sa.func.count())
-            .where(_S.operation_id.in_(ids), sa.text(cond))
+        stmt = (
+            sa.select(_S.operation_id, sa.func.count())
+            .where(_S.operation_id.in_(ids), begun())
             .group_by(_S.operation_id)
-            for i, cond in enumerate((_IN_FLIGHT_SQL, BEGUN_SQL))
-        ]
-        result = await conn.execute(sa.union_all(*parts))
-    counts: tuple[dict[str, int], dict[str, int]] = ({}, {})
-    for op_id, which, n in result.all():
-        counts[int(which)][str(op_id)] = int(n)
-    return counts
+        )
+        result = await conn.execute(stmt)
+    return in_flight, {str(op_id): int(n) for op_id, n in result.all()}
 
 
 async def _any(db: Database, stmt: sa.Select[tuple[object, ...]]) -> bool:
