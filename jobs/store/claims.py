@@ -24,8 +24,10 @@ from jobs.store import counts
 from jobs.store.base import (
     CHUNK,
     MOVED_COLUMNS,
+    PG_IDS,
     Moved,
     call_row,
+    ids_in,
     insert_events,
     moved,
     to_operation,
@@ -368,7 +370,8 @@ async def _write_ahead(
     bump = 0 if verify else 1
     stmt = (
         sa.update(SUBJOBS)
-        .where(_S.id.in_([r.id for r in rows]), _S.state == State.PENDING.value)
+        .where(ids_in(_S.id, [r.id for r in rows], conn.dialect.name))
+        .where(_S.state == State.PENDING.value)
         .values(
             state=State.DISPATCHING.value,
             lease_owner=req.worker,
@@ -434,7 +437,8 @@ async def claim_polls(
             return []
         await conn.execute(
             sa.update(SUBJOBS)
-            .where(_S.id.in_([r.id for r in rows]), _S.state == State.AWAITING.value)
+            .where(ids_in(_S.id, [r.id for r in rows], conn.dialect.name))
+            .where(_S.state == State.AWAITING.value)
             .values(lease_owner=worker, lease_expires_at=lease_until)
         )
     return [replace(r, lease_owner=worker, lease_expires_at=lease_until) for r in rows]
@@ -506,7 +510,7 @@ async def _apply_changes(
         # An answer to a call applies to the sub-jobs still on that very call: a row this worker
         # claimed again meanwhile (its lease had run out) belongs to the newer call.
         on_call = None if first.from_state is not State.DISPATCHING else call
-        stmt = _move_stmt(tuple(k for k, _ in first.values), on_call is not None)
+        stmt = _move_stmt(tuple(k for k, _ in first.values), on_call is not None, conn.dialect.name)
         params: dict[str, object] = {
             "m_from": first.from_state.value,
             "m_worker": worker,
@@ -537,12 +541,18 @@ async def _apply_changes(
 
 
 @functools.lru_cache(maxsize=128)
-def _move_stmt(keys: tuple[str, ...], on_call: bool = False) -> sa.Update:
+def _move_stmt(keys: tuple[str, ...], on_call: bool, dialect: str) -> sa.Update:
     """The compare-and-set UPDATE of a group of changes setting `keys` (and, `on_call`, only on
     rows still on the call `m_call`), built once per variant (SQLAlchemy's statement
-    construction was a third of the recorder's CPU per call)."""
+    construction was a third of the recorder's CPU per call). On PostgreSQL the ids are one
+    array parameter (`jobs.store.base.ids_in`)."""
+    ids = (
+        _S.id == sa.any_(sa.bindparam("m_ids", type_=PG_IDS))
+        if dialect == "postgresql"
+        else _S.id.in_(sa.bindparam("m_ids", expanding=True))
+    )
     guard = [
-        _S.id.in_(sa.bindparam("m_ids", expanding=True)),
+        ids,
         _S.state == sa.bindparam("m_from"),
         _S.lease_owner == sa.bindparam("m_worker"),
     ]
