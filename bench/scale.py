@@ -88,7 +88,9 @@ async def _pg_size(url: str) -> int:
     engine = create_async_engine(url)
     try:
         async with engine.connect() as conn:
-            size = (await conn.execute(text("SELECT pg_database_size(current_database())"))).scalar()
+            size = (
+                await conn.execute(text("SELECT pg_database_size(current_database())"))
+            ).scalar()
             return int(size or 0)
     finally:
         await engine.dispose()
