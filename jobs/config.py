@@ -31,6 +31,10 @@ class EngineConfig:
     # half of every window waited for the first half's answers to be committed.
     max_calls_in_flight: int = 256
     max_groups_per_tick: int = 256  # claims per rate key per dispatch round
+    # Sub-jobs in this process's calls at once, whatever the budgets allow: each is a record in
+    # memory until its answer is committed, so this bounds the memory an unlimited campaign
+    # takes (at 256 calls of 1,000 servers, a whole 100,000-server operation was held at once).
+    max_servers_in_flight: int = 10_000
     # Claim calls for the room a key's window frees within this many seconds: they wait in the
     # limiter's queue, which sends each the moment it fits, so neither the dispatch idle tick
     # nor the claim transaction delays a send (each cost ~0.1 s per window in the mixed bench).
@@ -69,6 +73,7 @@ class EngineConfig:
                 self.poll_limit,
                 self.max_polls_in_flight,
                 self.max_groups_per_tick,
+                self.max_servers_in_flight,
             )
             < 1
         ):

@@ -4,8 +4,9 @@ For every rate key with work, `run_once` asks the limiter how much could leave n
 `dispatch_ahead` seconds (`headroom`; calls claimed ahead wait in the limiter's FIFO queue, which
 sends each the moment it fits), minus what this process has claimed but not yet handed to the
 limiter, and claims at most that, in groups (sub-jobs sharing batch key, step and verify flag, up
-to the executor's batch size for the step, the operation's in-flight allowance and the key's
-server headroom), one cloud call per group. Keys whose calls carry the fewest servers go first.
+to the executor's batch size for the step, the operation's in-flight allowance, the key's
+server headroom and what is left of `max_servers_in_flight`, which bounds the sub-jobs this
+process holds in memory at once), one cloud call per group. Keys whose calls carry the fewest servers go first.
 Operations sharing a key get equal shares of its headroom in turn, and the turn order carries
 over between rounds (round robin), so a big campaign cannot starve a small one.
 
@@ -72,6 +73,7 @@ class Dispatcher:
         self._last_served: dict[str, str] = {}  # rate key -> operation served last
         self._reserved_calls: Counter[str] = Counter()
         self._reserved_servers: Counter[str] = Counter()
+        self._held_servers = 0  # sub-jobs in the calls of `_tasks` (max_servers_in_flight)
         self._rounds = 0  # rounds under way: each may still be claiming, then starting calls
         self._no_round = asyncio.Event()
         self._no_round.set()
@@ -134,9 +136,10 @@ class Dispatcher:
 
     def _budget(self, key: str) -> tuple[int, int]:
         room = self.limiter.headroom(key, ahead=self.config.dispatch_ahead)
+        spare = self.config.max_servers_in_flight - self._held_servers
         return (
             room.requests - self._reserved_calls[key],
-            room.servers - self._reserved_servers[key],
+            min(room.servers - self._reserved_servers[key], spare),
         )
 
     def _room(self, requests: int, groups: int) -> int:
@@ -222,6 +225,7 @@ class Dispatcher:
             self._reserved_servers[key] -= size
 
         reservation = Reservation(key, unreserve)
+        self._held_servers += size
         task = asyncio.create_task(
             self._call(batch), name=f"call-{batch.call_id}", context=reserving(reservation)
         )
@@ -230,6 +234,7 @@ class Dispatcher:
 
     def _done(self, task: asyncio.Task[None], batch: Batch, reservation: Reservation) -> None:
         self._tasks.pop(task, None)
+        self._held_servers -= len(batch.subjobs)
         reservation.release()  # a call that never reached the limiter (nothing to send, error)
         if not task.cancelled() and task.exception() is not None:
             log.error(

@@ -20,11 +20,14 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 from jobs.ports import CallResult
 from jobs.records import ActiveOperation, Applied, Batch, Change, ClaimRequest, SubJobRecord
 from jobs.states import IN_FLIGHT, Event, State, target
+from jobs.store import counts
 from jobs.store.base import (
     CHUNK,
     MOVED_COLUMNS,
+    PG_IDS,
     Moved,
     call_row,
+    ids_in,
     insert_events,
     moved,
     pending_approval,
@@ -110,38 +113,33 @@ async def active_operations(db: Database) -> list[ActiveOperation]:
     ]
 
 
-_IN_FLIGHT_SQL = "state IN ({})".format(", ".join(f"'{s.value}'" for s in sorted(IN_FLIGHT)))
-# Two counts per operation, each on its own index (one OR of both conditions scanned every pending
-# row). SQLite, without statistics, would take `ix_subjobs_state` (two equalities) for the begun
-# ones too and scan every pending row, so it is told to use the partial index (SQLAlchemy renders
-# no SQLite index hints); PostgreSQL's planner finds it. Constants of this module only; the ids
-# are bound.
-_COUNTS_SQLITE = sa.text(
-    "SELECT operation_id, 0, count(*) FROM subjobs INDEXED BY ix_subjobs_state "  # noqa: S608
-    f"WHERE operation_id IN :ids AND {_IN_FLIGHT_SQL} GROUP BY operation_id "
-    f"UNION ALL SELECT operation_id, 1, count(*) FROM subjobs INDEXED BY {BEGUN_INDEX} "
-    f"WHERE operation_id IN :ids AND {BEGUN_SQL} GROUP BY operation_id"
+# SQLite, without statistics, would take `ix_subjobs_state` (two equalities) for the begun ones and
+# scan every pending row, so it is told to use the partial index (SQLAlchemy renders no SQLite
+# index hints); PostgreSQL's planner finds it. Constants of this module only; the ids are bound.
+_BEGUN_SQLITE = sa.text(
+    "SELECT operation_id, count(*) FROM subjobs INDEXED BY "  # noqa: S608
+    f"{BEGUN_INDEX} WHERE operation_id IN :ids AND {BEGUN_SQL} GROUP BY operation_id"
 ).bindparams(sa.bindparam("ids", expanding=True))
 
 
 async def _in_flight_counts(
     db: Database, conn: AsyncConnection, ids: list[str]
 ) -> tuple[dict[str, int], dict[str, int]]:
-    """(dispatching or awaiting, begun) sub-jobs per operation, in one round trip."""
+    """(dispatching or awaiting, begun) sub-jobs per operation: the first from the counts table
+    (`jobs.store.counts`; counting the awaiting rows of a large operation on every dispatch
+    round grew with it), the second from the partial index of the few begun ones."""
+    known = await counts.read(conn, ids)
+    in_flight = {op_id: sum(c.get(s, 0) for s in IN_FLIGHT) for op_id, c in known.items()}
     if db.is_sqlite:
-        result = await conn.execute(_COUNTS_SQLITE, {"ids": ids})
+        result = await conn.execute(_BEGUN_SQLITE, {"ids": ids})
     else:
-        parts = [
-            sa.select(_S.operation_id, sa.literal(i), sa.func.count())
-            .where(_S.operation_id.in_(ids), sa.text(cond))
+        stmt = (
+            sa.select(_S.operation_id, sa.func.count())
+            .where(_S.operation_id.in_(ids), begun())
             .group_by(_S.operation_id)
-            for i, cond in enumerate((_IN_FLIGHT_SQL, BEGUN_SQL))
-        ]
-        result = await conn.execute(sa.union_all(*parts))
-    counts: tuple[dict[str, int], dict[str, int]] = ({}, {})
-    for op_id, which, n in result.all():
-        counts[int(which)][str(op_id)] = int(n)
-    return counts
+        )
+        result = await conn.execute(stmt)
+    return in_flight, {str(op_id): int(n) for op_id, n in result.all()}
 
 
 async def _any(db: Database, stmt: sa.Select[tuple[object, ...]]) -> bool:
@@ -379,7 +377,8 @@ async def _write_ahead(
     bump = 0 if verify else 1
     stmt = (
         sa.update(SUBJOBS)
-        .where(_S.id.in_([r.id for r in rows]), _S.state == State.PENDING.value)
+        .where(ids_in(_S.id, [r.id for r in rows], conn.dialect.name))
+        .where(_S.state == State.PENDING.value)
         .values(
             state=State.DISPATCHING.value,
             lease_owner=req.worker,
@@ -445,7 +444,8 @@ async def claim_polls(
             return []
         await conn.execute(
             sa.update(SUBJOBS)
-            .where(_S.id.in_([r.id for r in rows]), _S.state == State.AWAITING.value)
+            .where(ids_in(_S.id, [r.id for r in rows], conn.dialect.name))
+            .where(_S.state == State.AWAITING.value)
             .values(lease_owner=worker, lease_expires_at=lease_until)
         )
     return [replace(r, lease_owner=worker, lease_expires_at=lease_until) for r in rows]
@@ -517,7 +517,7 @@ async def _apply_changes(
         # An answer to a call applies to the sub-jobs still on that very call: a row this worker
         # claimed again meanwhile (its lease had run out) belongs to the newer call.
         on_call = None if first.from_state is not State.DISPATCHING else call
-        stmt = _move_stmt(tuple(k for k, _ in first.values), on_call is not None)
+        stmt = _move_stmt(tuple(k for k, _ in first.values), on_call is not None, conn.dialect.name)
         params: dict[str, object] = {
             "m_from": first.from_state.value,
             "m_worker": worker,
@@ -548,12 +548,18 @@ async def _apply_changes(
 
 
 @functools.lru_cache(maxsize=128)
-def _move_stmt(keys: tuple[str, ...], on_call: bool = False) -> sa.Update:
+def _move_stmt(keys: tuple[str, ...], on_call: bool, dialect: str) -> sa.Update:
     """The compare-and-set UPDATE of a group of changes setting `keys` (and, `on_call`, only on
     rows still on the call `m_call`), built once per variant (SQLAlchemy's statement
-    construction was a third of the recorder's CPU per call)."""
+    construction was a third of the recorder's CPU per call). On PostgreSQL the ids are one
+    array parameter (`jobs.store.base.ids_in`)."""
+    ids = (
+        _S.id == sa.any_(sa.bindparam("m_ids", type_=PG_IDS))
+        if dialect == "postgresql"
+        else _S.id.in_(sa.bindparam("m_ids", expanding=True))
+    )
     guard = [
-        _S.id.in_(sa.bindparam("m_ids", expanding=True)),
+        ids,
         _S.state == sa.bindparam("m_from"),
         _S.lease_owner == sa.bindparam("m_worker"),
     ]

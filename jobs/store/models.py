@@ -5,8 +5,10 @@ speaks SQLAlchemy Core against the tables below (bulk inserts, compare-and-set u
 classes exist for the schema and migrations rather than for sessions.
 
 Indexes are chosen for the hot queries: a claim walks ``(operation_id, rate_key, state, seq)``;
-counts, wave checks, cancel and filtered paging use ``(operation_id, state, seq)``; polling and
-reaping use ``(state, not_before)``. The state CHECK constraint is generated from `jobs.states`.
+wave checks, cancel and filtered paging use ``(operation_id, state, seq)``; polling and reaping
+use ``(state, not_before)``. Per-state counts of an operation are a table of their own
+(`subjob_counts`), kept in step with `subjobs` by the store. The state CHECK constraint is
+generated from `jobs.states`.
 """
 
 from __future__ import annotations
@@ -207,6 +209,22 @@ class JobEvent(SQLModel, table=True):
     at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
 
 
+class SubJobCount(SQLModel, table=True):
+    """How many of an operation's sub-jobs are in each state, kept by the store in the same
+    transaction as the rows it inserts, moves or deletes (`jobs.store.counts`): reading an
+    operation's counts is a few rows, whatever its size."""
+
+    __tablename__ = "subjob_counts"
+
+    operation_id: str = Field(
+        sa_column=sa.Column(
+            sa.String(32), _fk_operation("subjob_counts"), primary_key=True, nullable=False
+        )
+    )
+    state: str = Field(sa_column=sa.Column(sa.String(16), primary_key=True, nullable=False))
+    n: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+
+
 class Worker(SQLModel, table=True):
     """A running engine process (replica), kept alive by heartbeats."""
 
@@ -258,3 +276,4 @@ EVENTS = METADATA.tables["events"]
 WORKERS = METADATA.tables["workers"]
 LEASES = METADATA.tables["leases"]
 RATE_GRANTS = METADATA.tables["rate_grants"]
+COUNTS = METADATA.tables["subjob_counts"]

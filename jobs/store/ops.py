@@ -27,6 +27,7 @@ from jobs.records import (
     SubJobRecord,
 )
 from jobs.states import State, derive_operation_state
+from jobs.store import counts as store_counts
 from jobs.store.base import (
     insert_events,
     operation_event,
@@ -154,17 +155,7 @@ async def list_operations(db: Database, cursor: str | None, limit: int) -> Page[
 async def _counts(
     conn: AsyncConnection, operation_ids: Sequence[str]
 ) -> dict[str, dict[State, int]]:
-    out: dict[str, dict[State, int]] = {op_id: {} for op_id in operation_ids}
-    if not operation_ids:
-        return out
-    stmt = (
-        sa.select(SUBJOBS.c.operation_id, SUBJOBS.c.state, sa.func.count())
-        .where(SUBJOBS.c.operation_id.in_(list(operation_ids)))
-        .group_by(SUBJOBS.c.operation_id, SUBJOBS.c.state)
-    )
-    for op_id, state, n in (await conn.execute(stmt)).all():
-        out[op_id][State(state)] = int(n)
-    return out
+    return await store_counts.read(conn, operation_ids)
 
 
 async def counts(db: Database, operation_ids: Sequence[str]) -> dict[str, dict[State, int]]:

@@ -18,6 +18,7 @@ from jobs.errors import Conflict
 from jobs.ports import NewSubJob
 from jobs.records import OperationRecord, PlanSummary
 from jobs.states import State
+from jobs.store import counts
 from jobs.store.base import (
     CHUNK,
     insert_events,
@@ -70,7 +71,7 @@ async def claim_planning(
             plan_attempts=c.plan_attempts + 1,
             updated_at=now,
         )
-        await conn.execute(sa.delete(SUBJOBS).where(SUBJOBS.c.operation_id == op_id))
+        await counts.delete_subjobs(conn, op_id)
         return to_operation(await operation_row(conn, op_id))
 
 
@@ -86,7 +87,7 @@ async def _close_cancelled_planning(conn: AsyncConnection, now: datetime) -> Non
     )
     ids = [r[0] for r in (await conn.execute(stmt)).all()]
     for op_id in ids:
-        await conn.execute(sa.delete(SUBJOBS).where(SUBJOBS.c.operation_id == op_id))
+        await counts.delete_subjobs(conn, op_id)
         await update_operation(conn, op_id, planned_at=now, plan_owner=None, updated_at=now)
     await settle(conn, ids, now, None)
 
@@ -147,6 +148,7 @@ async def insert_subjobs(
             # of one statement per row: ~25% faster on PostgreSQL for 100k rows.
             insert = SUBJOBS.insert().returning(SUBJOBS.c.id)
             await conn.execute(insert, values[start : start + CHUNK])
+        await counts.add_inserted(conn, operation.id, (str(v["state"]) for v in values))
     return len(values)
 
 
@@ -228,7 +230,7 @@ async def refuse_planning(
         )
         if not owned:
             return False
-        await conn.execute(sa.delete(SUBJOBS).where(SUBJOBS.c.operation_id == operation_id))
+        await counts.delete_subjobs(conn, operation_id)
         await insert_events(
             conn, [operation_event(operation_id, "refused", now, worker=worker, message=reason)]
         )
@@ -250,7 +252,7 @@ async def postpone_planning(
             updated_at=now,
         )
         if owned:
-            await conn.execute(sa.delete(SUBJOBS).where(SUBJOBS.c.operation_id == operation_id))
+            await counts.delete_subjobs(conn, operation_id)
             await insert_events(
                 conn,
                 [

@@ -25,6 +25,7 @@ from jobs.states import (
     State,
     derive_operation_state,
 )
+from jobs.store import counts
 from jobs.store.base import (
     MOVED_COLUMNS,
     insert_events,
@@ -77,26 +78,21 @@ async def cancel_pending(
 async def exists_active(
     conn: AsyncConnection, operation_id: str, seq_end: int | None = None
 ) -> bool:
+    """Whether the operation has an active sub-job (before `seq_end`, when given)."""
+    if seq_end is None:
+        return await counts.total(conn, operation_id, ACTIVE) > 0
     stmt = sa.select(SUBJOBS.c.id).where(
-        SUBJOBS.c.operation_id == operation_id, SUBJOBS.c.state.in_(ACTIVE_VALUES)
+        SUBJOBS.c.operation_id == operation_id,
+        SUBJOBS.c.state.in_(ACTIVE_VALUES),
+        SUBJOBS.c.seq < seq_end,
     )
-    if seq_end is not None:
-        stmt = stmt.where(SUBJOBS.c.seq < seq_end)
     return (await conn.execute(stmt.limit(1))).first() is not None
 
 
 async def count_unsuccessful(conn: AsyncConnection, operation_id: str) -> dict[State, int]:
     """The operation's FAILED and UNKNOWN sub-jobs, each state listed."""
-    s = SUBJOBS.c
-    stmt = (
-        sa.select(s.state, sa.func.count())
-        .where(s.operation_id == operation_id, s.state.in_([st.value for st in UNSUCCESSFUL]))
-        .group_by(s.state)
-    )
-    out = dict.fromkeys(UNSUCCESSFUL, 0)
-    for state, n in (await conn.execute(stmt)).all():
-        out[State(state)] = int(n)
-    return out
+    known = (await counts.read(conn, [operation_id]))[operation_id]
+    return {state: known.get(state, 0) for state in UNSUCCESSFUL}
 
 
 def budget_text(counts: dict[State, int]) -> str:

@@ -1,7 +1,8 @@
 """Totals over the whole database, for `/metrics`: what every replica shares.
 
 Three GROUP BY queries over the engine's tables, read-only: operations by their derived state,
-sub-jobs by state (dry runs left out), and cloud calls by rate key, purpose and outcome.
+sub-jobs by state (summed from the kept per-state counts, dry runs left out), and cloud calls by
+rate key, purpose and outcome.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from jobs.states import (
     derive_operation_state,
 )
 from jobs.store.db import Database
-from jobs.store.models import CLOUD_CALLS, OPERATIONS, SUBJOBS
+from jobs.store.models import CLOUD_CALLS, COUNTS, OPERATIONS, SUBJOBS
 
 
 async def operation_states(db: Database) -> dict[OperationState, int]:
@@ -70,15 +71,15 @@ async def operation_states(db: Database) -> dict[OperationState, int]:
 async def subjob_states(db: Database) -> dict[State, int]:
     """Sub-jobs by state; a dry run's sub-jobs are a plan, not work, and are left out."""
     real = sa.select(OPERATIONS.c.id).where(OPERATIONS.c.dry_run.is_(False))
-    stmt = (
-        sa.select(SUBJOBS.c.state, sa.func.count())
-        .where(SUBJOBS.c.operation_id.in_(real.scalar_subquery()))
-        .group_by(SUBJOBS.c.state)
+    stmt = (  # the kept per-state counts (`jobs.store.counts`), not a scan of every sub-job
+        sa.select(COUNTS.c.state, sa.func.sum(COUNTS.c.n))
+        .where(COUNTS.c.operation_id.in_(real.scalar_subquery()))
+        .group_by(COUNTS.c.state)
     )
     out = dict.fromkeys(State, 0)
     async with db.read() as conn:
         for state, count in (await conn.execute(stmt)).all():
-            out[State(state)] = int(count)
+            out[State(state)] = int(count or 0)
     return out
 
 

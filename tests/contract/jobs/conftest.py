@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from jobs_store_helpers import counts_and_truth
 
 from jobs.store import SqlJobStore
 
@@ -23,9 +24,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 async def store(db_url: str) -> AsyncIterator[SqlJobStore]:
+    """The store; when the test is done, every operation's kept per-state counts must be what
+    its sub-jobs say (whatever transitions the test went through)."""
     s = SqlJobStore(db_url)
     await s.create_schema()
     try:
         yield s
+        kept, actual = await counts_and_truth(s)
+        assert kept == actual, "the kept per-state counts differ from the sub-jobs"
     finally:
         await s.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
+
 from jobs.clock import FakeClock
 from jobs.config import EngineConfig
 from jobs.loops.dispatch import Dispatcher
@@ -22,6 +24,18 @@ from jobs.testing import FakeExecutor, FakePlanner, FakeRateLimiter
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TTL = timedelta(seconds=60)
 WORKER = "worker-a"
+
+
+async def counts_and_truth(
+    store: SqlJobStore,
+) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+    """(the kept per-state counts, a GROUP BY over the sub-jobs), zero counts left out."""
+    kept_sql = "SELECT operation_id, state, n FROM subjob_counts WHERE n <> 0"
+    truth_sql = "SELECT operation_id, state, count(*) FROM subjobs GROUP BY operation_id, state"
+    async with store.db.read(snapshot=True) as conn:
+        kept = {(r[0], r[1]): int(r[2]) for r in await conn.execute(sa.text(kept_sql))}
+        truth = {(r[0], r[1]): int(r[2]) for r in await conn.execute(sa.text(truth_sql))}
+    return kept, truth
 
 
 async def claim_one(

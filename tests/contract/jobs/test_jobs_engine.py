@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
@@ -519,3 +520,25 @@ async def test_a_drain_waits_for_calls_without_spinning(
     hold.set()
     assert await drain == 0
     assert len(waits) <= 3  # woken by the call's end, not looping meanwhile
+
+
+async def test_a_process_holds_at_most_max_servers_in_flight(store: SqlJobStore) -> None:
+    """However generous the budget, the sub-jobs in this process's calls at once are bounded
+    (each is in memory until its answer is committed); the rest wait in the database."""
+    hold = asyncio.Event()
+    config = replace(Harness(store).config, max_servers_in_flight=25)
+    h = Harness(
+        store,
+        planner=FakePlanner(items(100)),
+        executor=FakeExecutor(default_profile=profile(10), hold=hold),
+        config=config,
+    )
+    op = await h.create()
+    await h.planning.run_once()
+    assert await h.dispatcher.run_once() == 25
+    assert await h.dispatcher.run_once() == 0  # nothing more while those are held
+    assert (await h.ops.get(op.id)).counts == {State.DISPATCHING: 25, State.PENDING: 75}
+    hold.set()
+    await h.dispatcher.wait_idle()
+    assert await h.dispatcher.run_once() == 25
+    await h.dispatcher.wait_idle()

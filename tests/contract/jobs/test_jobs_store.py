@@ -389,7 +389,7 @@ async def test_refusal_leaves_nothing_behind(store: SqlJobStore) -> None:
 async def test_the_state_column_refuses_unknown_states(store: SqlJobStore) -> None:
     op = await plan_operation(store, items(1))
     async with store.db.write() as conn:
-        await conn.execute(sa.update(SUBJOBS).values(state=State.SUCCEEDED.value))
+        await conn.execute(sa.update(SUBJOBS).values(state=State.PENDING.value))  # a known one
     with pytest.raises(IntegrityError):
         async with store.db.write() as conn:
             await conn.execute(
