@@ -212,7 +212,14 @@ ROUTES: tuple[Route, ...] = (
         "metrics",
         "Prometheus metrics",
         "system",
-        (Reply(200, "text exposition format 0.0.4", media="text/plain"),),
+        (
+            Reply(
+                200,
+                "Prometheus text format 0.0.4; OpenMetrics 1.0 (application/openmetrics-text) "
+                "when the Accept header asks for it",
+                media="text/plain",
+            ),
+        ),
     ),
     Route(
         "GET",

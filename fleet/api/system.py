@@ -70,8 +70,9 @@ async def whoami(request: web.Request) -> web.Response:
 
 
 async def prometheus(request: web.Request) -> web.Response:
-    text = await metrics.render(fleet_of(request))
-    return web.Response(body=text.encode(), headers={"Content-Type": metrics.CONTENT_TYPE})
+    """The Prometheus text format 0.0.4, or OpenMetrics 1.0 when the scrape's Accept asks for it."""
+    body, content_type = await metrics.render(fleet_of(request), request.headers.get("Accept"))
+    return web.Response(body=body, headers={"Content-Type": content_type, "Vary": "Accept"})
 
 
 async def openapi(request: web.Request) -> web.Response:
