@@ -288,7 +288,14 @@ ROUTES: tuple[Route, ...] = (
         "operation_events",
         "Server-sent events: state, progress and failures until the operation ends",
         "operations",
-        (Reply(200, "an event stream (state, progress, subjob, end)", media="text/event-stream"),),
+        (
+            Reply(200, "an event stream (state, progress, subjob, end)", media="text/event-stream"),
+            Reply(
+                429,
+                "this token has [service] max_streams_per_token streams open",
+                headers=("Retry-After",),
+            ),
+        ),
         query=EventsQuery,
         headers=(LAST_EVENT_ID,),
     ),

@@ -69,7 +69,7 @@ def service_app(
     worker: str | None = None,
 ) -> web.Application:
     """The app factory of `fleet serve`: the Fleet lives in the app's cleanup context."""
-    app = build_app(config)
+    app = build_app(config or api_config(settings.service))
 
     async def fleet_context(app: web.Application) -> AsyncIterator[None]:
         async with open_fleet(settings, worker=worker) as fleet:
@@ -83,6 +83,13 @@ def service_app(
 
     app.cleanup_ctx.append(fleet_context)
     return app
+
+
+def api_config(spec: ServiceSpec) -> ApiConfig:
+    """The HTTP layer's knobs that `[service]` sets."""
+    return ApiConfig(
+        max_requests=spec.max_requests, max_streams_per_token=spec.max_streams_per_token
+    )
 
 
 def service_runner(app: web.Application, spec: ServiceSpec) -> web.AppRunner:
