@@ -6,7 +6,8 @@
   engine's loops run in the same process and the same database: with the API's work bounded,
   they get their turn however many clients call at once. A handler that waits on something else
   (a dry run waiting for its plan) gives its slot back while it waits (`idle`). Event streams and
-  `/healthz` take no slot: a stream is bounded per token instead.
+  `/healthz` take no slot: a stream is bounded per token instead. On SQLite, the database writes
+  a request makes go after the engine's (`jobs.priority`).
 - **Event streams per token** (`[service] max_streams_per_token`): one more stream for a token
   that already has that many open is `429` with a `Retry-After`, naming the limit.
 """
@@ -23,6 +24,7 @@ from aiohttp.typedefs import Handler
 
 from fleet.api.context import CONFIG, identity_of
 from fleet.api.errors import Problem
+from jobs.priority import deferring
 
 EVENTS_PATH = "/v1/operations/{operation_id}/events"
 UNBOUNDED = frozenset({"/healthz", EVENTS_PATH})
@@ -51,7 +53,8 @@ async def request_slots(request: web.Request, handler: Handler) -> web.StreamRes
     await gate.acquire()
     request[_HELD] = True
     try:
-        return await handler(request)
+        with deferring():  # its database writes go after the engine's (jobs.priority)
+            return await handler(request)
     finally:
         if request[_HELD]:
             gate.release()
