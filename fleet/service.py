@@ -61,6 +61,7 @@ class Fleet:
     simulator_url: str | None = None
     policies: PolicyService | None = None
     credentials: CredentialChecks | None = None  # each endpoint's credential state (/readyz)
+    runs_engine: bool = True  # False: `fleet serve --role api`, another process runs the engine
     admission: Admission = field(init=False)  # the one door every request to act goes through
 
     def __post_init__(self) -> None:
@@ -225,8 +226,12 @@ async def open_fleet(
     worker: str | None = None,
     migrate: bool = True,
     run_engine: bool = True,
+    engine: bool = True,
 ) -> AsyncIterator[Fleet]:
-    """Everything fleet needs to run, started; closed in reverse order on exit."""
+    """Everything fleet needs to run, started; closed in reverse order on exit. `engine=False`
+    (`fleet serve --role api`) starts the policies but not the engine, nor takes a worker name:
+    another process (`--role engine`, `fleet worker`) runs the operations this one creates.
+    `run_engine=False` starts neither."""
     clock = clock or SystemClock()
     ensure_sqlite_dir(settings.database.url)
     if migrate:
@@ -254,8 +259,14 @@ async def open_fleet(
             sim_url = None if sim is None else sim.base_url
             fleet = Fleet(settings, store, limiter, drivers, runtime, operations, sim_url)
             fleet.credentials = checks = CredentialChecks(drivers)
+            fleet.runs_engine = run_engine and engine
             if not run_engine:
                 yield fleet
+                return
+            if not engine:
+                async with _policies(fleet, clock) as policy_service:
+                    fleet.policies = policy_service
+                    yield fleet
                 return
             async with (
                 worker_identity(settings.database.url, runtime.config.worker),

@@ -144,10 +144,14 @@ async def _stop_streams(app: web.Application) -> None:
     app[STOPPING].set()
 
 
-def build_app(config: ApiConfig | None = None) -> web.Application:
-    """The app without a Fleet: the caller sets FLEET and TOKENS (or a cleanup context does)."""
+ENGINE_ONLY = frozenset({"/healthz", "/readyz", "/metrics"})  # what `--role engine` serves
+
+
+def build_app(config: ApiConfig | None = None, *, engine_only: bool = False) -> web.Application:
+    """The app without a Fleet: the caller sets FLEET and TOKENS (or a cleanup context does).
+    `engine_only` (`fleet serve --role engine`): health, readiness and metrics, nothing else."""
     config = config or ApiConfig()
-    table = TABLE
+    table = tuple(r for r in TABLE if r.path in ENGINE_ONLY) if engine_only else TABLE
     app = web.Application(
         middlewares=[problems, limits.request_slots, make_authenticate(table)],
         client_max_size=config.max_body,
@@ -162,7 +166,8 @@ def build_app(config: ApiConfig | None = None) -> web.Application:
             app.router.add_get(route.path, route.handler, allow_head=False)
         else:
             app.router.add_route(route.method, route.path, route.handler)
-    console.add_console(app)
+    if not engine_only:
+        console.add_console(app)
     app.on_shutdown.append(_stop_streams)
     return app
 

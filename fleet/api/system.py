@@ -46,7 +46,11 @@ async def readyz(request: web.Request) -> web.Response:
         checks["database"] = "ok"
     except Exception as exc:  # any failure means "not ready", and the reason is worth showing
         checks["database"] = f"error: {type(exc).__name__}"
-    checks["engine"] = "running" if fleet.runtime.running else "stopped"
+    checks["engine"] = (
+        ("running" if fleet.runtime.running else "stopped")
+        if fleet.runs_engine
+        else "elsewhere (role api)"
+    )
     checks["endpoints"] = str(len(fleet.drivers))
     states = {} if fleet.credentials is None else await fleet.credentials.states()
     failed = sorted(name for name, s in states.items() if s.state == "failed")
