@@ -72,6 +72,7 @@ class Fleet:
     credentials: CredentialChecks | None = None  # each endpoint's credential state (/readyz)
     webhooks: WebhookService | None = None  # subscriptions, the delivery log, test sends
     identity: WorkerLock | None = None  # the engine's worker-name lock, while the engine runs
+    runs_engine: bool = True  # False: `fleet serve --role api`, another process runs the engine
     admission: Admission = field(init=False)  # the one door every request to act goes through
 
     def __post_init__(self) -> None:
@@ -264,8 +265,12 @@ async def open_fleet(
     worker: str | None = None,
     migrate: bool = True,
     run_engine: bool = True,
+    engine: bool = True,
 ) -> AsyncIterator[Fleet]:
-    """Everything fleet needs to run, started; closed in reverse order on exit."""
+    """Everything fleet needs to run, started; closed in reverse order on exit. `engine=False`
+    (`fleet serve --role api`) starts the policies but not the engine, nor takes a worker name:
+    another process (`--role engine`, `fleet worker`) runs the operations this one creates.
+    `run_engine=False` starts neither."""
     clock = clock or SystemClock()
     ensure_sqlite_dir(settings.database.url)
     if migrate:
@@ -304,8 +309,14 @@ async def open_fleet(
             fleet.credentials = checks = CredentialChecks(drivers)
             hooks = WebhookStore(store.db)
             fleet.webhooks = WebhookService(hooks, clock, settings.webhooks, list(drivers))
+            fleet.runs_engine = run_engine and engine
             if not run_engine:
                 yield fleet
+                return
+            if not engine:
+                async with _policies(fleet, clock) as policy_service:
+                    fleet.policies = policy_service
+                    yield fleet
                 return
             async with (
                 worker_identity(settings.database.url, runtime.config.worker) as identity,

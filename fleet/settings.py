@@ -55,6 +55,10 @@ class ServiceSpec(_Strict):
     keepalive_timeout: float = Field(default=75.0, gt=0)
     # seconds a client has to send a request's line and headers (fleet.api.connections)
     header_timeout: float = Field(default=10.0, gt=0)
+    # requests authenticated and handled at once; the others wait their turn (fleet.api.limits)
+    max_requests: int = Field(default=16, ge=1)
+    # open event streams per token; one more is 429 (fleet.api.limits)
+    max_streams_per_token: int = Field(default=16, ge=1)
 
 
 WORKER_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$"

@@ -11,6 +11,9 @@ the middlewares are, outermost first:
    page at `/` and its scripts, which hold no data) needs `Authorization: Bearer <token>`; a
    missing or unknown token is 401, a role below the route's is 403. Unmatched paths need a token
    as well, so the API's shape is not visible to anonymous callers.
+
+Between the two, `fleet.api.limits.request_slots` bounds how many requests are authenticated and
+handled at once (`max_requests`); the others wait their turn.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from fleet.api import console
+from fleet.api import console, limits
 from fleet.api.context import (
     CACHE,
     CONFIG,
@@ -141,22 +144,30 @@ async def _stop_streams(app: web.Application) -> None:
     app[STOPPING].set()
 
 
-def build_app(config: ApiConfig | None = None) -> web.Application:
-    """The app without a Fleet: the caller sets FLEET and TOKENS (or a cleanup context does)."""
+ENGINE_ONLY = frozenset({"/healthz", "/readyz", "/metrics"})  # what `--role engine` serves
+
+
+def build_app(config: ApiConfig | None = None, *, engine_only: bool = False) -> web.Application:
+    """The app without a Fleet: the caller sets FLEET and TOKENS (or a cleanup context does).
+    `engine_only` (`fleet serve --role engine`): health, readiness and metrics, nothing else."""
     config = config or ApiConfig()
+    table = tuple(r for r in TABLE if r.path in ENGINE_ONLY) if engine_only else TABLE
     app = web.Application(
-        middlewares=[problems, make_authenticate(TABLE)], client_max_size=config.max_body
+        middlewares=[problems, limits.request_slots, make_authenticate(table)],
+        client_max_size=config.max_body,
     )
     app[CONFIG] = config
-    app[ROUTES] = TABLE
+    app[ROUTES] = table
     app[STOPPING] = asyncio.Event()
     app[CACHE] = {}
-    for route in TABLE:
+    limits.install(app)
+    for route in table:
         if route.method == "GET":
             app.router.add_get(route.path, route.handler, allow_head=False)
         else:
             app.router.add_route(route.method, route.path, route.handler)
-    console.add_console(app)
+    if not engine_only:
+        console.add_console(app)
     app.on_shutdown.append(_stop_streams)
     return app
 

@@ -34,6 +34,8 @@ class ApiConfig:
     dry_run_wait: float = 20.0  # seconds a dry-run request waits for its plan before a 202
     stream_interval: float = 0.5  # seconds between two looks at an operation's progress (SSE)
     keepalive: float = 15.0  # seconds between SSE comments on a quiet stream
+    max_requests: int = 16  # requests handled at once; the others wait (fleet.api.limits)
+    max_streams_per_token: int = 16  # open event streams per token; one more is 429
 
 
 FLEET = web.AppKey("fleet", Fleet)

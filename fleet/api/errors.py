@@ -36,6 +36,7 @@ _TITLES = {
     413: "Request too large",
     415: "Unsupported media type",
     422: "Invalid request",
+    429: "Too many requests",
     500: "Internal error",
     502: "Cloud endpoint error",
     503: "Not ready",

@@ -38,6 +38,7 @@ from aiohttp import web
 
 from fleet.api.context import CONFIG, STOPPING, fleet_of, read_query
 from fleet.api.errors import field_problem
+from fleet.api.limits import stream_slot
 from fleet.api.schemas import EventsQuery, OperationOut
 from fleet.api.views import operation_out
 from fleet.service import Fleet
@@ -211,9 +212,10 @@ async def operation_events(request: web.Request) -> web.StreamResponse:
     )
     stream = _Stream(request, response, resume, request.app[CONFIG].keepalive)
     try:
-        await response.prepare(request)
-        await _pump(stream, operation_id, view, request.app[CONFIG].stream_interval, stopping)
-        await response.write_eof()
+        with stream_slot(request):  # 429 past the token's open streams
+            await response.prepare(request)
+            await _pump(stream, operation_id, view, request.app[CONFIG].stream_interval, stopping)
+            await response.write_eof()
     except ConnectionResetError:  # the client went away: a normal end, nothing left to tell it
         log.debug(
             "stream_client_left", operation_id=operation_id, last_event_id=stream.pos.encode()

@@ -24,6 +24,7 @@ from fleet.api.context import (
     read_query,
 )
 from fleet.api.errors import Problem, field_problem
+from fleet.api.limits import idle
 from fleet.api.schemas import (
     CreateOperationIn,
     DryRunOut,
@@ -47,14 +48,18 @@ FILTER_PAGE = 200  # store rows read per step while filtering operations by stat
 MAX_PAGE = 1000  # the store's largest page
 
 
-async def _wait_planned(fleet: Fleet, operation_id: str, seconds: float) -> OperationView:
-    """The operation once planning is over, or as it is when `seconds` ran out."""
+async def _wait_planned(
+    request: web.Request, fleet: Fleet, operation_id: str, seconds: float
+) -> OperationView:
+    """The operation once planning is over, or as it is when `seconds` ran out. The request's
+    slot is given back while it sleeps (`fleet.api.limits.idle`)."""
     view = await fleet.operations.get(operation_id)
     delay = 0.02
     try:
         async with asyncio.timeout(seconds):
             while view.state is OperationState.PLANNING:
-                await asyncio.sleep(delay)
+                async with idle(request):
+                    await asyncio.sleep(delay)
                 delay = min(0.25, delay * 2)
                 view = await fleet.operations.get(operation_id)
     except TimeoutError:
@@ -76,7 +81,7 @@ async def create_operation(request: web.Request) -> web.Response:
         headers["Idempotent-Replayed"] = "true"
     if not new.dry_run:
         return json_response(_out(fleet, view), 202, headers)
-    view = await _wait_planned(fleet, view.operation.id, request.app[CONFIG].dry_run_wait)
+    view = await _wait_planned(request, fleet, view.operation.id, request.app[CONFIG].dry_run_wait)
     summary = view.operation.summary
     out = DryRunOut(
         operation=_out(fleet, view),

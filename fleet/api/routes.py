@@ -313,7 +313,14 @@ ROUTES: tuple[Route, ...] = (
         "metrics",
         "Prometheus metrics",
         "system",
-        (Reply(200, "text exposition format 0.0.4", media="text/plain"),),
+        (
+            Reply(
+                200,
+                "Prometheus text format 0.0.4; OpenMetrics 1.0 (application/openmetrics-text) "
+                "when the Accept header asks for it",
+                media="text/plain",
+            ),
+        ),
     ),
     Route(
         "GET",
@@ -382,7 +389,14 @@ ROUTES: tuple[Route, ...] = (
         "operation_events",
         "Server-sent events: state, progress and failures until the operation ends",
         "operations",
-        (Reply(200, "an event stream (state, progress, subjob, end)", media="text/event-stream"),),
+        (
+            Reply(200, "an event stream (state, progress, subjob, end)", media="text/event-stream"),
+            Reply(
+                429,
+                "this token has [service] max_streams_per_token streams open",
+                headers=("Retry-After",),
+            ),
+        ),
         query=EventsQuery,
         headers=(LAST_EVENT_ID,),
     ),

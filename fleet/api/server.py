@@ -67,12 +67,15 @@ def service_app(
     bootstrap_token_file: str | None = None,
     config: ApiConfig | None = None,
     worker: str | None = None,
+    role: str = "all",
 ) -> web.Application:
-    """The app factory of `fleet serve`: the Fleet lives in the app's cleanup context."""
-    app = build_app(config)
+    """The app factory of `fleet serve`: the Fleet lives in the app's cleanup context. `role`:
+    `all` (the API and the engine), `api` (the API; the engine runs elsewhere) or `engine` (the
+    engine, with only health, readiness and metrics over HTTP)."""
+    app = build_app(config or api_config(settings.service), engine_only=role == "engine")
 
     async def fleet_context(app: web.Application) -> AsyncIterator[None]:
-        async with open_fleet(settings, worker=worker) as fleet:
+        async with open_fleet(settings, worker=worker, engine=role != "api") as fleet:
             app[FLEET] = fleet
             app[TOKENS] = TokenStore(fleet.store.db)
             if bootstrap_token_file:
@@ -83,6 +86,13 @@ def service_app(
 
     app.cleanup_ctx.append(fleet_context)
     return app
+
+
+def api_config(spec: ServiceSpec) -> ApiConfig:
+    """The HTTP layer's knobs that `[service]` sets."""
+    return ApiConfig(
+        max_requests=spec.max_requests, max_streams_per_token=spec.max_streams_per_token
+    )
 
 
 def service_runner(app: web.Application, spec: ServiceSpec) -> web.AppRunner:
@@ -114,11 +124,12 @@ async def serve(
     bootstrap_token_file: str | None = None,
     url_file: str | None = None,
     worker: str | None = None,
+    role: str = "all",
 ) -> None:
     """Run until SIGINT/SIGTERM; then stop taking requests, close streams, drain the engine.
     `worker` (`--worker`) names this process's engine (`fleet.service.serve_worker`)."""
     worker = serve_worker(settings, worker)
-    app = service_app(settings, bootstrap_token_file=bootstrap_token_file, worker=worker)
+    app = service_app(settings, bootstrap_token_file=bootstrap_token_file, worker=worker, role=role)
     runner = service_runner(app, settings.service)
     await runner.setup()
     try:
@@ -127,7 +138,7 @@ async def serve(
         url = _bound_url(runner, host)
         if url_file:
             await asyncio.to_thread(Path(url_file).write_text, url + "\n", "utf-8")
-        log.info("service_started", url=url)
+        log.info("service_started", url=url, role=role)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

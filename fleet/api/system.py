@@ -48,7 +48,11 @@ async def readyz(request: web.Request) -> web.Response:
         checks["database"] = "ok"
     except Exception as exc:  # any failure means "not ready", and the reason is worth showing
         checks["database"] = f"error: {type(exc).__name__}"
-    checks["engine"] = "running" if fleet.runtime.running else "stopped"
+    checks["engine"] = (
+        ("running" if fleet.runtime.running else "stopped")
+        if fleet.runs_engine
+        else "elsewhere (role api)"
+    )
     checks.update(replica_checks(fleet))
     checks["endpoints"] = str(len(fleet.drivers))
     states = {} if fleet.credentials is None else await fleet.credentials.states()
@@ -87,8 +91,9 @@ async def whoami(request: web.Request) -> web.Response:
 
 
 async def prometheus(request: web.Request) -> web.Response:
-    text = await metrics.render(fleet_of(request))
-    return web.Response(body=text.encode(), headers={"Content-Type": metrics.CONTENT_TYPE})
+    """The Prometheus text format 0.0.4, or OpenMetrics 1.0 when the scrape's Accept asks for it."""
+    body, content_type = await metrics.render(fleet_of(request), request.headers.get("Accept"))
+    return web.Response(body=body, headers={"Content-Type": content_type, "Vary": "Accept"})
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -82,8 +82,10 @@ def run_serve(
     bootstrap_token_file: str | None,
     url_file: str | None,
     worker: str | None = None,
+    role: str = "all",
 ) -> int:
-    """`fleet serve`: the REST API with the engine; stops cleanly on SIGINT/SIGTERM."""
+    """`fleet serve`: the REST API with the engine (or one of them, `--role`); stops cleanly on
+    SIGINT/SIGTERM."""
     from fleet.api.server import BOOTSTRAP_ENV, serve
 
     settings = _load(paths, check=True)
@@ -92,7 +94,13 @@ def run_serve(
     token_file = bootstrap_token_file or os.environ.get(BOOTSTRAP_ENV) or None
     try:
         asyncio.run(
-            serve(settings, bootstrap_token_file=token_file, url_file=url_file, worker=worker)
+            serve(
+                settings,
+                bootstrap_token_file=token_file,
+                url_file=url_file,
+                worker=worker,
+                role=role,
+            )
         )
     except SettingsError as exc:
         return _config_error(exc)

@@ -72,6 +72,13 @@ def _service_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         default=None,
         help="this process's worker name (default: engine.worker, else HOST:PORT of the API)",
     )
+    serve.add_argument(
+        "--role",
+        choices=["all", "api", "engine"],
+        default="all",
+        help="all: the API and the engine (default); api: the API only, another process runs "
+        "the engine; engine: the engine, with only /healthz, /readyz and /metrics over HTTP",
+    )
     tokens = sub.add_parser("tokens", help="API tokens, straight in the database")
     tsub = tokens.add_subparsers(dest="tokens_command", required=True)
     create = tsub.add_parser("create", help="create a token and print it (once)")
@@ -388,7 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "worker":
         return run_worker(args.config or [], args.name)
     if args.command == "serve":
-        return run_serve(args.config or [], args.bootstrap_token_file, args.url_file, args.worker)
+        return run_serve(
+            args.config or [], args.bootstrap_token_file, args.url_file, args.worker, args.role
+        )
     if args.command == "tokens":
         name = getattr(args, "name", None)
         return run_tokens(args.config or [], args.tokens_command, name, getattr(args, "role", None))

@@ -4,8 +4,9 @@ SQLite: WAL and a busy timeout on every connection, foreign keys on, and the dri
 transaction handling switched off (`isolation_level = None`) so that every write transaction starts
 with ``BEGIN IMMEDIATE``: the write lock is taken before the first read, which makes
 read-then-write atomic across processes (without it, two processes incrementing the same row lost
-updates silently). Writers inside one process also queue on an asyncio lock, so they wait in FIFO
-order instead of spinning in SQLite's busy handler. Reads use a plain deferred ``BEGIN`` and run
+updates silently). Writers inside one process also queue in the process (`jobs.priority`), so they
+wait their turn instead of spinning in SQLite's busy handler: the engine's first, an API
+request's after them, FIFO within each. Reads use a plain deferred ``BEGIN`` and run
 concurrently with the writer (WAL).
 
 PostgreSQL: READ COMMITTED, claims with ``FOR UPDATE SKIP LOCKED``, and writes that touch an
@@ -15,7 +16,6 @@ operation and keeps lock order consistent (no deadlocks between loops).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from jobs.priority import WriterQueue
 from jobs.store.models import OPERATIONS
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -92,7 +93,7 @@ class Database:
             self.engine = create_async_engine(
                 url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
-        self._writers = asyncio.Lock() if self.is_sqlite else None
+        self._writers = WriterQueue() if self.is_sqlite else None
 
     def listen(self, listener: EventListener) -> None:
         """Hand every batch of event rows (operation and sub-job history) to `listener` inside

@@ -1,12 +1,8 @@
-"""Endpoints with live limiter state, the server inventory, health, readiness and metrics."""
+"""Endpoints with live limiter state, the server inventory, health and readiness."""
 
 from __future__ import annotations
 
-import re
-
 from tests.api.conftest import Api
-
-SAMPLE = re.compile(r'^[a-z_]+(\{([a-z_]+="[^"]*",?)*\})? -?[0-9.e+]+$')
 
 
 async def test_endpoints_show_every_rate_key_with_budget_and_use(api: Api) -> None:
@@ -88,38 +84,3 @@ async def test_ready_reports_this_replicas_worker_lock_leadership_and_budgets(
     assert checks["leader"] in ("yes", "off")  # the only process leads (if policies run)
     postgres = api.fleet.settings.database.url.startswith("postgresql")
     assert checks["budgets"] == ("shared" if postgres else "local")
-
-
-async def test_metrics_count_operations_subjobs_calls_and_limiter(api_db: Api) -> None:
-    api = api_db
-    servers = await api.servers("bms-sim", status="running")
-    ids = [str(s["id"]) for s in servers[:2]]
-    made = await api.post(
-        "/v1/operations", {"action": "stop", "targets": {"endpoints": ["bms-sim"], "ids": ids}}
-    )
-    await api.wait(str(made.body["id"]))
-    await api.post(
-        "/v1/operations", {**{"action": "start", "targets": {"ids": ids}}, "dry_run": True}
-    )
-    async with api.client.get("/metrics", headers=api.auth("viewer")) as resp:
-        assert resp.status == 200
-        assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-        text = await resp.text()
-    samples = [line for line in text.splitlines() if line and not line.startswith("#")]
-    assert all(SAMPLE.match(line) for line in samples), [s for s in samples if not SAMPLE.match(s)]
-    assert 'fleet_operations{state="succeeded"} 1' in samples
-    assert 'fleet_operations{state="planned"} 1' in samples
-    assert 'fleet_subjobs{state="succeeded"} 2' in samples
-    assert 'fleet_subjobs{state="pending"} 0' in samples  # the dry run's are left out
-    calls = [s for s in samples if s.startswith("fleet_cloud_calls_total{")]
-    assert any('rate_key="bms-sim:action"' in s and 'outcome="accepted"' in s for s in calls)
-    assert (
-        'fleet_limiter_budget_units{rate_key="bms-sim:action",unit="requests",period="60"} 50'
-        in samples
-    )
-    assert any(s.startswith('fleet_throttled_total{rate_key="bms-sim:action"}') for s in samples)
-    assert any(
-        s.startswith('fleet_limiter_waits_total{rate_key="bms-sim:action"}') for s in samples
-    )
-    for family in ("fleet_operations", "fleet_subjobs", "fleet_cloud_calls_total"):
-        assert text.count(f"# TYPE {family} ") == 1

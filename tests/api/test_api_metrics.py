@@ -1,0 +1,123 @@
+"""`GET /metrics`: the figures, the format negotiated by Accept, and counters that never go down."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+
+from tests.api.conftest import Api
+
+SAMPLE = re.compile(r'^[a-z_]+(\{([a-z_]+="[^"]*",?)*\})? -?[0-9.e+]+$')
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+
+
+async def scrape(api: Api, accept: str | None = None) -> tuple[str, str]:
+    headers = {**api.auth("viewer"), **({"Accept": accept} if accept else {})}
+    async with api.client.get("/metrics", headers=headers) as resp:
+        assert resp.status == 200
+        return resp.headers["Content-Type"], await resp.text()
+
+
+def samples(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def counters(text: str) -> dict[str, float]:
+    """Every sample of every family typed `counter`, by its name and labels."""
+    kinds = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.MULTILINE))
+    out: dict[str, float] = {}
+    for line in samples(text):
+        series, value = line.rsplit(" ", 1)
+        name = series.split("{", 1)[0]
+        if kinds.get(name) == "counter" or kinds.get(name.removesuffix("_total")) == "counter":
+            out[series] = float(value)
+    return out
+
+
+async def test_metrics_count_operations_subjobs_calls_and_limiter(api_db: Api) -> None:
+    api = api_db
+    servers = await api.servers("bms-sim", status="running")
+    ids = [str(s["id"]) for s in servers[:2]]
+    made = await api.post(
+        "/v1/operations", {"action": "stop", "targets": {"endpoints": ["bms-sim"], "ids": ids}}
+    )
+    await api.wait(str(made.body["id"]))
+    await api.post(
+        "/v1/operations", {**{"action": "start", "targets": {"ids": ids}}, "dry_run": True}
+    )
+    content_type, text = await scrape(api)
+    assert content_type.startswith("text/plain; version=0.0.4")
+    lines = samples(text)
+    assert all(SAMPLE.match(line) for line in lines), [s for s in lines if not SAMPLE.match(s)]
+    assert 'fleet_operations{state="succeeded"} 1.0' in lines
+    assert 'fleet_operations{state="planned"} 1.0' in lines
+    assert 'fleet_subjobs{state="succeeded"} 2.0' in lines
+    assert 'fleet_subjobs{state="pending"} 0.0' in lines  # the dry run's are left out
+    calls = [s for s in lines if s.startswith("fleet_cloud_calls_total{")]
+    assert any('rate_key="bms-sim:action"' in s and 'outcome="accepted"' in s for s in calls)
+    assert not any('outcome="in_flight"' in s for s in calls)
+    assert (
+        'fleet_limiter_budget_units{period="60",rate_key="bms-sim:action",unit="requests"} 50.0'
+        in lines
+    )
+    assert any(s.startswith('fleet_throttled_total{rate_key="bms-sim:action"}') for s in lines)
+    assert any(s.startswith('fleet_limiter_waits_total{rate_key="bms-sim:action"}') for s in lines)
+    for family in ("fleet_operations", "fleet_subjobs", "fleet_cloud_calls_total"):
+        assert text.count(f"# TYPE {family} ") == 1
+    assert "# TYPE fleet_cloud_calls_in_flight gauge" in text
+
+
+async def test_openmetrics_is_served_when_the_scrape_accepts_it(api: Api) -> None:
+    # What Prometheus sends: OpenMetrics first, the 0.0.4 text format as a fallback.
+    prometheus = (
+        "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1"
+    )
+    content_type, text = await scrape(api, prometheus)
+    assert content_type.startswith(OPENMETRICS)
+    assert text.endswith("# EOF\n")
+    assert "# TYPE fleet_cloud_calls counter" in text
+    assert "# TYPE fleet_up gauge" in text
+    assert "fleet_up 1.0" in samples(text)
+    for accept in (None, "text/plain", "text/plain;version=0.0.4", "*/*"):
+        content_type, text = await scrape(api, accept)
+        assert content_type.startswith("text/plain; version=0.0.4"), accept
+        assert "# EOF" not in text
+
+
+async def test_counters_never_go_down_while_calls_are_in_flight(api: Api) -> None:
+    # Every action call waits 300 ms in the cloud: scrapes see calls sent and not yet answered.
+    async with api.client.session.post(
+        f"{api.fleet.simulator_url}/_sim/faults",
+        json={"kind": "latency", "match": "*:action", "ms": 300, "count": 0},
+    ) as resp:
+        assert resp.status == 201
+    servers = await api.servers("easystack-sim", status="running")
+    ids = [str(s["id"]) for s in servers[:6]]
+    made = await api.post(
+        "/v1/operations",
+        {"action": "stop", "targets": {"endpoints": ["easystack-sim"], "ids": ids}},
+    )
+    op_id = str(made.body["id"])
+    seen: list[dict[str, float]] = []
+    in_flight = 0.0
+    while (await api.get(f"/v1/operations/{op_id}")).body["finished_at"] is None:
+        _, text = await scrape(api)
+        seen.append(counters(text))
+        in_flight = max(in_flight, *[_value(s) for s in samples(text) if _in_flight(s)], 0.0)
+        await asyncio.sleep(0.05)
+    _, text = await scrape(api)
+    seen.append(counters(text))
+    for before, after in itertools.pairwise(seen):
+        for series, value in before.items():
+            assert series in after, f"{series} disappeared"
+            assert after[series] >= value, f"{series} went down: {value} -> {after[series]}"
+    assert in_flight > 0  # calls were seen in flight: as a gauge
+
+
+def _in_flight(sample: str) -> bool:
+    return sample.startswith("fleet_cloud_calls_in_flight{")
+
+
+def _value(sample: str) -> float:
+    return float(sample.rsplit(" ", 1)[1])
