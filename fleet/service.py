@@ -72,6 +72,7 @@ def admission_for(settings: Settings, drivers: Mapping[str, Driver]) -> Admissio
         drivers,
         ceiling=lambda names: configured_guard(settings, names),
         delete_guard=delete_guard(settings),
+        create_ceiling=settings.guards.create.max_servers,
     )
 
 

@@ -186,7 +186,14 @@ def _pairs(values: Sequence[tuple[str, str]] | None) -> dict[str, str]:
     return dict(values or [])
 
 
+def _creates(args: Namespace) -> bool:
+    """`--count` makes a run a create: `--name` is then the template, `--tag` the tags to set."""
+    return getattr(args, "count", None) is not None
+
+
 def _targets(args: Namespace) -> JSONDict:
+    if _creates(args):
+        return {"endpoints": args.endpoint} if args.endpoint else {}
     targets: JSONDict = {}
     for key, value in (
         ("endpoints", args.endpoint),
@@ -213,6 +220,27 @@ def _params(args: Namespace) -> JSONDict:
         params["live"] = True
     if args.set_tag:
         params["tags"] = _pairs(args.set_tag)
+    if _creates(args):
+        params |= _create_params(args)
+    return params
+
+
+def _create_params(args: Namespace) -> JSONDict:
+    params: JSONDict = {"count": args.count}
+    tags = _pairs(args.tag) | _pairs(args.set_tag)
+    if tags:
+        params["tags"] = tags
+    for key, value in (
+        ("name", args.name),
+        ("image", args.image),
+        ("network", args.network),
+        ("vpc", args.vpc),
+        ("availability_zone", args.zone),
+        ("key_name", args.key_name),
+        ("admin_password", args.admin_password),
+    ):
+        if value:
+            params[key] = value
     return params
 
 

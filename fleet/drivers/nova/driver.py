@@ -28,6 +28,7 @@ from fleet.drivers.actions import (
     Offer,
     Recipe,
     Step,
+    creating,
     power,
     simple,
     tags,
@@ -36,10 +37,12 @@ from fleet.drivers.actions import (
 from fleet.drivers.auth import TokenAuth
 from fleet.drivers.base import (
     BudgetUnit,
+    CreateRequest,
     FlavorCache,
     InstanceAction,
     OutcomeState,
     PollResult,
+    Quota,
     RateBudget,
     RequestGate,
     ServerOutcome,
@@ -51,7 +54,7 @@ from fleet.drivers.base import (
     shows_each,
 )
 from fleet.drivers.config import ConfigError, EndpointConfig, PasswordCredentials
-from fleet.drivers.errors import DriverError, NotFound, Permanent, Throttled
+from fleet.drivers.errors import DriverError, NotFound, Permanent, Throttled, Transient, Unsupported
 from fleet.drivers.http import (
     CloudClock,
     HttpRequest,
@@ -62,6 +65,7 @@ from fleet.drivers.http import (
     seg,
 )
 from fleet.drivers.jsonutil import as_dict
+from fleet.drivers.nova import create as cr
 from fleet.drivers.nova import requests as rq
 from fleet.drivers.nova.errors import classify
 from fleet.drivers.nova.keystone import (
@@ -96,6 +100,8 @@ DEFAULT_BUDGETS = {
     LIST: (RateBudget(60, 60.0, BudgetUnit.REQUESTS),),
     SHOW: (RateBudget(600, 60.0, BudgetUnit.REQUESTS),),
     FLAVORS: (RateBudget(60, 60.0, BudgetUnit.REQUESTS),),
+    cr.CREATE: (RateBudget(120, 60.0, BudgetUnit.REQUESTS),),
+    cr.LIMITS: (RateBudget(60, 60.0, BudgetUnit.REQUESTS),),
     KEYSTONE_API_CLASS: (),
 }
 
@@ -136,6 +142,8 @@ def capabilities_for(quirks: rq.NovaQuirks) -> Capabilities:
         ActionSpec(Action.REVERT_RESIZE, ACTION, 1, Goal.STEP, settles_in=AFTER_RESIZE),
         ActionSpec(Action.DELETE, DELETE, 1, Goal.STATUS, S.DELETED),
     ]
+    create_spec, create_offer = creating(cr.CREATE, 1)
+    specs.append(create_spec)
     offers = {
         kind: simple(kind, action)
         for kind, action in SIMPLE_KINDS.items()
@@ -151,6 +159,7 @@ def capabilities_for(quirks: rq.NovaQuirks) -> Capabilities:
         offers |= {"tag_remove": unsupported("tag_remove", Action.TAG_REMOVE, no_tags)}
     recipes = (LIVE_RESIZE_RECIPE, RESIZE_RECIPE) if quirks.live_resize else (RESIZE_RECIPE,)
     offers["resize"] = Offer("resize", Action.RESIZE, recipes, needs=("flavor",))
+    offers["create"] = create_offer
     return Capabilities(
         dialect=dialect,
         actions={s.action: s for s in specs},
@@ -264,6 +273,8 @@ class OpenStackDriver:
             return rq.revert_resize_body()
         if action in (Action.TAG_ADD, Action.TAG_REMOVE) and not params.tags:
             raise Permanent("a tag action needs at least one tag")
+        if action is Action.CREATE and len(params.tags) > cr.MAX_TAGS - 1:
+            raise Unsupported(f"at most {cr.MAX_TAGS - 1} tags", field="params.tags")
         return None
 
     async def _call(
@@ -275,6 +286,7 @@ class OpenStackDriver:
         body: object = None,
         query: Sequence[tuple[str, QueryValue]] = (),
         server_id: str | None = None,
+        headers: Mapping[str, str] = MICROVERSION_HEADERS,
     ) -> HttpResponse:
         transport = await self.compute()
         return await transport.call(
@@ -285,7 +297,7 @@ class OpenStackDriver:
                 query=query,
                 json_body=body,
                 server_ids=(server_id,) if server_id else (),
-                headers=MICROVERSION_HEADERS,
+                headers=headers,
             )
         )
 
@@ -380,6 +392,31 @@ class OpenStackDriver:
             flavor=params.flavor if action is Action.RESIZE else None,
             since=cloud_time(response),
         )
+
+    async def create(self, request: CreateRequest) -> Submission:
+        """`POST /servers`: one server; the submission carries its id."""
+        body = cr.create_body(request)
+        response = await self._call(
+            "POST", "/servers", cr.CREATE, body=body, headers=cr.CREATE_HEADERS
+        )
+        server_id = cr.created_id(response.data)
+        if server_id is None:
+            raise Transient(
+                "create accepted without a server id",
+                ambiguous=True,
+                http_status=response.status,
+                request_id=response.request_id,
+            )
+        return Submission(
+            Action.CREATE,
+            (server_id,),
+            cr.CREATE,
+            request_id=response.request_id,
+            since=cloud_time(response),
+        )
+
+    async def quota(self) -> Quota | None:
+        return cr.parse_limits((await self._call("GET", "/limits", cr.LIMITS)).data)
 
     async def _tags(self, action: Action, server_id: str, params: ActionParams) -> None:
         base = f"/servers/{seg(server_id)}/tags"
