@@ -279,6 +279,8 @@ async def cmd_run(args: Namespace, client: Client, out: TextIO, err: TextIO) -> 
         op, plan = data.get("operation"), data.get("plan")
         assert isinstance(op, dict)
         out.write(plan_text(op, plan if isinstance(plan, dict) else None) + "\n")
+        if _creates(args) and isinstance(plan, dict):
+            out.write(await _planned_names(client, str(op.get("id"))))
         return 0
     out.write(f"operation {data.get('id')} accepted ({data.get('action')})\n")
     out.flush()
@@ -286,6 +288,18 @@ async def cmd_run(args: Namespace, client: Client, out: TextIO, err: TextIO) -> 
         return 0
     final = await watch(client, str(data.get("id")), out, err)
     return exit_code(final)
+
+
+async def _planned_names(client: Client, op_id: str, shown: int = 10) -> str:
+    """The first servers a create's dry run planned (`endpoint/name`), for the plan's text."""
+    page = await client.call(
+        "GET", f"/v1/operations/{op_id}/subjobs", params=[("limit", str(shown))]
+    )
+    items = page.get("items") or []
+    assert isinstance(items, list)
+    names = [str(s.get("target_id")) for s in items if isinstance(s, dict)]
+    more = " ..." if page.get("next_cursor") else ""
+    return f"  servers: {', '.join(names)}{more}\n" if names else ""
 
 
 def _page_params(args: Namespace) -> list[tuple[str, str]]:
