@@ -100,6 +100,8 @@ class Admission:
             params = parse_params(request.action, request.params)
         except FieldError as exc:
             raise (exc if exc.field == "action" else _named(exc, "params", "params")) from None
+        if params.create is not None and not named:  # a kind that makes servers says where
+            raise FieldError("targets.endpoints", f"a {request.action} names its endpoint(s)")
         targeted = named or sorted(self.drivers)
         self.capabilities(request.action, params, named, targeted)
         await self.flavor(request.action, params, named)
@@ -216,8 +218,6 @@ class Admission:
             caps.creates(kind) for caps in (d.capabilities for d in self.drivers.values())
         ):
             return False
-        if not named:
-            raise FieldError("targets.endpoints", f"a {kind} names the endpoint(s) to create on")
         count = params.create.count
         if count > self.create_ceiling:
             raise FieldError(
