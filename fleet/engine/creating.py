@@ -160,7 +160,8 @@ def matcher(
                 else s.name == sj.payload.get("name")
             )
         ]
-        return min(hits, key=lambda s: s.id) if hits else None
+        # a build that failed stays listed in ERROR: after a retry the new server is the one
+        return min(hits, key=lambda s: (s.status is ServerStatus.ERROR, s.id)) if hits else None
 
     return match
 

@@ -223,3 +223,18 @@ async def test_admission_refuses_bad_input_naming_the_field(tmp_path: Path) -> N
             await fleet.admission.admit(ActRequest("create", {"endpoints": ["ecs-sim"]}, good))
         assert caught.value.field == "params.count"
         assert "4 of 5 used, room for 1" in caught.value.message
+
+
+async def test_retry_failed_creates_a_new_server_for_a_failed_build(tmp_path: Path) -> None:
+    """The failed build stays listed in ERROR under the same name; the retry's new server is the
+    one the sub-job follows."""
+    async with running(tmp_path) as (fleet, sim):
+        await sim.fault({"kind": "create_fail", "match": "openstack:create", "count": 1})
+        op_id = await start_create(fleet, sim, "easystack-sim", 3, strategy={"max_errors": 3})
+        await wait_terminal(fleet, op_id, 60)
+        assert Counter(r.state for r in await subjobs(fleet, op_id))[State.FAILED] == 1
+        assert await fleet.operations.retry_failed(op_id, "tests") == 1
+        view = await wait_terminal(fleet, op_id, 60)
+        assert view.state is OperationState.SUCCEEDED, view
+        servers = await created_servers(sim, op_id)
+        assert sorted(s["status"] for s in servers) == ["ACTIVE", "ACTIVE", "ACTIVE", "ERROR"]
