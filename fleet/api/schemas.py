@@ -80,7 +80,10 @@ class ParamsIn(_In):
     )
     image: str | None = Field(default=None, min_length=1, max_length=255)
     network: str | None = Field(
-        default=None, min_length=1, max_length=255, description="Huawei: subnet id; Nova: network id"
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="Huawei: subnet id; Nova: network id",
     )
     vpc: str | None = Field(default=None, min_length=1, max_length=255, description="Huawei VPC id")
     availability_zone: str | None = Field(default=None, min_length=1, max_length=255)
