@@ -34,6 +34,7 @@ class Action(StrEnum):
     TAG_ADD = "tag_add"
     TAG_REMOVE = "tag_remove"
     DELETE = "delete"
+    CREATE = "create"
 
 
 class PowerType(StrEnum):
@@ -205,6 +206,28 @@ class Selector:
 
 
 @dataclass(frozen=True)
+class CreateParams:
+    """What a create asks for on each targeted endpoint (`fleet.engine.opspec` parses it).
+
+    - `count` servers, named from the template `name` (`web-{n:03d}`, `n` from 1);
+    - `image`, `network` (Huawei: the subnet id, with `vpc`; Nova: the network id) and
+      `availability_zone` as the cloud names them; the flavor is `ActionParams.flavor` and the
+      tags `ActionParams.tags`;
+    - `key_name`, and `admin_password` as a secret reference (`env:NAME` or `file:PATH`, read
+      when the call is sent, never stored).
+    """
+
+    count: int
+    name: str
+    image: str
+    network: str
+    vpc: str | None = None
+    availability_zone: str | None = None
+    key_name: str | None = None
+    admin_password: str | None = None  # a reference, never the secret
+
+
+@dataclass(frozen=True)
 class ActionParams:
     """Parameters of an action; each action reads only the fields that concern it.
 
@@ -214,6 +237,7 @@ class ActionParams:
     - `tags`: tag_add adds these pairs; tag_remove removes them (a "" value removes the key whatever
       its value).
     - `delete_publicip` / `delete_volume`: Huawei v1 delete options (None: the cloud's default).
+    - `create`: what a create asks for (`CreateParams`).
     """
 
     type: PowerType = PowerType.SOFT
@@ -223,6 +247,7 @@ class ActionParams:
     tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     delete_publicip: bool | None = None
     delete_volume: bool | None = None
+    create: CreateParams | None = None  # a create's request (None for every other action)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tags", _freeze_map(self.tags))
@@ -237,5 +262,6 @@ class ActionParams:
                 tuple(sorted(self.tags.items())),
                 self.delete_publicip,
                 self.delete_volume,
+                self.create,
             )
         )

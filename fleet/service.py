@@ -91,6 +91,7 @@ def admission_for(settings: Settings, drivers: Mapping[str, Driver]) -> Admissio
             endpoints=frozenset(spec.endpoints),
             window_seconds=spec.window_seconds,
         ),
+        create_ceiling=settings.guards.create.max_servers,
     )
 
 

@@ -129,8 +129,15 @@ class DeleteGuardSpec(_Strict):
         return value
 
 
+class CreateGuardSpec(_Strict):
+    """The most servers one create may make on each endpoint it names."""
+
+    max_servers: int = Field(default=500, ge=1)
+
+
 class GuardsSpec(_Strict):
     delete: DeleteGuardSpec = DeleteGuardSpec()
+    create: CreateGuardSpec = CreateGuardSpec()
 
 
 class PricesSpec(_Strict):

@@ -16,7 +16,15 @@ from datetime import UTC, datetime, timedelta
 
 from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef, ServerStatus
 from fleet.drivers.actions import Capabilities, Evidence
-from fleet.drivers.base import InstanceAction, OutcomeState, PollResult, ServerOutcome, Submission
+from fleet.drivers.base import (
+    CreateRequest,
+    InstanceAction,
+    OutcomeState,
+    PollResult,
+    Quota,
+    ServerOutcome,
+    Submission,
+)
 from fleet.drivers.errors import NotFound
 
 S = ServerStatus
@@ -35,6 +43,8 @@ class FakeDriver:
         self.now = datetime(2026, 1, 1, 12, tzinfo=UTC)
         self.history: dict[str, list[InstanceAction]] | None = {}
         self.answered = False  # whether the cloud has answered yet (`cloud_clock`)
+        self.creates: list[CreateRequest] = []
+        self.server_quota: Quota | None = None
 
     def tick(self, seconds: float = 1.0) -> None:
         self.now += timedelta(seconds=seconds)
@@ -102,6 +112,29 @@ class FakeDriver:
 
     async def poll(self, submission: Submission) -> PollResult:
         return PollResult({i: ServerOutcome(i, OutcomeState.DONE) for i in submission.server_ids})
+
+    async def create(self, request: CreateRequest) -> Submission:
+        """Servers appear at once, running, named as a batch API names them."""
+        spec = self._caps.spec(Action.CREATE)
+        self.creates.append(request)
+        self.answered = True
+        names = (
+            [request.name]
+            if request.count == 1
+            else [f"{request.name}-{i:04d}" for i in range(1, request.count + 1)]
+        )
+        ids = []
+        for name in names:
+            server_id = f"new-{next(self._stamp)}"
+            self.servers[server_id] = ServerRef(
+                self._endpoint, Provider.OPENSTACK, server_id, name, S.RUNNING,
+                flavor=request.flavor, tags=dict(request.tags),
+            )  # fmt: skip
+            ids.append(server_id)
+        return Submission(Action.CREATE, tuple(ids), spec.api_class)
+
+    async def quota(self) -> Quota | None:
+        return self.server_quota
 
     def _done(self, server: ServerRef, action: Action, params: ActionParams) -> ServerRef:
         stamp = f"t{next(self._stamp)}"

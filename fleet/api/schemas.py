@@ -74,6 +74,27 @@ class ParamsIn(_In):
     tags: dict[str, str] | None = Field(default=None, max_length=MAX_TAGS)
     delete_publicip: bool | None = None
     delete_volume: bool | None = None
+    # create
+    count: int | None = Field(default=None, ge=1, description="servers per endpoint (create)")
+    name: str | None = Field(
+        default=None, min_length=1, max_length=255, description="name template: web-{n:03d}"
+    )
+    image: str | None = Field(default=None, min_length=1, max_length=255)
+    network: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="Huawei: subnet id; Nova: network id",
+    )
+    vpc: str | None = Field(default=None, min_length=1, max_length=255, description="Huawei VPC id")
+    availability_zone: str | None = Field(default=None, min_length=1, max_length=255)
+    key_name: str | None = Field(default=None, min_length=1, max_length=255)
+    admin_password: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="a secret reference, env:NAME or file:PATH (never the password)",
+    )
 
 
 class StrategyIn(_In):

@@ -191,7 +191,14 @@ def _pairs(values: Sequence[tuple[str, str]] | None) -> dict[str, str]:
     return dict(values or [])
 
 
+def _creates(args: Namespace) -> bool:
+    """`--count` makes a run a create: `--name` is then the template, `--tag` the tags to set."""
+    return getattr(args, "count", None) is not None
+
+
 def _targets(args: Namespace) -> JSONDict:
+    if _creates(args):
+        return {"endpoints": args.endpoint} if args.endpoint else {}
     targets: JSONDict = {}
     for key, value in (
         ("endpoints", args.endpoint),
@@ -218,6 +225,27 @@ def _params(args: Namespace) -> JSONDict:
         params["live"] = True
     if args.set_tag:
         params["tags"] = _pairs(args.set_tag)
+    if _creates(args):
+        params |= _create_params(args)
+    return params
+
+
+def _create_params(args: Namespace) -> JSONDict:
+    params: JSONDict = {"count": args.count}
+    tags = _pairs(args.tag) | _pairs(args.set_tag)
+    if tags:
+        params["tags"] = tags
+    for key, value in (
+        ("name", args.name),
+        ("image", args.image),
+        ("network", args.network),
+        ("vpc", args.vpc),
+        ("availability_zone", args.zone),
+        ("key_name", args.key_name),
+        ("admin_password", args.admin_password),
+    ):
+        if value:
+            params[key] = value
     return params
 
 
@@ -256,6 +284,8 @@ async def cmd_run(args: Namespace, client: Client, out: TextIO, err: TextIO) -> 
         op, plan = data.get("operation"), data.get("plan")
         assert isinstance(op, dict)
         out.write(plan_text(op, plan if isinstance(plan, dict) else None) + "\n")
+        if _creates(args) and isinstance(plan, dict):
+            out.write(await _planned_names(client, str(op.get("id"))))
         return 0
     out.write(f"operation {data.get('id')} accepted ({data.get('action')})\n")
     out.flush()
@@ -263,6 +293,18 @@ async def cmd_run(args: Namespace, client: Client, out: TextIO, err: TextIO) -> 
         return 0
     final = await watch(client, str(data.get("id")), out, err)
     return exit_code(final)
+
+
+async def _planned_names(client: Client, op_id: str, shown: int = 10) -> str:
+    """The first servers a create's dry run planned (`endpoint/name`), for the plan's text."""
+    page = await client.call(
+        "GET", f"/v1/operations/{op_id}/subjobs", params=[("limit", str(shown))]
+    )
+    items = page.get("items") or []
+    assert isinstance(items, list)
+    names = [str(s.get("target_id")) for s in items if isinstance(s, dict)]
+    more = " ..." if page.get("next_cursor") else ""
+    return f"  servers: {', '.join(names)}{more}\n" if names else ""
 
 
 def _page_params(args: Namespace) -> list[tuple[str, str]]:

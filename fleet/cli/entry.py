@@ -117,6 +117,19 @@ def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     run.add_argument(
         "--set-tag", action="append", type=key_value, help="k=v to add/remove (tag_add, tag_remove)"
     )
+    create = run.add_argument_group(
+        "create",
+        "with --count, --name is the name template (web-{n:03d}) and --tag the tags to set",
+    )
+    create.add_argument("--count", type=positive_int, default=None, help="servers per endpoint")
+    create.add_argument("--image", default=None, help="image id")
+    create.add_argument("--network", default=None, help="Huawei: subnet id; Nova: network id")
+    create.add_argument("--vpc", default=None, help="Huawei: the subnet's VPC id")
+    create.add_argument("--zone", default=None, help="availability zone")
+    create.add_argument("--key-name", default=None, help="key pair name")
+    create.add_argument(
+        "--admin-password", default=None, help="secret reference: env:NAME or file:PATH"
+    )
     run.add_argument("--max-in-flight", type=positive_int, default=None)
     run.add_argument("--max-errors", type=amount, default=None, help="N or P%%")
     run.add_argument("--waves", type=waves, default=None, help="e.g. 1,10%%,100%%")

@@ -49,6 +49,9 @@ class Goal(StrEnum):
     TAGS_UNSET = "tags_unset"  # none of the requested tags is on the server
     EVENT = "event"  # something happens and the server settles in `leads_to` again (reboot)
     STEP = "step"  # a step inside a recipe (confirm, revert): never a user's request on its own
+    # New servers appear: planned from the request's `count` (one target per server to create,
+    # not a listing), found again by the identity written ahead of the call (`fleet.engine.creating`)
+    CREATED = "created"
 
 
 class Evidence(StrEnum):
@@ -75,6 +78,7 @@ TYPICAL_SECONDS: Mapping[Action, float] = MappingProxyType(
         Action.TAG_ADD: 0.0,
         Action.TAG_REMOVE: 0.0,
         Action.DELETE: 15.0,
+        Action.CREATE: 30.0,
     }
 )
 
@@ -306,6 +310,10 @@ class Capabilities:
         offer = self.offers.get(kind)
         return offer is not None and offer.supported
 
+    def creates(self, kind: str) -> bool:
+        """Whether `kind` makes new servers here (planned from its count, not from a listing)."""
+        return self.has(kind) and self.actions[self.offers[kind].main].goal is Goal.CREATED
+
     def kinds(self) -> tuple[str, ...]:
         return tuple(k for k, o in self.offers.items() if o.supported)
 
@@ -403,4 +411,16 @@ def tags(api_class: str) -> tuple[ActionSpec, ActionSpec]:
     return (
         ActionSpec(Action.TAG_ADD, api_class, 1, Goal.TAGS_SET, evidence=Evidence.ANSWER),
         ActionSpec(Action.TAG_REMOVE, api_class, 1, Goal.TAGS_UNSET, evidence=Evidence.ANSWER),
+    )
+
+
+CREATE_NEEDS = ("count", "name", "flavor", "image", "network")
+
+
+def creating(api_class: str, max_batch: int) -> tuple[ActionSpec, Offer]:
+    """Server creation: `max_batch` servers per call (1: one per call, named each from the
+    template; more: the cloud names a batch's servers from one base name, `-0001`, `-0002`...)."""
+    spec = ActionSpec(Action.CREATE, api_class, max_batch, Goal.CREATED, S.RUNNING)
+    return spec, Offer(
+        "create", Action.CREATE, (single("create", Action.CREATE),), needs=CREATE_NEEDS
     )

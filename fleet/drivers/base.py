@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
@@ -166,6 +166,37 @@ class InstanceAction:
     request_id: str | None = None
 
 
+@dataclass(frozen=True)
+class CreateRequest:
+    """One create call: `count` servers named `name` (a batch API names them `name-0001`, ...),
+    from `CreateParams` with the flavor as the endpoint's id and every tag to set (the
+    operation's identity tag among them). `admin_password` is the secret itself, read just before
+    the call from the request's reference and never kept."""
+
+    name: str
+    count: int
+    flavor: str
+    image: str
+    network: str
+    tags: Mapping[str, str]
+    vpc: str | None = None
+    availability_zone: str | None = None
+    key_name: str | None = None
+    admin_password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Quota:
+    """How many servers the project has and may have (the cloud's absolute limits)."""
+
+    used: int
+    limit: int
+
+    @property
+    def room(self) -> int:
+        return max(0, self.limit - self.used)
+
+
 # --- the Protocol ----------------------------------------------------------------------------------
 
 
@@ -202,6 +233,15 @@ class Driver(Protocol):
     ) -> Submission: ...
 
     async def poll(self, submission: Submission) -> PollResult: ...
+
+    async def create(self, request: CreateRequest) -> Submission:
+        """Send one create call (`Action.CREATE`); the submission carries the cloud's job id
+        (Huawei) or the new server's id (Nova). Raises the driver error tree."""
+        ...
+
+    async def quota(self) -> Quota | None:
+        """The project's server quota as the cloud reports it (None: it reports none)."""
+        ...
 
     async def flavors(self) -> frozenset[str]:
         """The flavor ids a resize on this endpoint may name (what the driver sends as

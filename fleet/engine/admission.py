@@ -21,6 +21,9 @@ What it checks, in order:
 - the approval rules (`[approvals]`, a policy's `require_approval`): the operation is planned,
   then waits for another token's approval when one holds for its plan (`jobs.approval`); a delete
   beyond the delete guard is such a plan, by default.
+- a kind that makes servers (a create): it names its endpoints, asks for at most the create
+  ceiling per endpoint, and fits the quota each endpoint reports (`Driver.quota`); its guard is
+  that ceiling (a percentage of an existing fleet says nothing of servers that do not exist yet).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import structlog
 
 from fleet.domain import ActionParams
 from fleet.drivers.actions import Goal
-from fleet.drivers.base import Discovering, Driver, resolve_flavor
+from fleet.drivers.base import Discovering, Driver, Quota, resolve_flavor
 from fleet.drivers.errors import DriverError, Unsupported
 from fleet.engine.opspec import parse_params, parse_targets
 from jobs.approval import ApprovalRule, ApprovalRules
@@ -45,6 +48,7 @@ from jobs.types import JSONObject
 log = structlog.get_logger("fleet.admission")
 
 CRITERIA = ("endpoints", "ids", "tags_all", "tags_any", "tags_none", "name", "statuses")
+CREATE_CEILING = 500  # servers one create may make on each endpoint (`[guards.create]`)
 # Seconds admission waits for the targeted endpoints' flavor lists (fetched concurrently, cached
 # per driver): past it an endpoint counts as "cannot tell" and the request goes on.
 FLAVOR_CHECK_TIMEOUT = 5.0
@@ -98,8 +102,10 @@ class Admission:
         delete_guard: BlastRadius | None = None,
         flavor_timeout: float | None = None,
         approvals: ApprovalConfig | None = None,
+        create_ceiling: int = CREATE_CEILING,
     ) -> None:
         self.drivers = drivers
+        self.create_ceiling = create_ceiling
         self.ceiling = ceiling  # the blast-radius limits configured on these endpoints
         self.delete_guard = delete_guard
         self.approvals = approvals or ApprovalConfig()
@@ -112,20 +118,26 @@ class Admission:
             params = parse_params(request.action, request.params)
         except FieldError as exc:
             raise (exc if exc.field == "action" else _named(exc, "params", "params")) from None
+        if params.create is not None and not named:  # a kind that makes servers says where
+            raise FieldError("targets.endpoints", f"a {request.action} names its endpoint(s)")
         targeted = named or sorted(self.drivers)
         await self.discovered(targeted)
         self.capabilities(request.action, params, named, targeted)
         await self.flavor(request.action, params, named)
+        creates = await self.creation(request.action, params, named)
         try:
             strategy = Strategy.from_json(dict(request.strategy))
         except InvalidSpec as exc:
             raise _named(exc, "strategy.") from None
+        guard = self.guard(request, targeted)
+        if creates:
+            guard = stricter(BlastRadius(max_servers=self.create_ceiling * len(named)))
         return NewOperation(
             kind=request.action,
             params=dict(request.params),  # type: ignore[arg-type]
             selector=selector,
             strategy=strategy,
-            guard=self.guard(request, targeted),
+            guard=guard,
             approval=self.approval(request, targeted),
             dry_run=request.dry_run,
             reason=request.reason,
@@ -238,6 +250,41 @@ class Admission:
             f"unknown flavor {flavor!r}: no endpoint lists it (checked {', '.join(known)})",
         )
 
+    async def creation(self, kind: str, params: ActionParams, named: Sequence[str]) -> bool:
+        """For a kind that makes servers: the endpoints are named, the count is within the
+        create ceiling and within each endpoint's quota (where the cloud reports one). Whether
+        the kind makes servers is returned."""
+        makers = [n for n in named if self.drivers[n].capabilities.creates(kind)]
+        if params.create is None or not any(
+            caps.creates(kind) for caps in (d.capabilities for d in self.drivers.values())
+        ):
+            return False
+        count = params.create.count
+        if count > self.create_ceiling:
+            raise FieldError(
+                "params.count",
+                f"{count} servers per endpoint > the create ceiling {self.create_ceiling} "
+                "([guards.create] max_servers)",
+            )
+        quotas = await asyncio.gather(*(self._quota_of(n) for n in makers))
+        for name, quota in zip(makers, quotas, strict=True):
+            if quota is not None and count > quota.room:
+                raise FieldError(
+                    "params.count",
+                    f"{count} servers exceed the quota of {name}: {quota.used} of "
+                    f"{quota.limit} used, room for {quota.room}",
+                )
+        return True
+
+    async def _quota_of(self, name: str) -> Quota | None:
+        try:
+            wait = FLAVOR_CHECK_TIMEOUT if self.flavor_timeout is None else self.flavor_timeout
+            async with asyncio.timeout(wait):
+                return await self.drivers[name].quota()
+        except (DriverError, TimeoutError) as exc:
+            log.warning("quota_unavailable", endpoint=name, error=str(exc) or type(exc).__name__)
+            return None
+
     def _destructive(self, name: str, kind: str) -> bool:
         """Whether the endpoint declares `kind` as one that cannot be undone (a delete)."""
         offer = self.drivers[name].capabilities.offers.get(kind)
@@ -247,7 +294,10 @@ class Admission:
         """Whether `kind` on the endpoint leads to a flavor (a resize): only then is a flavor
         checked against its catalogue."""
         caps = self.drivers[name].capabilities
-        return caps.has(kind) and caps.spec(caps.offer(kind).main).goal is Goal.FLAVOR
+        return caps.has(kind) and caps.spec(caps.offer(kind).main).goal in (
+            Goal.FLAVOR,
+            Goal.CREATED,
+        )
 
     async def _flavors_of(self, name: str) -> Mapping[str, str] | None:
         try:

@@ -27,6 +27,7 @@ from fleet.drivers.errors import (
     Throttled,
     Transient,
 )
+from fleet.engine import creating
 from fleet.engine.evidence import Seen, judge
 from fleet.engine.opspec import parse_params
 from fleet.engine.planner import batch_key, rate_key
@@ -291,6 +292,9 @@ class FleetExecutor:
     async def _submit(self, batch: Batch) -> SubJobOutcomes:
         endpoint, driver, recipe, params = self._context(batch)
         step = recipe.step(batch.step)
+        if driver.capabilities.spec(step.action).goal is Goal.CREATED:
+            first_poll = self._first_poll(endpoint, step, params)
+            return await creating.submit(batch, driver, params, first_poll)
         outcomes: dict[int, Outcome] = {}
         send: list[SubJobRecord] = []
         for sj in batch.subjobs:
@@ -374,6 +378,8 @@ class FleetExecutor:
     async def _poll(self, batch: Batch) -> SubJobOutcomes:
         endpoint, driver, recipe, params = self._context(batch)
         step = recipe.step(batch.step)
+        if driver.capabilities.spec(step.action).goal is Goal.CREATED:
+            return await creating.poll(batch, driver, params)
         submission = _submission_for(batch, step, params)
         try:
             result = await driver.poll(submission)
@@ -408,6 +414,8 @@ class FleetExecutor:
         endpoint, driver, recipe, params = self._context(batch)
         step = recipe.step(batch.step)
         spec = driver.capabilities.spec(step.action)
+        if spec.goal is Goal.CREATED:
+            return await creating.verify(batch, driver, params)
         outcomes: dict[int, Outcome] = {}
         for sj in batch.subjobs:
             try:

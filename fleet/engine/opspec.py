@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from fleet.domain import ActionParams, PowerType, Selector, ServerStatus
+from fleet.domain import ActionParams, CreateParams, PowerType, Selector, ServerStatus
 from fleet.drivers.registry import KINDS, NEEDS
 from fleet.engine.tag_limits import filter_tag_problem
+from fleet.engine.templates import parse_create
 from jobs.errors import FieldError
 
 DEFAULT_EXCLUDE_TAG = ("fleet-exclude", "true")
@@ -112,6 +113,16 @@ def parse_targets(raw: Mapping[str, object]) -> Targets:
 
 
 _NEEDED = {"flavor": "the target flavor", "tags": "at least one tag"}
+_CREATE_KEYS = {
+    "count",
+    "name",
+    "image",
+    "network",
+    "vpc",
+    "availability_zone",
+    "key_name",
+    "admin_password",
+}
 _PARAM_KEYS = {"type", "flavor", "live", "tags", "delete_publicip", "delete_volume"}
 
 
@@ -119,7 +130,8 @@ def parse_params(kind: str, raw: Mapping[str, object]) -> ActionParams:
     """`params` JSON -> ActionParams for `kind`; raises SpecError naming the field."""
     if kind not in KINDS:
         raise SpecError("action", f"unknown action {kind!r}; one of {', '.join(KINDS)}")
-    unknown = sorted(set(raw) - _PARAM_KEYS)
+    creates = "count" in NEEDS.get(kind, ())  # a kind that makes servers takes their request
+    unknown = sorted(set(raw) - _PARAM_KEYS - (_CREATE_KEYS if creates else set()))
     if unknown:
         raise SpecError(f"params.{unknown[0]}", "unknown field")
     try:
@@ -138,6 +150,12 @@ def parse_params(kind: str, raw: Mapping[str, object]) -> ActionParams:
         if value is not None and not isinstance(value, bool):
             raise SpecError(f"params.{name}", "must be true or false")
         flags[name] = value
+    create: CreateParams | None = None
+    if creates:
+        try:
+            create = parse_create(raw)
+        except FieldError as exc:
+            raise SpecError(exc.field, exc.message) from None
     return ActionParams(
         type=power,
         flavor=flavor if isinstance(flavor, str) else None,
@@ -145,6 +163,7 @@ def parse_params(kind: str, raw: Mapping[str, object]) -> ActionParams:
         tags=tags,
         delete_publicip=flags["delete_publicip"],
         delete_volume=flags["delete_volume"],
+        create=create,
     )
 
 
@@ -160,4 +179,6 @@ def params_json(params: ActionParams) -> dict[str, object]:
         value = getattr(params, name)
         if value is not None:
             out[name] = value
+    if params.create is not None:
+        out |= {k: v for k, v in vars(params.create).items() if v is not None}
     return out

@@ -21,6 +21,7 @@ from fleet.drivers.actions import Capabilities, Recipe
 from fleet.drivers.base import Driver, resolve_flavor
 from fleet.drivers.errors import DriverError, Unsupported
 from fleet.engine.opspec import SpecError, Targets, parse_params, parse_targets
+from fleet.engine.templates import planned_name
 from jobs.errors import PlanningError
 from jobs.ports import FleetSize, PlanEntry, PlanItem
 from jobs.records import OperationRecord
@@ -188,6 +189,10 @@ class FleetPlanner:
                 raise PlanningError(f"endpoint {name}: {exc.message}") from None
         skip_unsupported = None if unsupported is None else f"unsupported: {unsupported}"
         params = await self._flavor_here(driver, params)
+        if unsupported is None and driver.capabilities.creates(kind):
+            for entry in planned_servers(name, driver, kind, params):
+                yield entry
+            return
         fleet = 0
         try:
             async for server in driver.list_servers(Selector()):
@@ -231,3 +236,34 @@ class FleetPlanner:
             skip_reason=reason,
             scope=name,
         )
+
+
+def planned_servers(name: str, driver: Driver, kind: str, params: ActionParams) -> list[PlanEntry]:
+    """A kind that makes servers (a create): one target per server to create, numbered from 1
+    (`slot`) and named from the template, instead of a listing; the scope's size is what is
+    planned (a percentage of an existing fleet says nothing of a create: admission holds it to
+    the create ceiling instead)."""
+    create = params.create
+    if create is None:
+        raise PlanningError(f"endpoint {name}: {kind} needs its parameters")
+    recipe = FleetPlanner._recipe(driver, kind, params, None)
+    action = recipe.steps[0].action
+    items: list[PlanEntry] = [
+        PlanItem(
+            target_id=f"{name}/{planned_name(create.name, n)}",
+            rate_key=rate_key(name, driver, action),
+            batch_key=batch_key(name, recipe.name, 0),
+            payload={
+                "endpoint": name,
+                "server_id": "",
+                "slot": n,
+                "name": planned_name(create.name, n),
+                "recipe": recipe.name,
+                **({"to_flavor": params.flavor} if params.flavor else {}),
+            },
+            scope=name,
+        )
+        for n in range(1, create.count + 1)
+    ]
+    items.append(FleetSize(scope=name, servers=create.count))
+    return items

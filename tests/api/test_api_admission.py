@@ -27,6 +27,14 @@ async def policy_count(api: Api) -> int:
     return len(reply.body["items"])  # type: ignore[arg-type,index]
 
 
+# A create on ecs-sim as config/demo.toml's simulated cloud (seed 7) takes it.
+CREATE: dict[str, object] = {
+    "count": 2, "name": "web-{n}", "flavor": "s6.small.1",
+    "image": "1136a031-5993-4f22-b1ca-66dc9621e864",
+    "network": "65a3cef7-97e1-4f47-aa4b-28bf37632623",
+    "vpc": "3c5ebb0c-03f4-4df8-a86f-f7720061e177",
+}  # fmt: skip
+
 # (action, params, targets, the field both doors name)
 REFUSED = [
     pytest.param("resize", {"flavor": "xxl"}, {"endpoints": ["ecs-sim"], "name": "*"},
@@ -38,6 +46,16 @@ REFUSED = [
                  "targets.endpoints[0]", id="tags-on-easystack"),
     pytest.param("stop", {"type": "HARD"}, {"endpoints": ["easystack-sim"]},
                  "params.type", id="hard-stop-on-nova"),
+    pytest.param("create", {**CREATE, "flavor": "xxl"}, {"endpoints": ["ecs-sim"]},
+                 "params.flavor", id="create-unknown-flavor"),
+    pytest.param("create", {k: v for k, v in CREATE.items() if k != "vpc"},
+                 {"endpoints": ["ecs-sim"]}, "params.vpc", id="create-without-vpc"),
+    pytest.param("create", {**CREATE, "admin_password": "hunter2"}, {"endpoints": ["ecs-sim"]},
+                 "params.admin_password", id="create-literal-password"),
+    pytest.param("create", {**CREATE, "count": 501}, {"endpoints": ["ecs-sim"]},
+                 "params.count", id="create-above-the-ceiling"),
+    pytest.param("create", CREATE, {"tags_all": {"env": "dev"}},
+                 "targets.endpoints", id="create-without-endpoints"),
 ]  # fmt: skip
 
 

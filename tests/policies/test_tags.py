@@ -120,3 +120,13 @@ def test_mark_policy_writes_a_date_n_days_ahead_and_leaves_marked_servers() -> N
     assert verdict(p, server(), DAY).act
     already = verdict(p, server(fleet_op="stop@2026-12-03"), DAY)
     assert not already.act and already.reason.startswith("already marked")
+
+
+def test_a_created_server_with_an_expiry_tag_is_due_for_the_delete_cleanup() -> None:
+    """A create tags its servers `fleet-op=<operation id>` (its identity, not a mark) and may give
+    them `expires-at`: the clean-up deletes them once the day has passed."""
+    created = server(expires_at="2026-11-30", fleet_op="3f2a9c1b5d6e4f708192a3b4c5d6e7f8")
+    v = verdict(cleanup("delete"), created, DAY)
+    assert v.act and v.reason == "expired 2026-11-30"
+    later = server(expires_at="2026-12-31", fleet_op="3f2a9c1b5d6e4f708192a3b4c5d6e7f8")
+    assert not verdict(cleanup("delete"), later, DAY).act

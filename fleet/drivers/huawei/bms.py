@@ -23,6 +23,7 @@ from fleet.drivers.actions import (
     SIMPLE_KINDS,
     Capabilities,
     Evidence,
+    creating,
     power,
     simple,
     tags,
@@ -30,7 +31,9 @@ from fleet.drivers.actions import (
 )
 from fleet.drivers.base import (
     BudgetUnit,
+    CreateRequest,
     PollResult,
+    Quota,
     RateBudget,
     Submission,
     check_batch,
@@ -39,6 +42,7 @@ from fleet.drivers.base import (
 )
 from fleet.drivers.errors import Transient, Unsupported
 from fleet.drivers.http import HttpRequest, seg
+from fleet.drivers.huawei import create as cr
 from fleet.drivers.huawei import requests as rq
 from fleet.drivers.huawei.auth import IAM_API_CLASS
 from fleet.drivers.huawei.common import (
@@ -58,6 +62,7 @@ ACTION, DETAIL, SHOW = "action", "detail", "show"
 # Not documented (A-2/A-3); ECS v1 takes 1,000. Bare-metal fleets are small and each call is
 # one of only 50 per minute, so a large batch is what keeps a campaign moving.
 MAX_BATCH = 100
+_CREATE, _CREATE_OFFER = creating(cr.CREATE, cr.BMS_MAX_COUNT)
 
 CAPABILITIES = Capabilities(
     dialect="Huawei BMS",
@@ -69,6 +74,7 @@ CAPABILITIES = Capabilities(
                 for action in (Action.START, Action.STOP, Action.REBOOT)
             ),
             *tags(NOVA_TAGS),
+            _CREATE,
         )
     },
     offers={
@@ -79,10 +85,12 @@ CAPABILITIES = Capabilities(
         },
         "delete": unsupported("delete", Action.DELETE, "the BMS API documents no delete"),
         "resize": unsupported("resize", Action.RESIZE, "the BMS API documents no resize"),
+        "create": _CREATE_OFFER,
     },
     # BMS API constraints table (seed 000), per URI.
     budgets={
         ACTION: (RateBudget(50, 60.0, BudgetUnit.REQUESTS),),
+        cr.CREATE: (RateBudget(50, 60.0, BudgetUnit.REQUESTS),),
         JOBS: (RateBudget(2000, 60.0, BudgetUnit.REQUESTS),),
         DETAIL: (RateBudget(500, 60.0, BudgetUnit.REQUESTS),),
         SHOW: (RateBudget(1000, 60.0, BudgetUnit.REQUESTS),),
@@ -117,6 +125,8 @@ class HuaweiBmsDriver(HuaweiDriverBase):
                 raise Unsupported(
                     f"{BAREMETAL_TAG} is a system tag of every BMS", field="params.tags"
                 )
+        if action is Action.CREATE:
+            cr.check_create(params, max_tags=cr.BMS_MAX_TAGS, needs_zone=True)
 
     async def flavors(self) -> frozenset[str]:
         return frozenset(await self.flavor_table())
@@ -202,3 +212,24 @@ class HuaweiBmsDriver(HuaweiDriverBase):
 
     async def poll(self, submission: Submission) -> PollResult:
         return await self._poll(submission, self._client.bms, self.get_server)
+
+    async def create(self, request: CreateRequest) -> Submission:
+        """`POST /v1/{project_id}/baremetalservers`: one job (and an order) for `count` BMSs."""
+        pid = seg(await self._client.project_id())
+        body = cr.bms_body(request)
+        job_id, response = await self._client.post_job(
+            self._client.bms, f"/v1/{pid}/baremetalservers", cr.CREATE, body, ()
+        )
+        if job_id is None:
+            raise Transient(
+                "create accepted without a job id",
+                ambiguous=True,
+                http_status=response.status,
+                request_id=response.request_id,
+            )
+        return Submission(
+            Action.CREATE, (), cr.CREATE, job_id=job_id, request_id=response.request_id
+        )
+
+    async def quota(self) -> Quota | None:
+        return None  # the seeds document no BMS quota read: the cloud decides (`Ecs.0001`)

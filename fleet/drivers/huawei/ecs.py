@@ -47,13 +47,16 @@ from fleet.drivers.actions import (
     Offer,
     Recipe,
     Step,
+    creating,
     power,
     simple,
     tags,
 )
 from fleet.drivers.base import (
     BudgetUnit,
+    CreateRequest,
     PollResult,
+    Quota,
     RateBudget,
     Submission,
     check_batch,
@@ -62,6 +65,7 @@ from fleet.drivers.base import (
 )
 from fleet.drivers.errors import Transient, Unsupported
 from fleet.drivers.http import HttpRequest, seg
+from fleet.drivers.huawei import create as cr
 from fleet.drivers.huawei import requests as rq
 from fleet.drivers.huawei.auth import IAM_API_CLASS
 from fleet.drivers.huawei.common import (
@@ -110,6 +114,7 @@ RESIZE_RECIPE = Recipe(
     ),
 )
 _JOB = Evidence.CLOUD_JOB
+_CREATE, _CREATE_OFFER = creating(cr.CREATE, cr.ECS_MAX_COUNT)
 
 CAPABILITIES = Capabilities(
     dialect="Huawei ECS",
@@ -125,17 +130,21 @@ CAPABILITIES = Capabilities(
             ActionSpec(Action.REVERT_RESIZE, NOVA_ACTION, 1, Goal.STEP, settles_in=AFTER_RESIZE),
             *tags(TAGS),
             ActionSpec(Action.DELETE, DELETE, MAX_BATCH, Goal.STATUS, S.DELETED, evidence=_JOB),
+            _CREATE,
         )
     },
     offers={
         **{kind: simple(kind, action) for kind, action in SIMPLE_KINDS.items()},
         "resize": Offer("resize", Action.RESIZE, (RESIZE_RECIPE,), needs=("flavor",)),
+        "create": _CREATE_OFFER,
     },
     # Only batch start/stop/reboot has a documented limit; every other class is listed without a
     # budget so the engine knows the keys (and configuration can give them one).
     budgets={
         ACTION: (RateBudget(1000, 60.0, BudgetUnit.SERVERS),),
         **{c: () for c in (RESIZE, DELETE, TAGS, QUERY, JOBS, NOVA_LIST, NOVA_SHOW, NOVA_ACTION)},
+        cr.CREATE: (),  # no create limit is documented for ECS
+        cr.LIMITS: (),
         DETAIL: (),  # the v1 list: no limit is documented for any ECS read
         NOVA_FLAVORS: (),  # undocumented too; the list is cached (`FlavorCache`), so it is rare
         IAM_API_CLASS: (),
@@ -173,6 +182,8 @@ class HuaweiEcsDriver(HuaweiDriverBase):
                 )
         if action in (Action.TAG_ADD, Action.TAG_REMOVE):
             rq.require_tags(params)
+        if action is Action.CREATE:
+            cr.check_create(params, max_tags=cr.ECS_MAX_TAGS, needs_zone=False)
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -348,6 +359,20 @@ class HuaweiEcsDriver(HuaweiDriverBase):
 
     async def poll(self, submission: Submission) -> PollResult:
         return await self._poll(submission, self._client.ecs, self._client.show)
+
+    async def create(self, request: CreateRequest) -> Submission:
+        """`POST /v1/{project_id}/cloudservers` (post-paid): one job for `count` servers."""
+        pid = seg(await self._client.project_id())
+        return await self._job(
+            Action.CREATE, (), f"/v1/{pid}/cloudservers", cr.ecs_body(request), _CREATE
+        )
+
+    async def quota(self) -> Quota | None:
+        pid = seg(await self._client.project_id())
+        response = await self._client.ecs.call(
+            HttpRequest("GET", f"/v1/{pid}/cloudservers/limits", cr.LIMITS)
+        )
+        return cr.parse_limits(response.data)
 
 
 def _tags_2d(raw: object) -> dict[str, str]:

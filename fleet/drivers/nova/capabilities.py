@@ -15,12 +15,14 @@ from fleet.drivers.actions import (
     Offer,
     Recipe,
     Step,
+    creating,
     power,
     simple,
     tags,
     unsupported,
 )
 from fleet.drivers.base import BudgetUnit, RateBudget
+from fleet.drivers.nova import create as cr
 from fleet.drivers.nova import requests as rq
 from fleet.drivers.nova.keystone import KEYSTONE_API_CLASS
 
@@ -36,6 +38,8 @@ DEFAULT_BUDGETS = {
     LIST: (RateBudget(60, 60.0, BudgetUnit.REQUESTS),),
     SHOW: (RateBudget(600, 60.0, BudgetUnit.REQUESTS),),
     FLAVORS: (RateBudget(60, 60.0, BudgetUnit.REQUESTS),),
+    cr.CREATE: (RateBudget(120, 60.0, BudgetUnit.REQUESTS),),
+    cr.LIMITS: (RateBudget(60, 60.0, BudgetUnit.REQUESTS),),
     KEYSTONE_API_CLASS: (),
     VERSIONS: (),  # the version document, read once per driver
 }
@@ -78,6 +82,8 @@ def capabilities_for(quirks: rq.NovaQuirks) -> Capabilities:
         ActionSpec(Action.REVERT_RESIZE, ACTION, 1, Goal.STEP, settles_in=AFTER_RESIZE),
         ActionSpec(Action.DELETE, DELETE, 1, Goal.STATUS, S.DELETED),
     ]
+    create_spec, create_offer = creating(cr.CREATE, 1)
+    specs.append(create_spec)
     offers = {
         kind: simple(kind, action)
         for kind, action in SIMPLE_KINDS.items()
@@ -92,6 +98,7 @@ def capabilities_for(quirks: rq.NovaQuirks) -> Capabilities:
         specs += tags(TAGS)
     recipes = (LIVE_RESIZE_RECIPE, RESIZE_RECIPE) if quirks.live_resize else (RESIZE_RECIPE,)
     offers["resize"] = Offer("resize", Action.RESIZE, recipes, needs=("flavor",))
+    offers["create"] = create_offer
     return Capabilities(
         dialect=dialect,
         actions={s.action: s for s in specs},

@@ -27,10 +27,12 @@ from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef, Se
 from fleet.drivers.actions import ActionSpec, Capabilities
 from fleet.drivers.auth import TokenAuth
 from fleet.drivers.base import (
+    CreateRequest,
     FlavorCache,
     InstanceAction,
     OutcomeState,
     PollResult,
+    Quota,
     RequestGate,
     ServerOutcome,
     Submission,
@@ -41,7 +43,7 @@ from fleet.drivers.base import (
     shows_each,
 )
 from fleet.drivers.config import ConfigError, EndpointConfig, PasswordCredentials
-from fleet.drivers.errors import DriverError, NotFound, Permanent, Throttled, Unsupported
+from fleet.drivers.errors import DriverError, NotFound, Permanent, Throttled, Transient, Unsupported
 from fleet.drivers.http import (
     CloudClock,
     HttpRequest,
@@ -52,6 +54,7 @@ from fleet.drivers.http import (
     seg,
 )
 from fleet.drivers.jsonutil import as_dict
+from fleet.drivers.nova import create as cr
 from fleet.drivers.nova import requests as rq
 from fleet.drivers.nova.capabilities import (
     ACTION,
@@ -222,6 +225,8 @@ class OpenStackDriver:
             return rq.revert_resize_body()
         if action in (Action.TAG_ADD, Action.TAG_REMOVE) and not params.tags:
             raise Permanent("a tag action needs at least one tag")
+        if action is Action.CREATE and len(params.tags) > cr.MAX_TAGS - 1:
+            raise Unsupported(f"at most {cr.MAX_TAGS - 1} tags", field="params.tags")
         return None
 
     async def _call(
@@ -233,6 +238,7 @@ class OpenStackDriver:
         body: object = None,
         query: Sequence[tuple[str, QueryValue]] = (),
         server_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> HttpResponse:
         transport = await self.compute()
         return await transport.call(
@@ -243,7 +249,7 @@ class OpenStackDriver:
                 query=query,
                 json_body=body,
                 server_ids=(server_id,) if server_id else (),
-                headers=self._headers,
+                headers=self._headers if headers is None else headers,
             )
         )
 
@@ -341,6 +347,31 @@ class OpenStackDriver:
             flavor=params.flavor if action is Action.RESIZE else None,
             since=cloud_time(response),
         )
+
+    async def create(self, request: CreateRequest) -> Submission:
+        """`POST /servers`: one server; the submission carries its id."""
+        body = cr.create_body(request)
+        response = await self._call(
+            "POST", "/servers", cr.CREATE, body=body, headers=cr.CREATE_HEADERS
+        )
+        server_id = cr.created_id(response.data)
+        if server_id is None:
+            raise Transient(
+                "create accepted without a server id",
+                ambiguous=True,
+                http_status=response.status,
+                request_id=response.request_id,
+            )
+        return Submission(
+            Action.CREATE,
+            (server_id,),
+            cr.CREATE,
+            request_id=response.request_id,
+            since=cloud_time(response),
+        )
+
+    async def quota(self) -> Quota | None:
+        return cr.parse_limits((await self._call("GET", "/limits", cr.LIMITS)).data)
 
     async def _tags(self, action: Action, server_id: str, params: ActionParams) -> None:
         base = f"/servers/{seg(server_id)}/tags"

@@ -37,6 +37,10 @@ PARAMS: dict[str, dict[str, object]] = {
     "stop": {}, "start": {}, "reboot": {}, "delete": {},
     "resize": {"flavor": "large"}, "tag_add": {"tags": {"team": "a"}},
     "tag_remove": {"tags": {"old": ""}},
+    "create": {
+        "count": 1, "name": "new-{n}", "flavor": "large", "image": "img", "network": "net",
+        "vpc": "vpc-1", "availability_zone": "az-1", "tags": {"team": "a"},
+    },
 }  # fmt: skip
 START_STATUS = {"start": S.STOPPED}
 
@@ -100,6 +104,17 @@ async def test_every_dialect_and_action_through_admission_plan_and_executor(
     assert len(items) == 1 and items[0].skip_reason is None, items
     out = await run_steps(FleetExecutor(drivers), new, items[0])
     assert isinstance(out, Completed), out
+    if caps.creates(kind):  # a new server, with the operation's identity tag, nothing else
+        (made,) = driver.creates
+        assert (made.count, made.flavor, made.tags) == (
+            1,
+            "f-large",
+            {"team": "a", "fleet-op": "op"},
+        )
+        assert [s.name for s in driver.servers.values() if s.tags.get("fleet-op") == "op"] == [
+            made.name
+        ]
+        return
     after = driver.servers["s1"]
     main = caps.spec(caps.offer(kind).main)
     wanted = parse_params(kind, PARAMS[kind])
@@ -153,8 +168,10 @@ def test_where_a_call_settles_agrees_with_the_status_polls(caps: Capabilities) -
 
     statuses = [s for s in S if s is not S.UNKNOWN]
     for spec in caps.actions.values():
-        if spec.evidence is Evidence.ANSWER or spec.goal is Goal.FLAVOR:
-            continue  # tags answer when done; a resize is judged by its flavor
+        if spec.evidence is Evidence.ANSWER or spec.goal in (Goal.FLAVOR, Goal.CREATED):
+            # tags answer when done; a resize is judged by its flavor; a create by the
+            # operation's listing (`fleet.engine.creating.state_of`)
+            continue
         for status, task, fault in itertools.product(statuses, (None, "x"), (None, "boom")):
             server = ServerRef("e", Provider.OPENSTACK, "s", "n", status, task_state=task,
                                fault=fault)  # fmt: skip

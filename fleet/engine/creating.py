@@ -1,0 +1,213 @@
+"""Calls that make servers (`Goal.CREATED`): sent, followed and verified by their identity.
+
+A create sub-job stands for one planned server (`slot` n, named from the template). What makes a
+second server for the same planned one impossible (decision D41):
+
+- **the identity is written before the call**: the planned server's number and the operation are
+  on the sub-job from planning on; the name the call gives follows from them alone (one server
+  per call: the planned name; a batch: `templates.batch_base` of its first server, the cloud
+  numbering the others), and every server carries `fleet-op=<operation id>`;
+- **a batch names consecutive servers only**: the claimed sub-jobs are sent from the first up to
+  the first gap (the others go back to the queue, nothing sent for them), so a name read back
+  says which planned server it is;
+- **after a crash or an ambiguous answer, the cloud is read first**: one listing of the
+  operation's servers (`fleet-op`), and a planned server found there is followed, never created
+  again; only the missing ones are sent, in a new call (so under a new base name).
+
+Completion is read from that same listing: the server running is success (the sub-job's reason
+names its id), ERROR is the failure with the cloud's fault, anything else is still building.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from fleet.domain import Action, ActionParams, Selector, ServerRef, ServerStatus
+from fleet.drivers.base import CreateRequest, Driver
+from fleet.drivers.config import ConfigError, SecretRef
+from fleet.drivers.errors import DriverError, ErrorKind, Throttled, Transient
+from fleet.engine.templates import OP_TAG, batch_base, slot_of
+from jobs.outcomes import (
+    Accepted,
+    Completed,
+    Failed,
+    Outcome,
+    Resubmit,
+    RetryLater,
+    StillRunning,
+)
+from jobs.records import Batch, SubJobRecord
+from jobs.types import JSONValue
+
+CREATE_FAILED = "create_failed"
+LATER = "sent with a later call: a batch names consecutive servers only"
+
+
+def slot(sj: SubJobRecord) -> int:
+    value = sj.payload.get("slot")
+    return int(value) if isinstance(value, int | str) else 0
+
+
+def _run(subjobs: Sequence[SubJobRecord], max_batch: int) -> list[SubJobRecord]:
+    """The claimed sub-jobs of consecutive planned servers from the first, up to `max_batch`."""
+    ordered = sorted(subjobs, key=slot)
+    run = ordered[:1]
+    for sj in ordered[1:]:
+        if len(run) >= max_batch or slot(sj) != slot(run[-1]) + 1:
+            break
+        run.append(sj)
+    return run
+
+
+def _password(reference: str | None) -> str | None:
+    """The admin password from its reference, read now and never kept."""
+    if reference is None:
+        return None
+    scheme, _, where = reference.partition(":")
+    ref = SecretRef(env=where) if scheme == "env" else SecretRef(file=where)
+    return ref.resolve().reveal()
+
+
+def request_for(
+    batch: Batch, run: Sequence[SubJobRecord], driver: Driver, params: ActionParams
+) -> CreateRequest:
+    create = params.create
+    assert create is not None  # parse_params gives a creating kind its request
+    batched = driver.capabilities.spec(Action.CREATE).max_batch > 1
+    first = run[0]
+    name = (
+        batch_base(create.name, batch.operation_id, slot(first))
+        if batched
+        else str(first.payload["name"])
+    )
+    return CreateRequest(
+        name=name,
+        count=len(run),
+        flavor=params.flavor or "",
+        image=create.image,
+        network=create.network,
+        tags={**params.tags, OP_TAG: batch.operation_id},
+        vpc=create.vpc,
+        availability_zone=create.availability_zone,
+        key_name=create.key_name,
+        admin_password=_password(create.admin_password),
+    )
+
+
+def _refused(exc: DriverError) -> Outcome:
+    code = exc.code or exc.kind.value
+    if isinstance(exc, Throttled):
+        return RetryLater(delay=exc.retry_after, reason=str(exc), throttled=True, code=code)
+    if isinstance(exc, Transient):
+        return RetryLater(reason=str(exc), code=code, maybe_sent=exc.ambiguous)
+    return Failed(code=code, reason=exc.message, retryable=exc.kind is ErrorKind.AUTH)
+
+
+async def submit(
+    batch: Batch, driver: Driver, params: ActionParams, first_poll: float | None
+) -> dict[int, Outcome]:
+    """ONE create call for the first run of consecutive planned servers of the batch."""
+    run = _run(batch.subjobs, driver.capabilities.spec(Action.CREATE).max_batch)
+    sent = {sj.id for sj in run}
+    outcomes: dict[int, Outcome] = {
+        sj.id: RetryLater(delay=0.0, reason=LATER) for sj in batch.subjobs if sj.id not in sent
+    }
+    try:
+        request = request_for(batch, run, driver, params)
+    except ConfigError as exc:
+        failed = Failed(code="admin_password", reason=f"params.admin_password: {exc}")
+        return outcomes | {sj.id: failed for sj in run}
+    try:
+        submission = await driver.create(request)
+    except DriverError as exc:
+        return outcomes | {sj.id: _refused(exc) for sj in run}
+    memo: dict[str, JSONValue] = {"created_as": request.name, "count": request.count}
+    for sj in run:
+        outcomes[sj.id] = Accepted(
+            cloud_job_id=submission.job_id,
+            request_id=submission.request_id,
+            memo=memo,
+            poll_after=first_poll,
+        )
+    return outcomes
+
+
+# --- reading the operation's servers back ------------------------------------------------------
+
+
+async def found(driver: Driver, operation_id: str) -> list[ServerRef]:
+    """Every server of the operation on the endpoint (its `fleet-op` tag), one listing."""
+    selector = Selector(tags_all={OP_TAG: operation_id})
+    return [s async for s in driver.list_servers(selector)]
+
+
+def matcher(
+    driver: Driver, params: ActionParams, operation_id: str
+) -> Callable[[SubJobRecord, Sequence[ServerRef]], ServerRef | None]:
+    """How a planned server is recognised among the operation's servers: by its planned name
+    (one server per call), or by the number its batch name stands for (a batch API)."""
+    create = params.create
+    assert create is not None
+    batched = driver.capabilities.spec(Action.CREATE).max_batch > 1
+
+    def match(sj: SubJobRecord, servers: Sequence[ServerRef]) -> ServerRef | None:
+        hits = [
+            s
+            for s in servers
+            if (
+                slot_of(s.name, create.name, operation_id) == slot(sj)
+                if batched
+                else s.name == sj.payload.get("name")
+            )
+        ]
+        # a build that failed stays listed in ERROR: after a retry the new server is the one
+        return min(hits, key=lambda s: (s.status is ServerStatus.ERROR, s.id)) if hits else None
+
+    return match
+
+
+def state_of(server: ServerRef) -> Outcome:
+    """What the server found for a planned one says of its create."""
+    if server.status is ServerStatus.ERROR:
+        return Failed(code=CREATE_FAILED, reason=server.fault or "the server settled in ERROR")
+    if server.status in (ServerStatus.DELETED, ServerStatus.DELETING):
+        return Failed(code=CREATE_FAILED, reason=f"server {server.id} was deleted")
+    if server.settled and not server.fault:
+        return Completed(reason=f"created {server.id} ({server.name})")
+    return StillRunning()
+
+
+async def _read(
+    batch: Batch, driver: Driver, params: ActionParams
+) -> tuple[Mapping[int, ServerRef | None], Outcome | None]:
+    try:
+        servers = await found(driver, batch.operation_id)
+    except DriverError as exc:
+        return {}, RetryLater(reason=str(exc), code=exc.code or exc.kind.value)
+    match = matcher(driver, params, batch.operation_id)
+    return {sj.id: match(sj, servers) for sj in batch.subjobs}, None
+
+
+async def poll(batch: Batch, driver: Driver, params: ActionParams) -> dict[int, Outcome]:
+    """Follow accepted creates: a planned server not listed yet is still being created."""
+    seen, error = await _read(batch, driver, params)
+    if error is not None:
+        return {sj.id: error for sj in batch.subjobs}
+    return {
+        sj.id: StillRunning() if (server := seen[sj.id]) is None else state_of(server)
+        for sj in batch.subjobs
+    }
+
+
+async def verify(batch: Batch, driver: Driver, params: ActionParams) -> dict[int, Outcome]:
+    """After a send that may have reached the cloud: a planned server the cloud has is followed,
+    never created again; only a missing one is sent again."""
+    seen, error = await _read(batch, driver, params)
+    if error is not None:
+        return {sj.id: error for sj in batch.subjobs}
+    return {
+        sj.id: Resubmit(reason="no server with this identity: create it")
+        if (server := seen[sj.id]) is None
+        else state_of(server)
+        for sj in batch.subjobs
+    }
