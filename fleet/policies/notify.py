@@ -8,7 +8,7 @@ The outcome a receiver sees: `fired` (an operation, or marks kept), `refused` (a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -95,3 +95,19 @@ async def slots_skipped(
             scope=scope,
             source="/v1/policies",
         )
+
+
+async def drift_detected(
+    conn: AsyncConnection, drift_id: int, values: Mapping[str, object]
+) -> None:
+    """`fleet.drift.detected`: a server that did not reach what an operation or fire asked, or
+    left it soon after; told in the transaction that records it, once per drift record."""
+    policy_id = values.get("policy_id")
+    data = {"id": drift_id, **values}
+    scope = Scope((str(values["endpoint"]),), None if policy_id is None else str(policy_id))
+    now = values["detected_at"]
+    assert isinstance(now, datetime)
+    subject = f"{values['endpoint']}/{values['server_id']}"
+    await publish(
+        conn, EventType.DRIFT_DETECTED, subject, data, now=now, scope=scope, source="/v1/drift"
+    )

@@ -13,6 +13,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fleet.policies import notify
 from fleet.policies.tables import POLICY_FIRES
 from fleet.policies.tables_tracking import DRIFT_RECORDS, STOP_SPANS, TRACKING_STATE
 from jobs.store.db import Database
@@ -258,6 +259,7 @@ class TrackingStore:
             async with self.db.write() as conn:
                 result = await conn.execute(DRIFT_RECORDS.insert().values(**values))
                 drift_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+                await notify.drift_detected(conn, drift_id, values)  # webhooks, same transaction
         except IntegrityError:
             return None
         return DriftRecord(drift_id, new, now, None, None, None, None)

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
+
 from fleet.domain import ServerStatus
 from fleet.policies.drift import DriftLog, Enforcer, enforce_key
 from fleet.policies.records import FireStatus
 from fleet.policies.savings import Prices, report
 from fleet.policies.store_tracking import DriftRecord, TrackingStore
 from fleet.policies.tracking import Tracker, TrackingConfig
+from fleet.webhooks.store import WebhookStore
+from fleet.webhooks.tables import WEBHOOK_OUTBOX
 from tests.policies.conftest import Env
 from tests.policies.fakes import FakeOperations
 
@@ -55,9 +59,19 @@ async def drift(store: TrackingStore) -> list[DriftRecord]:
     return list(reversed(await store.list_drift(limit=1000)))
 
 
+async def drift_events(store: TrackingStore) -> list[dict[str, object]]:
+    stmt = sa.select(WEBHOOK_OUTBOX).where(WEBHOOK_OUTBOX.c.type == "fleet.drift.detected")
+    async with store.db.read() as conn:
+        return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]
+
+
 async def test_a_server_started_by_hand_after_the_stop_raises_one_drift(fake_env: Env) -> None:
     env = fake_env
     store = track(env)
+    subscription = {"url": "http://127.0.0.1:9/hook", "events": ["fleet.drift.detected"]}
+    await WebhookStore(store.db).create(
+        subscription | {"filter": {}, "secret_ref": "env:X"}, "t", MON_20
+    )
     env.cloud.add("ecs", "s1", tags={"env": "dev"})
     env.cloud.add("ecs", "s2", tags={"env": "dev"})
     await env.service.create_policy(STOP, by="admin")
@@ -81,6 +95,12 @@ async def test_a_server_started_by_hand_after_the_stop_raises_one_drift(fake_env
     s1 = next(s for s in ended if s.server_id == "s1")
     assert (s1.ended_at, s1.end_source) == (by_hand, "instance_action")
     assert [s.server_id for s in await store.unended()] == ["s2"]
+    # told to webhook subscribers once, in the transaction that recorded it
+    (event,) = await drift_events(store)
+    assert event["subject"] == "ecs/s1" and event["status"] == "pending"
+    data = event["data"]
+    assert isinstance(data, dict)
+    assert (data["id"], data["kind"], data["operation_id"]) == (found.id, "left", op_id)
 
 
 async def test_enforce_stops_the_drifted_server_once(fake_env: Env) -> None:
