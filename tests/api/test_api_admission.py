@@ -42,8 +42,6 @@ REFUSED = [
     pytest.param("stop", {}, {}, "targets", id="empty-selector"),
     pytest.param("resize", {"flavor": "physical.s3.large"}, {"endpoints": ["bms-sim"]},
                  "targets.endpoints[0]", id="resize-on-bms"),
-    pytest.param("tag_add", {"tags": {"a": "b"}}, {"endpoints": ["easystack-sim"]},
-                 "targets.endpoints[0]", id="tags-on-easystack"),
     pytest.param("stop", {"type": "HARD"}, {"endpoints": ["easystack-sim"]},
                  "params.type", id="hard-stop-on-nova"),
     pytest.param("create", {**CREATE, "flavor": "xxl"}, {"endpoints": ["ecs-sim"]},
