@@ -225,27 +225,6 @@ def test_policies_show_next_fires_and_run_now(
     admin.close()
 
 
-def test_the_dashboard_shows_what_a_stop_saved(
-    browser: Browser, console: Console, dialogs: list[str]
-) -> None:
-    stop = {"action": "stop", "targets": {"endpoints": ["ecs-sim"], "tags_all": {"role": "xss"}}}
-    created = console.post("/v1/operations", stop)
-    page = open_page(browser, dialogs)
-    sign_in(page, console, "viewer")
-    page.get_by_role("link", name="Dashboard").click()
-    page.get_by_role("heading", name="Savings, last 7 days").wait_for()
-    # once the stop has finished and the leader's sweep followed it (every 2 s here); the
-    # policy's run now (above) stopped servers too, in a row of its own
-    ours = page.locator("#savings tbody tr").filter(has_text="(operations)")
-    expect(ours.locator("td").nth(1)).to_have_text("1", timeout=60_000)
-    expect(ours.locator("td").nth(3)).to_contain_text("EUR")
-    expect(page.locator("#savings-total")).to_contain_text(re.compile(r"\d+\.\d\d EUR saved"))
-    expect(page.locator("#drift")).to_contain_text("No drift")
-    shot(page, "11-dashboard")
-    page.close()
-    assert created["action"] == "stop"
-
-
 def test_another_token_approves_a_pending_operation(
     browser: Browser, console: Console, dialogs: list[str]
 ) -> None:
@@ -283,6 +262,27 @@ def test_another_token_approves_a_pending_operation(
     expect(page.locator("#live .state")).to_have_text("succeeded")
     expect(page.get_by_role("button", name="Reject")).to_be_disabled()
     page.close()
+
+
+def test_the_dashboard_shows_what_a_stop_saved(
+    browser: Browser, console: Console, dialogs: list[str]
+) -> None:
+    stop = {"action": "stop", "targets": {"endpoints": ["ecs-sim"], "tags_all": {"role": "xss"}}}
+    created = console.post("/v1/operations", stop)
+    page = open_page(browser, dialogs)
+    sign_in(page, console, "viewer")
+    page.get_by_role("link", name="Dashboard").click()
+    page.get_by_role("heading", name="Savings, last 7 days").wait_for()
+    # once the stop has finished and the leader's sweep followed it (every 2 s here); the
+    # policy's run now (above) stopped servers too, in a row of its own
+    ours = page.locator("#savings tbody tr").filter(has_text="(operations)")
+    expect(ours.locator("td").nth(1)).to_have_text("1", timeout=60_000)
+    expect(ours.locator("td").nth(3)).to_contain_text("EUR")
+    expect(page.locator("#savings-total")).to_contain_text(re.compile(r"\d+\.\d\d EUR saved"))
+    expect(page.locator("#drift")).to_contain_text("No drift")
+    shot(page, "11-dashboard")
+    page.close()
+    assert created["action"] == "stop"
 
 
 def test_every_api_call_of_the_pages_is_documented(console: Console) -> None:
