@@ -22,11 +22,11 @@ from fleet.policies.service import PolicyService
 from fleet.policies.store import PolicyStore
 from fleet.policies.store_schedules import ScheduleStore
 from fleet.service import Fleet, open_fleet
-from fleet.settings import Settings, load_settings
+from fleet.settings import Settings
 from jobs.clock import FakeClock
 from jobs.states import OperationState, State
+from tests.policies.test_simulator_e2e import settings as simulator_settings
 
-ROOT = Path(__file__).resolve().parents[2]
 WORLD = "seed = 5\nspeed = 200.0\n[generate]\necs = 12\n"
 OFFICE: dict[str, object] = {
     "name": "office",
@@ -54,18 +54,7 @@ DONE = {
 
 
 def settings(tmp_path: Path) -> Settings:
-    world = tmp_path / "world.toml"
-    world.write_text(WORLD)
-    return load_settings(
-        [ROOT / "config" / "default.toml", ROOT / "config" / "demo.toml"],
-        environ={
-            "FLEET_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'fleet.db'}",
-            "FLEET_SIMULATOR__WORLD": str(world),
-            "FLEET_SIMULATOR__SPEED": "200.0",
-            "FLEET_ENGINE__POLL_INTERVAL": "0.2",
-            "FLEET_ENGINE__IDLE_INTERVAL": "0.05",
-        },
-    )
+    return simulator_settings(tmp_path, WORLD)
 
 
 @dataclass

@@ -55,9 +55,10 @@ MON_20 = datetime(2026, 3, 2, 12, tzinfo=UTC)  # Monday 20:00 in Shanghai
 TUE_08 = datetime(2026, 3, 3, 0, tzinfo=UTC)  # Tuesday 08:00
 
 
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, world_text: str = WORLD) -> Settings:
+    """fleet over the built-in simulator (this world unless told), SQLite in `tmp_path`."""
     world = tmp_path / "world.toml"
-    world.write_text(WORLD)
+    world.write_text(world_text)
     return load_settings(
         [ROOT / "config" / "default.toml", ROOT / "config" / "demo.toml"],
         environ={
