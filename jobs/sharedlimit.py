@@ -17,9 +17,9 @@ Queues stay per process and FIFO; the processes compete for each window's room w
 (whoever's transaction comes first), so operations stay fair within each replica and the
 replicas share a key by their demand. Keys without a budget never touch the ledger.
 
-A key blocked only by other processes' calls in flight (whose answers it cannot see coming)
-looks again after `RECHECK` seconds; a key waiting for a window to roll over sleeps exactly
-until then, as in one process.
+A key blocked only by calls in flight (another process's, whose answers it cannot see coming, or
+this one's until their answers are written) looks again after `RECHECK` seconds; a key waiting
+for a window to roll over sleeps exactly until then, as in one process.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from jobs.ratelimit import DEFAULT_MARGIN, RateLimiter, Unit, _Key, _Waiter
 log = structlog.get_logger("jobs.sharedlimit")
 
 RECHECK = 0.05
-"""Seconds before a key blocked only by other processes' calls in flight looks again."""
+"""Seconds before a key blocked only by calls in flight looks again."""
 ERROR_PAUSE = 0.5
 """Seconds before a key whose ledger transaction failed tries again (nothing is granted)."""
 
@@ -62,18 +62,14 @@ Decide = Callable[[Sequence[Entry]], Sequence[Grant]]
 
 class Ledger(Protocol):
     async def exchange(self, key: str, keep: float, decide: Decide) -> None:
-        """In one transaction that holds `key` against every other process: read the entries of
-        `key` that count within `keep` seconds (other processes' in-flight calls included, this
-        process's own in-flight calls left out: it counts them itself), give them to `decide`,
-        and write the grants it returns (in flight if `until_done`, else answered now)."""
+        """In one transaction that holds `key` against every other process: read, in one
+        snapshot, the entries of `key` that count within `keep` seconds (every process's calls in
+        flight, this one's too, and every answer written), give them to `decide`, and write the
+        grants it returns (in flight if `until_done`, else answered now)."""
         ...
 
     def ended(self, key: str, servers: int) -> None:
         """A call of `key` this process granted `until_done` got its answer: written soon."""
-        ...
-
-    def unwritten(self, key: str) -> Sequence[Entry]:
-        """This process's answers of `key` not yet written (each as an answered entry)."""
         ...
 
 
@@ -144,7 +140,7 @@ class SharedRateLimiter(RateLimiter):
     def _decider(self, state: _Key, popped: list[_Waiter]) -> Decide:
         def decide(entries: Sequence[Entry]) -> Sequence[Grant]:
             now = self._clock.monotonic()
-            self._rebuild(state, [*entries, *self._ledger.unwritten(state.name)], now)
+            self._rebuild(state, entries, now)
             grants: list[Grant] = []
             while state.queue:
                 head = state.queue[0]
@@ -177,9 +173,9 @@ class SharedRateLimiter(RateLimiter):
             state.flying[unit] = self._own.get(key, Counter())[unit]
 
     def _rebuild(self, state: _Key, entries: Sequence[Entry], now: float) -> None:
-        """This key's windows and calls in flight as every process's entries say."""
-        own = self._own.get(state.name, Counter())
-        flying = {Unit.REQUESTS: own[Unit.REQUESTS], Unit.SERVERS: own[Unit.SERVERS]}
+        """This key's windows and calls in flight as every process's entries say (this one's
+        own calls in flight among them: their rows were written before they were sent)."""
+        flying = {Unit.REQUESTS: 0, Unit.SERVERS: 0}
         for entry in entries:
             if entry.age is None:
                 flying[Unit.REQUESTS] += entry.requests

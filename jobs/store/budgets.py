@@ -7,7 +7,10 @@ rate key by any replica (`jobs.sharedlimit` decides; this module only reads and 
 - Times are the database's (`clock_timestamp()`); ages are read as seconds.
 - An answer is written by a short background transaction (`ended`): the oldest in-flight row of
   this worker with that key and size gets `ended_at` (rows of one size are interchangeable).
-  Until it is written the limiter still counts the answer from its own memory (`unwritten`).
+  Until it is written the call counts as in flight, for this worker as for the others: every
+  exchange reads ALL of the key's rows that count, its own included, from one snapshot. (Merging
+  this process's own calls from memory with the rows read lost a call whenever its answer came
+  between the two reads and its write committed after the table's: one call too many.)
 - In-flight rows of a worker that died are ended by the reaper (`end_dead`), those of this
   worker's previous life at start and its own at a clean stop (`end_worker`).
 - Rows that no longer count are deleted by the next exchange on their key.
@@ -38,8 +41,7 @@ _LOAD = sa.text(
     "SELECT requests, servers, answered, "
     "extract(epoch FROM clock_timestamp() - ended_at) AS age "
     "FROM rate_grants WHERE rate_key = :key AND ("
-    "(ended_at IS NULL AND worker <> :worker) "
-    "OR ended_at > clock_timestamp() - make_interval(secs => :keep))"
+    "ended_at IS NULL OR ended_at > clock_timestamp() - make_interval(secs => :keep))"
 )
 _PURGE = sa.text(
     "DELETE FROM rate_grants WHERE rate_key = :key "
@@ -66,15 +68,14 @@ class SqlLedger:
         self._db = db
         self._worker = worker
         self._clock = clock
-        self._pending: list[tuple[str, int, float]] = []  # answers not yet being written
-        self._writing: list[tuple[str, int, float]] = []  # answers being written
+        self._pending: list[tuple[str, int]] = []  # answers (key, servers) not yet written
         self._flusher: asyncio.Task[None] | None = None
 
     async def exchange(self, key: str, keep: float, decide: Decide) -> None:
         async with self._db.write() as conn:
             await conn.execute(_LOCK, {"cls": LOCK_CLASS, "key": key})
             await conn.execute(_PURGE, {"key": key, "keep": keep})
-            rows = await conn.execute(_LOAD, {"key": key, "worker": self._worker, "keep": keep})
+            rows = await conn.execute(_LOAD, {"key": key, "keep": keep})
             entries = [
                 Entry(r.requests, r.servers, r.answered, None if r.age is None else float(r.age))
                 for r in rows
@@ -90,38 +91,24 @@ class SqlLedger:
                 )
 
     def ended(self, key: str, servers: int) -> None:
-        self._pending.append((key, servers, self._clock.monotonic()))
+        self._pending.append((key, servers))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="rate-grants-flush")
-
-    def unwritten(self, key: str) -> Sequence[Entry]:
-        now = self._clock.monotonic()
-        return [
-            Entry(1, servers, True, max(0.0, now - at))
-            for k, servers, at in (*self._writing, *self._pending)
-            if k == key
-        ]
 
     async def _flush(self) -> None:
         await asyncio.sleep(0)  # the answers of this moment go in one transaction
         while self._pending:
-            self._writing, self._pending = self._pending, []
+            batch, self._pending = self._pending, []
             try:
                 async with self._db.write() as conn:
                     await conn.execute(
                         _END_ONE,
-                        [
-                            {"key": k, "worker": self._worker, "servers": s}
-                            for k, s, _ in self._writing
-                        ],
+                        [{"key": k, "worker": self._worker, "servers": s} for k, s in batch],
                     )
-            except Exception as exc:  # counted from memory meanwhile; written on the next try
+            except Exception as exc:  # in flight for everyone meanwhile; written on the next try
                 log.warning("rate_grants_write_failed", error=repr(exc))
-                self._pending[:0] = self._writing
-                self._writing = []
+                self._pending[:0] = batch
                 await self._clock.sleep(FLUSH_PAUSE)
-            else:
-                self._writing = []
 
     async def close(self) -> None:
         """Write what is pending, then end every in-flight row of this worker (a clean stop)."""
@@ -129,7 +116,7 @@ class SqlLedger:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
-        self._pending, self._writing = [], []
+        self._pending = []
         try:
             async with self._db.write() as conn:
                 await end_worker(conn, [self._worker])

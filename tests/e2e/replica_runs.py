@@ -54,6 +54,7 @@ class KillRun:
     """What the killed-replicas run saw (the simulator is the witness of the first four)."""
 
     throttled: int
+    throttled_keys: dict[str, int]  # the keys that answered 429, and how often
     max_over_limit: int  # most units over a key's limit in any window (<= 0: held)
     peaks: dict[str, int]  # max units in a window per limited key
     duplicates: int
@@ -153,6 +154,7 @@ async def kill_run(tmp: Path, db_url: str) -> KillRun:
     throttled, worst, peaks = over_limit(stats)
     return KillRun(
         throttled=throttled,
+        throttled_keys={k: int(s["throttled"]) for k, s in stats["keys"].items() if s["throttled"]},
         max_over_limit=worst,
         peaks=peaks,
         duplicates=duplicates(requests),

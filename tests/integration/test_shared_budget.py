@@ -10,17 +10,22 @@ test then checks every window of the period at those times, as the simulator doe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobs.clock import SystemClock
 from jobs.ratelimit import Budget, RateLimiter, Unit
 from jobs.sharedlimit import SharedRateLimiter
-from jobs.store import SqlJobStore
+from jobs.store import SqlJobStore, budgets
 from jobs.store.budgets import SqlLedger
+from jobs.store.db import Database
 from jobs.store.identity import worker_identity
 from jobs.store.migrate import upgrade
 
@@ -128,3 +133,60 @@ async def test_a_dead_workers_calls_in_flight_end_when_the_reaper_sees_its_lock_
             waiter.cancel()
     finally:
         await store.close()
+
+
+class _Racing:
+    """The ledger's database with the interleaving that once let one call too many through: the
+    write of an answer commits after an exchange's read took its snapshot (the row still in
+    flight there) and before that exchange decides."""
+
+    def __init__(self, db: Database, ledger: SqlLedger) -> None:
+        self.db, self.ledger = db, ledger
+        self.is_postgres = True
+        self.armed = False
+        self.loaded = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[_RacingConn]:
+        async with self.db.write() as conn:
+            yield _RacingConn(conn, self)
+
+
+class _RacingConn:
+    def __init__(self, conn: AsyncConnection, race: _Racing) -> None:
+        self.conn, self.race = conn, race
+
+    async def execute(self, statement: Any, params: Any = None) -> Any:
+        race = self.race
+        if race.armed and statement is budgets._END_ONE:
+            await race.loaded.wait()
+        result = await self.conn.execute(statement, params)
+        if race.armed and statement is budgets._LOAD:
+            race.loaded.set()
+            flusher = race.ledger._flusher
+            assert flusher is not None
+            await asyncio.shield(flusher)  # the answer is written and forgotten before deciding
+        return result
+
+
+@pytest.mark.timeout(60)
+async def test_an_answer_written_during_an_exchange_still_counts(pg_url: str) -> None:
+    await asyncio.to_thread(upgrade, pg_url)
+    store = SqlJobStore(pg_url)
+    try:
+        limiter, ledger = await _replica(store, "racer", [Budget(2, 60.0)])
+        race = _Racing(store.db, ledger)
+        ledger._db = race  # type: ignore[assignment]
+        await limiter.acquire(KEY, until_done=True)
+        await limiter.acquire(KEY, until_done=True)
+        limiter.done(KEY)  # one answer came back: it still counts for 60 s
+        race.armed = True
+        third = asyncio.ensure_future(limiter.acquire(KEY, until_done=True))
+        await asyncio.sleep(0.5)
+        granted = third.done()
+        third.cancel()
+        await ledger.close()
+    finally:
+        await store.close()
+    assert race.loaded.is_set()  # the interleaving happened
+    assert not granted  # two calls in force: no room for a third within the 60 s
