@@ -336,7 +336,7 @@ class Firing:
                     record.id, FireStatus.FAILED, now, reason="the policy no longer exists"
                 )
                 continue
-            if record.request is None and now - record.claimed_at < self.stale_after:
+            if record.request is None and not self._orphaned(record, now):
                 continue  # its owner may still be evaluating it
             try:
                 await self._complete(policy, record, slot_of(policy, record.scheduled_at))
@@ -344,6 +344,16 @@ class Firing:
             except Exception:
                 log.exception("policy_resume_failed", policy=policy.name, fire_id=record.id)
         return count
+
+    def _orphaned(self, record: FireRecord, now: datetime) -> bool:
+        """May a claim without its request be redone now? A scheduled slot is claimed only by
+        the leader, and `resume` runs only in the leader: one claimed by another worker was
+        claimed by a leader that is gone (killed, or stepped down), so it is redone at once (the
+        same idempotency key keeps it to one operation). Any other claim may still be evaluated
+        by a live process (a manual run, or this process's own), so it waits `stale_after`."""
+        if record.trigger is Trigger.SCHEDULE and record.worker != self.worker:
+            return True
+        return now - record.claimed_at >= self.stale_after
 
     async def harvest(self, policies: Sequence[Policy], now: datetime) -> int:
         """Record what finished stop fires stopped, for the restore policies that pair with them."""
