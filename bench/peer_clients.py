@@ -13,12 +13,12 @@ wait polls every `1 / scale` s (1 s in production).
   `sdk-rate-limit` is openstacksdk's own client-side `rate_limit` (calls per second for the
   compute service) set to the budget's average rate, the calls sent from the same pool.
 - Huawei ECS (huaweicloudsdkecs): Cloud Custodian's Huawei provider (c7n-huaweicloud 0.1.1)
-  lists ECSs 100 per page (`list_servers_details`, page numbers as `offset`), refuses to stop
-  more than 1,000 servers in one action (`instance-stop`: one `batch_stop_servers` call) and
-  waits for a job by polling `show_job` (`wait_job_end`, 120 polls). `c7n-chunks` runs that
-  action on 1,000-server chunks one after the other, each followed by the job wait, a chunk whose
-  call fails being given up (the error logged, as the action does); `c7n-chunks+retry` wraps the
-  call in `get_retry` as above.
+  lists ECSs 100 per page (`list_servers_details`, page numbers as `offset`); its `instance-stop`
+  sends one `batch_stop_servers` call, refuses more than 1,000 servers and does not wait; its
+  own job wait (`wait_job_end`, used by its EVS actions) polls `show_job` once a second, 120
+  times at most. `c7n-chunks` runs that call on 1,000-server chunks one after the other, each
+  followed by that job wait, a chunk whose call fails being given up (the error logged, as the
+  action does); `c7n-chunks+retry` wraps the call in `get_retry` as above.
 """
 
 from __future__ import annotations
