@@ -35,9 +35,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -323,6 +324,8 @@ class Run:
     throttled: int  # 429s the simulator answered
     units: dict[str, int]  # units the simulator counted per rate key
     spans: dict[str, tuple[float, float]]  # first and last request per rate key (epoch)
+    calls: dict[str, int] = field(default_factory=dict)  # calls per rate key, 429s included
+    statuses: dict[str, int] = field(default_factory=dict)  # servers per status at the end
 
 
 def _get(url: str) -> Any:
@@ -378,6 +381,7 @@ def campaign(
                 cpu = _cpu_seconds(svc.pid) - cpu0
             stats: dict[str, Any] = _get(f"{url}/_sim/stats")["keys"]
             requests: list[dict[str, Any]] = _get(f"{url}/_sim/requests")["requests"]
+            statuses = Counter(s["status"] for s in _get(f"{url}/_sim/servers")["servers"])
             if os.environ.get("BENCH_TRACE"):
                 Path(os.environ["BENCH_TRACE"]).write_text(json.dumps(requests))
                 shutil.copy(tmp / "serve.log", os.environ["BENCH_TRACE"] + ".log")
@@ -391,6 +395,8 @@ def campaign(
         throttled=sum(int(v["throttled"]) for v in stats.values()),
         units={k: int(v.get("units") or 0) for k, v in stats.items()},
         spans=_spans(requests),
+        calls={k: int(v["calls"]) for k, v in stats.items()},
+        statuses=dict(statuses),
     )
 
 
