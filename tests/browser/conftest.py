@@ -3,7 +3,8 @@
 The browser is the system's: `scripts/ensure-chromium.sh` (run by `make test`) installs it when
 it is missing and the command runs as root. Without it, or without Playwright, these tests skip
 and say why. One `fleet serve` with the embedded simulator serves every test of the module; the
-world holds a server whose name is markup, to prove names are rendered as text.
+world holds a server whose name is markup, to prove names are rendered as text, and one tagged
+`fleet-schedule=office-hours` for the schedules page.
 
 Screenshots of every page land in `var/screenshots/console/` (or `$FLEET_SCREENSHOTS`); the run's
 summary prints the folder.
@@ -33,6 +34,10 @@ openstack = 6
 name = {json.dumps(XSS_NAME)}
 kind = "ecs"
 tags = {{ role = "xss" }}
+[[servers]]
+name = "office-desk-1"
+kind = "bms"
+tags = {{ fleet-schedule = "office-hours" }}
 """
 POLICY = {
     "name": "nightly-stop",
