@@ -311,7 +311,7 @@ def test_an_admin_creates_previews_and_deletes_a_schedule(
     page.locator("#period-1-end").fill("18:00")
     page.get_by_role("button", name="Create schedule").click()
     listed = page.locator("#schedules tr").filter(has_text="office-hours")
-    expect(listed).to_contain_text("08:00–18:00 mon,tue,wed,thu,fri")
+    expect(listed).to_contain_text("08:00-18:00 mon,tue,wed,thu,fri")
     expect(listed).to_contain_text("Europe/Berlin")
     expect(listed.locator(".state")).to_have_text("stopped")
     shot(page, "13-schedules")

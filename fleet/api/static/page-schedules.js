@@ -10,7 +10,7 @@ const problem = (err) => `${err.field ? `${err.field}: ` : ""}${err.message}`;
 
 function periodText(p) {
   const days = p.weekdays && p.weekdays.length ? ` ${p.weekdays.join(",")}` : " every day";
-  return `${p.begintime || "00:00"}–${p.endtime || "24:00"}${days}`;
+  return `${p.begintime || "00:00"}-${p.endtime || "24:00"}${days}`;
 }
 
 function nextText(list) {
