@@ -22,6 +22,7 @@ from jobs.store.db import Database
 
 _W, _O, _A = WEBHOOKS.c, WEBHOOK_OUTBOX.c, WEBHOOK_ATTEMPTS.c
 LOG_ATTEMPTS = 20  # attempts shown per delivery (the latest)
+PRUNE_CHUNK = 1000  # delivery log rows deleted in one transaction
 
 
 def _webhook(m: RowMapping) -> WebhookRecord:
@@ -149,6 +150,24 @@ class WebhookStore:
             rec = AttemptRecord(r.attempt, r.at, r.status_code, r.latency_ms, r.error)
             out.setdefault(r.delivery_id, []).append(rec)
         return {k: v[-LOG_ATTEMPTS:] for k, v in out.items()}
+
+    async def prune(self, before: datetime, chunk: int = PRUNE_CHUNK) -> int:
+        """Delete delivered and given-up events created before `before` (their attempts go with
+        them), `chunk` rows per transaction; pending events stay whatever their age."""
+        done = 0
+        while True:
+            old = (
+                sa.select(_O.id)
+                .where(_O.status.in_((DELIVERED, FAILED)), _O.created_at < before)
+                .limit(chunk)
+            )
+            async with self.db.write() as conn:
+                ids = [int(i) for i in (await conn.execute(old)).scalars()]
+                if ids:
+                    await conn.execute(sa.delete(WEBHOOK_OUTBOX).where(_O.id.in_(ids)))
+            done += len(ids)
+            if len(ids) < chunk:
+                return done
 
     # --- the relay ------------------------------------------------------------------------------
 
