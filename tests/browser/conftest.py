@@ -47,6 +47,13 @@ POLICY = {
     "action": "stop",
     "targets": {"endpoints": ["easystack-sim"], "tags_all": {"env": "dev"}},
 }
+FILE_SCHEDULE = """
+[[schedules]]
+name = "night-shift"
+timezone = "Asia/Shanghai"
+[[schedules.periods]]
+begintime = "22:00"
+"""
 SHOTS = Path(os.environ.get("FLEET_SCREENSHOTS") or ROOT / "var" / "screenshots" / "console")
 
 
@@ -102,9 +109,11 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     work = tmp_path_factory.mktemp("console")
     world = work / "world.toml"
     world.write_text(WORLD, encoding="utf-8")
+    files = work / "policies.toml"
+    files.write_text(FILE_SCHEDULE, encoding="utf-8")
     env = {
         "FLEET_SIMULATOR__WORLD": json.dumps(str(world)),
-        "FLEET_POLICIES__FILES": "[]",
+        "FLEET_POLICIES__FILES": json.dumps([str(files)]),
         # the leader's sweep (which also follows finished stops for the savings) every 2 s
         "FLEET_POLICIES__SWEEP_INTERVAL": "2",
         "FLEET_PRICES__CURRENCY": '"EUR"',

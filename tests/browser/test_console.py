@@ -327,7 +327,11 @@ def test_an_admin_creates_previews_and_deletes_a_schedule(
     page.get_by_role("button", name="Delete").click()
     page.get_by_role("button", name="Confirm: delete").click()
     page.wait_for_url(re.compile(r"#/schedules$"))
-    page.locator("#schedules").get_by_text("No schedule yet").wait_for()
+    expect(page.locator("#schedules tr").filter(has_text="office-hours")).to_have_count(0)
+    from_file = page.locator("#schedules tr").filter(has_text="night-shift")
+    expect(from_file).to_contain_text("file")
+    expect(from_file.get_by_role("button", name="Delete")).to_be_disabled()
+    expect(from_file).to_contain_text("a schedule from a config file: edit the file to change it")
     assert dialogs == []
     page.close()
 
