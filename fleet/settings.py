@@ -98,7 +98,8 @@ class WebhooksSpec(_Strict):
     """Webhook delivery (see docs/api.md, "Webhooks"): one replica at a time sends, holding the
     `webhooks` lease; `backoff` is the wait before each retry (seconds), after the last one the
     event is given up; `allowed_hosts`, when not empty, are the only hosts a subscription may
-    name (`*.example.com` for a domain and its subdomains)."""
+    name (`*.example.com` for a domain and its subdomains); delivered and given-up events older
+    than `delivery_log_days` leave the delivery log (pending ones stay until they end)."""
 
     enabled: bool = True
     poll_interval: float = Field(default=1.0, gt=0, le=5)
@@ -109,6 +110,7 @@ class WebhooksSpec(_Strict):
         min_length=1,
     )
     allowed_hosts: list[str] = Field(default_factory=list)
+    delivery_log_days: int = Field(default=30, ge=1, le=36500)
 
 
 class DeleteGuardSpec(_Strict):

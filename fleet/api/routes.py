@@ -6,8 +6,9 @@ OpenAPI document is generated from here; a test checks that all three agree.
 
 from __future__ import annotations
 
-from fleet.api import events, inventory, operations, policies, reports, schedules, system
+from fleet.api import events, inventory, operations, policies, reports, system
 from fleet.api.route import Handler, HeaderParam, Reply, Route
+from fleet.api.routes_schedules import POLICIES_OFF, SCHEDULE_ROUTES
 from fleet.api.routes_webhooks import WEBHOOK_ROUTES
 from fleet.api.schemas import (
     CreateOperationIn,
@@ -46,13 +47,6 @@ from fleet.api.schemas_policies import (
     RunQuery,
 )
 from fleet.api.schemas_reports import DriftList, DriftQuery, SavingsOut, SavingsQuery
-from fleet.api.schemas_schedules import (
-    ScheduleIn,
-    ScheduleList,
-    ScheduleOut,
-    SchedulePreviewOut,
-    SchedulePreviewQuery,
-)
 from fleet.tokens import Role
 
 V, OPS, A = Role.VIEWER, Role.OPERATOR, Role.ADMIN
@@ -67,7 +61,6 @@ IF_MATCH = HeaderParam(
     "If-Match", "change only if the policy is at this version (its ETag)", max_length=20
 )
 CHANGED = Reply(200, "the policy after the change", PolicyOut, headers=("ETag",))
-POLICIES_OFF = Reply(503, "policies are disabled on this service ([policies] enabled = false)")
 LAST_EVENT_ID = HeaderParam("Last-Event-ID", "resume after this event id", max_length=18)
 
 
@@ -94,87 +87,6 @@ def _decision(verb: str, handler: Handler, summary: str) -> Route:
         body=DecisionIn, body_optional=True, conflicts=True,
     )  # fmt: skip
 
-
-SCHEDULE = "/v1/schedules/{name}"  # a schedule's id is its name
-SCHEDULE_IF_MATCH = HeaderParam(
-    "If-Match", "change only if the schedule is at this version (its ETag)", max_length=20
-)
-SCHEDULE_ROUTES: tuple[Route, ...] = (
-    Route(
-        "GET",
-        "/v1/schedules",
-        schedules.list_schedules,
-        V,
-        "list_schedules",
-        "Named per-server schedules (from policy files and the API) with their next transitions",
-        "schedules",
-        (Reply(200, "every schedule", ScheduleList), POLICIES_OFF),
-    ),
-    Route(
-        "POST",
-        "/v1/schedules",
-        schedules.create_schedule,
-        A,
-        "create_schedule",
-        "Create a schedule (running periods in a time zone) for servers tagged fleet-schedule",
-        "schedules",
-        (Reply(201, "the new schedule", ScheduleOut, headers=("Location", "ETag")), POLICIES_OFF),
-        body=ScheduleIn,
-        conflicts=True,
-    ),
-    Route(
-        "GET",
-        SCHEDULE,
-        schedules.get_schedule,
-        V,
-        "get_schedule",
-        "One schedule: its desired state now and its next transitions",
-        "schedules",
-        (
-            Reply(200, "the schedule (ETag: its version)", ScheduleOut, headers=("ETag",)),
-            POLICIES_OFF,
-        ),
-    ),
-    Route(
-        "PUT",
-        SCHEDULE,
-        schedules.replace_schedule,
-        A,
-        "replace_schedule",
-        "Replace an API schedule (file schedules: edit the file; 409)",
-        "schedules",
-        (Reply(200, "the schedule after the change", ScheduleOut, headers=("ETag",)), POLICIES_OFF),
-        body=ScheduleIn,
-        headers=(SCHEDULE_IF_MATCH,),
-        conflicts=True,
-    ),
-    Route(
-        "DELETE",
-        SCHEDULE,
-        schedules.delete_schedule,
-        A,
-        "delete_schedule",
-        "Delete an API schedule (servers still tagged with it are then reported, left alone)",
-        "schedules",
-        (Reply(200, "the deleted schedule", ScheduleOut), POLICIES_OFF),
-        conflicts=True,
-    ),
-    Route(
-        "GET",
-        f"{SCHEDULE}/preview",
-        schedules.preview_schedule,
-        V,
-        "preview_schedule",
-        "Every server tagged with the schedule: desired state now and the next transitions",
-        "schedules",
-        (
-            Reply(200, "the preview", SchedulePreviewOut),
-            Reply(502, "an endpoint failed"),
-            POLICIES_OFF,
-        ),
-        query=SchedulePreviewQuery,
-    ),
-)
 
 POLICY_ROUTES: tuple[Route, ...] = (
     Route(

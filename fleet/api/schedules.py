@@ -8,14 +8,18 @@ routes do.
 
 from __future__ import annotations
 
+import json
+
 from aiohttp import web
+from pydantic import ValidationError
 
 from fleet.api.context import fleet_of, identity_of, json_response, read_body, read_query
-from fleet.api.errors import Problem, field_problem
+from fleet.api.errors import Problem, field_problem, validation_problem
 from fleet.api.schemas_schedules import (
     ScheduleIn,
     ScheduleList,
     ScheduleOut,
+    SchedulePatchIn,
     SchedulePreviewOut,
     SchedulePreviewQuery,
 )
@@ -71,6 +75,26 @@ async def replace_schedule(request: web.Request) -> web.Response:
     body = await read_body(request, ScheduleIn)
     view = await service.replace_schedule(
         request.match_info["name"], body.raw(), identity_of(request).name, expected
+    )
+    return _answer(view)
+
+
+def _shaped(merged: dict[str, object]) -> dict[str, object]:
+    """A merged PATCH body checked as a whole PUT body would be (422 naming the field)."""
+    try:
+        return ScheduleIn.model_validate_json(json.dumps(merged)).raw()
+    except ValidationError as exc:
+        raise validation_problem(exc) from None
+
+
+async def patch_schedule(request: web.Request) -> web.Response:
+    """A merge patch onto the stored spec, then checked and stored exactly as a PUT of the
+    result, under the same version rules (`If-Match`, else the version merged onto)."""
+    service = _service(request)
+    expected = _expected_version(request)
+    body = await read_body(request, SchedulePatchIn)
+    view = await service.patch_schedule(
+        request.match_info["name"], body.root, identity_of(request).name, expected, _shaped
     )
     return _answer(view)
 

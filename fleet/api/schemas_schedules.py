@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pydantic import Field, JsonValue
+from pydantic import Field, JsonValue, RootModel
 
 from fleet.api.schemas import _In, _Out, _Query
 from fleet.policies.model import NAME_PATTERN
@@ -41,6 +41,12 @@ class ScheduleIn(_In):
     def raw(self) -> dict[str, object]:
         data: dict[str, object] = self.model_dump(mode="json", exclude_unset=True)
         return data
+
+
+class SchedulePatchIn(RootModel[dict[str, JsonValue]]):
+    """A JSON merge patch (RFC 7396) of a schedule: the keys given replace the stored ones (a list,
+    such as `periods`, whole), null removes a key (its default applies). The result is checked as
+    a whole `ScheduleIn`."""
 
 
 class ScheduleSpecOut(_Out):

@@ -291,7 +291,7 @@ def _schedules_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     create.add_argument("--file", required=True, help="one schedule, TOML (.toml) or JSON")
     for verb, text in (
         ("show", "one schedule: its periods and next transitions"),
-        ("update", "replace a schedule from a file (admin)"),
+        ("update", "change a schedule (admin): --file (whole), --set or --patch (some keys)"),
         ("delete", "delete an API schedule (admin)"),
         ("preview", "every server tagged with the schedule: desired state now, next changes"),
     ):
@@ -299,11 +299,7 @@ def _schedules_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         _remote_args(cmd)
         cmd.add_argument("name")
         if verb == "update":
-            cmd.add_argument("--file", required=True, help="the whole schedule, TOML or JSON")
-            cmd.add_argument(
-                "--if-match", type=positive_int, default=None, metavar="N",
-                help="only if the schedule is at version N",
-            )  # fmt: skip
+            _update_args(cmd, "schedule")
         elif verb == "preview":
             cmd.add_argument("--n", type=positive_int, default=2, help="transitions per server")
 
@@ -331,7 +327,7 @@ def _policies_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         _remote_args(cmd)
         cmd.add_argument("policy_id")
         if verb == "update":
-            _update_args(cmd)
+            _update_args(cmd, "policy")
         elif verb == "preview":
             cmd.add_argument("--n", type=positive_int, default=20, help="how many fire times")
         elif verb == "fires":
@@ -339,10 +335,10 @@ def _policies_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
             _cursor_arg(cmd)
 
 
-def _update_args(update: argparse.ArgumentParser) -> None:
+def _update_args(update: argparse.ArgumentParser, what: str) -> None:
     how = update.add_mutually_exclusive_group(required=True)
     how.add_argument(
-        "--file", default=None, metavar="P", help="the whole policy, TOML or JSON (PUT)"
+        "--file", default=None, metavar="P", help=f"the whole {what}, TOML or JSON (PUT)"
     )
     how.add_argument(
         "--set",
@@ -357,7 +353,7 @@ def _update_args(update: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=None,
         metavar="N",
-        help="only if the policy is at version N",
+        help=f"only if the {what} is at version N",
     )
 
 

@@ -1,10 +1,14 @@
-"""`fleet schedules list | show NAME | create --file S | update NAME --file S [--if-match N] |
-delete NAME | preview NAME [--n N]`: named per-server schedules over the REST API.
+"""`fleet schedules list | show NAME | create --file S | update NAME (--file S | --set K=V... |
+--patch JSON) [--if-match N] | delete NAME | preview NAME [--n N]`: named per-server schedules
+over the REST API.
 
 A file is one schedule, the body of `POST /v1/schedules`: TOML (top-level keys with
-`[[periods]]`, or one `[[schedules]]` entry as in the policy files) or JSON. A file that cannot
-be read or parsed is a usage error (exit 2, naming `--file`, nothing sent); what the service
-refuses (`422` naming the field, `404`, `409`) exits 2, as for every command.
+`[[periods]]`, or one `[[schedules]]` entry as in the policy files) or JSON. `update --file`
+replaces the whole schedule (`PUT`); `--set key=value` (a dotted key, a JSON value or text, as for
+`fleet policies update`) or `--patch JSON` changes only those keys (`PATCH`, a JSON merge patch: a
+list such as `periods` is given whole). A file or patch that cannot be read or parsed is a usage
+error (exit 2, naming the option, nothing sent); what the service refuses (`422` naming the
+field, `404`, `409`) exits 2, as for every command.
 """
 
 from __future__ import annotations
@@ -18,13 +22,10 @@ from typing import TextIO
 from urllib.parse import quote
 
 from fleet.cli.client import Client
+from fleet.cli.policy_edit import UsageError, patch_body
 from fleet.cli.text import table, write_json
 
 JSONDict = dict[str, object]
-
-
-class UsageError(Exception):
-    """A bad option value found after parsing (a file): exit 2, nothing sent."""
 
 
 def schedule_path(name: str) -> str:
@@ -146,8 +147,13 @@ async def _edit(args: Namespace, client: Client, out: TextIO) -> int:
     path = schedule_path(args.name)
     if verb == "update":
         headers = None if args.if_match is None else {"If-Match": str(args.if_match)}
-        body = read_schedule_file(args.file)
-        _print(args, await client.call("PUT", path, body=body, headers=headers), out, "updated")
+        if args.file is not None:
+            data = await client.call(
+                "PUT", path, body=read_schedule_file(args.file), headers=headers
+            )
+        else:
+            data = await client.call("PATCH", path, body=patch_body(args), headers=headers)
+        _print(args, data, out, "updated")
     elif verb == "delete":
         data = await client.call("DELETE", path)
         if args.json:

@@ -10,7 +10,7 @@ left alone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -27,6 +27,7 @@ from fleet.policies.periods import (
 )
 from fleet.policies.store_schedules import ScheduleConflict, ScheduleRecord, ScheduleStore
 from fleet.policies.targets import Inventory
+from fleet.policies.versioned import merge_patch
 from jobs.clock import Clock
 from jobs.types import JSONObject, JSONValue
 
@@ -170,6 +171,26 @@ class ScheduleService:
             raise ScheduleNotFound(f"schedule {name!r} not found")
         log.info("schedule_replaced", schedule=name, by=by, version=record.version)
         return self._view(record)
+
+    async def patch_schedule(
+        self,
+        name: str,
+        patch: Mapping[str, object],
+        by: str,
+        expected_version: int | None = None,
+        shape: Callable[[dict[str, object]], Mapping[str, object]] | None = None,
+    ) -> ScheduleView:
+        """PATCH: a JSON merge patch (RFC 7396; a list such as `periods` is replaced whole) onto
+        the stored spec, then what `replace_schedule` does with the result (`shape`: the API's
+        check of the merged body). Written only if the schedule is still at the version merged
+        onto (`expected_version`, else the one read here): a change in between is a conflict."""
+        await self._editable(name)
+        record = await self._record(name)
+        if expected_version is not None and record.version != expected_version:
+            raise ScheduleConflict(f"version is {record.version}, not {expected_version}")
+        merged = merge_patch(record.spec.to_json(), patch)
+        raw = merged if shape is None else shape(merged)
+        return await self.replace_schedule(name, raw, by, expected_version=record.version)
 
     async def delete_schedule(self, name: str, by: str) -> ScheduleView:
         await self._editable(name)

@@ -33,6 +33,7 @@ from fleet.policies.records import FireRecord, FireStatus, PolicyRecord, Source,
 from fleet.policies.store import PolicyConflict, PolicyStore
 from fleet.policies.targets import Inventory, action_params
 from fleet.policies.tracking import Tracker
+from fleet.policies.versioned import merge_patch
 from fleet.policies.views import PolicyView, RunResult
 from jobs.clock import Clock
 from jobs.errors import FieldError
@@ -47,22 +48,6 @@ MAX_FIRES_PAGE = 500
 
 class PolicyNotFound(LookupError):
     """No policy with that id."""
-
-
-def merge_patch(target: object, patch: object) -> dict[str, object]:
-    """RFC 7396 onto an object: a key set to null is removed (its default applies again), an
-    object merges key by key, anything else replaces the value."""
-    out = dict(target) if isinstance(target, Mapping) else {}
-    if not isinstance(patch, Mapping):
-        return out
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        elif isinstance(value, Mapping):
-            out[key] = merge_patch(out.get(key), value)
-        else:
-            out[key] = value
-    return out
 
 
 class PolicyService:

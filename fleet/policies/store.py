@@ -33,6 +33,7 @@ from fleet.policies.records import (
 from fleet.policies.store_marks import MarkRecords
 from fleet.policies.store_restore import RestoreRecords, fire_of
 from fleet.policies.tables import POLICIES, POLICY_FIRES
+from fleet.policies.versioned import insert_first, update_next
 from jobs.store.db import Database
 from jobs.types import JSONMapping, JSONObject
 
@@ -91,18 +92,14 @@ class PolicyStore(RestoreRecords, MarkRecords):
             "id": spec.name,
             "source": source.value,
             "spec": spec.to_json(),
-            "version": 1,
             "active_since": now,
             "created_at": now,
             "updated_at": now,
             "created_by": by,
             "updated_by": by,
         }
-        try:
-            async with self.db.write() as conn:
-                await conn.execute(POLICIES.insert().values(**values))
-        except IntegrityError:
-            raise PolicyConflict(f"a policy named {spec.name!r} exists") from None
+        taken = PolicyConflict(f"a policy named {spec.name!r} exists")
+        await insert_first(self.db, POLICIES, values, taken)
         stored = await self.get_policy(spec.name)
         assert stored is not None
         return stored
@@ -110,25 +107,17 @@ class PolicyStore(RestoreRecords, MarkRecords):
     async def update_policy(
         self, spec: PolicySpec, by: str, now: datetime, expected_version: int | None = None
     ) -> PolicyRecord | None:
-        async with self.db.write() as conn:
-            row = (await conn.execute(sa.select(POLICIES).where(_P.id == spec.name))).first()
-            if row is None:
-                return None
-            old = _policy(row._mapping)
-            if expected_version is not None and old.version != expected_version:
-                raise PolicyConflict(f"version is {old.version}, not {expected_version}")
-            await conn.execute(
-                sa.update(POLICIES)
-                .where(_P.id == spec.name)
-                .values(**self._changes(old, spec, by, now))
-            )
-        return await self.get_policy(spec.name)
+        """The new spec, if the policy is (still) at `expected_version` (else the one read)."""
+        found = await update_next(
+            self.db, POLICIES, _P.id, spec.name, expected_version,
+            lambda m: self._changes(_policy(m), spec, by, now), PolicyConflict,
+        )  # fmt: skip
+        return await self.get_policy(spec.name) if found else None
 
     @staticmethod
     def _changes(old: PolicyRecord, spec: PolicySpec, by: str, now: datetime) -> dict[str, object]:
         return {
             "spec": spec.to_json(),
-            "version": old.version + 1,
             "active_since": now if schedule_changed(old.spec, spec) else old.active_since,
             "updated_at": now,
             "updated_by": by,

@@ -8,10 +8,10 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import IntegrityError
 
 from fleet.policies.periods import ScheduleSpec
 from fleet.policies.tables import SCHEDULES
+from fleet.policies.versioned import insert_first, update_next
 from jobs.store.db import Database
 
 _S = SCHEDULES.c
@@ -66,17 +66,13 @@ class ScheduleStore:
         values = {
             "name": spec.name,
             "spec": spec.to_json(),
-            "version": 1,
             "created_at": now,
             "updated_at": now,
             "created_by": by,
             "updated_by": by,
         }
-        try:
-            async with self.db.write() as conn:
-                await conn.execute(SCHEDULES.insert().values(**values))
-        except IntegrityError:
-            raise ScheduleConflict(f"a schedule named {spec.name!r} exists") from None
+        taken = ScheduleConflict(f"a schedule named {spec.name!r} exists")
+        await insert_first(self.db, SCHEDULES, values, taken)
         stored = await self.get(spec.name)
         assert stored is not None
         return stored
@@ -84,19 +80,13 @@ class ScheduleStore:
     async def update(
         self, spec: ScheduleSpec, by: str, now: datetime, expected_version: int | None = None
     ) -> ScheduleRecord | None:
-        async with self.db.write() as conn:
-            row = (await conn.execute(sa.select(SCHEDULES).where(_S.name == spec.name))).first()
-            if row is None:
-                return None
-            version = int(row._mapping["version"])
-            if expected_version is not None and version != expected_version:
-                raise ScheduleConflict(f"version is {version}, not {expected_version}")
-            await conn.execute(
-                sa.update(SCHEDULES)
-                .where(_S.name == spec.name)
-                .values(spec=spec.to_json(), version=version + 1, updated_at=now, updated_by=by)
-            )
-        return await self.get(spec.name)
+        """The new spec, if the schedule is (still) at `expected_version` (else the one read)."""
+        changes = {"spec": spec.to_json(), "updated_at": now, "updated_by": by}
+        found = await update_next(
+            self.db, SCHEDULES, _S.name, spec.name, expected_version, lambda _: changes,
+            ScheduleConflict,
+        )  # fmt: skip
+        return await self.get(spec.name) if found else None
 
     async def delete(self, name: str) -> bool:
         async with self.db.write() as conn:

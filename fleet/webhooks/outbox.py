@@ -4,8 +4,11 @@ Anything that changes state and should tell receivers calls `publish(conn, type,
 scope=...)` on the connection of its own write transaction: the outbox rows commit or roll back
 with the change, so an event is never sent for a change that did not happen, and never lost for
 one that did (a crash after the commit leaves the rows for the relay). One row per subscription
-that wants the event (its `events` and `filter`, as they are at that moment); the relay delivers
-each subscription's rows in id order.
+that wants the event (its `events` and `filter`, as they are at that moment). On PostgreSQL each
+row is stamped with its transaction's id (`txid_current()`): the relay delivers a subscription's
+rows in (txid, id) order and only those of transactions older than every one still open, so a row
+that commits late never finds a later transaction's row already sent (`fleet.webhooks.store.heads`).
+SQLite has one writer at a time: the id order is the commit order there.
 
 `fleet.subjobs.failed` is batched: while a subscription's batch for the operation has not been
 sent (no attempt yet), later failures are added to it; the batch waits `BATCH_WAIT` before its
@@ -30,6 +33,13 @@ PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 BATCH_WAIT = timedelta(seconds=2)
 BATCH_CAP = 1000  # servers listed in one fleet.subjobs.failed event (the count goes on)
 _O = WEBHOOK_OUTBOX.c
+
+
+def outbox_insert(conn: AsyncConnection) -> sa.Insert:
+    """An insert into the outbox that stamps the writing transaction's id (PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        return WEBHOOK_OUTBOX.insert().values(txid=sa.func.txid_current())
+    return WEBHOOK_OUTBOX.insert()
 
 
 def new_event_id() -> str:
@@ -91,7 +101,7 @@ async def publish(
         return 0
     event_id = new_event_id()
     rows = [_row(s.id, event_id, type_, source, subject, data, now, now) for s in wanted]
-    await conn.execute(WEBHOOK_OUTBOX.insert(), rows)
+    await conn.execute(outbox_insert(conn), rows)
     return len(rows)
 
 
@@ -138,7 +148,7 @@ async def publish_failures(
         row = _row(
             sub.id, event_id, type_, "/v1/operations", operation_id, data, now, now + BATCH_WAIT
         )
-        await conn.execute(WEBHOOK_OUTBOX.insert(), [row])
+        await conn.execute(outbox_insert(conn), [row])
     return len(wanted)
 
 

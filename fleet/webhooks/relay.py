@@ -10,7 +10,9 @@ subscription, sends rows one after the other until one fails or none is due (sub
 parallel). An attempt is counted before it is sent (`begin_attempt`) and its result recorded
 after: a crash between the two sends the event again with the same id (receivers de-duplicate on
 `webhook-id`, the CloudEvent id). A failed attempt waits the next `backoff` step; past the last,
-the row is given up (`failed`) and the subscription's next event goes.
+the row is given up (`failed`) and the subscription's next event goes. The holder also trims the
+delivery log: delivered and given-up events older than `[webhooks] delivery_log_days` (every
+`PRUNE_EVERY` seconds; pending ones stay).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ log = structlog.get_logger("fleet.webhooks")
 LEASE = "webhooks"
 PER_ROUND = 100  # events one subscription sends in one round at most
 ERROR_TEXT = 500  # characters of an error kept in the log
+PRUNE_EVERY = 600.0  # seconds between two trims of the delivery log
 
 
 class Sender:
@@ -100,6 +103,7 @@ class Relay:
         self.spec = spec
         self._leading = False
         self._checked = float("-inf")  # monotonic time of the last take or renewal of the lease
+        self._pruned = float("-inf")  # monotonic time of the last trim of the delivery log
 
     async def lead(self) -> bool:
         """Hold (take or renew) the lease, looking at it every third of its length."""
@@ -118,11 +122,23 @@ class Relay:
         """One round; returns the attempts made."""
         if not await self.lead():
             return 0
+        await self.prune()
         heads = await self.store.heads(self.clock.now())
         if not heads:
             return 0
         counts = await asyncio.gather(*(self._drain(h) for h in heads))
         return sum(counts)
+
+    async def prune(self) -> int:
+        """The holder trims the delivery log (`delivery_log_days`), every `PRUNE_EVERY` seconds."""
+        if time.monotonic() - self._pruned < PRUNE_EVERY:
+            return 0
+        self._pruned = time.monotonic()
+        before = self.clock.now() - timedelta(days=self.spec.delivery_log_days)
+        removed = await self.store.prune(before)
+        if removed:
+            log.info("webhook_log_pruned", removed=removed, before=before.isoformat())
+        return removed
 
     async def _drain(self, head: DeliveryRecord) -> int:
         sub = await self.store.get(head.subscription_id)

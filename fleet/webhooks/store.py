@@ -15,13 +15,14 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fleet.webhooks.events import Event
-from fleet.webhooks.outbox import DELIVERED, FAILED, PENDING
+from fleet.webhooks.outbox import DELIVERED, FAILED, PENDING, outbox_insert
 from fleet.webhooks.records import AttemptRecord, DeliveryRecord, WebhookRecord, event_of
 from fleet.webhooks.tables import WEBHOOK_ATTEMPTS, WEBHOOK_OUTBOX, WEBHOOKS
 from jobs.store.db import Database
 
 _W, _O, _A = WEBHOOKS.c, WEBHOOK_OUTBOX.c, WEBHOOK_ATTEMPTS.c
 LOG_ATTEMPTS = 20  # attempts shown per delivery (the latest)
+PRUNE_CHUNK = 1000  # delivery log rows deleted in one transaction
 
 
 def _webhook(m: RowMapping) -> WebhookRecord:
@@ -150,22 +151,48 @@ class WebhookStore:
             out.setdefault(r.delivery_id, []).append(rec)
         return {k: v[-LOG_ATTEMPTS:] for k, v in out.items()}
 
+    async def prune(self, before: datetime, chunk: int = PRUNE_CHUNK) -> int:
+        """Delete delivered and given-up events created before `before` (their attempts go with
+        them), `chunk` rows per transaction; pending events stay whatever their age."""
+        done = 0
+        while True:
+            old = (
+                sa.select(_O.id)
+                .where(_O.status.in_((DELIVERED, FAILED)), _O.created_at < before)
+                .limit(chunk)
+            )
+            async with self.db.write() as conn:
+                ids = [int(i) for i in (await conn.execute(old)).scalars()]
+                if ids:
+                    await conn.execute(sa.delete(WEBHOOK_OUTBOX).where(_O.id.in_(ids)))
+            done += len(ids)
+            if len(ids) < chunk:
+                return done
+
     # --- the relay ------------------------------------------------------------------------------
 
     async def heads(self, now: datetime) -> list[DeliveryRecord]:
         """Each enabled subscription's oldest pending row, when it is due (a subscription whose
-        oldest row waits for its retry waits whole: its events go in order)."""
-        first = (
-            sa.select(sa.func.min(_O.id))
-            .where(_O.status == PENDING)
-            .group_by(_O.subscription_id)
-            .scalar_subquery()
-        )
+        oldest row waits for its retry waits whole: its events go in order).
+
+        Oldest is by (txid, id) on PostgreSQL, among the rows of transactions older than the
+        oldest one still open (`txid_snapshot_xmin`): a transaction that began earlier but
+        commits later can still add rows that come first, so nothing of a later transaction is
+        sent before it ends. On SQLite (one writer) it is by id."""
+        pending = _O.status == PENDING
+        order: tuple[sa.ColumnElement[object], ...] = (_O.id,)
+        if self.db.is_postgres:
+            xmin = sa.func.txid_snapshot_xmin(sa.func.txid_current_snapshot())
+            pending = sa.and_(pending, sa.or_(_O.txid.is_(None), _O.txid < xmin))
+            order = (_O.txid, _O.id)
+        rank = sa.func.row_number().over(partition_by=_O.subscription_id, order_by=order)
+        first = sa.select(_O.id, rank.label("rank")).where(pending).subquery()
         stmt = (
             sa.select(WEBHOOK_OUTBOX)
+            .join(first, first.c.id == _O.id)
             .join(WEBHOOKS, _W.id == _O.subscription_id)
-            .where(_O.id.in_(first), _O.next_attempt_at <= now, _W.enabled.is_(True))
-            .order_by(_O.id)
+            .where(first.c.rank == 1, _O.next_attempt_at <= now, _W.enabled.is_(True))
+            .order_by(*order)
         )
         async with self.db.read() as conn:
             return [_delivery(r._mapping) for r in (await conn.execute(stmt)).all()]
@@ -226,7 +253,8 @@ class WebhookStore:
             "latency_ms": result.latency_ms, "error": result.error, "created_at": now,
         }  # fmt: skip
         async with self.db.write() as conn:
-            inserted = await conn.execute(WEBHOOK_OUTBOX.insert().values(**values).returning(_O.id))
+            stmt = outbox_insert(conn).values(**values).returning(_O.id)
+            inserted = await conn.execute(stmt)
             new_id = int(inserted.scalar_one())
             await conn.execute(
                 WEBHOOK_ATTEMPTS.insert().values(

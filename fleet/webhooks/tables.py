@@ -1,10 +1,11 @@
 """The webhook tables (SQLAlchemy Core), kept identical to `migrations/versions/0010_webhooks.py`
-by a test.
+and `0016_outbox_txid.py` by a test.
 
 `webhooks` holds the subscriptions: where to send, which events, a filter, and a REFERENCE to the
 signing secret (`env:NAME` or `file:PATH`), never the secret. `webhook_outbox` is the transactional
 outbox: one row per (subscription, event), written in the same transaction as the change it tells
-of, delivered in id order per subscription and kept as the delivery log. `webhook_attempts` is one
+of, delivered per subscription in the order of the writing transactions (`txid`, PostgreSQL's
+transaction id; on SQLite, with one writer, the row id) and kept as the delivery log. `webhook_attempts` is one
 row per HTTP attempt (status code, latency, error).
 """
 
@@ -56,6 +57,7 @@ WEBHOOK_OUTBOX = sa.Table(
     sa.Column("latency_ms", sa.Integer, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("txid", sa.BigInteger, nullable=True),  # 0016_outbox_txid: PostgreSQL only
     sa.Index("ix_webhook_outbox_due", "status", "next_attempt_at"),
     sa.Index("ix_webhook_outbox_subscription", "subscription_id", "status", "id"),
 )

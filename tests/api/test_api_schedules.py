@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import Api, api_settings, serving
+from tests.api.test_api_policy_patch import etag
 
 OFFICE: dict[str, object] = {
     "name": "office",
@@ -123,3 +124,63 @@ async def test_a_schedule_policy_stops_or_starts(api: Api) -> None:
     assert bad.status == 422 and bad.body["field"] == "action", bad.body
     preview = await api.get("/v1/policies/office-stop/preview")
     assert preview.status == 200 and preview.body["targets"]["considered"] == 0  # type: ignore[index]
+
+
+async def test_patch_changes_only_the_keys_given(api: Api) -> None:
+    assert (await api.call("POST", "/v1/schedules", json=OFFICE, role="admin")).status == 201
+    patch = {"timezone": "Asia/Shanghai", "description": "moved"}
+    done = await api.call("PATCH", "/v1/schedules/office", json=patch, role="admin")
+    assert done.status == 200, done.body
+    assert done.body["version"] == 2 and etag(done) == '"2"'
+    spec = done.body["spec"]
+    assert spec["timezone"] == "Asia/Shanghai" and spec["description"] == "moved"
+    assert spec["periods"] == [
+        {"begintime": "08:00", "endtime": "18:00", "weekdays": ["mon-fri"], "description": ""}
+    ]
+    assert done.body["updated_by"] == "admin-t"
+    cleared = await api.call(
+        "PATCH", "/v1/schedules/office", json={"description": None}, role="admin",
+        headers={"If-Match": '"2"'},
+    )  # fmt: skip
+    assert cleared.status == 200 and cleared.body["spec"]["description"] == ""
+    stale = await api.call(
+        "PATCH", "/v1/schedules/office", json={"description": "x"}, role="admin",
+        headers={"If-Match": '"2"'},
+    )  # fmt: skip
+    assert stale.status == 409 and "version is 3, not 2" in str(stale.body["detail"])
+    operator = await api.call("PATCH", "/v1/schedules/office", json={}, role="operator")
+    assert operator.status == 403
+    missing = await api.call("PATCH", "/v1/schedules/nope", json={}, role="admin")
+    assert missing.status == 404
+    assert (await api.get("/v1/schedules/office")).body["version"] == 3
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"timezone": "Europe/Atlantis"}, "timezone"),
+        ({"periods": [{"begintime": "18:00", "endtime": "08:00"}]}, "periods[0].endtime"),
+        ({"periods": None}, "periods"),
+        ({"skip_dates": ["2026-02-30"]}, "skip_dates[0]"),
+        ({"weekdays": ["mon"]}, "weekdays"),
+        ({"name": "other"}, "name"),
+    ],
+)
+async def test_a_bad_patch_is_422_naming_the_field(
+    api: Api, patch: dict[str, object], field: str
+) -> None:
+    assert (await api.call("POST", "/v1/schedules", json=OFFICE, role="admin")).status == 201
+    reply = await api.call("PATCH", "/v1/schedules/office", json=patch, role="admin")
+    assert reply.status == 422, reply.body
+    assert reply.body["field"] == field, reply.body
+    assert (await api.get("/v1/schedules/office")).body["version"] == 1
+
+
+async def test_a_file_schedule_cannot_be_patched(tmp_path: Path, sqlite_url: str) -> None:
+    path = tmp_path / "policies.toml"
+    path.write_text(FILE_SCHEDULE, encoding="utf-8")
+    settings = api_settings(tmp_path, sqlite_url, FLEET_POLICIES__FILES=f'["{path}"]')
+    async with serving(settings) as api:
+        patch = {"timezone": "UTC"}
+        reply = await api.call("PATCH", "/v1/schedules/from-file", json=patch, role="admin")
+        assert reply.status == 409 and "file" in str(reply.body["detail"])

@@ -82,3 +82,32 @@ async def test_refusals_exit_2(api: Api, tmp_path: Path) -> None:
     path.write_text(TOML, encoding="utf-8")
     code, _, err = await fleet(api, "schedules", "create", "--file", str(path), role="operator")
     assert code == 2 and "403" in err, err
+
+
+async def test_update_some_keys_with_set_or_patch(api: Api, tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(TOML, encoding="utf-8")
+    code, _, err = await fleet(api, "schedules", "create", "--file", str(path), role="admin")
+    assert code == 0, err
+    code, out, err = await fleet(
+        api, "schedules", "update", "office", "--set", "timezone=Asia/Shanghai",
+        "--set", 'skip_dates=["2026-12-24"]', "--if-match", "1", role="admin",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "(api, version 2, Asia/Shanghai)" in out and "period 08:00-18:00 mon-fri" in out, out
+    assert 'skip_dates: ["2026-12-24"]' in out
+    code, out, err = await fleet(
+        api, "schedules", "update", "office", "--patch", '{"skip_dates": null}', role="admin"
+    )
+    assert code == 0 and "version 3" in out and "skip_dates" not in out, err
+    code, _, err = await fleet(
+        api, "schedules", "update", "office", "--set", "timezone=Mars/Olympus", role="admin"
+    )
+    assert code == 2 and "422" in err and "timezone" in err, err
+    code, _, err = await fleet(api, "schedules", "update", "office", "--patch", "[1]", role="admin")
+    assert code == 2 and "--patch" in err and "JSON object" in err, err
+    code, _, err = await fleet(
+        api, "schedules", "update", "office", "--set", "description=x", "--if-match", "1",
+        role="admin",
+    )  # fmt: skip
+    assert code == 2 and "409" in err, err

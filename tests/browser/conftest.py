@@ -3,7 +3,8 @@
 The browser is the system's: `scripts/ensure-chromium.sh` (run by `make test`) installs it when
 it is missing and the command runs as root. Without it, or without Playwright, these tests skip
 and say why. One `fleet serve` with the embedded simulator serves every test of the module; the
-world holds a server whose name is markup, to prove names are rendered as text.
+world holds a server whose name is markup, to prove names are rendered as text, and one tagged
+`fleet-schedule=office-hours` for the schedules page.
 
 Screenshots of every page land in `var/screenshots/console/` (or `$FLEET_SCREENSHOTS`); the run's
 summary prints the folder.
@@ -33,6 +34,10 @@ openstack = 6
 name = {json.dumps(XSS_NAME)}
 kind = "ecs"
 tags = {{ role = "xss" }}
+[[servers]]
+name = "office-desk-1"
+kind = "bms"
+tags = {{ fleet-schedule = "office-hours" }}
 """
 POLICY = {
     "name": "nightly-stop",
@@ -42,6 +47,13 @@ POLICY = {
     "action": "stop",
     "targets": {"endpoints": ["easystack-sim"], "tags_all": {"env": "dev"}},
 }
+FILE_SCHEDULE = """
+[[schedules]]
+name = "night-shift"
+timezone = "Asia/Shanghai"
+[[schedules.periods]]
+begintime = "22:00"
+"""
 SHOTS = Path(os.environ.get("FLEET_SCREENSHOTS") or ROOT / "var" / "screenshots" / "console")
 
 
@@ -97,9 +109,11 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     work = tmp_path_factory.mktemp("console")
     world = work / "world.toml"
     world.write_text(WORLD, encoding="utf-8")
+    files = work / "policies.toml"
+    files.write_text(FILE_SCHEDULE, encoding="utf-8")
     env = {
         "FLEET_SIMULATOR__WORLD": json.dumps(str(world)),
-        "FLEET_POLICIES__FILES": "[]",
+        "FLEET_POLICIES__FILES": json.dumps([str(files)]),
         # the leader's sweep (which also follows finished stops for the savings) every 2 s
         "FLEET_POLICIES__SWEEP_INTERVAL": "2",
         "FLEET_PRICES__CURRENCY": '"EUR"',

@@ -7,6 +7,7 @@ import { newOperationPage } from "./page-new.js";
 import { operationPage } from "./page-operation.js";
 import { operationsPage } from "./page-operations.js";
 import { policiesPage, policyPage } from "./page-policies.js";
+import { schedulePage, schedulesPage } from "./page-schedules.js";
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -20,6 +21,8 @@ const ROUTES = [
   [/^#\/dashboard$/, () => dashboardPage(main)],
   [/^#\/policies$/, () => policiesPage(main)],
   [/^#\/policies\/([^/]+)$/, (m) => policyPage(main, decodeURIComponent(m[1]))],
+  [/^#\/schedules$/, () => schedulesPage(main)],
+  [/^#\/schedules\/([^/]+)$/, (m) => schedulePage(main, decodeURIComponent(m[1]))],
   [/^(#\/operations)?$|^#\/?$/, () => operationsPage(main)],
 ];
 

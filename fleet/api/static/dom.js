@@ -87,3 +87,12 @@ export function guarded(label, check, onclick) {
   button.title = check.why;
   return h("span", { class: "guarded" }, button, h("span", { class: "why" }, check.why));
 }
+
+// A button that asks once more before it acts (no browser dialog: the second press confirms).
+export function confirming(label, check, act) {
+  const holder = h("span", { class: "controls" });
+  const first = () => clear(holder,
+    h("button", { type: "button", class: "primary", onclick: act }, `Confirm: ${label.toLowerCase()}`),
+    h("button", { type: "button", onclick: () => clear(holder, guarded(label, check, first)) }, "Keep it"));
+  return clear(holder, guarded(label, check, first));
+}

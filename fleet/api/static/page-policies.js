@@ -1,8 +1,10 @@
-// Scheduled policies: next and last fires, a preview, enable/disable and run now.
+// Scheduled policies: next and last fires, a preview, run now; for admins create, edit (the spec
+// as JSON, replaced with If-Match), enable/disable and delete of the policies made through the API.
 import { call, get, may, post } from "./api.js";
-import { badge, clear, guarded, h, message, row, table, when } from "./dom.js";
+import { badge, clear, confirming, guarded, h, message, row, table, when } from "./dom.js";
 
 const path = (name) => `/v1/policies/${encodeURIComponent(name)}`;
+const problem = (err) => `${err.field ? `${err.field}: ` : ""}${err.message}`;
 const opLink = (id) => (id ? h("a", { href: `#/operations/${encodeURIComponent(id)}` }, id.slice(0, 8)) : "—");
 
 function what(spec) {
@@ -24,7 +26,7 @@ function lastFire(f) {
 export function policiesPage(main) {
   let stopped = false;
   const body = h("div", { "aria-live": "polite" });
-  clear(main, h("h1", {}, "Policies"), body);
+  clear(main, h("h1", {}, "Policies"), body, h("h2", {}, "New policy"), policyForm());
   get("/v1/policies").then((out) => {
     if (stopped) return;
     clear(body, table(["policy", "enabled", "schedule", "does", "next fire", "last fire"],
@@ -35,9 +37,51 @@ export function policiesPage(main) {
         what(p.spec),
         nextFire(p),
         lastFire(p.last_fire),
-      ])), "No policy. Add them in config files or with POST /v1/policies."));
+      ])), "No policy yet. Create one below, or add [[policies]] to a policy file."));
   }).catch((err) => clear(body, message(err.message)));
   return () => { stopped = true; };
+}
+
+const TEMPLATE = {
+  name: "", description: "", cron: "0 20 * * 1-5", timezone: "UTC", action: "stop",
+  targets: { endpoints: [], tags_all: { env: "dev" } },
+};
+
+function specArea(id, spec) {
+  return h("textarea", { id, rows: 14, cols: 70, spellcheck: "false", class: "code" },
+    JSON.stringify(spec, null, 2));
+}
+
+function parsed(area) {
+  try {
+    return JSON.parse(area.value);
+  } catch (err) {
+    throw new Error(`not valid JSON: ${err.message}`);
+  }
+}
+
+// A policy as JSON, the body of POST /v1/policies (docs/policies.md lists every key).
+function policyForm() {
+  const check = may("admin", "Creating a policy");
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  const area = specArea("new-policy-spec", { ...TEMPLATE, timezone: zone });
+  const status = h("div", { "aria-live": "polite" });
+  async function create() {
+    clear(status);
+    try {
+      const p = await post("/v1/policies", parsed(area));
+      location.hash = `#/policies/${encodeURIComponent(p.id)}`;
+    } catch (err) {
+      clear(status, message(problem(err)));
+    }
+  }
+  return h("form", { id: "new-policy", onsubmit: (e) => { e.preventDefault(); create(); } },
+    h("div", { class: "field" }, h("label", { for: area.id }, "Policy (JSON)"), area,
+      h("small", { class: "muted" }, "name, cron, timezone, action or mode, targets, params, strategy… ",
+        "as in a policy file")),
+    h("div", { class: "controls" }, check.ok ? h("button", { type: "submit", class: "primary" }, "Create policy")
+      : guarded("Create policy", check, () => {})),
+    status);
 }
 
 export function policyPage(main, name) {
@@ -47,9 +91,10 @@ export function policyPage(main, name) {
   clear(main, head, notice, h("h2", {}, "Next fires"), preview, h("h2", {}, "Last fires"), fires);
 
   function show(p) {
-    const admin = may("admin", "Enabling or disabling a policy");
+    const admin = may("admin", "Changing a policy");
     const toggle = p.source === "api" ? admin
       : { ok: false, why: "a policy from a config file: edit the file to change it" };
+    const area = specArea("policy-spec", p.spec);
     clear(head,
       h("h1", {}, p.id, " ", h("span", { class: "muted" }, `${p.source} policy, version ${p.version}`)),
       p.spec.description ? h("p", {}, p.spec.description) : null,
@@ -61,7 +106,31 @@ export function policyPage(main, name) {
         h("dt", {}, "last fire"), h("dd", {}, lastFire(p.last_fire))),
       h("div", { class: "controls" },
         guarded("Run now", may("operator", "Running a policy"), () => runNow(p)),
-        guarded(p.spec.enabled ? "Disable" : "Enable", toggle, () => setEnabled(p, !p.spec.enabled))));
+        guarded(p.spec.enabled ? "Disable" : "Enable", toggle, () => setEnabled(p, !p.spec.enabled)),
+        confirming("Delete", toggle, () => remove(p))),
+      h("details", { id: "edit" }, h("summary", {}, "Edit"),
+        h("div", { class: "field" }, h("label", { for: area.id }, "Policy (JSON)"), area,
+          h("small", { class: "muted" }, `saved only if the policy is still at version ${p.version}`)),
+        h("div", { class: "controls" }, guarded("Save changes", toggle, () => save(p, area)))));
+  }
+
+  async function save(p, area) {
+    try {
+      await call("PUT", path(p.id), parsed(area), { "If-Match": String(p.version) });
+      clear(notice, message("Saved.", "info"));
+      load();
+    } catch (err) {
+      clear(notice, message(problem(err)));
+    }
+  }
+
+  async function remove(p) {
+    try {
+      await call("DELETE", path(p.id));
+      location.hash = "#/policies";
+    } catch (err) {
+      clear(notice, message(problem(err)));
+    }
   }
 
   async function runNow(p) {
@@ -79,10 +148,10 @@ export function policyPage(main, name) {
 
   async function setEnabled(p, enabled) {
     try {
-      await call("PUT", path(p.id), { ...p.spec, enabled }, { "If-Match": String(p.version) });
+      await call("PATCH", path(p.id), { enabled }, { "If-Match": String(p.version) });
       load();
     } catch (err) {
-      clear(notice, message(`${err.field ? `${err.field}: ` : ""}${err.message}`));
+      clear(notice, message(problem(err)));
     }
   }
 

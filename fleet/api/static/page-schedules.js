@@ -1,0 +1,191 @@
+// Per-server schedules: the named schedules (config files and API), a form to create one, and a
+// page per schedule with the servers tagged fleet-schedule=<name> and what it does now and next.
+import { call, get, may, post, query } from "./api.js";
+import { badge, clear, confirming, guarded, h, message, row, table, when } from "./dom.js";
+
+const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+const path = (name) => `/v1/schedules/${encodeURIComponent(name)}`;
+const words = (text) => text.split(/[\s,]+/).map((s) => s.trim()).filter(Boolean);
+const problem = (err) => `${err.field ? `${err.field}: ` : ""}${err.message}`;
+
+function periodText(p) {
+  const days = p.weekdays && p.weekdays.length ? ` ${p.weekdays.join(",")}` : " every day";
+  return `${p.begintime || "00:00"}-${p.endtime || "24:00"}${days}`;
+}
+
+function nextText(list) {
+  if (!list || !list.length) return "none";
+  const t = list[0];
+  return [`${t.state} at ${t.local.replace("T", " ").slice(0, 16)}`,
+    t.note ? h("div", { class: "muted" }, t.note) : null];
+}
+
+function editable(s) {
+  if (s.source !== "api") return { ok: false, why: "a schedule from a config file: edit the file to change it" };
+  return may("admin", "Changing a schedule");
+}
+
+export function schedulesPage(main) {
+  let stopped = false;
+  const body = h("div", { id: "schedules", "aria-live": "polite" });
+  const notice = h("div", { "aria-live": "polite" });
+  clear(main, h("h1", {}, "Schedules"),
+    h("p", { class: "muted" }, "A server tagged fleet-schedule=<name> is started and stopped by a schedule-mode ",
+      "policy as its schedule says: running inside a period, stopped outside and on skip days."),
+    notice, body, h("h2", {}, "New schedule"), scheduleForm(notice, load));
+
+  async function remove(name) {
+    try {
+      await call("DELETE", path(name));
+      clear(notice, message(`Schedule ${name} deleted.`, "info"));
+      load();
+    } catch (err) {
+      clear(notice, message(problem(err)));
+    }
+  }
+
+  function load() {
+    get("/v1/schedules").then((out) => {
+      if (stopped) return;
+      clear(body, table(["schedule", "source", "time zone", "now", "next", "periods", ""],
+        out.items.map((s) => row([
+          h("a", { href: `#/schedules/${encodeURIComponent(s.name)}` }, s.name),
+          s.source, s.spec.timezone, s.state_now ? badge(s.state_now) : "no longer valid",
+          nextText(s.next_transitions), s.spec.periods.map((p) => h("div", {}, periodText(p))),
+          confirming("Delete", editable(s), () => remove(s.name)),
+        ])), "No schedule yet. Create one below, or add [[schedules]] to a policy file."));
+    }).catch((err) => clear(body, message(err.message)));
+  }
+  load();
+  return () => { stopped = true; };
+}
+
+function periodFieldset(n) {
+  const id = (what) => `period-${n}-${what}`;
+  const set = h("fieldset", { class: "period", dataset: { n: String(n) } },
+    h("legend", {}, `Period ${n}`),
+    h("div", { class: "field" }, h("label", { for: id("begin") }, "Begin"),
+      h("input", { id: id("begin"), type: "text", placeholder: "08:00", class: "begin" }),
+      h("small", { class: "muted" }, "HH:MM local; empty: the start of the day")),
+    h("div", { class: "field" }, h("label", { for: id("end") }, "End"),
+      h("input", { id: id("end"), type: "text", placeholder: "18:00", class: "end" }),
+      h("small", { class: "muted" }, "HH:MM local, after the begin; empty: the end of the day")),
+    h("div", { class: "field" }, h("span", {}, "Weekdays"), h("div", { class: "checks" },
+      DAYS.map((d) => h("label", { class: "check" },
+        h("input", { type: "checkbox", class: "day", value: d, "aria-label": `period ${n} ${d}` }), ` ${d}`))),
+    h("small", { class: "muted" }, "none checked: every day")));
+  return set;
+}
+
+function scheduleForm(notice, reload) {
+  const check = may("admin", "Creating a schedule");
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  const el = {
+    name: h("input", { id: "schedule-name", type: "text", required: true, placeholder: "office-hours" }),
+    description: h("input", { id: "schedule-description", type: "text" }),
+    timezone: h("input", { id: "schedule-timezone", type: "text", value: zone }),
+    calendars: h("input", { id: "schedule-calendars", type: "text", placeholder: "de-holidays" }),
+    dates: h("input", { id: "schedule-dates", type: "text", placeholder: "2026-12-24, 2026-12-31" }),
+  };
+  const periods = h("div", { id: "periods" }, periodFieldset(1));
+  const field = (label, input, hint) => h("div", { class: "field" }, h("label", { for: input.id }, label), input,
+    hint ? h("small", { class: "muted" }, hint) : null);
+  const status = h("div", { "aria-live": "polite" });
+
+  function collect() {
+    const body = { name: el.name.value.trim(), timezone: el.timezone.value.trim() || "UTC", periods: [] };
+    if (el.description.value.trim()) body.description = el.description.value.trim();
+    for (const set of periods.querySelectorAll("fieldset.period")) {
+      const p = { weekdays: [...set.querySelectorAll("input.day:checked")].map((i) => i.value) };
+      const begin = set.querySelector("input.begin").value.trim();
+      const end = set.querySelector("input.end").value.trim();
+      if (begin) p.begintime = begin;
+      if (end) p.endtime = end;
+      body.periods.push(p);
+    }
+    if (words(el.calendars.value).length) body.skip_calendars = words(el.calendars.value);
+    if (words(el.dates.value).length) body.skip_dates = words(el.dates.value);
+    return body;
+  }
+
+  async function create() {
+    clear(status);
+    try {
+      const s = await post("/v1/schedules", collect());
+      clear(notice, message(`Schedule ${s.name} created: ${s.state_now} now.`, "info"));
+      el.name.value = "";
+      reload();
+    } catch (err) {
+      clear(status, message(problem(err)));
+    }
+  }
+
+  return h("form", { id: "new-schedule", onsubmit: (e) => { e.preventDefault(); create(); } },
+    h("fieldset", {}, h("legend", {}, "Schedule"),
+      field("Name", el.name, "servers name it in their fleet-schedule tag"),
+      field("Description", el.description),
+      field("Time zone", el.timezone, "IANA name, e.g. Europe/Berlin"),
+      field("Skip calendars", el.calendars, "holiday calendars ([calendars] in the configuration)"),
+      field("Skip dates", el.dates, "YYYY-MM-DD, separated by commas")),
+    periods,
+    h("div", { class: "controls" },
+      h("button", { type: "button", onclick: () => periods.append(periodFieldset(periods.children.length + 1)) },
+        "Add period"),
+      check.ok ? h("button", { type: "submit", class: "primary" }, "Create schedule")
+        : guarded("Create schedule", check, () => {})),
+    status);
+}
+
+export function schedulePage(main, name) {
+  let stopped = false;
+  const head = h("div"), notice = h("div", { "aria-live": "polite" });
+  const next = h("div", { id: "transitions" }), servers = h("div", { id: "schedule-servers" });
+  clear(main, head, notice, h("h2", {}, "Next changes"), next, h("h2", {}, "Servers tagged with it"), servers);
+
+  async function remove() {
+    try {
+      await call("DELETE", path(name));
+      location.hash = "#/schedules";
+    } catch (err) {
+      clear(notice, message(problem(err)));
+    }
+  }
+
+  function show(s) {
+    const spec = s.spec;
+    clear(head,
+      h("h1", {}, s.name, " ", h("span", { class: "muted" }, `${s.source} schedule, version ${s.version}`)),
+      spec.description ? h("p", {}, spec.description) : null,
+      h("dl", { class: "facts" },
+        h("dt", {}, "time zone"), h("dd", {}, spec.timezone),
+        h("dt", {}, "now"), h("dd", { id: "state-now" }, s.state_now || "no longer valid"),
+        h("dt", {}, "periods"), h("dd", {}, spec.periods.map((p) => h("div", {}, periodText(p)))),
+        h("dt", {}, "skip calendars"), h("dd", {}, spec.skip_calendars.join(", ") || "none"),
+        h("dt", {}, "skip dates"), h("dd", {}, spec.skip_dates.join(", ") || "none")),
+      h("div", { class: "controls" }, h("a", { href: "#/schedules" }, "All schedules"),
+        confirming("Delete", editable(s), remove)));
+    clear(next, table(["when", "local time", "from then on", "note"], s.next_transitions.map((t) => row([
+      when(t.at), t.local.replace("T", " "), badge(t.state), t.note || ""])), "No change ahead."));
+  }
+
+  async function load() {
+    try {
+      const s = await get(path(name));
+      if (stopped) return;
+      show(s);
+      const pv = await get(`${path(name)}/preview${query({ n: 2 })}`);
+      if (stopped) return;
+      clear(servers,
+        h("p", { id: "tagged" }, `${pv.tagged} server${pv.tagged === 1 ? "" : "s"} tagged fleet-schedule=${name}; `,
+          `the schedule wants them ${pv.state_now} now.`),
+        table(["endpoint", "server", "status", "desired now", "action now", "next"], pv.servers.map((v) => row([
+          v.endpoint, [v.name, h("div", { class: "muted" }, v.server_id)], badge(v.status), v.desired_now,
+          v.action_now || "none", nextText(v.next_transitions)])), "No server carries this schedule's tag."),
+        pv.truncated ? h("p", { class: "muted" }, "More servers are tagged than shown.") : null);
+    } catch (err) {
+      clear(notice, message(err.message));
+    }
+  }
+  load();
+  return () => { stopped = true; };
+}
