@@ -143,27 +143,37 @@ async def found(driver: Driver, operation_id: str) -> list[ServerRef]:
 
 def matcher(
     driver: Driver, params: ActionParams, operation_id: str
-) -> Callable[[SubJobRecord, Sequence[ServerRef]], ServerRef | None]:
-    """How a planned server is recognised among the operation's servers: by its planned name
-    (one server per call), or by the number its batch name stands for (a batch API)."""
+) -> Callable[[Sequence[ServerRef]], Callable[[SubJobRecord], ServerRef | None]]:
+    """How planned servers are recognised among the operation's servers: by the planned name
+    (one server per call), or by the number its batch name stands for (a batch API). The
+    listing is indexed once, so a poll of n planned servers costs O(n), not O(n^2)."""
     create = params.create
     assert create is not None
     batched = driver.capabilities.spec(Action.CREATE).max_batch > 1
 
-    def match(sj: SubJobRecord, servers: Sequence[ServerRef]) -> ServerRef | None:
-        hits = [
-            s
-            for s in servers
-            if (
-                slot_of(s.name, create.name, operation_id) == slot(sj)
-                if batched
-                else s.name == sj.payload.get("name")
-            )
-        ]
-        # a build that failed stays listed in ERROR: after a retry the new server is the one
-        return min(hits, key=lambda s: (s.status is ServerStatus.ERROR, s.id)) if hits else None
+    def identity(server: ServerRef) -> object:
+        return slot_of(server.name, create.name, operation_id) if batched else server.name
 
-    return match
+    def planned(sj: SubJobRecord) -> object:
+        return slot(sj) if batched else sj.payload.get("name")
+
+    def index(servers: Sequence[ServerRef]) -> Callable[[SubJobRecord], ServerRef | None]:
+        best: dict[object, ServerRef] = {}
+        for server in servers:
+            key = identity(server)
+            if key is None:
+                continue
+            # a build that failed stays listed in ERROR: after a retry the new server is the one
+            held = best.get(key)
+            if held is None or _rank(server) < _rank(held):
+                best[key] = server
+        return lambda sj: best.get(planned(sj))
+
+    return index
+
+
+def _rank(server: ServerRef) -> tuple[bool, str]:
+    return (server.status is ServerStatus.ERROR, server.id)
 
 
 def state_of(server: ServerRef) -> Outcome:
@@ -184,8 +194,8 @@ async def _read(
         servers = await found(driver, batch.operation_id)
     except DriverError as exc:
         return {}, RetryLater(reason=str(exc), code=exc.code or exc.kind.value)
-    match = matcher(driver, params, batch.operation_id)
-    return {sj.id: match(sj, servers) for sj in batch.subjobs}, None
+    match = matcher(driver, params, batch.operation_id)(servers)
+    return {sj.id: match(sj) for sj in batch.subjobs}, None
 
 
 async def poll(batch: Batch, driver: Driver, params: ActionParams) -> dict[int, Outcome]:
