@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from fleet.domain import Action, ActionParams, Selector, ServerRef, ServerStatus
+from fleet.domain import Action, ActionParams, ServerRef, ServerStatus
 from fleet.drivers.base import CreateRequest, Driver
 from fleet.drivers.config import ConfigError, SecretRef
 from fleet.drivers.errors import DriverError, ErrorKind, Throttled, Transient
-from fleet.engine.templates import OP_TAG, batch_base, slot_of
+from fleet.engine.templates import OP_TAG, batch_base, literal_prefix, slot_of, stem
 from jobs.outcomes import (
     Accepted,
     Completed,
@@ -135,10 +135,14 @@ async def submit(
 # --- reading the operation's servers back ------------------------------------------------------
 
 
-async def found(driver: Driver, operation_id: str) -> list[ServerRef]:
-    """Every server of the operation on the endpoint (its `fleet-op` tag), one listing."""
-    selector = Selector(tags_all={OP_TAG: operation_id})
-    return [s async for s in driver.list_servers(selector)]
+async def found(driver: Driver, params: ActionParams, operation_id: str) -> list[ServerRef]:
+    """Every server of the operation on the endpoint, one listing: by its `fleet-op` tag (or what
+    the dialect wrote instead, `Driver.list_created`), among the names the operation gives."""
+    create = params.create
+    assert create is not None
+    batched = driver.capabilities.spec(Action.CREATE).max_batch > 1
+    prefix = f"{stem(create.name, operation_id)}-" if batched else literal_prefix(create.name)
+    return [s async for s in driver.list_created((OP_TAG, operation_id), prefix)]
 
 
 def matcher(
@@ -191,7 +195,7 @@ async def _read(
     batch: Batch, driver: Driver, params: ActionParams
 ) -> tuple[Mapping[int, ServerRef | None], Outcome | None]:
     try:
-        servers = await found(driver, batch.operation_id)
+        servers = await found(driver, params, batch.operation_id)
     except DriverError as exc:
         return {}, RetryLater(reason=str(exc), code=exc.code or exc.kind.value)
     match = matcher(driver, params, batch.operation_id)(servers)
