@@ -26,6 +26,7 @@ from fleet.domain import Action, ActionParams, ServerRef, ServerStatus
 from fleet.drivers.base import CreateRequest, Driver
 from fleet.drivers.config import ConfigError, SecretRef
 from fleet.drivers.errors import DriverError, ErrorKind, Throttled, Transient
+from fleet.engine.create_jobs import JobEvidence, JobSays, evidence, remembered_job
 from fleet.engine.templates import OP_TAG, batch_base, literal_prefix, slot_of, stem
 from jobs.outcomes import (
     Accepted,
@@ -122,6 +123,8 @@ async def submit(
     except DriverError as exc:
         return outcomes | {sj.id: _refused(exc) for sj in run}
     memo: dict[str, JSONValue] = {"created_as": request.name, "count": request.count}
+    if submission.job_id:
+        memo["job_id"] = submission.job_id  # evidence for a later verification (create_jobs)
     for sj in run:
         outcomes[sj.id] = Accepted(
             cloud_job_id=submission.job_id,
@@ -193,35 +196,64 @@ def state_of(server: ServerRef) -> Outcome:
 
 async def _read(
     batch: Batch, driver: Driver, params: ActionParams
-) -> tuple[Mapping[int, ServerRef | None], Outcome | None]:
+) -> tuple[Mapping[int, ServerRef | None], set[str], Outcome | None]:
     try:
         servers = await found(driver, params, batch.operation_id)
     except DriverError as exc:
-        return {}, RetryLater(reason=str(exc), code=exc.code or exc.kind.value)
+        return {}, set(), RetryLater(reason=str(exc), code=exc.code or exc.kind.value)
     match = matcher(driver, params, batch.operation_id)(servers)
-    return {sj.id: match(sj) for sj in batch.subjobs}, None
+    return {sj.id: match(sj) for sj in batch.subjobs}, {s.id for s in servers}, None
+
+
+async def _jobs(
+    driver: Driver, wanted: Mapping[int, str | None], listed: set[str]
+) -> dict[int, JobEvidence]:
+    """The job evidence of each unlisted sub-job that knows its job (`create_jobs`)."""
+    ids = {j for j in wanted.values() if j}
+    said = await evidence(driver, ids, listed) if ids else {}
+    return {sj_id: said[j] for sj_id, j in wanted.items() if j and j in said}
 
 
 async def poll(batch: Batch, driver: Driver, params: ActionParams) -> dict[int, Outcome]:
-    """Follow accepted creates: a planned server not listed yet is still being created."""
-    seen, error = await _read(batch, driver, params)
+    """Follow accepted creates: a planned server not listed yet is still being created, unless
+    its cloud job says it failed or made it and it is gone."""
+    seen, listed, error = await _read(batch, driver, params)
     if error is not None:
         return {sj.id: error for sj in batch.subjobs}
-    return {
-        sj.id: StillRunning() if (server := seen[sj.id]) is None else state_of(server)
-        for sj in batch.subjobs
-    }
+    missing = {sj.id: sj.cloud_job_id for sj in batch.subjobs if seen[sj.id] is None}
+    jobs = await _jobs(driver, missing, listed)
+    out: dict[int, Outcome] = {}
+    for sj in batch.subjobs:
+        server, said = seen[sj.id], jobs.get(sj.id)
+        if server is not None:
+            out[sj.id] = state_of(server)
+        elif said is None or said.says is JobSays.RUNNING:
+            out[sj.id] = StillRunning()
+        else:
+            out[sj.id] = Failed(code=said.code or CREATE_FAILED, reason=said.reason or "")
+    return out
 
 
 async def verify(batch: Batch, driver: Driver, params: ActionParams) -> dict[int, Outcome]:
     """After a send that may have reached the cloud: a planned server the cloud has is followed,
-    never created again; only a missing one is sent again."""
-    seen, error = await _read(batch, driver, params)
+    never created again; one it does not list is created again only when nothing says the
+    cloud made or is making it (the job of a call accepted for it: `create_jobs`)."""
+    seen, listed, error = await _read(batch, driver, params)
     if error is not None:
         return {sj.id: error for sj in batch.subjobs}
+    missing = {sj.id: remembered_job(sj) for sj in batch.subjobs if seen[sj.id] is None}
+    jobs = await _jobs(driver, missing, listed)
     return {
-        sj.id: Resubmit(reason="no server with this identity: create it")
-        if (server := seen[sj.id]) is None
-        else state_of(server)
+        sj.id: state_of(server)
+        if (server := seen[sj.id]) is not None
+        else _unlisted(jobs.get(sj.id))
         for sj in batch.subjobs
     }
+
+
+def _unlisted(said: JobEvidence | None) -> Outcome:
+    if said is None or said.says is JobSays.FAILED:
+        return Resubmit(reason="no server with this identity: create it")
+    if said.says is JobSays.RUNNING:
+        return Accepted(cloud_job_id=said.job_id, memo={"job_id": said.job_id})
+    return Failed(code=CREATE_FAILED, reason=said.reason or "")
