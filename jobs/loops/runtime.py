@@ -184,7 +184,8 @@ class Runtime:
     async def _run(self) -> None:
         cfg = self.config
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._loop("planning", self.planning.run_once, cfg.plan_idle))
+            for _ in range(cfg.plan_concurrency):  # each claims its own operation
+                tg.create_task(self._loop("planning", self.planning.run_once, cfg.plan_idle))
             tg.create_task(self._loop("dispatch", self.dispatcher.run_once, cfg.dispatch_idle))
             tg.create_task(self._loop("polling", self.poller.run_once, cfg.poll_idle))
             tg.create_task(
