@@ -23,6 +23,10 @@ class EngineConfig:
     throttle_deadlines: Mapping[str, float] = field(default_factory=dict)
     # planning
     plan_chunk: int = 2000  # rows per insert transaction while streaming the planner
+    # Operations planned at once by this process: one whose planner waits on a slow cloud (or
+    # writes many rows) does not hold up the others; operations created together are all planned
+    # before the first one's calls fill the process (the dispatcher then orders their keys).
+    plan_concurrency: int = 4
     plan_retries: int = 3  # transient planner errors tolerated before the operation is refused
     plan_retry_delay: float = 30.0
     # dispatch
@@ -69,6 +73,7 @@ class EngineConfig:
         if (
             min(
                 self.plan_chunk,
+                self.plan_concurrency,
                 self.max_calls_in_flight,
                 self.poll_limit,
                 self.max_polls_in_flight,

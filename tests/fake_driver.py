@@ -24,6 +24,7 @@ from fleet.drivers.base import (
     Quota,
     ServerOutcome,
     Submission,
+    created_selector,
 )
 from fleet.drivers.errors import NotFound
 
@@ -132,6 +133,9 @@ class FakeDriver:
             )  # fmt: skip
             ids.append(server_id)
         return Submission(Action.CREATE, tuple(ids), spec.api_class)
+
+    def list_created(self, tag: tuple[str, str], name_prefix: str) -> AsyncIterator[ServerRef]:
+        return self.list_servers(created_selector(tag, name_prefix))
 
     async def quota(self) -> Quota | None:
         return self.server_quota

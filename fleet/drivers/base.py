@@ -243,6 +243,12 @@ class Driver(Protocol):
         """The project's server quota as the cloud reports it (None: it reports none)."""
         ...
 
+    def list_created(self, tag: tuple[str, str], name_prefix: str) -> AsyncIterator[ServerRef]:
+        """Every server that creates carrying `tag` (key, value) made, among those whose name
+        starts with `name_prefix`: by the tag where the cloud takes tags at creation, else by
+        what the create wrote instead (Nova below 2.52: server metadata)."""
+        ...
+
     async def flavors(self) -> frozenset[str]:
         """The flavor ids a resize on this endpoint may name (what the driver sends as
         `flavorRef`), read through the gate like every call and cached for a few minutes
@@ -365,6 +371,12 @@ def all_done(submission: Submission) -> PollResult:
 SHOW_EACH_LIMIT = 20
 """Up to this many explicit ids, a selector is answered with one GET per server; above it, one
 paged list is cheaper."""
+
+
+def created_selector(tag: tuple[str, str], name_prefix: str) -> Selector:
+    """The servers a create tagged `tag` made, named from `name_prefix` (a literal prefix: the
+    names fleet gives have no glob characters)."""
+    return Selector(tags_all={tag[0]: tag[1]}, name_pattern=f"{name_prefix}*")
 
 
 def shows_each(selector: Selector) -> bool:

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from fleet.domain import Action, ActionParams, Selector, ServerRef, ServerStatus
+from fleet.domain import Action, ActionParams, ServerRef, ServerStatus
 from fleet.drivers.base import CreateRequest, Driver
 from fleet.drivers.config import ConfigError, SecretRef
 from fleet.drivers.errors import DriverError, ErrorKind, Throttled, Transient
-from fleet.engine.templates import OP_TAG, batch_base, slot_of
+from fleet.engine.create_jobs import JobEvidence, JobSays, evidence, remembered_job
+from fleet.engine.templates import OP_TAG, batch_base, literal_prefix, slot_of, stem
 from jobs.outcomes import (
     Accepted,
     Completed,
@@ -122,6 +123,8 @@ async def submit(
     except DriverError as exc:
         return outcomes | {sj.id: _refused(exc) for sj in run}
     memo: dict[str, JSONValue] = {"created_as": request.name, "count": request.count}
+    if submission.job_id:
+        memo["job_id"] = submission.job_id  # evidence for a later verification (create_jobs)
     for sj in run:
         outcomes[sj.id] = Accepted(
             cloud_job_id=submission.job_id,
@@ -135,35 +138,49 @@ async def submit(
 # --- reading the operation's servers back ------------------------------------------------------
 
 
-async def found(driver: Driver, operation_id: str) -> list[ServerRef]:
-    """Every server of the operation on the endpoint (its `fleet-op` tag), one listing."""
-    selector = Selector(tags_all={OP_TAG: operation_id})
-    return [s async for s in driver.list_servers(selector)]
+async def found(driver: Driver, params: ActionParams, operation_id: str) -> list[ServerRef]:
+    """Every server of the operation on the endpoint, one listing: by its `fleet-op` tag (or what
+    the dialect wrote instead, `Driver.list_created`), among the names the operation gives."""
+    create = params.create
+    assert create is not None
+    batched = driver.capabilities.spec(Action.CREATE).max_batch > 1
+    prefix = f"{stem(create.name, operation_id)}-" if batched else literal_prefix(create.name)
+    return [s async for s in driver.list_created((OP_TAG, operation_id), prefix)]
 
 
 def matcher(
     driver: Driver, params: ActionParams, operation_id: str
-) -> Callable[[SubJobRecord, Sequence[ServerRef]], ServerRef | None]:
-    """How a planned server is recognised among the operation's servers: by its planned name
-    (one server per call), or by the number its batch name stands for (a batch API)."""
+) -> Callable[[Sequence[ServerRef]], Callable[[SubJobRecord], ServerRef | None]]:
+    """How planned servers are recognised among the operation's servers: by the planned name
+    (one server per call), or by the number its batch name stands for (a batch API). The
+    listing is indexed once, so a poll of n planned servers costs O(n), not O(n^2)."""
     create = params.create
     assert create is not None
     batched = driver.capabilities.spec(Action.CREATE).max_batch > 1
 
-    def match(sj: SubJobRecord, servers: Sequence[ServerRef]) -> ServerRef | None:
-        hits = [
-            s
-            for s in servers
-            if (
-                slot_of(s.name, create.name, operation_id) == slot(sj)
-                if batched
-                else s.name == sj.payload.get("name")
-            )
-        ]
-        # a build that failed stays listed in ERROR: after a retry the new server is the one
-        return min(hits, key=lambda s: (s.status is ServerStatus.ERROR, s.id)) if hits else None
+    def identity(server: ServerRef) -> object:
+        return slot_of(server.name, create.name, operation_id) if batched else server.name
 
-    return match
+    def planned(sj: SubJobRecord) -> object:
+        return slot(sj) if batched else sj.payload.get("name")
+
+    def index(servers: Sequence[ServerRef]) -> Callable[[SubJobRecord], ServerRef | None]:
+        best: dict[object, ServerRef] = {}
+        for server in servers:
+            key = identity(server)
+            if key is None:
+                continue
+            # a build that failed stays listed in ERROR: after a retry the new server is the one
+            held = best.get(key)
+            if held is None or _rank(server) < _rank(held):
+                best[key] = server
+        return lambda sj: best.get(planned(sj))
+
+    return index
+
+
+def _rank(server: ServerRef) -> tuple[bool, str]:
+    return (server.status is ServerStatus.ERROR, server.id)
 
 
 def state_of(server: ServerRef) -> Outcome:
@@ -179,35 +196,64 @@ def state_of(server: ServerRef) -> Outcome:
 
 async def _read(
     batch: Batch, driver: Driver, params: ActionParams
-) -> tuple[Mapping[int, ServerRef | None], Outcome | None]:
+) -> tuple[Mapping[int, ServerRef | None], set[str], Outcome | None]:
     try:
-        servers = await found(driver, batch.operation_id)
+        servers = await found(driver, params, batch.operation_id)
     except DriverError as exc:
-        return {}, RetryLater(reason=str(exc), code=exc.code or exc.kind.value)
-    match = matcher(driver, params, batch.operation_id)
-    return {sj.id: match(sj, servers) for sj in batch.subjobs}, None
+        return {}, set(), RetryLater(reason=str(exc), code=exc.code or exc.kind.value)
+    match = matcher(driver, params, batch.operation_id)(servers)
+    return {sj.id: match(sj) for sj in batch.subjobs}, {s.id for s in servers}, None
+
+
+async def _jobs(
+    driver: Driver, wanted: Mapping[int, str | None], listed: set[str]
+) -> dict[int, JobEvidence]:
+    """The job evidence of each unlisted sub-job that knows its job (`create_jobs`)."""
+    ids = {j for j in wanted.values() if j}
+    said = await evidence(driver, ids, listed) if ids else {}
+    return {sj_id: said[j] for sj_id, j in wanted.items() if j and j in said}
 
 
 async def poll(batch: Batch, driver: Driver, params: ActionParams) -> dict[int, Outcome]:
-    """Follow accepted creates: a planned server not listed yet is still being created."""
-    seen, error = await _read(batch, driver, params)
+    """Follow accepted creates: a planned server not listed yet is still being created, unless
+    its cloud job says it failed or made it and it is gone."""
+    seen, listed, error = await _read(batch, driver, params)
     if error is not None:
         return {sj.id: error for sj in batch.subjobs}
-    return {
-        sj.id: StillRunning() if (server := seen[sj.id]) is None else state_of(server)
-        for sj in batch.subjobs
-    }
+    missing = {sj.id: sj.cloud_job_id for sj in batch.subjobs if seen[sj.id] is None}
+    jobs = await _jobs(driver, missing, listed)
+    out: dict[int, Outcome] = {}
+    for sj in batch.subjobs:
+        server, said = seen[sj.id], jobs.get(sj.id)
+        if server is not None:
+            out[sj.id] = state_of(server)
+        elif said is None or said.says is JobSays.RUNNING:
+            out[sj.id] = StillRunning()
+        else:
+            out[sj.id] = Failed(code=said.code or CREATE_FAILED, reason=said.reason or "")
+    return out
 
 
 async def verify(batch: Batch, driver: Driver, params: ActionParams) -> dict[int, Outcome]:
     """After a send that may have reached the cloud: a planned server the cloud has is followed,
-    never created again; only a missing one is sent again."""
-    seen, error = await _read(batch, driver, params)
+    never created again; one it does not list is created again only when nothing says the
+    cloud made or is making it (the job of a call accepted for it: `create_jobs`)."""
+    seen, listed, error = await _read(batch, driver, params)
     if error is not None:
         return {sj.id: error for sj in batch.subjobs}
+    missing = {sj.id: remembered_job(sj) for sj in batch.subjobs if seen[sj.id] is None}
+    jobs = await _jobs(driver, missing, listed)
     return {
-        sj.id: Resubmit(reason="no server with this identity: create it")
-        if (server := seen[sj.id]) is None
-        else state_of(server)
+        sj.id: state_of(server)
+        if (server := seen[sj.id]) is not None
+        else _unlisted(jobs.get(sj.id))
         for sj in batch.subjobs
     }
+
+
+def _unlisted(said: JobEvidence | None) -> Outcome:
+    if said is None or said.says is JobSays.FAILED:
+        return Resubmit(reason="no server with this identity: create it")
+    if said.says is JobSays.RUNNING:
+        return Accepted(cloud_job_id=said.job_id, memo={"job_id": said.job_id})
+    return Failed(code=CREATE_FAILED, reason=said.reason or "")

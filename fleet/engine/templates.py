@@ -84,6 +84,11 @@ def parse_create(raw: Mapping[str, object]) -> CreateParams:
     )
 
 
+def literal_prefix(template: str) -> str:
+    """What every name of `template` starts with (`web-{n:03d}` -> `web-`)."""
+    return template.split("{", 1)[0]
+
+
 def stem(template: str, operation_id: str) -> str:
     """`web-{n:03d}` of operation `3f2a9c1b-...` -> `web-3f2a9c1b`."""
     prefix = template.split("{", 1)[0].rstrip("-_.")[:MAX_PREFIX] or "fleet"

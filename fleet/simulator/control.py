@@ -81,6 +81,7 @@ def server_json(s: Server) -> dict[str, object]:
         "vm_state": s.vm_state,
         "flavor": s.flavor_id,
         "tags": dict(s.tags),
+        "metadata": dict(s.metadata),
         "locked": s.locked,
         "deleted": iso(s.deleted_at) if s.deleted_at else None,
         "busy": s.busy,

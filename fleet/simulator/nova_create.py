@@ -7,7 +7,9 @@ shows the server ID, its links and the admin password", so the answer is 202 `{"
 errors 400/401/403/404/409; create-time `tags` from 2.52), seed 001 §6.2.1 (Huawei's native
 create) and openstacksdk's `compute.v2.server.Server` (`name`, `flavorRef`, `imageRef`,
 `networks` [{`uuid`}] or the string `auto`/`none` from 2.37, `availability_zone`, `tags`,
-`adminPass`, `key_name`, `metadata`, `min_count`, `max_count`). Errors follow upstream Nova's
+`adminPass`, `key_name`, `metadata`, `min_count`, `max_count`). `metadata` (seed §1.4: string
+keys and values of at most 255 bytes) is kept and shown in the server's body; `tags` below
+microversion 2.52 are a 400, as upstream's request schema has no `tags` before it. Errors follow upstream Nova's
 messages: a missing or bad field 400 "Invalid input for field/attribute ..."; an unknown flavor
 400 "Flavor <id> could not be found."; an unknown image 400 "Can not find requested image"; an
 unknown network 400 "Network <id> could not be found."; an unknown zone 400 "The requested
@@ -78,6 +80,22 @@ def _tags(call: Call, server: dict[str, object]) -> dict[str, str]:
     return tags
 
 
+def _metadata(call: Call, server: dict[str, object]) -> tuple[tuple[str, str], ...]:
+    """`metadata`: string keys and values of at most 255 characters each (seed 004 §1.4,
+    upstream's schema: keys of 1 to 255 characters)."""
+    raw = server.get("metadata")
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        _field(call, "metadata")
+    items: list[tuple[str, str]] = []
+    for key, value in raw.items():
+        if not isinstance(value, str) or not 1 <= len(key) <= 255 or len(value) > 255:
+            _field(call, "metadata")
+        items.append((key, value))
+    return tuple(items)
+
+
 def _counts(call: Call, server: dict[str, object]) -> tuple[int, int]:
     low, high = server.get("min_count", 1), server.get("max_count")
     high = low if high is None else high
@@ -110,6 +128,7 @@ def _plan(call: Call, server: dict[str, object]) -> list[provision.NewServer]:
     if zone not in world.catalog.zones:
         raise fail(call.surface, 400, "The requested availability zone is not available")
     tags = _tags(call, server)
+    metadata = _metadata(call, server)
     low, high = _counts(call, server)
     used, quota = provision.room(world, world.catalog, kind, call.project_id)
     if used + low > quota:
@@ -122,7 +141,9 @@ def _plan(call: Call, server: dict[str, object]) -> list[provision.NewServer]:
     count = min(high, quota - used)
     names = [str(name)] if count == 1 else [f"{name}-{i}" for i in range(1, count + 1)]
     return [
-        provision.NewServer(n, kind, call.project_id, str(flavor_id), image, str(zone), tags)
+        provision.NewServer(
+            n, kind, call.project_id, str(flavor_id), image, str(zone), tags, metadata=metadata
+        )
         for n in names
     ]
 

@@ -123,7 +123,7 @@ def _base_fields(call: Call, server: Server) -> dict[str, object]:
         "status": server.status,
         "tenant_id": server.project_id,
         "user_id": _user(call),
-        "metadata": {},
+        "metadata": dict(server.metadata),
         "hostId": "" if host is None else host_id(server.project_id, host),
         "image": {"id": server.image_id, "links": _bookmark(call, "images", server.image_id)},
         "flavor": flavor_ref(call, server),

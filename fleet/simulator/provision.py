@@ -61,6 +61,7 @@ class NewServer:
     availability_zone: str
     tags: dict[str, str]
     fail: tuple[str, str] | None = None  # (code, reason): ends in ERROR
+    metadata: tuple[tuple[str, str], ...] = ()  # Nova `metadata` of the create request
 
 
 def create_server(world: World, spec: NewServer) -> Server:
@@ -78,6 +79,7 @@ def create_server(world: World, spec: NewServer) -> Server:
         created=now,
         updated=now,
         tags=dict(spec.tags),
+        metadata=dict(spec.metadata),
         image_id=spec.image_id,
         availability_zone=spec.availability_zone,
     )

@@ -122,6 +122,7 @@ class Server:
     created: datetime
     updated: datetime
     tags: dict[str, str] = field(default_factory=dict)  # 2D key -> value ("" for a bare 1D tag)
+    metadata: dict[str, str] = field(default_factory=dict)  # Nova server metadata (from create)
     task_state: str | None = None
     old_flavor_id: str | None = None
     locked: bool = False

@@ -64,12 +64,22 @@ class PlanningLoop:
 
     async def run_once(self) -> int:
         """Plan one operation, if one is waiting. Returns 1 if it did, else 0."""
-        now = self.clock.now()
-        op = await self.store.claim_planning(
-            self.config.worker, now, now + timedelta(seconds=self.config.lease_ttl)
-        )
+        op = await self.claim()
         if op is None:
             return 0
+        await self.plan(op)
+        return 1
+
+    async def claim(self) -> OperationRecord | None:
+        """Take the next operation to plan (its planning lease), if one is waiting."""
+        now = self.clock.now()
+        return await self.store.claim_planning(
+            self.config.worker, now, now + timedelta(seconds=self.config.lease_ttl)
+        )
+
+    async def plan(self, op: OperationRecord) -> None:
+        """Plan a claimed operation to the end: planned, refused or postponed (never raises but
+        for cancellation)."""
         bound = log.bind(operation_id=op.id, kind=op.kind)
         self.waiting.drop(op.id)  # a postponement is over: this attempt tells its own waits
         try:
@@ -86,7 +96,6 @@ class PlanningLoop:
             await self._transient(op, exc)
         if self.notify is not None:
             self.notify()
-        return 1
 
     async def _transient(self, op: OperationRecord, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"

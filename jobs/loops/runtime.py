@@ -89,6 +89,8 @@ class Runtime:
         )
         self.reaper = Reaper(store, self.clock, self.config, notify=self.wake_dispatch)
         self._task: asyncio.Task[None] | None = None
+        self._group: asyncio.TaskGroup | None = None
+        self._plans: set[asyncio.Task[None]] = set()  # operations being planned
 
     # --- wake-ups -----------------------------------------------------------------------------
 
@@ -184,7 +186,8 @@ class Runtime:
     async def _run(self) -> None:
         cfg = self.config
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._loop("planning", self.planning.run_once, cfg.plan_idle))
+            self._group = tg
+            tg.create_task(self._loop("planning", self._plan_more, cfg.plan_idle))
             tg.create_task(self._loop("dispatch", self.dispatcher.run_once, cfg.dispatch_idle))
             tg.create_task(self._loop("polling", self.poller.run_once, cfg.poll_idle))
             tg.create_task(
@@ -193,6 +196,20 @@ class Runtime:
             tg.create_task(
                 self._loop("heartbeat", self._heartbeat, cfg.lease_ttl / 3, always_sleep=True)
             )
+
+    async def _plan_more(self) -> int:
+        """Claim an operation to plan while fewer than `plan_concurrency` are being planned; each
+        is planned in a task of its own, so a slow one (a cloud listing) holds up no other."""
+        self._plans = {t for t in self._plans if not t.done()}
+        if len(self._plans) >= self.config.plan_concurrency or self._group is None:
+            return 0  # a plan that ends wakes this loop
+        op = await self.planning.claim()
+        if op is None:
+            return 0
+        task = self._group.create_task(self.planning.plan(op), name=f"plan-{op.id}")
+        task.add_done_callback(lambda _: self.wake_planner())
+        self._plans.add(task)
+        return 1
 
     async def _heartbeat(self) -> int:
         now = self.clock.now()

@@ -37,6 +37,7 @@ from fleet.drivers.base import (
     RateBudget,
     Submission,
     check_batch,
+    created_selector,
     servers_by_id,
     shows_each,
 )
@@ -230,6 +231,9 @@ class HuaweiBmsDriver(HuaweiDriverBase):
         return Submission(
             Action.CREATE, (), cr.CREATE, job_id=job_id, request_id=response.request_id
         )
+
+    def list_created(self, tag: tuple[str, str], name_prefix: str) -> AsyncIterator[ServerRef]:
+        return self.list_servers(created_selector(tag, name_prefix))
 
     async def quota(self) -> Quota | None:
         return None  # the seeds document no BMS quota read: the cloud decides (`Ecs.0001`)

@@ -60,6 +60,7 @@ from fleet.drivers.base import (
     RateBudget,
     Submission,
     check_batch,
+    created_selector,
     servers_by_id,
     shows_each,
 )
@@ -366,6 +367,9 @@ class HuaweiEcsDriver(HuaweiDriverBase):
         return await self._job(
             Action.CREATE, (), f"/v1/{pid}/cloudservers", cr.ecs_body(request), _CREATE
         )
+
+    def list_created(self, tag: tuple[str, str], name_prefix: str) -> AsyncIterator[ServerRef]:
+        return self.list_servers(created_selector(tag, name_prefix))
 
     async def quota(self) -> Quota | None:
         pid = seg(await self._client.project_id())

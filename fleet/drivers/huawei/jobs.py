@@ -38,7 +38,8 @@ def _outcome(server_id: str, status: str, code: str | None, reason: str | None) 
 
 
 def parse_job(data: object, server_ids: Sequence[str]) -> PollResult:
-    """The outcome of every server in `server_ids` from one job body."""
+    """The outcome of every server in `server_ids` from one job body; without ids, of every
+    server the job's sub-jobs name (a create's job, read back as evidence)."""
     job = as_dict(data)
     job_status = (opt_str(job.get("status")) or "RUNNING").upper()
     entities = as_dict(job.get("entities"))
@@ -59,6 +60,8 @@ def parse_job(data: object, server_ids: Sequence[str]) -> PollResult:
         sid: by_server.get(sid) or _outcome(sid, job_status, job_code, job_reason)
         for sid in server_ids
     }
+    if not server_ids:  # a create's job: every server it names (its ids are not known before)
+        outcomes = by_server
     return PollResult(outcomes=outcomes, job_status=job_status)
 
 

@@ -1,10 +1,15 @@
 """Nova `POST /servers` (upstream, and EasyStack seed §1.4): one server per call.
 
-Microversion 2.52 is sent with a create (create-time `tags`, a list of strings, from 2.52; the
-seed recommends 2.67, which changes nothing fleet sends). The body names `name`, `flavorRef`,
-`imageRef`, `networks` [{`uuid`}], `availability_zone`, `tags` ("key=value" strings, as fleet
-writes 2D tags on Nova), and `key_name` / `adminPass` when given. The answer is 202 `{"server":
-{"id", "links", "adminPass", ...}}`: only the id is read (the password is never kept).
+Where the cloud serves microversion 2.52 (its version document, `discovery`), 2.52 is sent with
+a create and the tags go in the body (`tags`, "key=value" strings, as fleet writes 2D tags on
+Nova; the seed recommends 2.67, which changes nothing fleet sends). Below 2.52 the body's schema
+has no `tags` (the cloud answers 400), so the create is sent with the endpoint's microversion and
+the tags, the operation's identity among them, go in `metadata` (key -> value, at most 255
+characters each, seed §1.4), which every microversion takes and shows in server bodies: the
+identity listing then narrows by name and reads the metadata (`made_by`). The body
+also names `name`, `flavorRef`, `imageRef`, `networks` [{`uuid`}], `availability_zone`, and
+`key_name` / `adminPass` when given. The answer is 202 `{"server": {"id", "links", "adminPass",
+...}}`: only the id is read (the password is never kept).
 Limits: `GET /limits` -> `absolute.maxTotalInstances` and `totalInstancesUsed`.
 """
 
@@ -15,21 +20,27 @@ from collections.abc import Mapping
 from fleet.domain import tag_to_1d
 from fleet.drivers.base import CreateRequest, Quota
 from fleet.drivers.jsonutil import as_dict, opt_str
+from fleet.drivers.query import QueryValue
 
 CREATE, LIMITS = "create", "limits"
 CREATE_MICROVERSION = "2.52"
 CREATE_HEADERS: Mapping[str, str] = {"X-OpenStack-Nova-API-Version": CREATE_MICROVERSION}
 MAX_TAGS = 50  # Nova's limit of tags per server
+MAX_METADATA = 255  # characters of a metadata key or value (seed 004 §1.4)
 
 
-def create_body(request: CreateRequest) -> dict[str, object]:
+def create_body(request: CreateRequest, *, tags_in_body: bool = True) -> dict[str, object]:
+    """The body of `POST /servers`: the tags as `tags` (2.52 and up) or as `metadata`."""
     server: dict[str, object] = {
         "name": request.name,
         "flavorRef": request.flavor,
         "imageRef": request.image,
         "networks": [{"uuid": request.network}],
-        "tags": [tag_to_1d(k, v) for k, v in request.tags.items()],
     }
+    if tags_in_body:
+        server["tags"] = [tag_to_1d(k, v) for k, v in request.tags.items()]
+    else:
+        server["metadata"] = dict(request.tags)
     if request.availability_zone:
         server["availability_zone"] = request.availability_zone
     if request.key_name:
@@ -37,6 +48,28 @@ def create_body(request: CreateRequest) -> dict[str, object]:
     if request.admin_password:
         server["adminPass"] = request.admin_password
     return {"server": server}
+
+
+def metadata_problem(tags: Mapping[str, str]) -> str | None:
+    """Why `tags` cannot be server metadata (None: they can)."""
+    for key, value in tags.items():
+        if not key or len(key) > MAX_METADATA or len(value) > MAX_METADATA:
+            return f"tag {key!r}: a metadata key of 1 to 255 and a value of at most 255 characters"
+    return None
+
+
+def name_query(name_prefix: str) -> list[tuple[str, QueryValue]]:
+    """Nova's `name` filter (a regular expression) for names starting with `name_prefix` (whose
+    only character special in one is `.`)."""
+    return [("name", "^" + name_prefix.replace(".", "\\."))] if name_prefix else []
+
+
+def made_by(body: object, tag: tuple[str, str], name_prefix: str) -> bool:
+    """A server body whose metadata carries `tag` and whose name starts with `name_prefix`."""
+    server = as_dict(body)
+    name = server.get("name")
+    metadata = as_dict(server.get("metadata"))
+    return isinstance(name, str) and name.startswith(name_prefix) and metadata.get(tag[0]) == tag[1]
 
 
 def created_id(data: object) -> str | None:

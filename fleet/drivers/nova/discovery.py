@@ -10,7 +10,10 @@ answers `{"version": {...}}`), then the unversioned root (`.../compute/`, which 
   (tags in server bodies, tag list filters); below it it reads what the cloud offers, and the
   server bodies simply carry no tags;
 - the tag API (`/servers/{id}/tags`) and the tag list filters are used iff the maximum is 2.26 or
-  more (Nova added both in 2.26).
+  more (Nova added both in 2.26);
+- a create sends its tags in the body, with 2.52, iff the maximum is 2.52 or more (`tags` in
+  `POST /servers` came with 2.52; below, the body's schema has no `tags` and the cloud answers
+  400); below it the create writes them as server `metadata` (`fleet.drivers.nova.create`).
 
 A version document without microversions (`version: ""`, the legacy v2 API) means none are
 served: no microversion header is sent and there is no tag API. An endpoint that answers neither
@@ -33,6 +36,7 @@ from fleet.drivers.jsonutil import as_dict, as_list, opt_str
 Version = tuple[int, int]
 WANTED: Version = (2, 26)  # tags in bodies and tag filters; keeps the flavor `id` (changes at 2.47)
 TAGS_FROM: Version = (2, 26)  # Nova's tag API and `tags`/`tags-any`/`not-tags*` filters
+CREATE_TAGS_FROM: Version = (2, 52)  # `tags` in the body of `POST /servers`
 _VERSION_SEGMENT = re.compile(r"v\d+(\.\d+)?")
 _NUMBER = re.compile(r"(\d+)\.(\d+)")
 
@@ -61,6 +65,11 @@ class ComputeVersion:
     @property
     def tag_api(self) -> bool:
         return self.max_version is not None and self.max_version >= TAGS_FROM
+
+    @property
+    def create_tags(self) -> bool:
+        """The cloud takes `tags` in a create's body (2.52); below, a 400."""
+        return self.max_version is not None and self.max_version >= CREATE_TAGS_FROM
 
     def describe(self) -> str:
         return "no microversions" if self.max_version is None else show(self.max_version)

@@ -39,6 +39,7 @@ from fleet.drivers.base import (
     UnlimitedGate,
     all_done,
     check_batch,
+    created_selector,
     servers_by_id,
     shows_each,
 )
@@ -227,6 +228,9 @@ class OpenStackDriver:
             raise Permanent("a tag action needs at least one tag")
         if action is Action.CREATE and len(params.tags) > cr.MAX_TAGS - 1:
             raise Unsupported(f"at most {cr.MAX_TAGS - 1} tags", field="params.tags")
+        problem = None if self._tags_at_create else cr.metadata_problem(params.tags)
+        if action is Action.CREATE and problem is not None:
+            raise Unsupported(problem, field="params.tags")
         return None
 
     async def _call(
@@ -348,12 +352,20 @@ class OpenStackDriver:
             since=cloud_time(response),
         )
 
+    @property
+    def _tags_at_create(self) -> bool:
+        """Tags in a create's body (2.52); a cloud whose document was not read is sent 2.52,
+        as before discovery existed."""
+        return self.version is None or self.version.create_tags
+
     async def create(self, request: CreateRequest) -> Submission:
-        """`POST /servers`: one server; the submission carries its id."""
-        body = cr.create_body(request)
-        response = await self._call(
-            "POST", "/servers", cr.CREATE, body=body, headers=cr.CREATE_HEADERS
-        )
+        """`POST /servers`: one server; the submission carries its id. Tags in the body at 2.52,
+        else as metadata with the endpoint's microversion (`fleet.drivers.nova.create`)."""
+        await self.compute()  # what the version document says decides the body
+        tags = self._tags_at_create
+        body = cr.create_body(request, tags_in_body=tags)
+        headers = cr.CREATE_HEADERS if tags else self._headers
+        response = await self._call("POST", "/servers", cr.CREATE, body=body, headers=headers)
         server_id = cr.created_id(response.data)
         if server_id is None:
             raise Transient(
@@ -372,6 +384,22 @@ class OpenStackDriver:
 
     async def quota(self) -> Quota | None:
         return cr.parse_limits((await self._call("GET", "/limits", cr.LIMITS)).data)
+
+    async def list_created(
+        self, tag: tuple[str, str], name_prefix: str
+    ) -> AsyncIterator[ServerRef]:
+        """By the tag where creates write tags (2.52), else by the name (Nova's `name` filter is
+        a regular expression) and the tag the create wrote as metadata."""
+        await self.compute()
+        if self._tags_at_create:
+            async for server in self.list_servers(created_selector(tag, name_prefix)):
+                yield server
+            return
+        pages = await self._server_pages(cr.name_query(name_prefix))
+        async with contextlib.aclosing(pages):
+            async for body in pages:
+                if cr.made_by(body, tag, name_prefix):
+                    yield parse_server(body, endpoint=self.endpoint, provider=self.provider)
 
     async def _tags(self, action: Action, server_id: str, params: ActionParams) -> None:
         base = f"/servers/{seg(server_id)}/tags"

@@ -7,7 +7,7 @@ broken runtime fails the test instead of hanging it (no assertion is about speed
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from jobs_store_helpers import WORKER
@@ -15,8 +15,8 @@ from jobs_store_helpers import WORKER
 from jobs.config import EngineConfig
 from jobs.loops.runtime import Runtime
 from jobs.operations import Operations
-from jobs.ports import ActionProfile, StepProfile
-from jobs.records import NewOperation, OperationView
+from jobs.ports import ActionProfile, PlanEntry, StepProfile
+from jobs.records import NewOperation, OperationRecord, OperationView
 from jobs.states import OperationState, State
 from jobs.store import SqlJobStore
 from jobs.testing import FakeExecutor, FakePlanner, FakeRateLimiter, items
@@ -126,3 +126,33 @@ async def test_a_stop_past_the_grace_is_recovered_by_the_next_start(
     assert len(fake.verifies) == 1  # read the cloud before anything else
     assert fake.sent_twice() == []
     assert all(fake.sent[(f"srv-{i:05d}", 0)] == 1 for i in range(5))
+
+
+class SlowFirstPlanner(FakePlanner):
+    """Plans a `reboot` only once `listed` is set (a cloud listing that takes its time)."""
+
+    def __init__(self, listed: asyncio.Event) -> None:
+        super().__init__(items(3))
+        self.listed = listed
+
+    async def plan(self, operation: OperationRecord) -> AsyncIterator[PlanEntry]:
+        if operation.kind == "reboot":
+            await self.listed.wait()
+        async for entry in super().plan(operation):
+            yield entry
+
+
+async def test_a_slow_planning_does_not_hold_up_another_operation(store: SqlJobStore) -> None:
+    listed = asyncio.Event()
+    runtime = Runtime(
+        store, SlowFirstPlanner(listed), executor(), FakeRateLimiter(), config=config()
+    )
+    async with runtime:
+        ops = Operations(store, on_created=runtime.wake_planner, on_changed=runtime.wake)
+        slow, _ = await ops.create(NewOperation(kind="reboot", created_by="t"))
+        quick, _ = await ops.create(NewOperation(kind="stop", created_by="t"))
+        done = await finished(ops, quick.operation.id)  # planned while the first one waits
+        assert done.state is OperationState.SUCCEEDED
+        assert (await ops.get(slow.operation.id)).operation.planned_at is None
+        listed.set()
+        assert (await finished(ops, slow.operation.id)).state is OperationState.SUCCEEDED
