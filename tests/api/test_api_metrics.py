@@ -50,22 +50,52 @@ async def test_metrics_count_operations_subjobs_calls_and_limiter(api_db: Api) -
     assert content_type.startswith("text/plain; version=0.0.4")
     lines = samples(text)
     assert all(SAMPLE.match(line) for line in lines), [s for s in lines if not SAMPLE.match(s)]
+    me = f'worker="{api.fleet.runtime.config.worker}"'
     assert 'fleet_operations{state="succeeded"} 1.0' in lines
     assert 'fleet_operations{state="planned"} 1.0' in lines
     assert 'fleet_subjobs{state="succeeded"} 2.0' in lines
     assert 'fleet_subjobs{state="pending"} 0.0' in lines  # the dry run's are left out
     calls = [s for s in lines if s.startswith("fleet_cloud_calls_total{")]
-    assert any('rate_key="bms-sim:action"' in s and 'outcome="accepted"' in s for s in calls)
+    assert any(
+        'rate_key="bms-sim:action"' in s and 'outcome="accepted"' in s and me in s for s in calls
+    )
     assert not any('outcome="in_flight"' in s for s in calls)
     assert (
-        'fleet_limiter_budget_units{period="60",rate_key="bms-sim:action",unit="requests"} 50.0'
-        in lines
+        "fleet_limiter_budget_units"
+        f'{{period="60",rate_key="bms-sim:action",unit="requests",{me}}} 50.0' in lines
     )
-    assert any(s.startswith('fleet_throttled_total{rate_key="bms-sim:action"}') for s in lines)
-    assert any(s.startswith('fleet_limiter_waits_total{rate_key="bms-sim:action"}') for s in lines)
+    assert any(
+        s.startswith(f'fleet_throttled_total{{rate_key="bms-sim:action",{me}}}') for s in lines
+    )
+    assert any(
+        s.startswith(f'fleet_limiter_waits_total{{rate_key="bms-sim:action",{me}}}') for s in lines
+    )
     for family in ("fleet_operations", "fleet_subjobs", "fleet_cloud_calls_total"):
         assert text.count(f"# TYPE {family} ") == 1
     assert "# TYPE fleet_cloud_calls_in_flight gauge" in text
+
+
+async def test_one_process_labels_its_own_series_and_exports_the_database_once(api: Api) -> None:
+    """One process (SQLite) is the leader: every per-replica family carries its worker name, and
+    the database-wide families come without one."""
+    servers = await api.servers("easystack-sim", status="running")
+    made = await api.post(
+        "/v1/operations",
+        {"action": "stop", "targets": {"endpoints": ["easystack-sim"], "ids": [servers[0]["id"]]}},
+    )
+    await api.wait(str(made.body["id"]))
+    _, text = await scrape(api)
+    me = f'worker="{api.fleet.runtime.config.worker}"'
+    database = ("fleet_operations{", "fleet_subjobs{")
+    assert f"fleet_leader{{{me}}} 1.0" in samples(text)
+    assert f"fleet_up{{{me}}} 1.0" in samples(text)
+    for line in samples(text):
+        assert line.startswith(database) != (me in line), line  # one or the other, never both
+    assert 'fleet_operations{state="succeeded"} 1.0' in samples(text)
+    assert any(
+        s.startswith("fleet_cloud_calls_total{") and 'outcome="accepted"' in s
+        for s in samples(text)
+    )
 
 
 async def test_openmetrics_is_served_when_the_scrape_accepts_it(api: Api) -> None:
@@ -78,7 +108,7 @@ async def test_openmetrics_is_served_when_the_scrape_accepts_it(api: Api) -> Non
     assert text.endswith("# EOF\n")
     assert "# TYPE fleet_cloud_calls counter" in text
     assert "# TYPE fleet_up gauge" in text
-    assert "fleet_up 1.0" in samples(text)
+    assert f'fleet_up{{worker="{api.fleet.runtime.config.worker}"}} 1.0' in samples(text)
     for accept in (None, "text/plain", "text/plain;version=0.0.4", "*/*"):
         content_type, text = await scrape(api, accept)
         assert content_type.startswith("text/plain; version=0.0.4"), accept
