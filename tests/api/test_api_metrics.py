@@ -5,8 +5,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
+from pathlib import Path
 
-from tests.api.conftest import Api
+import pytest
+
+from fleet.api import metrics
+from fleet.service import Fleet, open_fleet
+from fleet.settings import Settings
+from tests.api.conftest import Api, api_settings
 
 SAMPLE = re.compile(r'^[a-z_]+(\{([a-z_]+="[^"]*",?)*\})? -?[0-9.e+]+$')
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
@@ -151,3 +157,30 @@ def _in_flight(sample: str) -> bool:
 
 def _value(sample: str) -> float:
     return float(sample.rsplit(" ", 1)[1])
+
+
+@pytest.mark.postgres
+async def test_without_policies_one_process_of_two_holds_the_database_families(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Policies disabled on PostgreSQL: the first process to be scraped takes the totals' lock and
+    exports the database-wide families; the other leaves them out until the first is gone."""
+    off = {"FLEET_POLICIES__ENABLED": "false"}
+
+    def settings(name: str) -> Settings:
+        (tmp_path / name).mkdir()
+        return api_settings(tmp_path / name, pg_url, FLEET_ENGINE__WORKER=name, **off)
+
+    async def families(fleet: Fleet) -> set[str]:
+        return {m.name for m in await metrics.snapshot(fleet)}
+
+    async with open_fleet(settings("one")) as one:
+        async with open_fleet(settings("two")) as two:
+            assert one.policies is None and two.policies is None
+            assert "fleet_subjobs" in await families(one)
+            assert "fleet_subjobs" not in await families(two)
+            assert "fleet_subjobs" in await families(one)  # it keeps the lock
+        async with open_fleet(settings("three")) as three:
+            assert "fleet_subjobs" not in await families(three)
+    async with open_fleet(settings("four")) as four:  # the holder is gone: the next one leads
+        assert "fleet_subjobs" in await families(four)
