@@ -14,6 +14,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,10 +60,10 @@ def until(check: Callable[[], bool], seconds: float) -> None:
 
 
 def accepted_stops(sim_url: str) -> int:
-    requests = get_json(f"{sim_url}/_sim/requests", timeout=60)
+    requests: list[dict[str, Any]] = get_json(f"{sim_url}/_sim/requests", timeout=60)["requests"]  # type: ignore[assignment]
     return sum(
         1
-        for entry in requests["requests"]  # type: ignore[union-attr]
+        for entry in requests
         if entry["status"] is not None
         and entry["status"] < 300
         and isinstance(entry.get("body"), dict)
