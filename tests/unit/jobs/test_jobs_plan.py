@@ -6,10 +6,11 @@ from fractions import Fraction
 
 import pytest
 
-from jobs.plan import SKIPPED_SEQ_BASE, EtaInputs, PlanBuilder, SeenIds, send_seconds
+from jobs.plan import SKIPPED_SEQ_BASE, EtaInputs, PlanBuilder, send_seconds
 from jobs.ports import ActionProfile, FleetSize, PlanItem, StepProfile
 from jobs.ratelimit import Budget, Unit
 from jobs.records import PlanSummary
+from jobs.seen import SeenIds
 from jobs.strategy import BlastRadius, Strategy, parse_amount
 
 
