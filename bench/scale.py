@@ -47,7 +47,7 @@ from bench.engine import (  # noqa: E402
     postgres,
     service,
 )
-from tests.e2e.procs import post_json, simulator_process  # noqa: E402
+from tests.e2e.procs import post_json, simulator_with_pid  # noqa: E402
 
 STOP_SECONDS = 0.02  # a stop settles in 20 simulated seconds: 0.02 s at speed 1000
 SIZES = (10_000, 100_000, 1_000_000)
@@ -130,7 +130,11 @@ def run(n: int, mode: str, db: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp_s, _database(db, Path(tmp_s)) as url:
         tmp = Path(tmp_s)
         (tmp / "world.toml").write_text(world)
-        with simulator_process(tmp / "world.toml", tmp / "sim.log") as sim_url:
+        # a world of a million servers takes minutes to generate on a loaded machine
+        started = simulator_with_pid(
+            tmp / "world.toml", tmp / "sim.log", start_seconds=60 + n / 1000
+        )
+        with started as (sim_url, _):
             sim = _get(f"{sim_url}/_sim/endpoints")
             post_json(f"{sim_url}/_sim/limits", limits)
             _campaign_config(
