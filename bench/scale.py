@@ -11,7 +11,8 @@ PostgreSQL (a throwaway cluster from the machine's binaries), in one of two mode
 Per run: makespan (the operation's `created_at` to `finished_at`, by the service's clock) and its
 lower bound ((windows the budget needs - 1) x the window + one stop's settling time), the service's
 CPU milliseconds per sub-job (user + system, from /proc), its peak RSS (VmHWM from /proc, so the
-whole life of the process: start-up, planning and the run), the database's size at the end, and
+whole life of the process: start-up, planning and the run; `peak_rss_planned_mb` is the same
+read when the operation is first seen planned), the database's size at the end, and
 the p95 of `GET /v1/operations/{id}` while the run goes on (one client asking every 50 ms). With
 several sizes, a least-squares fit of log(cost) against log(N) says how makespan and CPU grow (an
 exponent of 1.0 is linear). The JSON has {"runs": [{"n", "mode", "db", "makespan_s",
@@ -46,7 +47,7 @@ from bench.engine import (  # noqa: E402
     postgres,
     service,
 )
-from tests.e2e.procs import post_json, simulator_process  # noqa: E402
+from tests.e2e.procs import post_json, simulator_with_pid  # noqa: E402
 
 STOP_SECONDS = 0.02  # a stop settles in 20 simulated seconds: 0.02 s at speed 1000
 SIZES = (10_000, 100_000, 1_000_000)
@@ -56,9 +57,9 @@ def _limit(n: int, mode: str) -> int:
     return 100_000 if mode == "unlimited" else max(1_000, n // 50)
 
 
-def _peak_rss_mb(pid: int) -> float:
+def _peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return round(int(line.split()[1]) / 1024, 1)
     return math.nan
 
@@ -69,15 +70,19 @@ def _p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[18]
 
 
-def _watch(svc: Service, op_id: str) -> tuple[dict[str, Any], list[float]]:
-    """GET the operation every 50 ms until it ends: its last view and each GET's latency (ms)."""
+def _watch(svc: Service, op_id: str) -> tuple[dict[str, Any], list[float], float]:
+    """GET the operation every 50 ms until it ends: its last view, each GET's latency (ms), and
+    the service's peak RSS (VmHWM, MB) when the operation was first seen planned."""
     latencies: list[float] = []
+    at_planned = math.nan
     while True:
         t0 = time.perf_counter()
         op = svc.call("GET", f"/v1/operations/{op_id}")
         latencies.append((time.perf_counter() - t0) * 1000)
+        if op.get("planned_at") and math.isnan(at_planned):
+            at_planned = _peak_rss_mb(svc.pid)
         if op["state"] in DONE:
-            return op, latencies
+            return op, latencies, at_planned
         time.sleep(0.05)
 
 
@@ -125,7 +130,11 @@ def run(n: int, mode: str, db: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp_s, _database(db, Path(tmp_s)) as url:
         tmp = Path(tmp_s)
         (tmp / "world.toml").write_text(world)
-        with simulator_process(tmp / "world.toml", tmp / "sim.log") as sim_url:
+        # a world of a million servers takes minutes to generate on a loaded machine
+        started = simulator_with_pid(
+            tmp / "world.toml", tmp / "sim.log", start_seconds=60 + n / 1000
+        )
+        with started as (sim_url, _):
             sim = _get(f"{sim_url}/_sim/endpoints")
             post_json(f"{sim_url}/_sim/limits", limits)
             _campaign_config(
@@ -140,7 +149,7 @@ def run(n: int, mode: str, db: str) -> dict[str, Any]:
                 cpu0 = _cpu_seconds(svc.pid)
                 body = {"action": "stop", "targets": {"endpoints": ["ecs"]}}
                 created = svc.call("POST", "/v1/operations", body)
-                op, latencies = _watch(svc, str(created["id"]))
+                op, latencies, rss_planned = _watch(svc, str(created["id"]))
                 cpu = _cpu_seconds(svc.pid) - cpu0
                 rss = _peak_rss_mb(svc.pid)
             stats: dict[str, Any] = _get(f"{sim_url}/_sim/stats")["keys"]
@@ -158,6 +167,7 @@ def run(n: int, mode: str, db: str) -> dict[str, Any]:
         "ratio": round(makespan / lower, 2),
         "cpu_ms_per_subjob": round(cpu * 1000 / n, 3),
         "peak_rss_mb": rss,
+        "peak_rss_planned_mb": rss_planned,
         "db_size_mb": size,
         "get_op_p95_ms": round(_p95(latencies), 1),
         "get_op_count": len(latencies),

@@ -29,6 +29,7 @@ from fleet.engine.executor import FleetExecutor
 from fleet.engine.gate import LimiterGate, configure_endpoint
 from fleet.engine.planner import FleetPlanner
 from fleet.policies.files import PolicySet, load_policy_files
+from fleet.policies.leader import TOTALS_KEY, Leadership, leadership_for
 from fleet.policies.model import PolicyError
 from fleet.policies.scheduler import run_policies
 from fleet.policies.service import PolicyService
@@ -73,6 +74,8 @@ class Fleet:
     webhooks: WebhookService | None = None  # subscriptions, the delivery log, test sends
     identity: WorkerLock | None = None  # the engine's worker-name lock, while the engine runs
     runs_engine: bool = True  # False: `fleet serve --role api`, another process runs the engine
+    # with the policies disabled, who exports the database-wide metrics (`fleet.api.metrics`)
+    totals_leader: Leadership | None = None
     admission: Admission = field(init=False)  # the one door every request to act goes through
 
     def __post_init__(self) -> None:
@@ -307,6 +310,8 @@ async def open_fleet(
             )
             sim_url = None if sim is None else sim.base_url
             fleet = Fleet(settings, store, limiter, drivers, runtime, operations, sim_url)
+            fleet.totals_leader = leadership_for(settings.database.url, TOTALS_KEY)
+            stack.push_async_callback(fleet.totals_leader.release)
             fleet.credentials = checks = CredentialChecks(drivers)
             hooks = WebhookStore(store.db)
             fleet.webhooks = WebhookService(hooks, clock, settings.webhooks, list(drivers))

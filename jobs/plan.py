@@ -1,7 +1,7 @@
 """Plan arithmetic: what planning accumulates while it streams targets, and the ETA.
 
-The builder keeps counters only (plus the set of target ids, to drop duplicates), never the items,
-so planning 100,000 targets stays small. The ETA is computed from the budgets, not guessed:
+The builder keeps counters only (plus a digest of each target id, to drop duplicates: `SeenIds`),
+never the items, so planning 1,000,000 targets stays small. The ETA is computed from the budgets, not guessed:
 
 - each step is counted on the rate key it is sent on (`StepProfile.rate_key`: an ECS resize
   sends its stop and start on `{endpoint}:action` and the resize on `{endpoint}:resize`), for the
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from jobs.ports import ActionProfile, FleetSize, NewSubJob, PlanItem, StepProfile
 from jobs.ratelimit import Budget, Unit
 from jobs.records import PlanSummary, RateKeyPlan, SubJobRecord
+from jobs.seen import SeenIds
 from jobs.strategy import BlastRadius, Strategy, blast_radius_refusal, wave_count, wave_sizes
 
 SKIPPED_SEQ_BASE = -1_000_000_000  # skipped rows sort first, in plan order, below every target
@@ -86,13 +87,12 @@ class PlanBuilder:
         self.running: Counter[tuple[str, str]] = Counter()  # ... -> of them, those running
         self.acting_by_scope: Counter[str] = Counter()
         self.fleet_by_scope: dict[str, int] = {}
-        self._seen: set[str] = set()
+        self._seen = SeenIds()
 
     def add(self, item: PlanItem) -> NewSubJob | None:
         """The row to insert for `item`, or None for a duplicate target (kept once)."""
-        if item.target_id in self._seen:
+        if not self._seen.add(item.target_id):
             return None
-        self._seen.add(item.target_id)
         if item.skip_reason is not None:
             seq = SKIPPED_SEQ_BASE + self.skipped
             self.skipped += 1

@@ -24,6 +24,8 @@ log = structlog.get_logger("fleet.policies.leader")
 
 # pg_advisory_lock takes a bigint; this one is fleet's scheduler ("fleetpol" in ASCII).
 LOCK_KEY = 0x666C656574706F6C
+# Who exports the database-wide metrics when the policies are disabled ("fleetmet").
+TOTALS_KEY = 0x666C6565746D6574
 
 
 class Leadership(Protocol):
@@ -123,5 +125,6 @@ class AdvisoryLock:
             self._engine = None
 
 
-def leadership_for(url: str) -> Leadership:
-    return AdvisoryLock(url) if make_url(url).get_backend_name() == "postgresql" else AlwaysLeader()
+def leadership_for(url: str, key: int = LOCK_KEY) -> Leadership:
+    postgres = make_url(url).get_backend_name() == "postgresql"
+    return AdvisoryLock(url, key) if postgres else AlwaysLeader()

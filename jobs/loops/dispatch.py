@@ -47,6 +47,30 @@ from jobs.strategy import in_flight_allowance, wave_end
 log = structlog.get_logger("jobs.dispatch")
 
 
+class CallTally:
+    """This process's cloud calls since it started (for `/metrics`, labelled by its worker name):
+    those sent and not answered yet by (rate key, purpose), and those answered by (rate key,
+    purpose, outcome). `answered` only ever grows; a call cancelled before its answer leaves the
+    calls in flight without being counted answered."""
+
+    def __init__(self) -> None:
+        self.answered: Counter[tuple[str, str, str]] = Counter()
+        self._open: dict[int, tuple[str, str]] = {}  # call id -> (rate key, purpose)
+
+    def sent(self, batch: Batch) -> None:
+        if batch.call_id is not None:
+            self._open[batch.call_id] = (batch.rate_key, "verify" if batch.verify else "submit")
+
+    def ended(self, call_id: int | None, outcome: str | None = None) -> None:
+        """The call is over: answered with `outcome`, or (None) given up without an answer."""
+        key = None if call_id is None else self._open.pop(call_id, None)
+        if key is not None and outcome is not None:
+            self.answered[(*key, outcome)] += 1
+
+    def in_flight(self) -> Counter[tuple[str, str]]:
+        return Counter(self._open.values())
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -69,6 +93,7 @@ class Dispatcher:
         self.notify = notify
         self.recorder = recorder or Recorder(store, config.worker, clock)
         self.claiming = True
+        self.calls = CallTally()
         self._tasks: dict[asyncio.Task[None], Batch] = {}  # calls in flight
         self._last_served: dict[str, str] = {}  # rate key -> operation served last
         self._reserved_calls: Counter[str] = Counter()
@@ -230,10 +255,12 @@ class Dispatcher:
             self._call(batch), name=f"call-{batch.call_id}", context=reserving(reservation)
         )
         self._tasks[task] = batch
+        self.calls.sent(batch)
         task.add_done_callback(lambda t: self._done(t, batch, reservation))
 
     def _done(self, task: asyncio.Task[None], batch: Batch, reservation: Reservation) -> None:
         self._tasks.pop(task, None)
+        self.calls.ended(batch.call_id)  # still open: it ended without a recorded answer
         self._held_servers -= len(batch.subjobs)
         reservation.release()  # a call that never reached the limiter (nothing to send, error)
         if not task.cancelled() and task.exception() is not None:
@@ -277,6 +304,7 @@ class Dispatcher:
         )
         call = _call_result(batch, result)
         await self.recorder.record(decide_batch(batch, result, ctx), call)
+        self.calls.ended(batch.call_id, None if call is None else call.outcome)
         bound.info("call_recorded", outcome=None if call is None else call.outcome)
 
     def stop_claiming(self) -> None:

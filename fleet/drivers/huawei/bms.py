@@ -57,6 +57,7 @@ from fleet.drivers.huawei.common import (
 from fleet.drivers.jsonutil import as_dict, as_list
 from fleet.drivers.novacommon import parse_server
 from fleet.drivers.query import QueryValue
+from jobs.seen import SeenIds
 
 S = ServerStatus
 ACTION, DETAIL, SHOW = "action", "detail", "show"
@@ -159,11 +160,10 @@ class HuaweiBmsDriver(HuaweiDriverBase):
             async for server in servers_by_id(selector, self.get_server):
                 yield server
             return
-        seen: set[str] = set()
+        seen = SeenIds()
         async for body in self._detail_pages(_status_query(selector)):
             server = parse_server(body, endpoint=self.endpoint, provider=self.provider)
-            if server.id not in seen and selector.matches(server):
-                seen.add(server.id)
+            if selector.matches(server) and seen.add(server.id):
                 yield server
 
     async def _detail_pages(self, query: list[tuple[str, QueryValue]]) -> AsyncIterator[object]:

@@ -89,6 +89,7 @@ from fleet.drivers.huawei.listing import (
 from fleet.drivers.jsonutil import as_dict, as_list, opt_str
 from fleet.drivers.novacommon import parse_server
 from fleet.drivers.query import QueryValue
+from jobs.seen import SeenIds
 
 S = ServerStatus
 ACTION, RESIZE, DELETE, TAGS, QUERY = "action", "resize", "delete", "tags", "query"
@@ -223,13 +224,12 @@ class HuaweiEcsDriver(HuaweiDriverBase):
             page_size=self._config.page_size,
             query=v1_list_query(selector),
         )
-        seen: set[str] = set()
+        seen = SeenIds()
         async with contextlib.aclosing(pages):  # a consumer that stops early closes the pager
             async for body in pages:
                 server = parse_server(body, endpoint=self.endpoint, provider=self.provider)
-                if server.id in seen or is_baremetal(server):
+                if is_baremetal(server) or not seen.add(server.id):
                     continue
-                seen.add(server.id)
                 if selector.matches(server):
                     yield server
 
@@ -241,16 +241,15 @@ class HuaweiEcsDriver(HuaweiDriverBase):
             allowed = await self._query_by_tag(selector)
             if not allowed:
                 return
-        seen: set[str] = set()
+        seen = SeenIds()
         async for server in self._client.detail(native_list_query(selector)):
-            if server.id in seen or is_baremetal(server):
+            if is_baremetal(server) or (allowed is not None and server.id not in allowed):
+                continue
+            if not seen.add(server.id):
                 continue
             if allowed is not None:
-                if server.id not in allowed:
-                    continue
                 # the v1 2D tags are authoritative; the native list adds system tags
                 server = dataclasses.replace(server, tags={**server.tags, **allowed[server.id]})
-            seen.add(server.id)
             if selector.matches(server):
                 yield server
 

@@ -82,6 +82,7 @@ from fleet.drivers.novacommon import (
     tags_to_remove,
 )
 from fleet.drivers.query import QueryValue
+from jobs.seen import SeenIds
 
 log = structlog.get_logger("fleet.drivers")
 __all__ = ["OpenStackDriver", "capabilities_for"]
@@ -314,16 +315,14 @@ class OpenStackDriver:
             async for server in servers_by_id(selector, self.get_server):
                 yield server
             return
-        seen: set[str] = set()
+        seen = SeenIds()
         await self.compute()  # the tag filters depend on what the version document said
         pages = await self._server_pages(rq.list_query(selector, self.quirks))
         async with contextlib.aclosing(pages):  # a consumer that stops early closes the pager
             async for body in pages:
                 server = parse_server(body, endpoint=self.endpoint, provider=self.provider)
-                if server.id in seen or not selector.matches(server):
-                    continue
-                seen.add(server.id)
-                yield server
+                if selector.matches(server) and seen.add(server.id):
+                    yield server
 
     # --- acting --------------------------------------------------------------------------------
 

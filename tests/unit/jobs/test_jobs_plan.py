@@ -10,6 +10,7 @@ from jobs.plan import SKIPPED_SEQ_BASE, EtaInputs, PlanBuilder, send_seconds
 from jobs.ports import ActionProfile, FleetSize, PlanItem, StepProfile
 from jobs.ratelimit import Budget, Unit
 from jobs.records import PlanSummary
+from jobs.seen import SeenIds
 from jobs.strategy import BlastRadius, Strategy, parse_amount
 
 
@@ -27,6 +28,16 @@ from jobs.strategy import BlastRadius, Strategy, parse_amount
 )
 def test_send_seconds(calls: int, servers: int, budgets: list[Budget], seconds: float) -> None:
     assert send_seconds(calls, servers, budgets) == seconds
+
+
+def test_seen_ids_keep_each_id_once_through_growth_in_16_bytes_a_slot() -> None:
+    seen = SeenIds(capacity=16)
+    ids = [f"server-{i:06d}" for i in range(20_000)]
+    assert all(seen.add(i) for i in ids)  # every distinct id is new, through 11 doublings
+    assert not any(seen.add(i) for i in ids[::7])  # every one seen again is a duplicate
+    assert seen.add("") and not seen.add("")
+    assert len(seen) == 20_001
+    assert seen.nbytes == 16 * 32_768  # at most two thirds full: 20,001 ids in 32,768 slots
 
 
 def test_the_builder_numbers_targets_and_skips_and_drops_duplicates() -> None:
