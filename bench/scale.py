@@ -1,4 +1,5 @@
-"""End-to-end campaigns at scale (`python bench/scale.py [--json] [--n N] [--mode M] [--db D]`).
+"""End-to-end campaigns at scale (`python bench/scale.py [--json] [--n N] [--mode M] [--db D]
+[--split]`).
 
 Each run is a stop of N ECS servers (10,000, 100,000 and 1,000,000 by default) sent to
 `fleet serve` through the REST API, against the simulator in its own process, on SQLite and on
@@ -17,6 +18,11 @@ the p95 of `GET /v1/operations/{id}` while the run goes on (one client asking ev
 several sizes, a least-squares fit of log(cost) against log(N) says how makespan and CPU grow (an
 exponent of 1.0 is linear). The JSON has {"runs": [{"n", "mode", "db", "makespan_s",
 "lower_bound_s", "cpu_ms_per_subjob", "peak_rss_mb", "get_op_p95_ms", ...}], "fit": {...}}.
+
+`--split` runs `fleet serve --role engine` and `fleet serve --role api` on the one database
+instead of one `fleet serve` (decision D68): the GETs go to the API process, CPU is both
+processes' sum, `peak_rss_mb` is the engine's (the process that holds the operation) and
+`api_peak_rss_mb` the API's.
 """
 
 from __future__ import annotations
@@ -45,8 +51,8 @@ from bench.engine import (  # noqa: E402
     _get,
     _seconds,
     postgres,
-    service,
 )
+from bench.load import services  # noqa: E402
 from tests.e2e.procs import post_json, simulator_with_pid  # noqa: E402
 
 STOP_SECONDS = 0.02  # a stop settles in 20 simulated seconds: 0.02 s at speed 1000
@@ -70,9 +76,9 @@ def _p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[18]
 
 
-def _watch(svc: Service, op_id: str) -> tuple[dict[str, Any], list[float], float]:
+def _watch(svc: Service, op_id: str, engine: int) -> tuple[dict[str, Any], list[float], float]:
     """GET the operation every 50 ms until it ends: its last view, each GET's latency (ms), and
-    the service's peak RSS (VmHWM, MB) when the operation was first seen planned."""
+    the engine process's peak RSS (VmHWM, MB) when the operation was first seen planned."""
     latencies: list[float] = []
     at_planned = math.nan
     while True:
@@ -80,7 +86,7 @@ def _watch(svc: Service, op_id: str) -> tuple[dict[str, Any], list[float], float
         op = svc.call("GET", f"/v1/operations/{op_id}")
         latencies.append((time.perf_counter() - t0) * 1000)
         if op.get("planned_at") and math.isnan(at_planned):
-            at_planned = _peak_rss_mb(svc.pid)
+            at_planned = _peak_rss_mb(engine)
         if op["state"] in DONE:
             return op, latencies, at_planned
         time.sleep(0.05)
@@ -118,7 +124,7 @@ def _database(db: str, tmp: Path) -> Iterator[str]:
             yield url
 
 
-def run(n: int, mode: str, db: str) -> dict[str, Any]:
+def run(n: int, mode: str, db: str, split: bool = False) -> dict[str, Any]:
     limit = _limit(n, mode)
     world = f"seed = 7\nspeed = 1000.0\n[generate]\necs = {n}\nbms = 0\nopenstack = 0\n"
     budget = f'{{ action = [{{ limit = {limit}, period = 1, unit = "servers" }}] }}'
@@ -145,13 +151,15 @@ def run(n: int, mode: str, db: str) -> dict[str, Any]:
                 "BENCH_SK": sim["huawei"]["sk"],
                 "BENCH_OS_PASSWORD": sim["openstack"]["password"],
             }
-            with service(tmp / "c.toml", tmp, env) as svc:
-                cpu0 = _cpu_seconds(svc.pid)
+            with services(tmp / "c.toml", tmp, env, split) as (svc, pids):
+                engine = pids[-1]
+                cpu0 = sum(_cpu_seconds(pid) for pid in pids)
                 body = {"action": "stop", "targets": {"endpoints": ["ecs"]}}
                 created = svc.call("POST", "/v1/operations", body)
-                op, latencies, rss_planned = _watch(svc, str(created["id"]))
-                cpu = _cpu_seconds(svc.pid) - cpu0
-                rss = _peak_rss_mb(svc.pid)
+                op, latencies, rss_planned = _watch(svc, str(created["id"]), engine)
+                cpu = sum(_cpu_seconds(pid) for pid in pids) - cpu0
+                rss = _peak_rss_mb(engine)
+                api_rss = _peak_rss_mb(svc.pid) if split else None
             stats: dict[str, Any] = _get(f"{sim_url}/_sim/stats")["keys"]
         size = _db_size_mb(url, tmp)
     makespan = _seconds(op)
@@ -160,6 +168,7 @@ def run(n: int, mode: str, db: str) -> dict[str, Any]:
         "n": n,
         "mode": mode,
         "db": db,
+        "role": "api+engine" if split else "all",
         "state": op["state"],
         "makespan_s": round(makespan, 2),
         "planned_s": round(_seconds(op, "planned_at"), 2),
@@ -168,6 +177,7 @@ def run(n: int, mode: str, db: str) -> dict[str, Any]:
         "cpu_ms_per_subjob": round(cpu * 1000 / n, 3),
         "peak_rss_mb": rss,
         "peak_rss_planned_mb": rss_planned,
+        "api_peak_rss_mb": api_rss,
         "db_size_mb": size,
         "get_op_p95_ms": round(_p95(latencies), 1),
         "get_op_count": len(latencies),
@@ -206,12 +216,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, action="append", help="sizes (default 10k, 100k, 1M)")
     parser.add_argument("--mode", choices=["unlimited", "limited"], default="unlimited")
     parser.add_argument("--db", choices=["sqlite", "postgresql"], action="append")
+    parser.add_argument(
+        "--split", action="store_true", help="an API process and an engine process (D68)"
+    )
     args = parser.parse_args()
     sizes = args.n or list(SIZES)
     if any(n < 1 for n in sizes):
         parser.error("--n: a size must be at least 1")
     dbs = args.db or ["sqlite", "postgresql"]
-    runs = [run(n, args.mode, db) for n in sizes for db in dbs]
+    runs = [run(n, args.mode, db, args.split) for n in sizes for db in dbs]
     out = {"runs": runs, "fit": fit(runs)}
     print(json.dumps(out, indent=None if args.json else 2))
 
