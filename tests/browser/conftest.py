@@ -70,12 +70,18 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(f"console screenshots: {SHOTS}")
 
 
-def _call(live: Live, method: str, path: str, body: object) -> dict[str, object]:
+def _call(
+    live: Live, method: str, path: str, body: object = None, headers: dict[str, str] | None = None
+) -> dict[str, object]:
     request = urllib.request.Request(
         live.url + path,
-        data=json.dumps(body).encode(),
+        data=None if body is None else json.dumps(body).encode(),
         method=method,
-        headers={"Authorization": f"Bearer {live.token}", "Content-Type": "application/json"},
+        headers={
+            "Authorization": f"Bearer {live.token}",
+            "Content-Type": "application/json",
+            **(headers or {}),
+        },
     )
     with urllib.request.urlopen(request, timeout=30) as resp:  # loopback only
         data: dict[str, object] = json.loads(resp.read())
@@ -96,6 +102,12 @@ class Console:
 
     def post(self, path: str, body: object) -> dict[str, object]:
         return _call(self.live, "POST", path, body)
+
+    def call(
+        self, method: str, path: str, body: object = None, headers: dict[str, str] | None = None
+    ) -> dict[str, object]:
+        """An admin's API call (an HTTP error raises `urllib.error.HTTPError`)."""
+        return _call(self.live, method, path, body, headers)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import json
 import re
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -324,6 +324,8 @@ def test_an_admin_creates_previews_and_deletes_a_schedule(
     expect(server.locator("td").nth(5)).to_contain_text("running at")
     expect(page.locator("#transitions tbody tr").first).to_contain_text("running")
     shot(page, "14-schedule-preview")
+    edit_schedule(page, console, skip)
+    stale_edit_is_refused(page, console)
     page.get_by_role("button", name="Delete").click()
     page.get_by_role("button", name="Confirm: delete").click()
     page.wait_for_url(re.compile(r"#/schedules$"))
@@ -332,8 +334,68 @@ def test_an_admin_creates_previews_and_deletes_a_schedule(
     expect(from_file).to_contain_text("file")
     expect(from_file.get_by_role("button", name="Delete")).to_be_disabled()
     expect(from_file).to_contain_text("a schedule from a config file: edit the file to change it")
+    from_file.get_by_role("link", name="night-shift").click()
+    expect(page.get_by_role("button", name="Edit")).to_be_disabled()
+    expect(page.locator("main .controls").first).to_contain_text("edit the file to change it")
     assert dialogs == []
     page.close()
+
+
+def edit_schedule(page: Page, console: Console, skip: list[date]) -> None:
+    """The schedule's page edits it with the create form, prefilled: a refusal names the field,
+    a save (PUT with If-Match) shows the new version and the API answers the change."""
+    page.get_by_role("button", name="Edit").click()
+    form = page.locator("#edit-schedule")
+    expect(page.get_by_label("Name", exact=True)).to_have_value("office-hours")
+    expect(page.get_by_label("Name", exact=True)).not_to_be_editable()
+    expect(page.get_by_label("Time zone")).to_have_value("Europe/Berlin")
+    expect(page.get_by_label("Skip dates")).to_have_value(", ".join(d.isoformat() for d in skip))
+    expect(page.locator("#period-1-end")).to_have_value("18:00")
+    expect(page.get_by_label("period 1 fri")).to_be_checked()
+    expect(page.get_by_label("period 1 sat")).not_to_be_checked()
+    page.locator("#period-1-end").fill("07:00")
+    page.get_by_role("button", name="Save changes").click()
+    expect(form).to_contain_text("periods[0].endtime")
+    page.locator("#period-1-end").fill("17:30")
+    page.get_by_label("period 1 fri").uncheck()
+    page.get_by_label("period 1 sat").check()
+    page.get_by_role("button", name="Add period").click()
+    page.get_by_role("button", name="Remove period 2").click()  # period 1 is kept as edited
+    expect(form.locator("fieldset.period")).to_have_count(1)
+    shot(page, "16-schedule-edit")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.locator("main h1")).to_contain_text("api schedule, version 2")
+    expect(page.locator("#periods-now")).to_have_text("08:00-17:30 mon,tue,wed,thu,sat")
+    stored = console.call("GET", "/v1/schedules/office-hours")
+    spec = stored["spec"]
+    assert stored["version"] == 2 and isinstance(spec, dict)
+    period = spec["periods"][0]
+    assert (period["begintime"], period["endtime"]) == ("08:00", "17:30")
+    assert period["weekdays"] == ["mon", "tue", "wed", "thu", "sat"]
+    assert spec["timezone"] == "Europe/Berlin"
+    assert spec["skip_dates"] == [d.isoformat() for d in skip]
+
+
+def stale_edit_is_refused(page: Page, console: Console) -> None:
+    """A save from a page loaded before a change made through the API is refused (409) and says
+    so; the other change stays."""
+    page.get_by_role("button", name="Edit").click()
+    changed = console.call(
+        "PATCH",
+        "/v1/schedules/office-hours",
+        {"description": "changed elsewhere"},
+        headers={"If-Match": '"2"'},
+    )
+    assert changed["version"] == 3
+    page.get_by_label("Description").fill("changed here")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.locator("#edit-schedule")).to_contain_text("Not saved (409)")
+    expect(page.locator("#edit-schedule")).to_contain_text("version is 3, not 2")
+    expect(page.locator("main h1")).to_contain_text("version 2")
+    shot(page, "17-schedule-stale-edit")
+    stored = console.call("GET", "/v1/schedules/office-hours")
+    assert stored["version"] == 3
+    assert isinstance(stored["spec"], dict) and stored["spec"]["description"] == "changed elsewhere"
 
 
 def test_an_admin_creates_edits_and_deletes_a_policy(

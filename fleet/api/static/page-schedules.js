@@ -6,7 +6,7 @@ import { badge, clear, confirming, guarded, h, message, row, table, when } from 
 const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 const path = (name) => `/v1/schedules/${encodeURIComponent(name)}`;
 const words = (text) => text.split(/[\s,]+/).map((s) => s.trim()).filter(Boolean);
-const problem = (err) => `${err.field ? `${err.field}: ` : ""}${err.message}`;
+const problem = (err) => `${err.field && !err.message.startsWith(err.field) ? `${err.field}: ` : ""}${err.message}`;
 
 function periodText(p) {
   const days = p.weekdays && p.weekdays.length ? ` ${p.weekdays.join(",")}` : " every day";
@@ -32,7 +32,14 @@ export function schedulesPage(main) {
   clear(main, h("h1", {}, "Schedules"),
     h("p", { class: "muted" }, "A server tagged fleet-schedule=<name> is started and stopped by a schedule-mode ",
       "policy as its schedule says: running inside a period, stopped outside and on skip days."),
-    notice, body, h("h2", {}, "New schedule"), scheduleForm(notice, load));
+    notice, body, h("h2", {}, "New schedule"), scheduleForm({
+      id: "new-schedule", check: may("admin", "Creating a schedule"), label: "Create schedule",
+      save: async (spec) => {
+        const s = await post("/v1/schedules", spec);
+        clear(notice, message(`Schedule ${s.name} created: ${s.state_now} now.`, "info"));
+        load();
+      },
+    }));
 
   async function remove(name) {
     try {
@@ -60,79 +67,112 @@ export function schedulesPage(main) {
   return () => { stopped = true; };
 }
 
-function periodFieldset(n) {
+// Weekdays as stored (mon..sun, full names, ranges mon-fri; [] = every day) -> the boxes to tick.
+function dayset(weekdays) {
+  const index = (text) => DAYS.findIndex((d) => text.trim().toLowerCase().startsWith(d));
+  const out = new Set();
+  for (const item of weekdays || []) {
+    const [a, b] = item.split("-");
+    const lo = index(a), hi = b === undefined ? lo : index(b);
+    for (let i = lo; i >= 0 && i <= hi; i++) out.add(DAYS[i]);
+  }
+  return out;
+}
+
+// One period's fields, prefilled from `p` (a stored period); its description, which the form does
+// not show, is carried along so a save keeps it.
+function periodFieldset(n, p = {}, onRemove = null) {
   const id = (what) => `period-${n}-${what}`;
-  const set = h("fieldset", { class: "period", dataset: { n: String(n) } },
+  const days = dayset(p.weekdays);
+  return h("fieldset", { class: "period", dataset: { n: String(n), description: p.description || "" } },
     h("legend", {}, `Period ${n}`),
     h("div", { class: "field" }, h("label", { for: id("begin") }, "Begin"),
-      h("input", { id: id("begin"), type: "text", placeholder: "08:00", class: "begin" }),
+      h("input", { id: id("begin"), type: "text", placeholder: "08:00", class: "begin", value: p.begintime || "" }),
       h("small", { class: "muted" }, "HH:MM local; empty: the start of the day")),
     h("div", { class: "field" }, h("label", { for: id("end") }, "End"),
-      h("input", { id: id("end"), type: "text", placeholder: "18:00", class: "end" }),
+      h("input", { id: id("end"), type: "text", placeholder: "18:00", class: "end", value: p.endtime || "" }),
       h("small", { class: "muted" }, "HH:MM local, after the begin; empty: the end of the day")),
     h("div", { class: "field" }, h("span", {}, "Weekdays"), h("div", { class: "checks" },
       DAYS.map((d) => h("label", { class: "check" },
-        h("input", { type: "checkbox", class: "day", value: d, "aria-label": `period ${n} ${d}` }), ` ${d}`))),
-    h("small", { class: "muted" }, "none checked: every day")));
-  return set;
+        h("input", { type: "checkbox", class: "day", value: d, checked: days.has(d), "aria-label": `period ${n} ${d}` }),
+        ` ${d}`))),
+    h("small", { class: "muted" }, "none checked: every day")),
+    onRemove ? h("button", { type: "button", onclick: onRemove }, `Remove period ${n}`) : null);
 }
 
-function scheduleForm(notice, reload) {
-  const check = may("admin", "Creating a schedule");
+function periodOf(set) {
+  const p = { weekdays: [...set.querySelectorAll("input.day:checked")].map((i) => i.value) };
+  const begin = set.querySelector("input.begin").value.trim();
+  const end = set.querySelector("input.end").value.trim();
+  if (begin) p.begintime = begin;
+  if (end) p.endtime = end;
+  if (set.dataset.description) p.description = set.dataset.description;
+  return p;
+}
+
+// The periods' fieldsets, numbered 1..n; a period can be removed while more than one is left.
+function periodList(initial) {
+  const box = h("div", { id: "periods" });
+  const sets = () => [...box.querySelectorAll("fieldset.period")];
+  function render(list) {
+    clear(box, list.map((p, i) => periodFieldset(i + 1, p, list.length > 1 ? () => {
+      render(sets().map(periodOf).filter((_, j) => j !== i));
+    } : null)));
+  }
+  render(initial.length ? initial : [{}]);
+  return { box, read: () => sets().map(periodOf), add: () => render([...sets().map(periodOf), {}]) };
+}
+
+// The schedule form, for a new schedule (no `spec`) or an edit of a stored one (`spec` prefills
+// every field; the name, the schedule's id, cannot change). `save(body)` sends the body; a
+// refusal is shown under the form with the field it names. `cancel`: a button that calls it.
+function scheduleForm({ id, spec = null, check, label, save, cancel = null }) {
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
   const el = {
-    name: h("input", { id: "schedule-name", type: "text", required: true, placeholder: "office-hours" }),
-    description: h("input", { id: "schedule-description", type: "text" }),
-    timezone: h("input", { id: "schedule-timezone", type: "text", value: zone }),
-    calendars: h("input", { id: "schedule-calendars", type: "text", placeholder: "de-holidays" }),
-    dates: h("input", { id: "schedule-dates", type: "text", placeholder: "2026-12-24, 2026-12-31" }),
+    name: h("input", { id: "schedule-name", type: "text", required: true, placeholder: "office-hours",
+      value: spec ? spec.name : "", readOnly: Boolean(spec) }),
+    description: h("input", { id: "schedule-description", type: "text", value: spec ? spec.description : "" }),
+    timezone: h("input", { id: "schedule-timezone", type: "text", value: spec ? spec.timezone : zone }),
+    calendars: h("input", { id: "schedule-calendars", type: "text", placeholder: "de-holidays",
+      value: spec ? spec.skip_calendars.join(", ") : "" }),
+    dates: h("input", { id: "schedule-dates", type: "text", placeholder: "2026-12-24, 2026-12-31",
+      value: spec ? spec.skip_dates.join(", ") : "" }),
   };
-  const periods = h("div", { id: "periods" }, periodFieldset(1));
-  const field = (label, input, hint) => h("div", { class: "field" }, h("label", { for: input.id }, label), input,
+  const periods = periodList(spec ? spec.periods : []);
+  const field = (text, input, hint) => h("div", { class: "field" }, h("label", { for: input.id }, text), input,
     hint ? h("small", { class: "muted" }, hint) : null);
   const status = h("div", { "aria-live": "polite" });
 
   function collect() {
-    const body = { name: el.name.value.trim(), timezone: el.timezone.value.trim() || "UTC", periods: [] };
+    const body = { name: el.name.value.trim(), timezone: el.timezone.value.trim() || "UTC", periods: periods.read() };
     if (el.description.value.trim()) body.description = el.description.value.trim();
-    for (const set of periods.querySelectorAll("fieldset.period")) {
-      const p = { weekdays: [...set.querySelectorAll("input.day:checked")].map((i) => i.value) };
-      const begin = set.querySelector("input.begin").value.trim();
-      const end = set.querySelector("input.end").value.trim();
-      if (begin) p.begintime = begin;
-      if (end) p.endtime = end;
-      body.periods.push(p);
-    }
     if (words(el.calendars.value).length) body.skip_calendars = words(el.calendars.value);
     if (words(el.dates.value).length) body.skip_dates = words(el.dates.value);
     return body;
   }
 
-  async function create() {
+  async function submit() {
     clear(status);
     try {
-      const s = await post("/v1/schedules", collect());
-      clear(notice, message(`Schedule ${s.name} created: ${s.state_now} now.`, "info"));
-      el.name.value = "";
-      reload();
+      await save(collect());
+      if (!spec) el.name.value = "";
     } catch (err) {
       clear(status, message(problem(err)));
     }
   }
 
-  return h("form", { id: "new-schedule", onsubmit: (e) => { e.preventDefault(); create(); } },
+  return h("form", { id, onsubmit: (e) => { e.preventDefault(); submit(); } },
     h("fieldset", {}, h("legend", {}, "Schedule"),
-      field("Name", el.name, "servers name it in their fleet-schedule tag"),
+      field("Name", el.name, spec ? "the schedule's id: it cannot change" : "servers name it in their fleet-schedule tag"),
       field("Description", el.description),
       field("Time zone", el.timezone, "IANA name, e.g. Europe/Berlin"),
       field("Skip calendars", el.calendars, "holiday calendars ([calendars] in the configuration)"),
       field("Skip dates", el.dates, "YYYY-MM-DD, separated by commas")),
-    periods,
+    periods.box,
     h("div", { class: "controls" },
-      h("button", { type: "button", onclick: () => periods.append(periodFieldset(periods.children.length + 1)) },
-        "Add period"),
-      check.ok ? h("button", { type: "submit", class: "primary" }, "Create schedule")
-        : guarded("Create schedule", check, () => {})),
+      h("button", { type: "button", onclick: periods.add }, "Add period"),
+      check.ok ? h("button", { type: "submit", class: "primary" }, label) : guarded(label, check, () => {}),
+      cancel ? h("button", { type: "button", onclick: cancel }, "Cancel") : null),
     status);
 }
 
@@ -151,19 +191,49 @@ export function schedulePage(main, name) {
     }
   }
 
+  // Saved with PUT and If-Match of the version shown: a change made meanwhile elsewhere is refused
+  // (409) and said so, never written over.
+  async function save(s, spec) {
+    try {
+      const out = await call("PUT", path(name), spec, { "If-Match": `"${s.version}"` });
+      clear(notice, message(`Saved: version ${out.version}, ${out.state_now || "no longer valid"} now.`, "info"));
+      load();
+    } catch (err) {
+      if (err.status !== 409) throw err;
+      throw new Error(`Not saved (409): the schedule was changed elsewhere after this page loaded version `
+        + `${s.version} (${err.message}). Reload the page to edit the current version.`);
+    }
+  }
+
+  function editor(s) {
+    const check = editable(s);
+    const place = h("div", { id: "edit" });
+    const open = () => {
+      clear(notice);
+      clear(place, h("h2", {}, "Edit"), h("p", { class: "muted" },
+        `Saved only if the schedule is still at version ${s.version}.`), scheduleForm({
+        id: "edit-schedule", spec: s.spec, check, label: "Save changes", save: (spec) => save(s, spec),
+        cancel: () => clear(place),
+      }));
+    };
+    return [guarded("Edit", check, open), place];
+  }
+
   function show(s) {
     const spec = s.spec;
+    const [edit, form] = editor(s);
     clear(head,
       h("h1", {}, s.name, " ", h("span", { class: "muted" }, `${s.source} schedule, version ${s.version}`)),
       spec.description ? h("p", {}, spec.description) : null,
       h("dl", { class: "facts" },
         h("dt", {}, "time zone"), h("dd", {}, spec.timezone),
         h("dt", {}, "now"), h("dd", { id: "state-now" }, s.state_now || "no longer valid"),
-        h("dt", {}, "periods"), h("dd", {}, spec.periods.map((p) => h("div", {}, periodText(p)))),
+        h("dt", {}, "periods"), h("dd", { id: "periods-now" }, spec.periods.map((p) => h("div", {}, periodText(p)))),
         h("dt", {}, "skip calendars"), h("dd", {}, spec.skip_calendars.join(", ") || "none"),
         h("dt", {}, "skip dates"), h("dd", {}, spec.skip_dates.join(", ") || "none")),
-      h("div", { class: "controls" }, h("a", { href: "#/schedules" }, "All schedules"),
-        confirming("Delete", editable(s), remove)));
+      h("div", { class: "controls" }, h("a", { href: "#/schedules" }, "All schedules"), edit,
+        confirming("Delete", editable(s), remove)),
+      form);
     clear(next, table(["when", "local time", "from then on", "note"], s.next_transitions.map((t) => row([
       when(t.at), t.local.replace("T", " "), badge(t.state), t.note || ""])), "No change ahead."));
   }
