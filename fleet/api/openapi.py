@@ -34,6 +34,14 @@ _ERRORS = {
 }
 
 
+UNREADABLE = (
+    "the HTTP request could not be read: a request line over 8,190 bytes (a URL with very long "
+    "query parameters), a header over its limit, or broken framing; answered as text by the "
+    "HTTP server before any handler, so on every route"
+)
+PLAIN = {"text/plain": {"schema": {"type": "string"}}}
+
+
 def _version() -> str:
     try:
         return metadata.version("fleet")
@@ -124,6 +132,12 @@ def _operation(
     problem = {PROBLEM_TYPE: {"schema": refs[(ProblemOut, "serialization")]}}
     for status in _error_statuses(route):
         responses.setdefault(str(status), {"description": _ERRORS[status], "content": problem})
+    bad = responses.get("400")
+    if isinstance(bad, dict):  # a malformed body (problem+json), or an unreadable request
+        bad = {**bad, "description": f"{bad['description']}; or {UNREADABLE}"}
+        responses["400"] = {**bad, "content": {**bad["content"], **PLAIN}}
+    else:
+        responses["400"] = {"description": UNREADABLE, "content": PLAIN}
     op: JSONDict = {
         "operationId": route.operation_id,
         "summary": route.summary,
