@@ -29,6 +29,7 @@ from fleet.api.schemas_policies import (
     RunOut,
     RunQuery,
 )
+from fleet.api.validation import if_match_version
 from fleet.policies.model import PolicyError
 from fleet.policies.service import PolicyService
 from fleet.policies.views import PolicyView
@@ -67,17 +68,6 @@ def _shaped(merged: dict[str, object]) -> dict[str, object]:
         raise validation_problem(exc) from None
 
 
-def _expected_version(request: web.Request) -> int | None:
-    """`If-Match: 3` (or `"3"`): replace only if the policy is still at that version."""
-    header = request.headers.get("If-Match")
-    if header is None:
-        return None
-    text = header.strip().removeprefix("W/").strip('"')
-    if not text.isdigit() or len(text) > 18:
-        raise field_problem("If-Match", "the policy's version, a number (from GET)")
-    return int(text)
-
-
 async def list_policies(request: web.Request) -> web.Response:
     service = _service(request)
     views = await service.list_policies()
@@ -100,7 +90,7 @@ async def create_policy(request: web.Request) -> web.Response:
 async def replace_policy(request: web.Request) -> web.Response:
     service = _service(request)
     policy_id = request.match_info["name"]
-    expected = _expected_version(request)
+    expected = if_match_version(request, "policy")
     body = await read_body(request, PolicyIn)
     view = await service.replace_policy(
         policy_id, body.raw(), identity_of(request).name, expected_version=expected
@@ -113,7 +103,7 @@ async def patch_policy(request: web.Request) -> web.Response:
     result (a disabled result is not admitted, as with PUT)."""
     service = _service(request)
     policy_id = request.match_info["name"]
-    expected = _expected_version(request)
+    expected = if_match_version(request, "policy")
     body = await read_body(request, PolicyPatchIn)
     view = await service.patch_policy(
         policy_id, body.root, identity_of(request).name, expected_version=expected, shape=_shaped

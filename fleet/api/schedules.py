@@ -14,7 +14,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from fleet.api.context import fleet_of, identity_of, json_response, read_body, read_query
-from fleet.api.errors import Problem, field_problem, validation_problem
+from fleet.api.errors import Problem, validation_problem
 from fleet.api.schemas_schedules import (
     ScheduleIn,
     ScheduleList,
@@ -23,6 +23,7 @@ from fleet.api.schemas_schedules import (
     SchedulePreviewOut,
     SchedulePreviewQuery,
 )
+from fleet.api.validation import if_match_version
 from fleet.policies.schedules import ScheduleService, ScheduleView
 
 DISABLED = "policies are disabled on this service ([policies] enabled = false)"
@@ -40,16 +41,6 @@ def _answer(view: ScheduleView, status: int = 200, location: bool = False) -> we
     if location:
         headers["Location"] = f"/v1/schedules/{view.record.name}"
     return json_response(ScheduleOut.model_validate(view.to_json()), status, headers)
-
-
-def _expected_version(request: web.Request) -> int | None:
-    header = request.headers.get("If-Match")
-    if header is None:
-        return None
-    text = header.strip().removeprefix("W/").strip('"')
-    if not text.isdigit() or len(text) > 18:
-        raise field_problem("If-Match", "the schedule's version, a number (from GET)")
-    return int(text)
 
 
 async def list_schedules(request: web.Request) -> web.Response:
@@ -71,7 +62,7 @@ async def create_schedule(request: web.Request) -> web.Response:
 
 async def replace_schedule(request: web.Request) -> web.Response:
     service = _service(request)
-    expected = _expected_version(request)
+    expected = if_match_version(request, "schedule")
     body = await read_body(request, ScheduleIn)
     view = await service.replace_schedule(
         request.match_info["name"], body.raw(), identity_of(request).name, expected
@@ -91,7 +82,7 @@ async def patch_schedule(request: web.Request) -> web.Response:
     """A merge patch onto the stored spec, then checked and stored exactly as a PUT of the
     result, under the same version rules (`If-Match`, else the version merged onto)."""
     service = _service(request)
-    expected = _expected_version(request)
+    expected = if_match_version(request, "schedule")
     body = await read_body(request, SchedulePatchIn)
     view = await service.patch_schedule(
         request.match_info["name"], body.root, identity_of(request).name, expected, _shaped

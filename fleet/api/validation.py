@@ -7,6 +7,8 @@ the field as the client wrote it (`targets.endpoints[1]`, `strategy.waves[0]`).
 
 from __future__ import annotations
 
+from aiohttp import web
+
 from fleet.api.errors import field_problem
 from fleet.api.schemas import CreateOperationIn, TargetsIn
 from fleet.engine.admission import ActRequest
@@ -62,3 +64,14 @@ async def new_operation(
         return await fleet.admission.admit(request)
     except FieldError as exc:
         raise field_problem(exc.field, exc.message) from None
+
+
+def if_match_version(request: web.Request, what: str) -> int | None:
+    """`If-Match: 3` (or `"3"`, `W/"3"`): write only if `what` is still at that version."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        return None
+    text = header.strip().removeprefix("W/").strip('"')
+    if not text.isdigit() or len(text) > 18:
+        raise field_problem("If-Match", f"the {what}'s version, a number (from GET)")
+    return int(text)
