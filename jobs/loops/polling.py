@@ -3,14 +3,16 @@
 Due AWAITING sub-jobs are leased (a lease, not a transition: polling changes no state unless the
 cloud says something changed). Sub-jobs sharing a cloud job id are polled together with one call;
 sub-jobs without one (per-server dialects) are grouped per operation, kind, step and rate key up
-to the executor's `poll_batch`, so one status listing can answer for many servers.
+to the executor's `poll_batch`, so one status listing can answer for many servers. In the
+runtime each group is polled in a task of its own (`Poller.run_once`), so rows that fall due
+while a slow poll is under way are leased and polled at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import timedelta
 
 import structlog
@@ -58,6 +60,7 @@ class Poller:
         rand: Callable[[], float] = random.random,
         notify: Callable[[], None] | None = None,
         recorder: Recorder | None = None,
+        spawn: Callable[[Coroutine[None, None, None]], asyncio.Task[None]] | None = None,
     ) -> None:
         self.store = store
         self.executor = executor
@@ -66,36 +69,54 @@ class Poller:
         self.rand = rand
         self.notify = notify
         self.recorder = recorder or Recorder(store, config.worker, clock)
-        self._held: set[int] = set()
+        self.spawn = spawn
+        self._gate = asyncio.Semaphore(config.max_polls_in_flight)
+        self._polls: dict[asyncio.Task[None], frozenset[int]] = {}  # spawned polls, their rows
 
     def held(self) -> set[int]:
         """Sub-jobs being polled by this process right now (their leases get renewed)."""
-        return set(self._held)
+        return {i for ids in self._polls.values() for i in ids}
 
     async def run_once(self) -> int:
-        """Poll every due cloud job once (bounded). Returns sub-jobs polled."""
+        """Lease the due cloud jobs (bounded) and poll each once. Returns sub-jobs leased.
+
+        With `spawn` (the runtime's task group) each poll runs in a task of its own and this
+        returns once they are started: a slow poll (a cloud job read, a large listing) holds up
+        no row that falls due meanwhile, which the next round leases (a round that waited for
+        its slowest poll read the last servers of a create up to a round late). Without it,
+        this waits for the polls it started."""
+        held = sum(len(ids) for ids in self._polls.values())
+        limit = self.config.poll_limit - held
+        if limit <= 0 or len(self._polls) >= self.config.max_polls_in_flight:
+            return 0  # a poll that ends wakes the loop (`notify`)
         now = self.clock.now()
         rows = await self.store.claim_polls(
-            self.config.worker,
-            now,
-            now + timedelta(seconds=self.config.lease_ttl),
-            self.config.poll_limit,
+            self.config.worker, now, now + timedelta(seconds=self.config.lease_ttl), limit
         )
         if not rows:
             return 0
         params = await self._params({r.operation_id for r in rows})
         groups = poll_groups(rows, lambda kind, key: self.executor.profile(kind, key).poll_batch)
-        gate = asyncio.Semaphore(self.config.max_polls_in_flight)
-        self._held = {r.id for r in rows}
-        try:
+        polls = [(g, self._poll(g, params.get(g[0].operation_id, {}))) for g in groups]
+        if self.spawn is None:
             async with asyncio.TaskGroup() as tg:
-                for group in groups:
-                    tg.create_task(self._poll(group, params.get(group[0].operation_id, {}), gate))
-        finally:
-            self._held = set()
+                for _, poll in polls:
+                    tg.create_task(poll)
+            self._polled()
+        else:
+            for group, poll in polls:
+                task = self.spawn(poll)
+                self._polls[task] = frozenset(r.id for r in group)
+                task.add_done_callback(self._ended)
+        return len(rows)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._polls.pop(task, None)
+        self._polled()
+
+    def _polled(self) -> None:
         if self.notify is not None:
             self.notify()
-        return len(rows)
 
     async def _params(self, op_ids: set[str]) -> dict[str, JSONMapping]:
         out: dict[str, JSONMapping] = {}
@@ -105,9 +126,7 @@ class Poller:
                 out[op_id] = op.params
         return out
 
-    async def _poll(
-        self, group: tuple[SubJobRecord, ...], params: JSONMapping, gate: asyncio.Semaphore
-    ) -> None:
+    async def _poll(self, group: tuple[SubJobRecord, ...], params: JSONMapping) -> None:
         first = group[0]
         batch = Batch(
             operation_id=first.operation_id,
@@ -119,7 +138,7 @@ class Poller:
             subjobs=group,
         )
         result: Mapping[int, Outcome] | BaseException
-        async with gate:
+        async with self._gate:
             try:
                 result = await self.executor.poll(batch)
             except asyncio.CancelledError:

@@ -20,7 +20,7 @@ import asyncio
 import os
 import random
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from types import TracebackType
 
@@ -84,8 +84,9 @@ class Runtime:
             self.clock,
             self.config,
             rand=rand,
-            notify=self.wake_dispatch,
+            notify=self._call_finished,
             recorder=self.recorder,
+            spawn=self._spawn,
         )
         self.reaper = Reaper(store, self.clock, self.config, notify=self.wake_dispatch)
         self._task: asyncio.Task[None] | None = None
@@ -196,6 +197,13 @@ class Runtime:
             tg.create_task(
                 self._loop("heartbeat", self._heartbeat, cfg.lease_ttl / 3, always_sleep=True)
             )
+
+    def _spawn(self, work: Coroutine[None, None, None]) -> asyncio.Task[None]:
+        """A task in the loops' group: stopping the runtime waits for it (cancelled after the
+        grace like the loops)."""
+        if self._group is None:
+            raise RuntimeError("the runtime is not running")
+        return self._group.create_task(work)
 
     async def _plan_more(self) -> int:
         """Claim an operation to plan while fewer than `plan_concurrency` are being planned; each

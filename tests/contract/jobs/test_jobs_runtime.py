@@ -15,8 +15,8 @@ from jobs_store_helpers import WORKER
 from jobs.config import EngineConfig
 from jobs.loops.runtime import Runtime
 from jobs.operations import Operations
-from jobs.ports import ActionProfile, PlanEntry, StepProfile
-from jobs.records import NewOperation, OperationRecord, OperationView
+from jobs.ports import ActionProfile, PlanEntry, StepProfile, SubJobOutcomes
+from jobs.records import Batch, NewOperation, OperationRecord, OperationView
 from jobs.states import OperationState, State
 from jobs.store import SqlJobStore
 from jobs.testing import FakeExecutor, FakePlanner, FakeRateLimiter, items
@@ -155,4 +155,38 @@ async def test_a_slow_planning_does_not_hold_up_another_operation(store: SqlJobS
         assert done.state is OperationState.SUCCEEDED
         assert (await ops.get(slow.operation.id)).operation.planned_at is None
         listed.set()
+        assert (await finished(ops, slow.operation.id)).state is OperationState.SUCCEEDED
+
+
+class SlowRebootPolls(FakeExecutor):
+    """A `reboot`'s polls answer only once `answer` is set (a cloud job read that hangs)."""
+
+    def __init__(self, polling: asyncio.Event, answer: asyncio.Event) -> None:
+        super().__init__(default_profile=ActionProfile((StepProfile(5),), poll_batch=20))
+        self.polling, self.answer = polling, answer
+
+    async def poll(self, batch: Batch) -> SubJobOutcomes:
+        if batch.kind == "reboot":
+            self.polling.set()
+            await self.answer.wait()
+        return await super().poll(batch)
+
+
+async def test_a_slow_poll_does_not_hold_up_the_polls_of_another_operation(
+    store: SqlJobStore,
+) -> None:
+    polling, answer = asyncio.Event(), asyncio.Event()
+    fake = SlowRebootPolls(polling, answer)
+    runtime = Runtime(store, FakePlanner(items(3)), fake, FakeRateLimiter(), config=config())
+    async with runtime:
+        ops = Operations(store, on_created=runtime.wake_planner, on_changed=runtime.wake)
+        slow, _ = await ops.create(NewOperation(kind="reboot", created_by="t"))
+        async with asyncio.timeout(30):
+            await polling.wait()
+        quick, _ = await ops.create(NewOperation(kind="stop", created_by="t"))
+        # its rows fall due while the reboot's poll hangs: they are polled all the same
+        done = await finished(ops, quick.operation.id)
+        assert done.state is OperationState.SUCCEEDED
+        assert (await ops.get(slow.operation.id)).operation.finished_at is None
+        answer.set()
         assert (await finished(ops, slow.operation.id)).state is OperationState.SUCCEEDED
