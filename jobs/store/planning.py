@@ -7,7 +7,8 @@ deleted by the next attempt if this one dies half-way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -143,11 +144,14 @@ async def insert_subjobs(
     async with db.write() as conn:
         if not await _own_planning(conn, operation.id, worker, plan_lease_expires_at=lease_until):
             raise Conflict(f"lost the planning lease of operation {operation.id}")
-        for start in range(0, len(values), CHUNK):
-            # RETURNING makes SQLAlchemy send multi-row VALUES pages (insertmanyvalues) instead
-            # of one statement per row: ~25% faster on PostgreSQL for 100k rows.
-            insert = SUBJOBS.insert().returning(SUBJOBS.c.id)
-            await conn.execute(insert, values[start : start + CHUNK])
+        if db.is_postgres:
+            await _copy_rows(conn, values)
+        else:
+            for start in range(0, len(values), CHUNK):
+                # RETURNING makes SQLAlchemy send multi-row VALUES pages (insertmanyvalues)
+                # instead of one statement per row.
+                insert = SUBJOBS.insert().returning(SUBJOBS.c.id)
+                await conn.execute(insert, values[start : start + CHUNK])
         await counts.add_inserted(conn, operation.id, (str(v["state"]) for v in values))
     return len(values)
 
@@ -262,3 +266,19 @@ async def postpone_planning(
                 ],
             )
         return owned
+
+
+async def _copy_rows(conn: AsyncConnection, values: Sequence[Mapping[str, object]]) -> None:
+    """PostgreSQL: the rows with one binary `COPY` in the transaction, instead of pages of
+    multi-row `INSERT`s (bench/engine.py plan_100k, see docs/benchmarks.md)."""
+    raw = await conn.get_raw_connection()
+    columns = list(values[0])
+    records = [
+        tuple(json.dumps(v[c]) if c in _JSON_COLUMNS else v[c] for c in columns) for v in values
+    ]
+    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        SUBJOBS.name, records=records, columns=columns
+    )
+
+
+_JSON_COLUMNS = frozenset({"payload"})
