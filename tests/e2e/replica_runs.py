@@ -6,6 +6,8 @@ on one replica and on three.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,21 +171,76 @@ async def kill_run(tmp: Path, db_url: str) -> KillRun:
     )
 
 
-async def unlimited_run(tmp: Path, db_url: str, replicas: int, servers: int) -> float:
-    """Seconds for `replicas` replicas to stop `servers` ECS servers with no budget at all."""
+async def unlimited_run(tmp: Path, db_url: str, replicas: int, servers: int) -> tuple[float, float]:
+    """Seconds for `replicas` replicas to stop `servers` ECS servers with no budget at all, and
+    the CPU seconds the replicas and the database server spent meanwhile."""
     world = tmp / "world.toml"
     world.write_text(world_text(ecs=servers, bms=0, openstack=0, limits={}))
     budgets = {"ecs": "{ action = [] }"}
+    port = int(db_url.rsplit(":", 1)[1].split("/", 1)[0])
     with (
         simulator_process(world, tmp / "sim.log") as sim_url,
         cluster(tmp, db_url, sim_url, budgets, replicas) as group,
     ):
         await asyncio.sleep(1.0)  # start-up settles before the clock starts
         first = group.replicas[0]
+        pids = [r.proc.pid for r in group.replicas]
+        cpu_before = cpu_seconds(pids) + postgres_cpu_seconds(port)
         started = time.monotonic()
         body = {"action": "stop", "targets": {"endpoints": ["ecs"]}}
         op_id = group.api(first, "POST", "/v1/operations", body)["id"]
         views = await asyncio.to_thread(wait_done, group, [op_id], 600)
         if views[op_id]["state"] != "succeeded":
             raise AssertionError(views)
-        return time.monotonic() - started
+        seconds = time.monotonic() - started
+        return seconds, cpu_seconds(pids) + postgres_cpu_seconds(port) - cpu_before
+
+
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (field 3 on)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rindex(")") + 2 :].split()
+
+
+def cpu_seconds(pids: list[int], *, children: bool = False) -> float:
+    """User + system CPU seconds of live processes (with `children`: of their waited-for
+    children too)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = _stat(pid)
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+        if children:
+            total += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return total / tick
+
+
+def postgres_cpu_seconds(port: int) -> float:
+    """The CPU seconds of the PostgreSQL server listening on `port` on this machine: its
+    postmaster (with its ended backends) and every live child."""
+    postmaster = None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        pairs = itertools.pairwise(argv)
+        if argv[0].endswith(b"postgres") and (b"-p", str(port).encode()) in pairs:
+            postmaster = int(proc.name)
+            break
+    if postmaster is None:
+        return 0.0
+    kids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if int(_stat(int(proc.name))[1]) == postmaster:  # ppid
+                    kids.append(int(proc.name))
+            except (OSError, ValueError):
+                continue
+    return cpu_seconds([postmaster], children=True) + cpu_seconds(kids)
