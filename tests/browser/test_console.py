@@ -295,7 +295,8 @@ def test_an_admin_creates_previews_and_deletes_a_schedule(
 
 def edit_schedule(page: Page, console: Console, skip: list[date]) -> None:
     """The schedule's page edits it with the create form, prefilled: a refusal names the field,
-    a save (PUT with If-Match) shows the new version and the API answers the change."""
+    a save (a PATCH of the changes, with If-Match) shows the new version and the API answers the
+    change."""
     page.get_by_role("button", name="Edit").click()
     form = page.locator("#edit-schedule")
     expect(page.get_by_label("Name", exact=True)).to_have_value("office-hours")

@@ -1,17 +1,18 @@
 """Edits on the console that must not lose anything: a policy's JSON being edited survives the
-page's actions."""
+page's actions, and a schedule's edit sends only what the user changed."""
 
 from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.browser.conftest import Console, open_page, shot, sign_in
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Page, Request
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -23,6 +24,14 @@ POLICY = {
     "timezone": "UTC",
     "action": "stop",
     "targets": {"endpoints": ["ecs-sim"], "tags_all": {"env": "nowhere"}},
+}
+OFFICE = {"begintime": "08:00", "endtime": "18:00", "weekdays": ["mon-fri"], "description": "desk"}
+SATURDAY = {"begintime": "09:00", "endtime": "12:00", "weekdays": ["Saturday"], "description": "am"}
+SCHEDULE = {
+    "name": "shifts",
+    "timezone": "Europe/Berlin",
+    "periods": [OFFICE, SATURDAY],
+    "skip_dates": ["2030-12-24"],
 }
 
 
@@ -77,5 +86,59 @@ def test_an_action_keeps_the_edit_in_progress_and_its_save_is_refused_once_stale
     expect(page.locator("main h1")).to_contain_text("version 4")
     expect(page.locator("#edit")).to_contain_text("still at version 4")
     assert spec_in(page)["enabled"] is True and spec_in(page)["cron"] == "15 4 * * *"
+    assert dialogs == []
+    page.close()
+
+
+def test_a_schedule_edit_sends_only_what_changed(
+    browser: Browser, console: Console, dialogs: list[str]
+) -> None:
+    """The edit is a PATCH of the changed keys: a period's description (not in the form) and
+    weekdays as written ("mon-fri", "Saturday") stay as stored, and so does the rest."""
+    created = console.post("/v1/schedules", SCHEDULE)
+    office, saturday = created["spec"]["periods"]  # type: ignore[index]
+    page = open_page(browser, dialogs)
+    sent: list[tuple[str, object]] = []
+
+    def record(request: Request) -> None:
+        if urlsplit(request.url).path == "/v1/schedules/shifts" and request.method != "GET":
+            sent.append((request.method, request.post_data_json))
+
+    page.on("request", record)
+    sign_in(page, console, "admin")
+    page.goto(f"{console.url}/#/schedules/shifts")
+    expect(page.locator("main h1")).to_contain_text("api schedule, version 1")
+
+    page.get_by_role("button", name="Edit").click()
+    page.locator("#period-1-end").fill("17:00")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.locator("main h1")).to_contain_text("version 2")
+    spec = console.call("GET", "/v1/schedules/shifts")["spec"]
+    assert isinstance(spec, dict)
+    assert spec["periods"] == [{**office, "endtime": "17:00"}, saturday]
+    assert spec["skip_dates"] == ["2030-12-24"]
+    assert sent == [("PATCH", {"periods": [{**office, "endtime": "17:00"}, saturday]})]
+
+    page.get_by_role("button", name="Edit").click()
+    page.get_by_role("button", name="Remove period 1").click()
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.locator("main h1")).to_contain_text("version 3")
+    spec = console.call("GET", "/v1/schedules/shifts")["spec"]
+    assert isinstance(spec, dict) and spec["periods"] == [saturday]
+
+    page.get_by_role("button", name="Edit").click()
+    page.get_by_label("Description").fill("shift work")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.locator("main h1")).to_contain_text("version 4")
+    assert sent[-1] == ("PATCH", {"description": "shift work"})
+    spec = console.call("GET", "/v1/schedules/shifts")["spec"]
+    assert isinstance(spec, dict)
+    assert (spec["periods"], spec["skip_dates"]) == ([saturday], ["2030-12-24"])
+
+    page.get_by_role("button", name="Edit").click()
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.locator("main")).to_contain_text("Nothing to save: the form is as version 4.")
+    assert len(sent) == 3
+    assert console.call("GET", "/v1/schedules/shifts")["version"] == 4
     assert dialogs == []
     page.close()
