@@ -86,6 +86,14 @@ function policyForm() {
     status);
 }
 
+const slotsTable = (slots) => table(["when", "local time", "fires?"], slots.map((s) => row([when(s.at),
+  s.local.replace("T", " "), s.fires ? "fires" : `skipped: ${s.skipped_reason}`])), "No fire ahead.");
+
+const firesTable = (items) => table(["slot", "trigger", "by", "outcome", "targets", "operation"],
+  items.map((f) => row([when(f.scheduled_at), f.trigger, f.by,
+    [badge(f.outcome), f.outcome_reason ? h("div", { class: "muted" }, f.outcome_reason) : null],
+    String(f.targets), opLink(f.operation_id)])), "No fire yet.");
+
 // The editor of a policy's spec, built once per page. The edit begins from one version (`base`) and
 // is saved with If-Match of that version, so any change made since (by an action on this page or
 // elsewhere) is refused (409), never written over. When the policy moves on, an untouched editor
@@ -150,16 +158,11 @@ export function policyPage(main, name) {
     },
     next: async () => {
       const pv = await get(`${path(name)}/preview?n=10&servers=0`);
-      if (stopped) return;
-      clear(preview, table(["when", "local time", "fires?"], pv.slots.map((s) => row([when(s.at),
-        s.local.replace("T", " "), s.fires ? "fires" : `skipped: ${s.skipped_reason}`])), "No fire ahead."));
+      if (!stopped) clear(preview, slotsTable(pv.slots));
     },
     fired: async () => {
       const fl = await get(`${path(name)}/fires?limit=20`);
-      if (stopped) return;
-      clear(fires, table(["slot", "trigger", "by", "outcome", "targets", "operation"], fl.items.map((f) => row([
-        when(f.scheduled_at), f.trigger, f.by, [badge(f.outcome), f.outcome_reason ? h("div", { class: "muted" }, f.outcome_reason) : null],
-        String(f.targets), opLink(f.operation_id)])), "No fire yet."));
+      if (!stopped) clear(fires, firesTable(fl.items));
     },
   };
 
