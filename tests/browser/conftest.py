@@ -18,10 +18,15 @@ import shutil
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.api.live import ROOT, Live, live_service
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 XSS_NAME = "<img src=x onerror=alert(1)>"
 WORLD = f"""
@@ -55,6 +60,7 @@ timezone = "Asia/Shanghai"
 begintime = "22:00"
 """
 SHOTS = Path(os.environ.get("FLEET_SCREENSHOTS") or ROOT / "var" / "screenshots" / "console")
+WAIT = 30_000  # ms: the longest wait for anything the service does
 
 
 def chromium_path() -> str | None:
@@ -134,3 +140,48 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     SHOTS.mkdir(parents=True, exist_ok=True)
     with live_service(work, env) as live:
         yield Console(live)
+
+
+@pytest.fixture(scope="module")
+def browser(console: Console) -> Iterator[Browser]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=chromium_path(), args=["--no-sandbox", "--disable-gpu"]
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def dialogs() -> list[str]:
+    return []
+
+
+CALLED: set[tuple[str, str]] = set()  # (method, path) of every API call a page made
+
+
+def open_page(browser: Browser, dialogs: list[str], width: int = 1280) -> Page:
+    page = browser.new_page(viewport={"width": width, "height": 800})
+    page.set_default_timeout(WAIT)
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("request", _record)
+    return page
+
+
+def _record(request: object) -> None:
+    path = urlsplit(request.url).path  # type: ignore[attr-defined]
+    if path.startswith("/v1/") or path == "/openapi.json":
+        CALLED.add((request.method.lower(), path))  # type: ignore[attr-defined]
+
+
+def sign_in(page: Page, console: Console, role: str) -> None:
+    page.goto(console.url + "/")
+    page.get_by_label("Token").fill(console.tokens[role])
+    page.get_by_role("button", name="Sign in").click()
+    page.locator("#whoami").filter(has_text=f"({role})").wait_for()
+
+
+def shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)

@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import re
 import urllib.request
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.browser.conftest import SHOTS, XSS_NAME, Console, chromium_path
+from tests.browser.conftest import CALLED, SHOTS, XSS_NAME, Console, open_page, shot, sign_in
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -21,52 +19,6 @@ if TYPE_CHECKING:
 expect = pytest.importorskip("playwright.sync_api").expect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
-WAIT = 30_000  # ms: the longest wait for anything the service does
-
-
-@pytest.fixture(scope="module")
-def browser(console: Console) -> Iterator[Browser]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=chromium_path(), args=["--no-sandbox", "--disable-gpu"]
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def dialogs() -> list[str]:
-    return []
-
-
-CALLED: set[tuple[str, str]] = set()  # (method, path) of every API call a page made
-
-
-def open_page(browser: Browser, dialogs: list[str], width: int = 1280) -> Page:
-    page = browser.new_page(viewport={"width": width, "height": 800})
-    page.set_default_timeout(WAIT)
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.on("request", _record)
-    return page
-
-
-def _record(request: object) -> None:
-    path = urlsplit(request.url).path  # type: ignore[attr-defined]
-    if path.startswith("/v1/") or path == "/openapi.json":
-        CALLED.add((request.method.lower(), path))  # type: ignore[attr-defined]
-
-
-def sign_in(page: Page, console: Console, role: str) -> None:
-    page.goto(console.url + "/")
-    page.get_by_label("Token").fill(console.tokens[role])
-    page.get_by_role("button", name="Sign in").click()
-    page.locator("#whoami").filter(has_text=f"({role})").wait_for()
-
-
-def shot(page: Page, name: str) -> None:
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 def test_sign_in_page_then_operations(
@@ -343,7 +295,8 @@ def test_an_admin_creates_previews_and_deletes_a_schedule(
 
 def edit_schedule(page: Page, console: Console, skip: list[date]) -> None:
     """The schedule's page edits it with the create form, prefilled: a refusal names the field,
-    a save (PUT with If-Match) shows the new version and the API answers the change."""
+    a save (a PATCH of the changes, with If-Match) shows the new version and the API answers the
+    change."""
     page.get_by_role("button", name="Edit").click()
     form = page.locator("#edit-schedule")
     expect(page.get_by_label("Name", exact=True)).to_have_value("office-hours")

@@ -1,5 +1,7 @@
 // Scheduled policies: next and last fires, a preview, run now; for admins create, edit (the spec
 // as JSON, replaced with If-Match), enable/disable and delete of the policies made through the API.
+// An action on a policy's page redraws only what it changed (the policy's state, its fires, its
+// next fires), never the editor: an edit in progress survives it.
 import { call, get, may, post } from "./api.js";
 import { badge, clear, confirming, guarded, h, message, row, table, when } from "./dom.js";
 
@@ -84,17 +86,102 @@ function policyForm() {
     status);
 }
 
+const slotsTable = (slots) => table(["when", "local time", "fires?"], slots.map((s) => row([when(s.at),
+  s.local.replace("T", " "), s.fires ? "fires" : `skipped: ${s.skipped_reason}`])), "No fire ahead.");
+
+const firesTable = (items) => table(["slot", "trigger", "by", "outcome", "targets", "operation"],
+  items.map((f) => row([when(f.scheduled_at), f.trigger, f.by,
+    [badge(f.outcome), f.outcome_reason ? h("div", { class: "muted" }, f.outcome_reason) : null],
+    String(f.targets), opLink(f.operation_id)])), "No fire yet.");
+
+// The editor of a policy's spec, built once per page. The edit begins from one version (`base`) and
+// is saved with If-Match of that version, so any change made since (by an action on this page or
+// elsewhere) is refused (409), never written over. When the policy moves on, an untouched editor
+// follows it; an edited one keeps its text and says at once that its save would be refused.
+function specEditor(check, onSaved, onConflict) {
+  let base = null;
+  const area = specArea("policy-spec", {});
+  const hint = h("small", { class: "muted" });
+  const result = h("div", { "aria-live": "polite" }), drift = h("div", { id: "edit-drift", "aria-live": "polite" });
+  const text = (p) => JSON.stringify(p.spec, null, 2);
+  const edited = () => base !== null && area.value !== text(base);
+  const node = h("details", { id: "edit" }, h("summary", {}, "Edit"),
+    h("div", { class: "field" }, h("label", { for: area.id }, "Policy (JSON)"), area, hint),
+    h("div", { class: "controls" }, guarded("Save changes", check, save)), result, drift);
+
+  function begin(p) {
+    base = p;
+    area.value = text(p);
+    clear(hint, `saved only if the policy is still at version ${p.version}`);
+    clear(result);
+    clear(drift);
+  }
+
+  function follow(p) {
+    if (base === null || (!edited() && p.version !== base.version)) return begin(p);
+    if (p.version === base.version) return clear(drift);
+    clear(drift, message(`The policy is now at version ${p.version}; this edit began at version `
+      + `${base.version}, so saving it would be refused (409). Your text is kept: copy what you changed, `
+      + `start again from version ${p.version} and apply it there.`),
+    h("div", { class: "controls" },
+      h("button", { type: "button", onclick: () => begin(p) }, `Start again from version ${p.version}`)));
+  }
+
+  async function save() {
+    clear(result);
+    try {
+      const p = await call("PUT", path(base.id), parsed(area), { "If-Match": String(base.version) });
+      begin(p);
+      clear(result, message(`Saved: version ${p.version}.`, "info"));
+      onSaved();
+    } catch (err) {
+      if (err.status !== 409) return clear(result, message(problem(err)));
+      clear(result, message(`Not saved (409): the policy changed after this edit began at version `
+        + `${base.version} (${err.message}).`));
+      onConflict();
+    }
+  }
+  return { node, follow };
+}
+
 export function policyPage(main, name) {
-  let stopped = false;
-  const head = h("div"), notice = h("div", { "aria-live": "polite" });
+  let stopped = false, editor = null;
+  const head = h("div"), notice = h("div", { "aria-live": "polite" }), editing = h("div");
   const preview = h("div", { id: "preview" }), fires = h("div", { id: "fires" });
-  clear(main, head, notice, h("h2", {}, "Next fires"), preview, h("h2", {}, "Last fires"), fires);
+  clear(main, head, notice, editing, h("h2", {}, "Next fires"), preview, h("h2", {}, "Last fires"), fires);
+
+  // The parts of the page, each read and redrawn on its own.
+  const parts = {
+    state: async () => {
+      const p = await get(path(name));
+      if (!stopped) show(p);
+    },
+    next: async () => {
+      const pv = await get(`${path(name)}/preview?n=10&servers=0`);
+      if (!stopped) clear(preview, slotsTable(pv.slots));
+    },
+    fired: async () => {
+      const fl = await get(`${path(name)}/fires?limit=20`);
+      if (!stopped) clear(fires, firesTable(fl.items));
+    },
+  };
+
+  async function refresh(...names) {
+    try {
+      await Promise.all(names.map((n) => parts[n]()));
+    } catch (err) {
+      if (!stopped) clear(notice, message(err.message));
+    }
+  }
 
   function show(p) {
     const admin = may("admin", "Changing a policy");
     const toggle = p.source === "api" ? admin
       : { ok: false, why: "a policy from a config file: edit the file to change it" };
-    const area = specArea("policy-spec", p.spec);
+    if (!editor) {
+      editor = specEditor(toggle, () => refresh("state", "next"), () => refresh("state"));
+      clear(editing, editor.node);
+    }
     clear(head,
       h("h1", {}, p.id, " ", h("span", { class: "muted" }, `${p.source} policy, version ${p.version}`)),
       p.spec.description ? h("p", {}, p.spec.description) : null,
@@ -107,21 +194,8 @@ export function policyPage(main, name) {
       h("div", { class: "controls" },
         guarded("Run now", may("operator", "Running a policy"), () => runNow(p)),
         guarded(p.spec.enabled ? "Disable" : "Enable", toggle, () => setEnabled(p, !p.spec.enabled)),
-        confirming("Delete", toggle, () => remove(p))),
-      h("details", { id: "edit" }, h("summary", {}, "Edit"),
-        h("div", { class: "field" }, h("label", { for: area.id }, "Policy (JSON)"), area,
-          h("small", { class: "muted" }, `saved only if the policy is still at version ${p.version}`)),
-        h("div", { class: "controls" }, guarded("Save changes", toggle, () => save(p, area)))));
-  }
-
-  async function save(p, area) {
-    try {
-      await call("PUT", path(p.id), parsed(area), { "If-Match": String(p.version) });
-      clear(notice, message("Saved.", "info"));
-      load();
-    } catch (err) {
-      clear(notice, message(problem(err)));
-    }
+        confirming("Delete", toggle, () => remove(p))));
+    editor.follow(p);
   }
 
   async function remove(p) {
@@ -140,7 +214,7 @@ export function policyPage(main, name) {
       clear(notice, h("p", { class: "message info", role: "status", id: "run-result" },
         `${out.created ? "Fired" : "This minute had fired already"}: ${f.outcome}`,
         f.outcome_reason ? ` (${f.outcome_reason})` : "", " ", opLink(f.operation_id)));
-      load();
+      refresh("state", "fired");
     } catch (err) {
       clear(notice, message(err.message));
     }
@@ -149,27 +223,13 @@ export function policyPage(main, name) {
   async function setEnabled(p, enabled) {
     try {
       await call("PATCH", path(p.id), { enabled }, { "If-Match": String(p.version) });
-      load();
+      clear(notice, message(`${enabled ? "Enabled" : "Disabled"}.`, "info"));
+      refresh("state", "next");
     } catch (err) {
       clear(notice, message(problem(err)));
     }
   }
 
-  async function load() {
-    try {
-      const [p, pv, fl] = await Promise.all([get(path(name)), get(`${path(name)}/preview?n=10&servers=0`),
-        get(`${path(name)}/fires?limit=20`)]);
-      if (stopped) return;
-      show(p);
-      clear(preview, table(["when", "local time", "fires?"], pv.slots.map((s) => row([when(s.at),
-        s.local.replace("T", " "), s.fires ? "fires" : `skipped: ${s.skipped_reason}`])), "No fire ahead."));
-      clear(fires, table(["slot", "trigger", "by", "outcome", "targets", "operation"], fl.items.map((f) => row([
-        when(f.scheduled_at), f.trigger, f.by, [badge(f.outcome), f.outcome_reason ? h("div", { class: "muted" }, f.outcome_reason) : null],
-        String(f.targets), opLink(f.operation_id)])), "No fire yet."));
-    } catch (err) {
-      clear(notice, message(err.message));
-    }
-  }
-  load();
+  refresh("state", "next", "fired");
   return () => { stopped = true; };
 }

@@ -1,5 +1,7 @@
 // Per-server schedules: the named schedules (config files and API), a form to create one, and a
 // page per schedule with the servers tagged fleet-schedule=<name> and what it does now and next.
+// An edit sends only what the user changed (PATCH, a JSON merge patch, with If-Match): a key the
+// form does not show, or a value it shows but the user left alone, is never sent, so never lost.
 import { call, get, may, post, query } from "./api.js";
 import { badge, clear, confirming, guarded, h, message, row, table, when } from "./dom.js";
 
@@ -79,12 +81,28 @@ function dayset(weekdays) {
   return out;
 }
 
-// One period's fields, prefilled from `p` (a stored period); its description, which the form does
-// not show, is carried along so a save keeps it.
+const sameDays = (a, b) => a.size === b.size && [...a].every((d) => b.has(d));
+const touched = (input) => input.value !== input.defaultValue; // the user changed what was prefilled
+
+// Canonical JSON (keys sorted), to tell whether a value differs from the stored one.
+function canon(value) {
+  if (Array.isArray(value)) return `[${value.map(canon).join(",")}]`;
+  if (value && typeof value === "object") {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canon(value[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(value === undefined ? null : value);
+}
+
+// The period each fieldset was prefilled from ({} for a new one): kept whole, so its keys the form
+// does not show (a description) and the values the user left alone (weekdays as written, e.g.
+// "mon-fri") go back unchanged.
+const stored = new WeakMap();
+
+// One period's fields, prefilled from `p` (a stored period).
 function periodFieldset(n, p = {}, onRemove = null) {
   const id = (what) => `period-${n}-${what}`;
   const days = dayset(p.weekdays);
-  return h("fieldset", { class: "period", dataset: { n: String(n), description: p.description || "" } },
+  const set = h("fieldset", { class: "period", dataset: { n: String(n) } },
     h("legend", {}, `Period ${n}`),
     h("div", { class: "field" }, h("label", { for: id("begin") }, "Begin"),
       h("input", { id: id("begin"), type: "text", placeholder: "08:00", class: "begin", value: p.begintime || "" }),
@@ -98,17 +116,25 @@ function periodFieldset(n, p = {}, onRemove = null) {
         ` ${d}`))),
     h("small", { class: "muted" }, "none checked: every day")),
     onRemove ? h("button", { type: "button", onclick: onRemove }, `Remove period ${n}`) : null);
+  stored.set(set, p);
+  return set;
 }
 
+// A period as the form holds it: the stored period with the fields the user changed written over.
 function periodOf(set) {
-  const p = { weekdays: [...set.querySelectorAll("input.day:checked")].map((i) => i.value) };
-  const begin = set.querySelector("input.begin").value.trim();
-  const end = set.querySelector("input.end").value.trim();
-  if (begin) p.begintime = begin;
-  if (end) p.endtime = end;
-  if (set.dataset.description) p.description = set.dataset.description;
+  const base = stored.get(set) || {};
+  const p = { ...base };
+  for (const [key, cls] of [["begintime", "begin"], ["endtime", "end"]]) {
+    const input = set.querySelector(`input.${cls}`);
+    if (!touched(input)) continue;
+    if (input.value.trim()) p[key] = input.value.trim();
+    else delete p[key];
+  }
+  const days = [...set.querySelectorAll("input.day:checked")].map((i) => i.value);
+  if (!sameDays(new Set(days), dayset(base.weekdays))) p.weekdays = days;
   return p;
 }
+
 
 // The periods' fieldsets, numbered 1..n; a period can be removed while more than one is left.
 function periodList(initial) {
@@ -124,8 +150,9 @@ function periodList(initial) {
 }
 
 // The schedule form, for a new schedule (no `spec`) or an edit of a stored one (`spec` prefills
-// every field; the name, the schedule's id, cannot change). `save(body)` sends the body; a
-// refusal is shown under the form with the field it names. `cancel`: a button that calls it.
+// every field; the name, the schedule's id, cannot change). `save(body)` sends the body: the
+// whole schedule for a new one, the changes (a merge patch) for an edit; a refusal is shown under
+// the form with the field it names. `cancel`: a button that calls it.
 function scheduleForm({ id, spec = null, check, label, save, cancel = null }) {
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
   const el = {
@@ -151,10 +178,21 @@ function scheduleForm({ id, spec = null, check, label, save, cancel = null }) {
     return body;
   }
 
+  // What an edit changed: a JSON merge patch of the stored spec with only the fields the user
+  // changed to another value (`periods`, a list, goes whole when one of its periods changed).
+  function changes() {
+    const now = { periods: periods.read() };
+    if (touched(el.description)) now.description = el.description.value.trim();
+    if (touched(el.timezone)) now.timezone = el.timezone.value.trim() || "UTC";
+    if (touched(el.calendars)) now.skip_calendars = words(el.calendars.value);
+    if (touched(el.dates)) now.skip_dates = words(el.dates.value);
+    return Object.fromEntries(Object.entries(now).filter(([key, value]) => canon(value) !== canon(spec[key])));
+  }
+
   async function submit() {
     clear(status);
     try {
-      await save(collect());
+      await save(spec ? changes() : collect());
       if (!spec) el.name.value = "";
     } catch (err) {
       clear(status, message(problem(err)));
@@ -191,11 +229,15 @@ export function schedulePage(main, name) {
     }
   }
 
-  // Saved with PUT and If-Match of the version shown: a change made meanwhile elsewhere is refused
-  // (409) and said so, never written over.
-  async function save(s, spec) {
+  // Only the changed keys, with PATCH and If-Match of the version shown: a change made meanwhile
+  // elsewhere is refused (409) and said so, never written over.
+  async function save(s, patch) {
+    if (!Object.keys(patch).length) {
+      clear(notice, message(`Nothing to save: the form is as version ${s.version}.`, "info"));
+      return;
+    }
     try {
-      const out = await call("PUT", path(name), spec, { "If-Match": `"${s.version}"` });
+      const out = await call("PATCH", path(name), patch, { "If-Match": `"${s.version}"` });
       clear(notice, message(`Saved: version ${out.version}, ${out.state_now || "no longer valid"} now.`, "info"));
       load();
     } catch (err) {
