@@ -116,11 +116,12 @@ async def _bench(server: str, servers: int) -> dict[str, object]:
         f"concurrency_{n}": await _ledger_rate(await _database(server, f"ledger{n}"), concurrency=n)
         for n in (1, 20)
     }
-    seconds, cpu = {}, {}
+    seconds, cpu, idle = {}, {}, {}
     for count in (1, 3):
         (root / f"u{count}").mkdir()
         url = await _database(server, f"unlimited{count}")
-        seconds[count], cpu[count] = await unlimited_run(root / f"u{count}", url, count, servers)
+        r = await unlimited_run(root / f"u{count}", url, count, servers)
+        seconds[count], cpu[count], idle[count] = r.seconds, r.cpu_s, r.idle_cpu_per_s
     out.update(
         unlimited_servers=servers,
         unlimited_s={str(k): round(v, 2) for k, v in seconds.items()},
@@ -129,6 +130,8 @@ async def _bench(server: str, servers: int) -> dict[str, object]:
         # replicas' cost over one's (<= 1.1: coordination costs under 10%)
         unlimited_cpu_ms_per_server={str(k): round(v * 1000 / servers, 3) for k, v in cpu.items()},
         unlimited_cpu_ratio=round(cpu[3] / cpu[1], 2),
+        # CPU seconds per second of the replicas and PostgreSQL before the operation, idle
+        idle_cpu_per_s={str(k): round(v, 3) for k, v in idle.items()},
         load_average_after=round(os.getloadavg()[0], 2),
         runtime_s=round(time.monotonic() - started, 1),
     )

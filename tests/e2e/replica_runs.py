@@ -171,9 +171,19 @@ async def kill_run(tmp: Path, db_url: str) -> KillRun:
     )
 
 
-async def unlimited_run(tmp: Path, db_url: str, replicas: int, servers: int) -> tuple[float, float]:
-    """Seconds for `replicas` replicas to stop `servers` ECS servers with no budget at all, and
-    the CPU seconds the replicas and the database server spent meanwhile."""
+IDLE_SAMPLE = 3.0  # seconds the idle cost is sampled for, before the operation
+
+
+@dataclass(frozen=True)
+class UnlimitedRun:
+    seconds: float  # the operation's stop of every server
+    cpu_s: float  # CPU seconds of the replicas and the database server meanwhile
+    idle_cpu_per_s: float  # their CPU seconds per second before the operation, doing nothing
+
+
+async def unlimited_run(tmp: Path, db_url: str, replicas: int, servers: int) -> UnlimitedRun:
+    """`replicas` replicas stop `servers` ECS servers with no budget at all: how long, and the
+    CPU the replicas and the database server spent on it and before it, idle."""
     world = tmp / "world.toml"
     world.write_text(world_text(ecs=servers, bms=0, openstack=0, limits={}))
     budgets = {"ecs": "{ action = [] }"}
@@ -185,7 +195,10 @@ async def unlimited_run(tmp: Path, db_url: str, replicas: int, servers: int) -> 
         await asyncio.sleep(1.0)  # start-up settles before the clock starts
         first = group.replicas[0]
         pids = [r.proc.pid for r in group.replicas]
+        idle_from = cpu_seconds(pids) + postgres_cpu_seconds(port)
+        await asyncio.sleep(IDLE_SAMPLE)  # what the replicas and the database cost doing nothing
         cpu_before = cpu_seconds(pids) + postgres_cpu_seconds(port)
+        idle = (cpu_before - idle_from) / IDLE_SAMPLE
         started = time.monotonic()
         body = {"action": "stop", "targets": {"endpoints": ["ecs"]}}
         op_id = group.api(first, "POST", "/v1/operations", body)["id"]
@@ -193,7 +206,8 @@ async def unlimited_run(tmp: Path, db_url: str, replicas: int, servers: int) -> 
         if views[op_id]["state"] != "succeeded":
             raise AssertionError(views)
         seconds = time.monotonic() - started
-        return seconds, cpu_seconds(pids) + postgres_cpu_seconds(port) - cpu_before
+        cpu = cpu_seconds(pids) + postgres_cpu_seconds(port) - cpu_before
+        return UnlimitedRun(seconds, cpu, idle)
 
 
 def _stat(pid: int) -> list[str]:
