@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import socket
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -72,7 +73,9 @@ class Fleet:
     policies: PolicyService | None = None
     credentials: CredentialChecks | None = None  # each endpoint's credential state (/readyz)
     webhooks: WebhookService | None = None  # subscriptions, the delivery log, test sends
-    identity: WorkerLock | None = None  # the engine's worker-name lock, while the engine runs
+    # the lock of the name this process's work and budget rows carry: the engine's worker name,
+    # or on PostgreSQL a process without an engine's own name for its budget rows (D81)
+    identity: WorkerLock | None = None
     runs_engine: bool = True  # False: `fleet serve --role api`, another process runs the engine
     # with the policies disabled, who exports the database-wide metrics (`fleet.api.metrics`)
     totals_leader: Leadership | None = None
@@ -185,6 +188,14 @@ def is_postgres(url: str) -> bool:
     return make_url(url).get_backend_name() == "postgresql"
 
 
+def budget_worker(worker: str) -> str:
+    """The name a process without an engine (`fleet serve --role api`) writes its shared-budget
+    rows under, and whose lock it holds while it may write them (D81): its own for this process's
+    life, so that two such processes, or such a process and an engine, never share one. The `/`
+    is not allowed in a configured worker name, so no engine can ever be given it."""
+    return f"{worker[:160]}/api-{os.getpid()}-{secrets.token_hex(4)}"
+
+
 def engine_config(settings: Settings, worker: str | None) -> EngineConfig:
     """The engine's knobs from settings. On PostgreSQL the reaper looks every 2 s for replicas
     that died (their name's lock is gone), so their work is taken over within seconds."""
@@ -261,6 +272,14 @@ async def _drivers(
             await asyncio.gather(*pending.values(), return_exceptions=True)
 
 
+def _engine_identity(
+    url: str, worker: str, held: WorkerLock | None
+) -> contextlib.AbstractAsyncContextManager[WorkerLock]:
+    """The engine's worker-name lock: the one already held for its budget rows (PostgreSQL), or
+    taken now (SQLite)."""
+    return worker_identity(url, worker) if held is None else contextlib.nullcontext(held)
+
+
 @contextlib.asynccontextmanager
 async def open_fleet(
     settings: Settings,
@@ -274,21 +293,29 @@ async def open_fleet(
     """Everything fleet needs to run, started; closed in reverse order on exit. `engine=False`
     (`fleet serve --role api`) starts the policies but not the engine, nor takes a worker name:
     another process (`--role engine`, `fleet worker`) runs the operations this one creates.
-    `run_engine=False` starts neither."""
+    `run_engine=False` starts neither. On PostgreSQL every process holds the lock of the name
+    its budget rows carry for as long as it may write them: an engine its worker name's, any
+    other process a name of its own (`budget_worker`)."""
     clock = clock or SystemClock()
     ensure_sqlite_dir(settings.database.url)
     if migrate:
         await asyncio.to_thread(upgrade, settings.database.url)
     config = engine_config(settings, worker)
     shared = is_postgres(settings.database.url)
-    # every engine on PostgreSQL holds its name's lock (worker_identity): the reaper may trust it
+    # on PostgreSQL every engine, and every process writing budget rows, holds its name's lock
+    # (worker_identity): the reaper may trust it
     store = SqlJobStore(settings.database.url, locked_workers=shared and run_engine)
-    ledger = SqlLedger(store.db, config.worker, clock) if shared else None
+    name = config.worker if run_engine and engine else budget_worker(config.worker)
+    ledger = SqlLedger(store.db, name, clock) if shared else None
     limiter = RateLimiter(clock) if ledger is None else SharedRateLimiter(clock, ledger)
     checks: CredentialChecks | None = None
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(store.close)
+        held: WorkerLock | None = None
         if ledger is not None:
+            # the reaper ends the budget rows of a name whose lock nobody holds: hold it from
+            # before the first grant (the drivers' discovery) until the rows are ended (D81)
+            held = await stack.enter_async_context(worker_identity(settings.database.url, name))
             stack.push_async_callback(ledger.close)
         sim = await stack.enter_async_context(_simulator(settings))
         drivers = await stack.enter_async_context(
@@ -316,6 +343,7 @@ async def open_fleet(
             hooks = WebhookStore(store.db)
             fleet.webhooks = WebhookService(hooks, clock, settings.webhooks, list(drivers))
             fleet.runs_engine = run_engine and engine
+            fleet.identity = held
             if not run_engine:
                 yield fleet
                 return
@@ -325,7 +353,7 @@ async def open_fleet(
                     yield fleet
                 return
             async with (
-                worker_identity(settings.database.url, runtime.config.worker) as identity,
+                _engine_identity(settings.database.url, runtime.config.worker, held) as identity,
                 runtime,
                 _policies(fleet, clock) as policy_service,
                 running_relay(hooks, clock, runtime.config.worker, settings.webhooks) as sender,

@@ -11,8 +11,10 @@ rate key by any replica (`jobs.sharedlimit` decides; this module only reads and 
   exchange reads ALL of the key's rows that count, its own included, from one snapshot. (Merging
   this process's own calls from memory with the rows read lost a call whenever its answer came
   between the two reads and its write committed after the table's: one call too many.)
-- In-flight rows of a worker that died are ended by the reaper (`end_dead`), those of this
-  worker's previous life at start and its own at a clean stop (`end_worker`).
+- In-flight rows of a worker that died are ended by the reaper (`leases.reap`), those of this
+  worker's previous life at start and its own at a clean stop (`end_worker`). The reaper judges a
+  worker dead when nobody holds its name's lock, so whoever writes rows under a name holds that
+  name's lock (`jobs.store.identity`) until `close` has ended them (D81).
 - Rows that no longer count are deleted by the next exchange on their key.
 """
 

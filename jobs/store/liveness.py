@@ -1,8 +1,9 @@
 """Which workers are dead, on PostgreSQL: those whose name's advisory lock nobody holds.
 
 Every engine process started by `open_fleet` holds its worker name's session advisory lock for
-its life (`jobs.store.identity`); the database server frees it the moment the process dies, even
-by `kill -9`. So a worker named in `workers`, or holding a shared-budget row in flight, whose lock
+its life (`jobs.store.identity`), and every process that writes budget rows holds the lock of
+the name they carry while it may write them (an API process: a name of its own, D81); the
+database server frees it the moment the process dies, even by `kill -9`. So a worker named in `workers`, or holding a shared-budget row in flight, whose lock
 is not held is dead now, not "late with its heartbeat": its sub-jobs, planning leases and budget
 rows are taken over at once (`jobs.store.leases.reap`) instead of after their lease.
 A worker that lost its lock's connection (not its life) takes the lock again within 10 s; what was
