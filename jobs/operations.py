@@ -89,6 +89,18 @@ class Operations:
         await self.get(operation_id)
         return await self.store.list_events(operation_id, after, min(max(1, limit), MAX_PAGE))
 
+    async def follow(
+        self, operation_id: str, after: int = 0, limit: int = 500
+    ) -> tuple[builtins.list[EventRecord], OperationView]:
+        """History after event id `after` and the operation, read from one snapshot: with fewer
+        than `limit` rows, the view is the operation as of the newest history row, so a stream
+        that numbers its events by history position (`fleet.api.events`) never pairs a
+        position with a view from before or after it."""
+        found = await self.store.follow(operation_id, after, min(max(1, limit), MAX_PAGE))
+        if found is None:
+            raise NotFound(f"operation {operation_id} not found")
+        return found
+
     async def finished_after(
         self, after: tuple[datetime, str] | None = None, limit: int = 100
     ) -> builtins.list[OperationRecord]:

@@ -195,6 +195,12 @@ class JobStore(Protocol):
 
     async def list_events(self, operation_id: str, after: int, limit: int) -> list[EventRecord]: ...
 
+    async def follow(
+        self, operation_id: str, after: int, limit: int
+    ) -> tuple[list[EventRecord], OperationView] | None:
+        """`list_events` and `get_view` from one snapshot (None: no such operation)."""
+        ...
+
     async def finished_after(
         self, after: tuple[datetime, str] | None, limit: int
     ) -> list[OperationRecord]:

@@ -20,7 +20,9 @@ was never sent, and `end` once (after `end` the answer is `204`, which tells an 
 stop reconnecting). `state` and `progress` are snapshots: a client that was away gets the current
 one, not every intermediate one.
 
-The stream reads the history and the operation's counts every `stream_interval` seconds. A comment
+The stream reads the history and the operation's counts every `stream_interval` seconds, both from
+one snapshot: the `state` and `progress` numbered with a history position are the operation as of
+that position, whatever the engine commits meanwhile. A comment
 line keeps idle connections open through proxies. The stream stops early, cleanly, when the
 service shuts down, and when the client goes away (at any point, even before the first byte is
 sent): a normal end, logged once at debug level (`stream_client_left`), without a traceback.
@@ -51,6 +53,7 @@ SEQ_MAX = (STRIDE >> 6) - 1
 STATES: tuple[OperationState, ...] = tuple(OperationState)  # code = index + 1; 0: none told yet
 assert len(STATES) < 16
 MAX_ID_DIGITS = 30
+PAGE = 500  # history rows read at a time
 
 log = structlog.get_logger("fleet.api")
 
@@ -147,16 +150,20 @@ class _Stream:
         await self._write(event, data)
         return True
 
-    async def history(self, operation_id: str) -> None:
+    async def history(self, operation_id: str) -> OperationView:
+        """Send the history rows after the position; return the operation as of the last one.
+        Rows and view come from one snapshot: a view read apart from them may be from before
+        the position, and a `progress` sent from it would be numbered as current when it is
+        not (a client resuming from its id would never be sent the current one)."""
         while True:
-            events = await self.fleet.operations.events(operation_id, self.pos.history, 500)
+            events, view = await self.fleet.operations.follow(operation_id, self.pos.history, PAGE)
             for event in events:
                 self.pos.history, self.pos.seq = event.id, 0
                 self.pos.progress_seen = False  # the counts may have moved with this row
                 if event.subjob_id is not None and event.to_state in UNSUCCESSFUL:
                     await self._write("subjob", _failure(event))
-            if len(events) < 500:
-                return
+            if len(events) < PAGE:
+                return view
 
     async def update(self, view: OperationView) -> bool:
         """Send what changed; True when the operation is over (and the client has `end`)."""
@@ -199,7 +206,7 @@ async def operation_events(request: web.Request) -> web.StreamResponse:
     fleet = fleet_of(request)
     operation_id = request.match_info["operation_id"]
     resume = _resume_from(request)
-    view = await fleet.operations.get(operation_id)  # 404 before the stream starts
+    await fleet.operations.get(operation_id)  # 404 before the stream starts
     if resume.ended:
         return web.Response(status=204)  # it has seen the end: nothing follows
     stopping = request.app[STOPPING]
@@ -214,7 +221,7 @@ async def operation_events(request: web.Request) -> web.StreamResponse:
     try:
         with stream_slot(request):  # 429 past the token's open streams
             await response.prepare(request)
-            await _pump(stream, operation_id, view, request.app[CONFIG].stream_interval, stopping)
+            await _pump(stream, operation_id, request.app[CONFIG].stream_interval, stopping)
             await response.write_eof()
     except ConnectionResetError:  # the client went away: a normal end, nothing left to tell it
         log.debug(
@@ -226,7 +233,6 @@ async def operation_events(request: web.Request) -> web.StreamResponse:
 async def _pump(
     stream: _Stream,
     operation_id: str,
-    view: OperationView,
     interval: float,
     stopping: asyncio.Event,
 ) -> None:
@@ -234,8 +240,7 @@ async def _pump(
     quiet = 0.0
     while not stopping.is_set():
         stream.check_client()
-        await stream.history(operation_id)
-        if await stream.update(view):
+        if await stream.update(await stream.history(operation_id)):
             return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(interval):
@@ -244,4 +249,3 @@ async def _pump(
         if quiet >= config_keepalive:
             quiet = 0.0
             await stream.response.write(b": keep-alive\n\n")
-        view = await stream.fleet.operations.get(operation_id)

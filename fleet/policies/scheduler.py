@@ -79,6 +79,7 @@ class WakeUps:
         self._policies: dict[str, Policy] = {}
         self._sweeping = asyncio.Lock()
         self._again = False
+        self._jobs: set[asyncio.Task[object]] = set()  # the tasks of the jobs under way
         self._scheduler = AsyncIOScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
@@ -94,9 +95,24 @@ class WakeUps:
     def start(self) -> None:
         self._scheduler.start()
 
-    def shutdown(self) -> None:
+    async def shutdown(self) -> None:
+        """Stop, and wait until the jobs under way have unwound. APScheduler cancels its jobs'
+        tasks but cannot wait for them: a sweep still holding a database connection when the
+        service then disposed of its engine gave it back to the disposed pool, where nothing
+        closes it (the driver warns when it is garbage-collected)."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+        jobs = list(self._jobs)
+        for task in jobs:
+            task.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+
+    def _running(self) -> None:
+        """Note the task of the job that calls this (waited for by `shutdown`)."""
+        task = asyncio.current_task()
+        if task is not None and task not in self._jobs:
+            self._jobs.add(task)
+            task.add_done_callback(self._jobs.discard)
 
     def poke(self) -> None:
         """Run the sweep now (a policy changed); if one is running, it goes round once more
@@ -130,6 +146,7 @@ class WakeUps:
             )
 
     async def sweep(self) -> None:
+        self._running()
         async with self._sweeping:  # the sweep job and the wake-ups take turns
             try:
                 self._again = True
@@ -140,6 +157,7 @@ class WakeUps:
                 log.exception("policy_sweep_failed")
 
     async def wake(self, name: str) -> None:
+        self._running()
         policy = self._policies.get(name)
         now = self._clock.now()
         if policy is not None:
@@ -207,7 +225,7 @@ class PolicyScheduler:
             self.leading.clear()
             self.service.leading = False
             self.service.on_change = None
-            wake.shutdown()
+            await wake.shutdown()
 
 
 class _HasDatabase(Protocol):

@@ -97,6 +97,11 @@ class SqlJobStore:
     async def list_events(self, operation_id: str, after: int, limit: int) -> list[EventRecord]:
         return await store_ops.list_events(self.db, operation_id, after, limit)
 
+    async def follow(
+        self, operation_id: str, after: int, limit: int
+    ) -> tuple[list[EventRecord], OperationView] | None:
+        return await store_ops.follow(self.db, operation_id, after, limit)
+
     async def finished_after(
         self, after: tuple[datetime, str] | None, limit: int
     ) -> list[OperationRecord]:

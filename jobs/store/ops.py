@@ -205,15 +205,37 @@ async def list_subjobs(
     return Page(items, str(items[-1].seq) if more and items else None)
 
 
-async def list_events(db: Database, operation_id: str, after: int, limit: int) -> list[EventRecord]:
+async def _events(
+    conn: AsyncConnection, operation_id: str, after: int, limit: int
+) -> list[EventRecord]:
     stmt = (
         sa.select(EVENTS)
         .where(EVENTS.c.operation_id == operation_id, EVENTS.c.id > after)
         .order_by(EVENTS.c.id)
         .limit(max(1, limit))
     )
+    return [to_event(r._mapping) for r in (await conn.execute(stmt)).all()]
+
+
+async def list_events(db: Database, operation_id: str, after: int, limit: int) -> list[EventRecord]:
     async with db.read() as conn:
-        return [to_event(r._mapping) for r in (await conn.execute(stmt)).all()]
+        return await _events(conn, operation_id, after, limit)
+
+
+async def follow(
+    db: Database, operation_id: str, after: int, limit: int
+) -> tuple[list[EventRecord], OperationView] | None:
+    """The history after event id `after` (at most `limit` rows) and the operation's view, from
+    ONE snapshot: when fewer than `limit` rows come back, the view is the operation exactly as
+    of the last of them (every change of its counts or state has its history row, written in
+    the same transaction), so a reader that numbers what it sends by history position never
+    sends a view older, or newer, than that position."""
+    async with db.read(snapshot=True) as conn:
+        op = await _get(conn, operation_id)
+        if op is None:
+            return None
+        view = _view(op, (await _counts(conn, [op.id]))[op.id])
+        return await _events(conn, operation_id, after, limit), view
 
 
 def _check_controllable(row: sa.RowMapping, verb: str) -> None:

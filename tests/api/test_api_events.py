@@ -6,7 +6,10 @@ import asyncio
 import json
 from dataclasses import dataclass
 
+import pytest
+
 from fleet.api.events import STRIDE
+from jobs.records import OperationView
 from tests.api.conftest import Api
 
 
@@ -118,6 +121,47 @@ async def test_failures_are_streamed_and_resume_replays_what_followed(api_db: Ap
     for bad in ("63", "x1", "9" * 31):
         reply = await api.get(path, headers={"Last-Event-ID": bad})
         assert reply.status == 422 and reply.body["field"] == "Last-Event-ID", bad
+
+
+async def test_a_resume_replays_what_followed_when_the_operation_moved_between_reads(
+    api_db: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a stream numbers with a history position is the operation as of that position, even
+    when the operation moves on between two of the stream's reads: here it is resumed, and runs
+    to its end, right after the stream's first read of it (the one that answers 404 for an
+    unknown id). Resuming from any id after the last history row replays what followed."""
+    api = api_db
+    servers = await api.servers("easystack-sim", status="running")
+    body = {
+        "action": "reboot",
+        "targets": {"endpoints": ["easystack-sim"], "ids": [str(s["id"]) for s in servers[:3]]},
+        "strategy": {"waves": [1, "100%"], "pause_after_wave": True},
+    }
+    op_id = str((await api.post("/v1/operations", body)).body["id"])
+    await api.wait_state(op_id, "paused")
+    operations = api.fleet.operations
+    read = operations.get
+    moved = asyncio.Event()
+
+    async def read_then_finish(operation_id: str) -> OperationView:
+        view = await read(operation_id)
+        if not moved.is_set():
+            moved.set()
+            await operations.resume(operation_id, "operator-t")
+            await api.wait(operation_id)  # polls GET: this function only reads from now on
+        return view
+
+    monkeypatch.setattr(operations, "get", read_then_finish)
+    path = f"/v1/operations/{op_id}/events"
+    events = await read_stream(api, path)
+    monkeypatch.undo()
+    assert moved.is_set() and events[-1].event == "end"
+    assert events[-1].data["state"] == "succeeded"
+    last_row = int(str(events[-1].id)) // STRIDE
+    for i, event in enumerate(events[:-1]):
+        if int(str(event.id)) // STRIDE == last_row:
+            again = await read_stream(api, path, headers={"Last-Event-ID": str(event.id)})
+            assert again == events[i + 1 :], (event, events)
 
 
 async def test_streams_end_when_the_service_stops(api: Api) -> None:

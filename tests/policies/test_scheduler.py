@@ -7,13 +7,14 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from fleet.engine.admission import Admission
 from fleet.policies.files import PolicySet
-from fleet.policies.model import compile_policy, parse_spec
+from fleet.policies.model import Policy, compile_policy, parse_spec
 from fleet.policies.records import FireRecord, FireStatus
 from fleet.policies.scheduler import run_policies
 from fleet.policies.service import PolicyService
@@ -89,3 +90,28 @@ async def test_a_policy_created_through_the_service_is_scheduled(parts: Parts) -
         await service.create_policy(EVERY_SECOND | {"name": "added"}, by="admin")
         fires = await wait_for_fires(service, "added", 2)
     assert {f.policy_id for f in fires} == {"added"}
+
+
+async def test_stopping_waits_for_a_sweep_under_way(
+    parts: Parts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep still reading when the policies stop is cancelled and waited for: once
+    `run_policies` has returned, none of the database's connections is still out (the service
+    disposes of its engine next; a connection out then is never closed)."""
+    reading = asyncio.Event()
+
+    async def tick(now: datetime | None = None) -> list[Policy]:
+        async with parts.store.db.read() as conn:
+            await conn.execute(sa.select(1))
+            reading.set()
+            try:
+                await asyncio.Event().wait()  # still reading when the policies stop
+            finally:
+                await asyncio.sleep(0.1)  # unwinding takes a moment (a rollback, a busy machine)
+        return []
+
+    async with run_policies(parts, PolicySet(), sweep_interval=600, leader_retry=0.2) as service:
+        monkeypatch.setattr(service, "tick", tick)  # before the first sweep starts
+        async with asyncio.timeout(30):
+            await reading.wait()
+    assert parts.store.db.engine.pool.checkedout() == 0
