@@ -17,9 +17,10 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from jobs.operations import Operations
 from jobs.records import NewOperation
@@ -31,6 +32,8 @@ from tests.e2e.procs import (
     get_json,
     kill9,
     post_json,
+    sim_endpoints,
+    sim_secrets,
     simulator_process,
     start_serve,
     wait_listening,
@@ -47,10 +50,8 @@ openstack = 0
 BOUND = 60.0  # seconds any one wait may take before the benchmark gives up
 
 
-def _config(path: Path, db_url: str, sim: dict[str, dict[str, str]], lease: float) -> None:
-    hw = sim["huawei"]
-    path.write_text(
-        f"""
+def _config(path: Path, db_url: str, sim: Mapping[str, Any], lease: float) -> None:
+    head = f"""
 [database]
 url = "{db_url}"
 [engine]
@@ -62,17 +63,9 @@ format = "json"
 level = "warning"
 [policies]
 enabled = false
-[[endpoints]]
-name = "ecs"
-provider = "huawei-ecs"
-ecs_url = "{hw["ecs_url"]}"
-iam_url = "{hw["iam_url"]}"
-project_id = "{hw["project_id"]}"
-region = "{hw["region"]}"
-credentials = {{ ak_env = "BENCH_AK", sk_env = "BENCH_SK" }}
-budgets = {{ action = [{{ limit = 20, period = 1, unit = "servers" }}] }}
 """
-    )
+    budgets = 'budgets = { action = [{ limit = 20, period = 1, unit = "servers" }] }'
+    path.write_text(head + sim_endpoints(sim, {"ecs": budgets}))
 
 
 async def _held(ops: Operations, op_id: str) -> dict[int, int | None]:
@@ -102,14 +95,14 @@ async def _moved(ops: Operations, op_id: str, held: dict[int, int | None]) -> No
 
 
 @contextmanager
-def _cloud(tmp: Path, hold_ms: float) -> Iterator[dict[str, dict[str, str]]]:
+def _cloud(tmp: Path, hold_ms: float) -> Iterator[dict[str, Any]]:
     world = tmp / "world.toml"
     world.write_text(WORLD)
     with simulator_process(world, tmp / "sim.log") as sim_url:
         sim = get_json(f"{sim_url}/_sim/endpoints")
         rule = {"kind": "latency", "match": "*:action", "count": 0, "ms": hold_ms}
         post_json(f"{sim_url}/_sim/faults", rule)
-        yield sim  # type: ignore[misc]
+        yield sim
 
 
 async def _rounds(
@@ -120,11 +113,7 @@ async def _rounds(
     with _cloud(tmp, hold_ms) as sim:
         config = tmp / "fleet.toml"
         _config(config, db_url, sim, lease)
-        env = {
-            "BENCH_AK": sim["huawei"]["ak"],
-            "BENCH_SK": sim["huawei"]["sk"],
-            "FLEET_SERVICE__PORT": str(free_port()),
-        }
+        env = {**sim_secrets(sim), "FLEET_SERVICE__PORT": str(free_port())}
         await asyncio.to_thread(upgrade, db_url)
         store = SqlJobStore(db_url)
         log = tmp / "serve.log"

@@ -13,10 +13,10 @@ from fleet.cli.args import (
     port,
     positive_float,
     positive_int,
-    setting,
     waves,
     worker_name,
 )
+from fleet.cli.remote_parsers import cursor_arg, policies_parser, remote_args, schedules_parser
 from fleet.drivers.registry import KINDS
 from jobs.states import State
 
@@ -92,14 +92,9 @@ def _service_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         _config_arg(cmd)
 
 
-def _remote_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=None, help="service URL (FLEET_URL; token: FLEET_TOKEN)")
-    parser.add_argument("--json", action="store_true", help="print the API's JSON")
-
-
 def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser("run", help="start an operation through the API")
-    _remote_args(run)
+    remote_args(run)
     run.add_argument("action", choices=KINDS)
     run.add_argument("--endpoint", action="append", help="endpoint name (repeatable)")
     run.add_argument("--id", action="append", help="server id (repeatable)")
@@ -152,21 +147,21 @@ def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ops = sub.add_parser("ops", help="list, show, follow and control operations")
     osub = ops.add_subparsers(dest="ops_command", required=True)
     listing = osub.add_parser("list", help="operations, newest first")
-    _remote_args(listing)
+    remote_args(listing)
     listing.add_argument("--state", default=None)
     listing.add_argument("--limit", type=positive_int, default=20)
-    _cursor_arg(listing)
+    cursor_arg(listing)
     verbs = ("show", "watch", "subjobs", "cancel", "pause", "resume", "retry-failed")
     for verb in (*verbs, "approve", "reject"):
         cmd = osub.add_parser(verb, help=_OPS_HELP.get(verb, f"{verb} an operation"))
-        _remote_args(cmd)
+        remote_args(cmd)
         cmd.add_argument("operation_id")
         if verb in ("approve", "reject"):
             cmd.add_argument("--note", default=None, help="recorded with the decision")
         if verb == "subjobs":
             cmd.add_argument("--state", default=None, help=f"only sub-jobs in this state: {STATES}")
             cmd.add_argument("--limit", type=positive_int, default=100)
-            _cursor_arg(cmd)
+            cursor_arg(cmd)
         if verb == "retry-failed":
             cmd.add_argument(
                 "--include-unknown",
@@ -174,33 +169,33 @@ def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                 help="also requeue the unknown sub-jobs (read back from the cloud first)",
             )
     endpoints = sub.add_parser("endpoints", help="endpoints and their rate keys")
-    _remote_args(endpoints)
+    remote_args(endpoints)
     flavors = sub.add_parser(
         "flavors", help="an endpoint's flavors (a resize may name one by id or by name)"
     )
-    _remote_args(flavors)
+    remote_args(flavors)
     flavors.add_argument("endpoint", nargs="?", default=None, help="the endpoint's name")
     flavors.add_argument(
         "--endpoint", dest="endpoint_option", default=None, metavar="ENDPOINT", help="the same"
     )
     servers = sub.add_parser("servers", help="servers through the drivers")
-    _remote_args(servers)
+    remote_args(servers)
     servers.add_argument("--endpoint", action="append")
     servers.add_argument("--tag", action="append", type=key_value, help="k=v (repeatable)")
     servers.add_argument("--status", action="append")
     servers.add_argument("--name", default=None)
     servers.add_argument("--limit", type=positive_int, default=100)
-    _cursor_arg(servers)
-    _policies_parser(sub)
+    cursor_arg(servers)
+    policies_parser(sub)
     _webhooks_parser(sub)
     _report_parsers(sub)
-    _schedules_parser(sub)
+    schedules_parser(sub)
 
 
 def _webhooks_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     hooks = sub.add_parser("webhooks", help="webhook subscriptions and their delivery log (admin)")
     wsub = hooks.add_subparsers(dest="webhooks_command", required=True)
-    _remote_args(wsub.add_parser("list", help="every subscription"))
+    remote_args(wsub.add_parser("list", help="every subscription"))
     for verb, text in (
         ("create", "subscribe a URL to events"),
         ("show", "one subscription"),
@@ -210,7 +205,7 @@ def _webhooks_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         ("test", "send a signed test event now (exit 1 if the receiver did not take it)"),
     ):
         cmd = wsub.add_parser(verb, help=text)
-        _remote_args(cmd)
+        remote_args(cmd)
         if verb != "create":
             cmd.add_argument("webhook_id")
         if verb in ("create", "update"):
@@ -218,7 +213,7 @@ def _webhooks_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         elif verb == "deliveries":
             cmd.add_argument("--limit", type=positive_int, default=50)
             cmd.add_argument("--status", choices=("pending", "delivered", "failed"))
-            _cursor_arg(cmd)
+            cursor_arg(cmd)
 
 
 def _webhook_args(cmd: argparse.ArgumentParser, create: bool) -> None:
@@ -259,7 +254,7 @@ def _report_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     savings = rsub.add_parser(
         "savings", help="hours servers stayed stopped because fleet stopped them, priced"
     )
-    _remote_args(savings)
+    remote_args(savings)
     savings.add_argument(
         "--from", dest="start", default=None, help="ISO time (default: 7 days ago)"
     )
@@ -272,95 +267,12 @@ def _report_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     drift = sub.add_parser(
         "drift", help="servers that did not reach what was asked, or left it soon after"
     )
-    _remote_args(drift)
+    remote_args(drift)
     drift.add_argument("--since", default=None, help="detected at or after (ISO time)")
     drift.add_argument("--policy", default=None)
     drift.add_argument("--endpoint", default=None)
     drift.add_argument("--limit", type=positive_int, default=50)
-    _cursor_arg(drift)
-
-
-def _schedules_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    schedules = sub.add_parser(
-        "schedules", help="per-server schedules: list, show, create, update, delete, preview"
-    )
-    ssub = schedules.add_subparsers(dest="schedules_command", required=True)
-    _remote_args(ssub.add_parser("list", help="schedules with their next transition"))
-    create = ssub.add_parser("create", help="create a schedule from a file (admin)")
-    _remote_args(create)
-    create.add_argument("--file", required=True, help="one schedule, TOML (.toml) or JSON")
-    for verb, text in (
-        ("show", "one schedule: its periods and next transitions"),
-        ("update", "change a schedule (admin): --file (whole), --set or --patch (some keys)"),
-        ("delete", "delete an API schedule (admin)"),
-        ("preview", "every server tagged with the schedule: desired state now, next changes"),
-    ):
-        cmd = ssub.add_parser(verb, help=text)
-        _remote_args(cmd)
-        cmd.add_argument("name")
-        if verb == "update":
-            _update_args(cmd, "schedule")
-        elif verb == "preview":
-            cmd.add_argument("--n", type=positive_int, default=2, help="transitions per server")
-
-
-def _policies_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    policies = sub.add_parser(
-        "policies", help="scheduled policies: list, show, create, update, enable, disable, delete"
-    )
-    psub = policies.add_subparsers(dest="policies_command", required=True)
-    _remote_args(psub.add_parser("list", help="policies with their next and last fire"))
-    create = psub.add_parser("create", help="create a policy from a file (admin)")
-    _remote_args(create)
-    create.add_argument("--file", required=True, help="one policy, TOML (.toml) or JSON")
-    for verb, text in (
-        ("show", "one policy: its state and its spec"),
-        ("update", "change a policy (admin): --file (whole), --set or --patch (some keys)"),
-        ("enable", "enable a policy (admin)"),
-        ("disable", "disable a policy (admin): it stops firing"),
-        ("delete", "delete an API policy at once (admin); its fires stay"),
-        ("preview", "next fire times and what a fire would act on"),
-        ("fires", "a policy's fires and skips, newest slot first"),
-        ("run", "fire now (twice in one minute is one fire)"),
-    ):
-        cmd = psub.add_parser(verb, help=text)
-        _remote_args(cmd)
-        cmd.add_argument("policy_id")
-        if verb == "update":
-            _update_args(cmd, "policy")
-        elif verb == "preview":
-            cmd.add_argument("--n", type=positive_int, default=20, help="how many fire times")
-        elif verb == "fires":
-            cmd.add_argument("--limit", type=positive_int, default=50)
-            _cursor_arg(cmd)
-
-
-def _update_args(update: argparse.ArgumentParser, what: str) -> None:
-    how = update.add_mutually_exclusive_group(required=True)
-    how.add_argument(
-        "--file", default=None, metavar="P", help=f"the whole {what}, TOML or JSON (PUT)"
-    )
-    how.add_argument(
-        "--set",
-        action="append",
-        type=setting,
-        metavar="KEY=VALUE",
-        help="key=value, key dotted, value JSON or text (repeatable; PATCH)",
-    )
-    how.add_argument("--patch", default=None, metavar="JSON", help="a JSON merge patch (PATCH)")
-    update.add_argument(
-        "--if-match",
-        type=positive_int,
-        default=None,
-        metavar="N",
-        help=f"only if the {what} is at version N",
-    )
-
-
-def _cursor_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--cursor", default=None, help="start at this page (the 'next: --cursor ...' line)"
-    )
+    cursor_arg(drift)
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:

@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from fleet.cli.client import Client
-from fleet.cli.policy_edit import EDIT_VERBS, UsageError, cmd_edit, policy_path, usage
+from fleet.cli.policy_edit import EDIT_VERBS, cmd_edit, policy_path, usage
+from fleet.cli.spec_edit import UsageError
 from fleet.cli.text import page_end, table, write_json
 
 

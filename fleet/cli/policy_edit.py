@@ -18,71 +18,20 @@ refuses is printed as for every command (exit 2).
 from __future__ import annotations
 
 import json
-import tomllib
 from argparse import Namespace
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TextIO
 from urllib.parse import quote
 
 from fleet.cli.client import Client
+from fleet.cli.spec_edit import UsageError, patch_body, read_spec_file
 from fleet.cli.text import write_json
 
 JSONDict = dict[str, object]
 
 
-class UsageError(Exception):
-    """A bad option value found after parsing (a file): exit 2, nothing sent."""
-
-
 def policy_path(policy_id: str) -> str:
     return f"/v1/policies/{quote(policy_id, safe='')}"
-
-
-def read_policy_file(path: str) -> JSONDict:
-    """One policy from a TOML or JSON file (by its suffix; JSON when it is neither)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--file {path}: cannot read it ({exc})") from None
-    try:
-        data: object = tomllib.loads(text) if path.endswith(".toml") else json.loads(text)
-    except ValueError as exc:  # TOMLDecodeError and JSONDecodeError are ValueErrors
-        raise UsageError(f"--file {path}: not valid {_kind(path)} ({exc})") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"--file {path}: expected one policy (an object)")
-    listed = data.get("policies")
-    if list(data) == ["policies"] and isinstance(listed, list):
-        if len(listed) != 1 or not isinstance(listed[0], dict):
-            raise UsageError(f"--file {path}: expected one policy, found {len(listed)}")
-        return dict(listed[0])
-    return data
-
-
-def _kind(path: str) -> str:
-    return "TOML" if path.endswith(".toml") else "JSON"
-
-
-def patch_body(args: Namespace) -> JSONDict:
-    """`--patch JSON` or the `--set` pairs (`fleet.cli.args.setting`) as a merge patch."""
-    if args.patch is not None:
-        try:
-            patch = json.loads(args.patch)
-        except ValueError as exc:
-            raise UsageError(f"--patch: not valid JSON ({exc})") from None
-        if not isinstance(patch, dict):
-            raise UsageError("--patch: expected a JSON object")
-        return patch
-    body: JSONDict = {}
-    for keys, value in args.set or []:
-        node = body
-        for key in keys[:-1]:
-            child = node.get(key)
-            if not isinstance(child, dict):
-                child = node[key] = {}
-            node = child
-        node[keys[-1]] = value
-    return body
 
 
 def policy_text(data: Mapping[str, object]) -> str:
@@ -124,7 +73,7 @@ async def cmd_edit(args: Namespace, client: Client, out: TextIO) -> int:
     """The verbs that show or change one policy (`fleet.cli.policies.cmd_policies` routes here)."""
     verb = args.policies_command
     if verb == "create":
-        data = await client.call("POST", "/v1/policies", body=read_policy_file(args.file))
+        data = await client.call("POST", "/v1/policies", body=read_spec_file(args.file, "policy"))
         _print(args, data, out, "created")
         return 0
     path = policy_path(args.policy_id)
@@ -145,7 +94,9 @@ async def cmd_edit(args: Namespace, client: Client, out: TextIO) -> int:
         return 0
     headers = _if_match(args)
     if args.file is not None:
-        data = await client.call("PUT", path, body=read_policy_file(args.file), headers=headers)
+        data = await client.call(
+            "PUT", path, body=read_spec_file(args.file, "policy"), headers=headers
+        )
     else:
         data = await client.call("PATCH", path, body=patch_body(args), headers=headers)
     _print(args, data, out, "updated")

@@ -14,42 +14,18 @@ field, `404`, `409`) exits 2, as for every command.
 from __future__ import annotations
 
 import json
-import tomllib
 from argparse import Namespace
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TextIO
 from urllib.parse import quote
 
 from fleet.cli.client import Client
-from fleet.cli.policy_edit import UsageError, patch_body
+from fleet.cli.spec_edit import UsageError, patch_body, read_spec_file
 from fleet.cli.text import table, write_json
-
-JSONDict = dict[str, object]
 
 
 def schedule_path(name: str) -> str:
     return f"/v1/schedules/{quote(name, safe='')}"
-
-
-def read_schedule_file(path: str) -> JSONDict:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--file {path}: cannot read it ({exc})") from None
-    kind = "TOML" if path.endswith(".toml") else "JSON"
-    try:
-        data: object = tomllib.loads(text) if kind == "TOML" else json.loads(text)
-    except ValueError as exc:
-        raise UsageError(f"--file {path}: not valid {kind} ({exc})") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"--file {path}: expected one schedule (an object)")
-    listed = data.get("schedules")
-    if list(data) == ["schedules"] and isinstance(listed, list):
-        if len(listed) != 1 or not isinstance(listed[0], dict):
-            raise UsageError(f"--file {path}: expected one schedule, found {len(listed)}")
-        return dict(listed[0])
-    return data
 
 
 def _items(data: Mapping[str, object], key: str) -> list[Mapping[str, object]]:
@@ -141,7 +117,9 @@ async def _list(args: Namespace, client: Client, out: TextIO) -> int:
 async def _edit(args: Namespace, client: Client, out: TextIO) -> int:
     verb = args.schedules_command
     if verb == "create":
-        data = await client.call("POST", "/v1/schedules", body=read_schedule_file(args.file))
+        data = await client.call(
+            "POST", "/v1/schedules", body=read_spec_file(args.file, "schedule")
+        )
         _print(args, data, out, "created")
         return 0
     path = schedule_path(args.name)
@@ -149,7 +127,7 @@ async def _edit(args: Namespace, client: Client, out: TextIO) -> int:
         headers = None if args.if_match is None else {"If-Match": str(args.if_match)}
         if args.file is not None:
             data = await client.call(
-                "PUT", path, body=read_schedule_file(args.file), headers=headers
+                "PUT", path, body=read_spec_file(args.file, "schedule"), headers=headers
             )
         else:
             data = await client.call("PATCH", path, body=patch_body(args), headers=headers)

@@ -10,9 +10,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 FLEET = [sys.executable, "-m", "fleet.cli"]
@@ -28,6 +29,76 @@ def get_json(url: str, timeout: float = 10.0) -> dict[str, object]:
     with urllib.request.urlopen(url, timeout=timeout) as resp:  # loopback only
         data: dict[str, object] = json.loads(resp.read())
         return data
+
+
+def sim_secrets(sim: Mapping[str, Any]) -> dict[str, str]:
+    """The simulator's secrets (from its `/_sim/endpoints`) under the environment variables that
+    `sim_endpoints` names: a service started with them reads its endpoints' credentials."""
+    return {
+        "SIM_AK": sim["huawei"]["ak"],
+        "SIM_SK": sim["huawei"]["sk"],
+        "SIM_OS_PASSWORD": sim["openstack"]["password"],
+    }
+
+
+_HUAWEI = {"ecs": "huawei-ecs", "bms": "huawei-bms"}
+
+
+def sim_endpoints(sim: Mapping[str, Any], keys: Mapping[str, str]) -> str:
+    """`[[endpoints]]` tables on `fleet simulate` (`sim`: its `/_sim/endpoints`), one per key of
+    `keys` in its order: `ecs` (huawei-ecs), `bms` (huawei-bms) or `es` (openstack, EasyStack),
+    each with the TOML lines of its value added (`budgets = {...}`, say; "" for none). The
+    credentials are read from the environment that `sim_secrets` gives."""
+    return "".join(_endpoint(sim, name, more) for name, more in keys.items())
+
+
+def _endpoint(sim: Mapping[str, Any], name: str, more: str) -> str:
+    hw, os_ = sim["huawei"], sim["openstack"]
+    more = more.strip() + "\n" if more.strip() else ""
+    if name in _HUAWEI:
+        bms = f'bms_url = "{hw["bms_url"]}"\n' if name == "bms" else ""  # ECS's is not used
+        return f"""
+[[endpoints]]
+name = "{name}"
+provider = "{_HUAWEI[name]}"
+ecs_url = "{hw["ecs_url"]}"
+{bms}iam_url = "{hw["iam_url"]}"
+project_id = "{hw["project_id"]}"
+region = "{hw["region"]}"
+credentials = {{ ak_env = "SIM_AK", sk_env = "SIM_SK" }}
+{more}"""
+    return f"""
+[[endpoints]]
+name = "{name}"
+provider = "openstack"
+flavour = "easystack"
+auth_url = "{os_["auth_url"]}"
+project_name = "{os_["project_name"]}"
+region = "{os_["region_name"]}"
+{more}[endpoints.credentials]
+username = "{os_["username"]}"
+password_env = "SIM_OS_PASSWORD"
+user_domain_name = "{os_["user_domain_name"]}"
+project_domain_name = "{os_["project_domain_name"]}"
+"""
+
+
+def fleet_run(args: Sequence[str], env: Mapping[str, str]) -> str:
+    """`fleet ARGS...` to its end: its output, or RuntimeError with everything it wrote."""
+    done = subprocess.run(
+        [*FLEET, *args], cwd=ROOT, env={**os.environ, **env}, capture_output=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"fleet {' '.join(args)}: {done.stdout!r} {done.stderr!r}")
+    return done.stdout.decode()
+
+
+def migrated_token(config: Path, env: Mapping[str, str], name: str, role: str) -> str:
+    """`fleet db upgrade`, then `fleet tokens create NAME --role ROLE`: the token, as a deployment
+    starts (docs/deploy.md)."""
+    fleet_run(["db", "upgrade", "--config", str(config)], env)
+    out = fleet_run(["tokens", "create", name, "--role", role, "--config", str(config)], env)
+    return out.strip().splitlines()[-1]
 
 
 def post_json(url: str, body: object) -> dict[str, object]:

@@ -9,7 +9,6 @@ migrated once (`fleet db upgrade`), one admin token (`fleet tokens create`), the
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import threading
 import time
@@ -24,7 +23,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.e2e.procs import FLEET, ROOT, free_port, get_json, kill9, start_serve, wait_listening
+from tests.e2e.procs import (
+    fleet_run,
+    free_port,
+    get_json,
+    kill9,
+    migrated_token,
+    sim_endpoints,
+    sim_secrets,
+    start_serve,
+    wait_listening,
+)
 
 DONE = {"succeeded", "completed_with_failures", "stopped", "failed", "cancelled"}
 ACTION_BODIES = ("os-stop", "os-start", "reboot")
@@ -43,12 +52,11 @@ def world_text(
 
 def config_text(
     db_url: str,
-    sim: Mapping[str, Mapping[str, str]],
+    sim: Mapping[str, Any],
     budgets: Mapping[str, str],
     policies: Path | None,
 ) -> str:
     """The replicas' one configuration; `budgets` maps an endpoint name to its TOML budgets."""
-    hw, os_ = sim["huawei"], sim["openstack"]
     text = f"""
 [database]
 url = "{db_url}"
@@ -64,35 +72,8 @@ enabled = {"true" if policies else "false"}
 files = ["{policies or ""}"]
 sweep_interval = 5
 """
-    for name, provider in (("ecs", "huawei-ecs"), ("bms", "huawei-bms")):
-        text += f"""
-[[endpoints]]
-name = "{name}"
-provider = "{provider}"
-ecs_url = "{hw["ecs_url"]}"
-bms_url = "{hw["bms_url"]}"
-iam_url = "{hw["iam_url"]}"
-project_id = "{hw["project_id"]}"
-region = "{hw["region"]}"
-credentials = {{ ak_env = "REPLICAS_AK", sk_env = "REPLICAS_SK" }}
-budgets = {budgets.get(name, "{}")}
-"""
-    text += f"""
-[[endpoints]]
-name = "es"
-provider = "openstack"
-flavour = "easystack"
-auth_url = "{os_["auth_url"]}"
-project_name = "{os_["project_name"]}"
-region = "{os_["region_name"]}"
-budgets = {budgets.get("es", "{}")}
-[endpoints.credentials]
-username = "{os_["username"]}"
-password_env = "REPLICAS_OS_PASSWORD"
-user_domain_name = "{os_["user_domain_name"]}"
-project_domain_name = "{os_["project_domain_name"]}"
-"""
-    return text
+    keys = {name: f"budgets = {budgets.get(name, '{}')}" for name in ("ecs", "bms", "es")}
+    return text + sim_endpoints(sim, keys)
 
 
 @dataclass
@@ -123,7 +104,7 @@ class Cluster:
 
     def upgrade(self) -> None:
         """`fleet db upgrade` with the replicas' configuration."""
-        _run(["db", "upgrade", "--config", str(self.config)], self.env)
+        fleet_run(["db", "upgrade", "--config", str(self.config)], self.env)
 
     def start(self, name: str) -> Replica:
         port = free_port()
@@ -174,15 +155,6 @@ class Cluster:
                 kill9(replica.proc)
 
 
-def _run(args: list[str], env: Mapping[str, str]) -> str:
-    done = subprocess.run(
-        [*FLEET, *args], cwd=ROOT, env={**os.environ, **env}, capture_output=True, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"fleet {' '.join(args)}: {done.stdout!r} {done.stderr!r}")
-    return done.stdout.decode()
-
-
 @contextmanager
 def cluster(
     tmp: Path,
@@ -199,16 +171,9 @@ def cluster(
         policy_file = tmp / "policies.toml"
         policy_file.write_text(policies)
     config = tmp / "fleet.toml"
-    config.write_text(config_text(db_url, sim, budgets, policy_file))  # type: ignore[arg-type]
-    env = {
-        "REPLICAS_AK": sim["huawei"]["ak"],  # type: ignore[index]
-        "REPLICAS_SK": sim["huawei"]["sk"],  # type: ignore[index]
-        "REPLICAS_OS_PASSWORD": sim["openstack"]["password"],  # type: ignore[index]
-    }
-    group = Cluster(config, env, "", tmp)
-    group.upgrade()
-    out = _run(["tokens", "create", "bench", "--role", "admin", "--config", str(config)], env)
-    group.token = out.strip().splitlines()[-1]
+    config.write_text(config_text(db_url, sim, budgets, policy_file))
+    env = sim_secrets(sim)
+    group = Cluster(config, env, migrated_token(config, env, "bench", "admin"), tmp)
     try:
         for i in range(replicas):
             group.start(f"r{i + 1}")

@@ -15,7 +15,9 @@ import asyncio
 import random
 import time
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +25,15 @@ from jobs.operations import Operations
 from jobs.records import NewOperation
 from jobs.states import OperationState, State
 from jobs.store import SqlJobStore
-from tests.e2e.procs import get_json, kill9, post_json, simulator_process, start_worker
+from tests.e2e.procs import (
+    get_json,
+    kill9,
+    post_json,
+    sim_endpoints,
+    sim_secrets,
+    simulator_process,
+    start_worker,
+)
 
 TERMINAL = {State.SUCCEEDED, State.FAILED, State.CANCELLED, State.SKIPPED}
 DONE = {OperationState.SUCCEEDED, OperationState.COMPLETED_WITH_FAILURES, OperationState.STOPPED}
@@ -39,10 +49,13 @@ openstack = 200
 """
 
 
-def _config(path: Path, db_url: str, sim: dict[str, dict[str, str]]) -> None:
-    hw, os_ = sim["huawei"], sim["openstack"]
-    path.write_text(
-        f"""
+def _config(path: Path, db_url: str, sim: Mapping[str, Any]) -> None:
+    keys = {
+        "ecs": 'budgets = { action = [{ limit = 100, period = 1, unit = "servers" }] }',
+        "es": "budgets = { action = [{ limit = 40, period = 1 }], "
+        "show = [{ limit = 400, period = 1 }], list = [{ limit = 50, period = 1 }] }",
+    }
+    head = f"""
 [database]
 url = "{db_url}"
 [engine]
@@ -52,30 +65,8 @@ idle_interval = 0.1
 drain_grace = 1.0
 [logging]
 format = "json"
-[[endpoints]]
-name = "ecs"
-provider = "huawei-ecs"
-ecs_url = "{hw["ecs_url"]}"
-iam_url = "{hw["iam_url"]}"
-project_id = "{hw["project_id"]}"
-region = "{hw["region"]}"
-credentials = {{ ak_env = "E2E_AK", sk_env = "E2E_SK" }}
-budgets = {{ action = [{{ limit = 100, period = 1, unit = "servers" }}] }}
-[[endpoints]]
-name = "es"
-provider = "openstack"
-flavour = "easystack"
-auth_url = "{os_["auth_url"]}"
-project_name = "{os_["project_name"]}"
-region = "{os_["region_name"]}"
-budgets = {{ action = [{{ limit = 40, period = 1 }}], show = [{{ limit = 400, period = 1 }}], list = [{{ limit = 50, period = 1 }}] }}
-[endpoints.credentials]
-username = "{os_["username"]}"
-password_env = "E2E_OS_PASSWORD"
-user_domain_name = "{os_["user_domain_name"]}"
-project_domain_name = "{os_["project_domain_name"]}"
 """
-    )
+    path.write_text(head + sim_endpoints(sim, keys))
 
 
 async def _counts(ops: Operations, op_id: str) -> dict[State, int]:
@@ -102,12 +93,8 @@ async def _run_campaign(tmp_path: Path, db_url: str, kind: str, *, tags: bool = 
             {"kind": "latency", "match": "*:action", "count": 0, "ms": 150},
         )
         config = tmp_path / "e2e.toml"
-        _config(config, db_url, sim)  # type: ignore[arg-type]
-        env = {
-            "E2E_AK": sim["huawei"]["ak"],  # type: ignore[index]
-            "E2E_SK": sim["huawei"]["sk"],  # type: ignore[index]
-            "E2E_OS_PASSWORD": sim["openstack"]["password"],  # type: ignore[index]
-        }
+        _config(config, db_url, sim)
+        env = sim_secrets(sim)
         store = SqlJobStore(db_url)
         try:
             from jobs.store.migrate import upgrade

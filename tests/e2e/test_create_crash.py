@@ -25,7 +25,16 @@ from jobs.records import NewOperation
 from jobs.states import OperationState, State
 from jobs.store import SqlJobStore
 from jobs.strategy import BlastRadius
-from tests.e2e.procs import free_port, get_json, kill9, post_json, simulator_process, start_serve
+from tests.e2e.procs import (
+    free_port,
+    get_json,
+    kill9,
+    post_json,
+    sim_endpoints,
+    sim_secrets,
+    simulator_process,
+    start_serve,
+)
 
 PER_ENDPOINT = 100
 TEMPLATE = "web-{n:03d}"
@@ -42,15 +51,14 @@ openstack = 5
 
 
 def _config(path: Path, db_url: str, sim: dict[str, Any], port: int) -> None:
-    hw, os_ = sim["huawei"], sim["openstack"]
-    huawei = f"""ecs_url = "{hw["ecs_url"]}"
-bms_url = "{hw["bms_url"]}"
-iam_url = "{hw["iam_url"]}"
-project_id = "{hw["project_id"]}"
-region = "{hw["region"]}"
-credentials = {{ ak_env = "E2E_AK", sk_env = "E2E_SK" }}"""
-    path.write_text(
-        f"""
+    slow = "action_seconds = { create = 3 }"
+    keys = {
+        "ecs": slow,
+        "bms": slow,
+        "es": f"{slow}\nbudgets = {{ create = [{{ limit = 40, period = 1 }}], "
+        "list = [{ limit = 50, period = 1 }] }",
+    }
+    head = f"""
 [database]
 url = "{db_url}"
 [service]
@@ -64,32 +72,8 @@ drain_grace = 1.0
 enabled = false
 [logging]
 format = "json"
-[[endpoints]]
-name = "ecs"
-provider = "huawei-ecs"
-{huawei}
-action_seconds = {{ create = 3 }}
-[[endpoints]]
-name = "bms"
-provider = "huawei-bms"
-{huawei}
-action_seconds = {{ create = 3 }}
-[[endpoints]]
-name = "es"
-provider = "openstack"
-flavour = "easystack"
-auth_url = "{os_["auth_url"]}"
-project_name = "{os_["project_name"]}"
-region = "{os_["region_name"]}"
-action_seconds = {{ create = 3 }}
-budgets = {{ create = [{{ limit = 40, period = 1 }}], list = [{{ limit = 50, period = 1 }}] }}
-[endpoints.credentials]
-username = "{os_["username"]}"
-password_env = "E2E_OS_PASSWORD"
-user_domain_name = "{os_["user_domain_name"]}"
-project_domain_name = "{os_["project_domain_name"]}"
 """
-    )
+    path.write_text(head + sim_endpoints(sim, keys))
 
 
 def _endpoint_params(sim: dict[str, Any], endpoint: str) -> dict[str, object]:
@@ -136,11 +120,7 @@ async def _campaign(tmp_path: Path, db_url: str) -> None:
             post_json(f"{sim_url}/_sim/faults", {"kind": "lost_answer", "match": key, "count": 2})
         config, port = tmp_path / "e2e.toml", free_port()
         _config(config, db_url, sim, port)
-        env = {
-            "E2E_AK": sim["huawei"]["ak"],
-            "E2E_SK": sim["huawei"]["sk"],
-            "E2E_OS_PASSWORD": sim["openstack"]["password"],
-        }
+        env = sim_secrets(sim)
         store = SqlJobStore(db_url)
         try:
             from jobs.store.migrate import upgrade

@@ -8,19 +8,19 @@ Real processes: `fleet simulate` plays the cloud; both services read one SQLite 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tests.e2e.procs import (
-    FLEET,
-    ROOT,
     free_port,
     get_json,
+    migrated_token,
+    sim_endpoints,
+    sim_secrets,
     simulator_process,
     start_serve,
     wait_listening,
@@ -36,9 +36,8 @@ openstack = 0
 """
 
 
-def _config(path: Path, db_url: str, sim: dict[str, dict[str, str]]) -> None:
-    hw = sim["huawei"]
-    path.write_text(f"""
+def _config(path: Path, db_url: str, sim: Mapping[str, Any]) -> None:
+    head = f"""
 [database]
 url = "{db_url}"
 [engine]
@@ -49,15 +48,8 @@ drain_grace = 1.0
 format = "json"
 [policies]
 enabled = false
-[[endpoints]]
-name = "ecs"
-provider = "huawei-ecs"
-ecs_url = "{hw["ecs_url"]}"
-iam_url = "{hw["iam_url"]}"
-project_id = "{hw["project_id"]}"
-region = "{hw["region"]}"
-credentials = {{ ak_env = "E2E_AK", sk_env = "E2E_SK" }}
-""")
+"""
+    path.write_text(head + sim_endpoints(sim, {"ecs": ""}))
 
 
 def _call(
@@ -83,25 +75,10 @@ def test_an_api_process_and_an_engine_process_run_operations_together(tmp_path: 
     (tmp_path / "world.toml").write_text(WORLD)
     with simulator_process(tmp_path / "world.toml", tmp_path / "sim.log") as sim_url:
         sim = get_json(f"{sim_url}/_sim/endpoints")
-        assert isinstance(sim, dict)
         config = tmp_path / "fleet.toml"
-        _config(config, f"sqlite+aiosqlite:///{tmp_path}/fleet.db", sim)  # type: ignore[arg-type]
-        huawei = sim["huawei"]
-        assert isinstance(huawei, dict)
-        env = {"E2E_AK": huawei["ak"], "E2E_SK": huawei["sk"]}
-        full = {**os.environ, **env}
-        subprocess.run(
-            [*FLEET, "db", "upgrade", "--config", str(config)], check=True, cwd=ROOT, env=full
-        )
-        made = subprocess.run(
-            [*FLEET, "tokens", "create", "ops", "--role", "operator", "--config", str(config)],
-            check=True,
-            cwd=ROOT,
-            env=full,
-            capture_output=True,
-            text=True,
-        )
-        token = made.stdout.strip().splitlines()[-1]
+        _config(config, f"sqlite+aiosqlite:///{tmp_path}/fleet.db", sim)
+        env = sim_secrets(sim)
+        token = migrated_token(config, env, "ops", "operator")
         ports = {"engine": free_port(), "api": free_port()}
         procs = {}
         try:

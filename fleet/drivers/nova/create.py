@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from fleet.domain import tag_to_1d
-from fleet.drivers.base import CreateRequest, Quota
+from fleet.domain import Action, tag_to_1d
+from fleet.drivers.base import CreateRequest, Quota, Submission
+from fleet.drivers.errors import Transient, Unsupported
+from fleet.drivers.http import HttpResponse
 from fleet.drivers.jsonutil import as_dict, opt_str
 from fleet.drivers.query import QueryValue
 
@@ -50,6 +52,16 @@ def create_body(request: CreateRequest, *, tags_in_body: bool = True) -> dict[st
     return {"server": server}
 
 
+def check_tags(tags: Mapping[str, str], *, tags_in_body: bool) -> None:
+    """The tags a create can write: one of `MAX_TAGS` is the operation's identity; as metadata
+    (`tags_in_body` False), keys of 1 to `MAX_METADATA` characters, values of at most as many."""
+    if len(tags) > MAX_TAGS - 1:
+        raise Unsupported(f"at most {MAX_TAGS - 1} tags", field="params.tags")
+    problem = None if tags_in_body else metadata_problem(tags)
+    if problem is not None:
+        raise Unsupported(problem, field="params.tags")
+
+
 def metadata_problem(tags: Mapping[str, str]) -> str | None:
     """Why `tags` cannot be server metadata (None: they can)."""
     for key, value in tags.items():
@@ -74,6 +86,22 @@ def made_by(body: object, tag: tuple[str, str], name_prefix: str) -> bool:
 
 def created_id(data: object) -> str | None:
     return opt_str(as_dict(as_dict(data).get("server")).get("id"))
+
+
+def created(response: HttpResponse, since: str | None) -> Submission:
+    """The submission of an accepted create: its server's id, the cloud's acceptance time
+    (`since`). Accepted without an id: the server may exist, so the send is ambiguous."""
+    server_id = created_id(response.data)
+    if server_id is None:
+        raise Transient(
+            "create accepted without a server id",
+            ambiguous=True,
+            http_status=response.status,
+            request_id=response.request_id,
+        )
+    return Submission(
+        Action.CREATE, (server_id,), CREATE, request_id=response.request_id, since=since
+    )
 
 
 def parse_limits(data: object) -> Quota | None:

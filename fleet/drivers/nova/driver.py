@@ -18,44 +18,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import aiohttp
 import structlog
 
-from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef, ServerStatus
+from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef
 from fleet.drivers.actions import ActionSpec, Capabilities
 from fleet.drivers.auth import TokenAuth
 from fleet.drivers.base import (
     CreateRequest,
     FlavorCache,
     InstanceAction,
-    OutcomeState,
     PollResult,
     Quota,
     RequestGate,
-    ServerOutcome,
     Submission,
     UnlimitedGate,
-    all_done,
     check_batch,
     created_selector,
     servers_by_id,
     shows_each,
 )
 from fleet.drivers.config import ConfigError, EndpointConfig, PasswordCredentials
-from fleet.drivers.errors import DriverError, NotFound, Permanent, Throttled, Transient, Unsupported
+from fleet.drivers.errors import NotFound, Permanent, Unsupported
 from fleet.drivers.http import (
     CloudClock,
     HttpRequest,
     HttpResponse,
     NoAuth,
     Transport,
-    http_date,
     seg,
 )
-from fleet.drivers.jsonutil import as_dict
 from fleet.drivers.nova import create as cr
+from fleet.drivers.nova import polling
 from fleet.drivers.nova import requests as rq
 from fleet.drivers.nova.capabilities import (
     ACTION,
@@ -70,6 +66,7 @@ from fleet.drivers.nova.capabilities import (
 from fleet.drivers.nova.discovery import ComputeVersion, discover
 from fleet.drivers.nova.errors import classify
 from fleet.drivers.nova.keystone import KeystoneTokenFetcher, compute_url, identity_v3
+from fleet.drivers.nova.polling import cloud_time
 from fleet.drivers.novacommon import (
     MICROVERSION_HEADERS,
     flavor_table,
@@ -78,7 +75,6 @@ from fleet.drivers.novacommon import (
     parse_server,
     raw_tags,
     read_instance_actions,
-    server_outcome,
     tags_to_remove,
 )
 from fleet.drivers.query import QueryValue
@@ -227,11 +223,8 @@ class OpenStackDriver:
             return rq.revert_resize_body()
         if action in (Action.TAG_ADD, Action.TAG_REMOVE) and not params.tags:
             raise Permanent("a tag action needs at least one tag")
-        if action is Action.CREATE and len(params.tags) > cr.MAX_TAGS - 1:
-            raise Unsupported(f"at most {cr.MAX_TAGS - 1} tags", field="params.tags")
-        problem = None if self._tags_at_create else cr.metadata_problem(params.tags)
-        if action is Action.CREATE and problem is not None:
-            raise Unsupported(problem, field="params.tags")
+        if action is Action.CREATE:
+            cr.check_tags(params.tags, tags_in_body=self._tags_at_create)
         return None
 
     async def _call(
@@ -296,7 +289,7 @@ class OpenStackDriver:
             headers=self._headers,
         )
 
-    async def _server_pages(
+    async def server_pages(
         self, query: Sequence[tuple[str, QueryValue]]
     ) -> AsyncGenerator[object, None]:
         """The bodies of `GET /servers/detail?{query}`, page by page (close it when done)."""
@@ -317,7 +310,7 @@ class OpenStackDriver:
             return
         seen = SeenIds()
         await self.compute()  # the tag filters depend on what the version document said
-        pages = await self._server_pages(rq.list_query(selector, self.quirks))
+        pages = await self.server_pages(rq.list_query(selector, self.quirks))
         async with contextlib.aclosing(pages):  # a consumer that stops early closes the pager
             async for body in pages:
                 server = parse_server(body, endpoint=self.endpoint, provider=self.provider)
@@ -365,21 +358,7 @@ class OpenStackDriver:
         body = cr.create_body(request, tags_in_body=tags)
         headers = cr.CREATE_HEADERS if tags else self._headers
         response = await self._call("POST", "/servers", cr.CREATE, body=body, headers=headers)
-        server_id = cr.created_id(response.data)
-        if server_id is None:
-            raise Transient(
-                "create accepted without a server id",
-                ambiguous=True,
-                http_status=response.status,
-                request_id=response.request_id,
-            )
-        return Submission(
-            Action.CREATE,
-            (server_id,),
-            cr.CREATE,
-            request_id=response.request_id,
-            since=cloud_time(response),
-        )
+        return cr.created(response, since=cloud_time(response))
 
     async def quota(self) -> Quota | None:
         return cr.parse_limits((await self._call("GET", "/limits", cr.LIMITS)).data)
@@ -394,7 +373,7 @@ class OpenStackDriver:
             async for server in self.list_servers(created_selector(tag, name_prefix)):
                 yield server
             return
-        pages = await self._server_pages(cr.name_query(name_prefix))
+        pages = await self.server_pages(cr.name_query(name_prefix))
         async with contextlib.aclosing(pages):
             async for body in pages:
                 if cr.made_by(body, tag, name_prefix):
@@ -414,105 +393,6 @@ class OpenStackDriver:
                 continue
 
     async def poll(self, submission: Submission) -> PollResult:
-        """Each server's status: several at once from one `changes-since` listing (a server the
-        action touched has changed since the cloud accepted the call), then one `show` for each
-        server the listing did not have (no acceptance time, more changes than `CHANGED_PAGES`
-        pages, a clock that moved back, a deleted or purged server, a listing that failed).
-
-        One server's failed read does not hold up the others: it is left out of the result (the
-        engine reads it again next round). Only when nothing could be read does the error
-        propagate, as it did for a single server."""
-        if submission.done:
-            return all_done(submission)
-        ids = submission.server_ids
-        since = _parse_time(submission.since)
-        listed: dict[str, ServerRef] = {}
-        if len(ids) > 1 and since is not None:
-            try:
-                listed = await self._changed(ids, since)
-            except Throttled:
-                raise
-            except DriverError as exc:  # read each server instead
-                log.warning("poll_listing_failed", endpoint=self.endpoint, error=str(exc))
-        outcomes = {
-            i: server_outcome(submission.action, server, submission.flavor)
-            for i, server in listed.items()
-        }
-        gate = asyncio.Semaphore(SHOWS_AT_ONCE)
-
-        async def show(server_id: str) -> ServerOutcome:
-            async with gate:
-                return await self._show_outcome(submission, server_id)
-
-        missing = [i for i in ids if i not in listed]
-        shown = await asyncio.gather(*(show(i) for i in missing), return_exceptions=True)
-        failed = [r for r in shown if isinstance(r, BaseException)]
-        if failed and len(failed) == len(ids):
-            raise failed[0]
-        for result in shown:
-            if isinstance(result, DriverError):
-                log.warning("poll_read_failed", endpoint=self.endpoint, error=str(result))
-            elif isinstance(result, BaseException):
-                raise result
-            else:
-                outcomes[result.server_id] = result
-        return PollResult({i: outcomes[i] for i in ids if i in outcomes})
-
-    async def _changed(self, ids: Sequence[str], since: datetime) -> dict[str, ServerRef]:
-        """Those of `ids` among the servers changed since `since` (less `CHANGES_SINCE_MARGIN`:
-        Nova compares whole seconds), reading at most `CHANGED_PAGES` pages."""
-        floor = (since - timedelta(seconds=CHANGES_SINCE_MARGIN)).replace(microsecond=0)
-        query = [("changes-since", floor.strftime("%Y-%m-%dT%H:%M:%SZ"))]
-        wanted, found, left = set(ids), {}, CHANGED_PAGES * self._config.page_size
-        pages = await self._server_pages(query)
-        async with contextlib.aclosing(pages):
-            async for body in pages:
-                if as_dict(body).get("id") in wanted:  # parsed only if wanted: most are not
-                    server = parse_server(body, endpoint=self.endpoint, provider=self.provider)
-                    if server.status is not ServerStatus.DELETED:  # a show says 404, as before
-                        found[server.id] = server
-                left -= 1
-                if len(found) == len(wanted) or left <= 0:
-                    break
-        return found
-
-    async def _show_outcome(self, submission: Submission, server_id: str) -> ServerOutcome:
-        try:
-            server = await self.get_server(server_id)
-        except NotFound:
-            done = submission.action is Action.DELETE
-            return ServerOutcome(
-                server_id,
-                OutcomeState.DONE if done else OutcomeState.FAILED,
-                reason=None if done else "server not found",
-                kind=None if done else "not_found",
-                status=ServerStatus.DELETED,
-            )
-        return server_outcome(submission.action, server, submission.flavor)
-
-
-CHANGES_SINCE_MARGIN = 2.0
-"""Seconds a `changes-since` listing reaches back before the cloud's acceptance time: the
-`Date` header has whole seconds, and the server's change comes a moment before the answer (a
-server missed anyway is read with a `show`, so the margin only decides how often that happens)."""
-CHANGED_PAGES = 2
-"""Pages of one `changes-since` listing read at most; what it did not reach is read by `show`."""
-SHOWS_AT_ONCE = 8
-"""`show`s of one poll in flight at once (the endpoint's connection pool is shared)."""
-
-
-def cloud_time(response: HttpResponse) -> str | None:
-    """The cloud's clock when it answered (its `Date` header) as ISO 8601, None if absent: the
-    clock a `changes-since` filter is compared with, whatever this host's clock says."""
-    at = http_date(response.headers.get("date"))
-    return None if at is None else at.isoformat()
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+        """Each server's status: several at once from one `changes-since` listing, a `show` for
+        each server it did not have (`fleet.drivers.nova.polling`)."""
+        return await polling.poll(self, submission, self._config.page_size)

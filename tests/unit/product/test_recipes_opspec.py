@@ -191,7 +191,8 @@ def _rolled_back(memo: Mapping[str, JSONValue]) -> SubJobRecord:
 
 
 def test_a_compensation_reports_the_failure_it_undid() -> None:
-    from fleet.engine.executor import _compensated, _compensation_failed
+    from fleet.engine.calls import compensated as _compensated
+    from fleet.engine.calls import compensation_failed as _compensation_failed
     from jobs.outcomes import Failed
 
     ecs = recipe_for("resize", ECS)
