@@ -40,11 +40,13 @@ ACTION_BODIES = ("os-stop", "os-start", "reboot")
 
 
 def world_text(
-    ecs: int, bms: int, openstack: int, limits: Mapping[str, tuple[int, float, str]]
+    ecs: int,
+    bms: int,
+    openstack: int,
+    limits: Mapping[str, tuple[int, float, str]],
+    speed: float = 10.0,
 ) -> str:
-    text = (
-        f"seed = 17\nspeed = 10.0\n[generate]\necs = {ecs}\nbms = {bms}\nopenstack = {openstack}\n"
-    )
+    text = f"seed = 17\nspeed = {speed}\n[generate]\necs = {ecs}\nbms = {bms}\nopenstack = {openstack}\n"
     for key, (limit, period, unit) in limits.items():
         text += f'[limits."{key}"]\nlimit = {limit}\nperiod = {period}\nunit = "{unit}"\n'
     return text
@@ -55,8 +57,10 @@ def config_text(
     sim: Mapping[str, Any],
     budgets: Mapping[str, str],
     policies: Path | None,
+    extra: Mapping[str, str] | None = None,
 ) -> str:
-    """The replicas' one configuration; `budgets` maps an endpoint name to its TOML budgets."""
+    """The replicas' one configuration; `budgets` maps an endpoint name to its TOML budgets,
+    `extra` to more TOML lines of its table (`action_seconds = {...}`, say)."""
     text = f"""
 [database]
 url = "{db_url}"
@@ -72,7 +76,11 @@ enabled = {"true" if policies else "false"}
 files = ["{policies or ""}"]
 sweep_interval = 5
 """
-    keys = {name: f"budgets = {budgets.get(name, '{}')}" for name in ("ecs", "bms", "es")}
+    more = extra or {}
+    keys = {
+        name: f"budgets = {budgets.get(name, '{}')}\n{more.get(name, '')}"
+        for name in ("ecs", "bms", "es")
+    }
     return text + sim_endpoints(sim, keys)
 
 
@@ -163,6 +171,7 @@ def cluster(
     budgets: Mapping[str, str],
     replicas: int,
     policies: str | None = None,
+    extra: Mapping[str, str] | None = None,
 ) -> Iterator[Cluster]:
     """`replicas` replicas named r1, r2, ... started and ready; killed (SIGKILL) on exit."""
     sim = get_json(f"{sim_url}/_sim/endpoints")
@@ -171,7 +180,7 @@ def cluster(
         policy_file = tmp / "policies.toml"
         policy_file.write_text(policies)
     config = tmp / "fleet.toml"
-    config.write_text(config_text(db_url, sim, budgets, policy_file))
+    config.write_text(config_text(db_url, sim, budgets, policy_file, extra))
     env = sim_secrets(sim)
     group = Cluster(config, env, migrated_token(config, env, "bench", "admin"), tmp)
     try:
