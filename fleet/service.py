@@ -317,6 +317,7 @@ async def open_fleet(
             # before the first grant (the drivers' discovery) until the rows are ended (D81)
             held = await stack.enter_async_context(worker_identity(settings.database.url, name))
             stack.push_async_callback(ledger.close)
+            await ledger.open()  # a killed previous life's rows in flight end, before any grant
         sim = await stack.enter_async_context(_simulator(settings))
         drivers = await stack.enter_async_context(
             _drivers(settings, limiter, None if sim is None else sim.endpoints)

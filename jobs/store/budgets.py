@@ -12,9 +12,11 @@ rate key by any replica (`jobs.sharedlimit` decides; this module only reads and 
   this process's own calls from memory with the rows read lost a call whenever its answer came
   between the two reads and its write committed after the table's: one call too many.)
 - In-flight rows of a worker that died are ended by the reaper (`leases.reap`), those of this
-  worker's previous life at start and its own at a clean stop (`end_worker`). The reaper judges a
-  worker dead when nobody holds its name's lock, so whoever writes rows under a name holds that
-  name's lock (`jobs.store.identity`) until `close` has ended them (D81).
+  worker's previous life when this life's ledger opens (`open`, right after the name's lock is
+  taken and before this life's first grant, so none of this life's calls is among them) and its
+  own at a clean stop (`close`). The reaper judges a worker dead when nobody holds its name's
+  lock, so whoever writes rows under a name holds that name's lock (`jobs.store.identity`) from
+  before `open` until `close` has ended them (D81).
 - Rows that no longer count are deleted by the next exchange on their key.
 """
 
@@ -72,6 +74,18 @@ class SqlLedger:
         self._clock = clock
         self._pending: list[tuple[str, int]] = []  # answers (key, servers) not yet written
         self._flusher: asyncio.Task[None] | None = None
+
+    async def open(self) -> int:
+        """End the rows a previous life of this worker's name left in flight (it was killed).
+        Called once the name's lock is held and before this life's first grant: the lock keeps
+        every other live process from writing under the name, so every such row is the previous
+        life's, and none is this life's (ended later, a call of this life would stop counting
+        before its answer). Returns how many were ended."""
+        async with self._db.write() as conn:
+            ended = await end_worker(conn, [self._worker])
+        if ended:
+            log.info("previous_life_budget_rows_ended", worker=self._worker, rows=ended)
+        return ended
 
     async def exchange(self, key: str, keep: float, decide: Decide) -> None:
         async with self._db.write() as conn:

@@ -96,12 +96,13 @@ async def _release_plans(conn: AsyncConnection, workers: Sequence[str]) -> None:
 
 
 async def recover(db: Database, worker: str, now: datetime) -> int:
-    """On start: whatever this worker held in a previous life is released at once."""
+    """On start: whatever this worker held in a previous life is released at once. Not its
+    budget rows in flight: the ledger ended the previous life's when it opened, and those in
+    flight now are this life's own calls (the drivers' discovery), which must keep counting
+    until their answers (`SqlLedger.open`)."""
     async with db.write() as conn:
         count = await _lease_lost(db, conn, _S.lease_owner == worker, now, worker)
         await _release_plans(conn, [worker])
-        if db.is_postgres:
-            await end_worker(conn, [worker])
         return count
 
 

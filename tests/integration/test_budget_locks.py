@@ -17,9 +17,13 @@ import sqlalchemy as sa
 
 from fleet.service import REAP_SHARED, Fleet, open_fleet
 from fleet.settings import Settings, load_with_defaults
+from jobs.clock import SystemClock
 from jobs.ratelimit import Budget
 from jobs.sharedlimit import SharedRateLimiter
+from jobs.store import SqlJobStore
+from jobs.store.budgets import SqlLedger
 from jobs.store.liveness import held_locks, lock_parts
+from jobs.store.migrate import upgrade
 
 KEY = "test:read"
 
@@ -101,6 +105,42 @@ async def test_processes_without_an_engine_get_names_of_their_own_and_end_their_
         rows = await _grants(one)
         assert rows[0].ended_at is None and rows[1].ended_at is not None
         assert await _locked(one, set(names)) == {names[0]}
+
+
+@pytest.mark.timeout(120)
+async def test_an_engines_own_call_in_flight_outlives_its_recovery(pg_url: str) -> None:
+    """The drivers' discovery calls go through the ledger before the engine starts: recovery, run
+    while one of them waits for its answer, leaves its row in flight for every replica."""
+    async with open_fleet(_settings(pg_url, "engine-1")) as engine:
+        clock = SystemClock()
+        other = SharedRateLimiter(clock, SqlLedger(engine.store.db, "engine-2", clock))
+        for limiter in (engine.limiter, other):
+            limiter.configure(KEY, [Budget(1, 0.5)])
+        async with engine.limiter.sending(KEY):  # a call of this life, waiting for the cloud
+            await engine.store.recover("engine-1", datetime.now(UTC))  # what the start runs
+            assert [(r.worker, r.ended_at) for r in await _grants(engine)] == [("engine-1", None)]
+            waiter = asyncio.ensure_future(other.acquire(KEY))
+            await asyncio.sleep(1.0)  # twice the period: the call still counts, no room
+            assert not waiter.done()
+        await asyncio.wait_for(waiter, 5.0)  # a period after the answer, the other's call goes
+
+
+@pytest.mark.timeout(120)
+async def test_a_killed_previous_lifes_calls_in_flight_end_when_its_name_starts_again(
+    pg_url: str,
+) -> None:
+    await asyncio.to_thread(upgrade, pg_url)
+    store = SqlJobStore(pg_url)
+    try:  # the previous life of "engine-1": a call in flight, then killed (no close, no lock)
+        clock = SystemClock()
+        previous = SharedRateLimiter(clock, SqlLedger(store.db, "engine-1", clock))
+        previous.configure(KEY, [Budget(1, 60.0)])
+        await previous.acquire(KEY, until_done=True)
+    finally:
+        await store.close()
+    async with open_fleet(_settings(pg_url, "engine-1")) as engine:
+        rows = await _grants(engine)
+        assert [r.worker for r in rows] == ["engine-1"] and rows[0].ended_at is not None
 
 
 async def test_on_sqlite_a_process_without_an_engine_holds_no_lock(sqlite_url: str) -> None:
