@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 from jobs.states import FINISHED_OPERATIONS  # noqa: E402
 from tests.api.live import _stop, _wait_ready  # noqa: E402
 from tests.conftest import _find_bindir, _free_port  # noqa: E402
-from tests.e2e.procs import get_json, post_json, simulator_process  # noqa: E402
+from tests.e2e.procs import cpu_seconds, get_json, post_json, simulator_process  # noqa: E402
 
 # --- (a) plan 100k ---------------------------------------------------------------------------------
 
@@ -309,8 +309,7 @@ def _seconds(op: dict[str, object], end: str = "finished_at") -> float:
 
 
 def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return cpu_seconds([pid])
 
 
 @dataclass(frozen=True)

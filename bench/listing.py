@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import resource
 import statistics
 import sys
@@ -37,7 +36,7 @@ from fleet.drivers.config import AkSkCredentials, EndpointConfig, Secret  # noqa
 from fleet.drivers.http import new_session  # noqa: E402
 from fleet.drivers.huawei.ecs import HuaweiEcsDriver  # noqa: E402
 from fleet.logging import configure_logging  # noqa: E402
-from tests.e2e.procs import get_json, simulator_with_pid  # noqa: E402
+from tests.e2e.procs import cpu_seconds, get_json, simulator_with_pid  # noqa: E402
 
 SELECTORS: dict[str, Selector] = {
     "all": Selector(),
@@ -62,12 +61,6 @@ def _config(endpoints: dict[str, Any], page_size: int) -> EndpointConfig:
         page_size=page_size,
         timeout=60.0,
     )
-
-
-def _proc_cpu(pid: int) -> float:
-    """User + system CPU seconds of another process (Linux `/proc/<pid>/stat`)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _cpu() -> float:
@@ -113,9 +106,9 @@ async def _run(url: str, pid: int, rounds: int, page_size: int) -> dict[str, Any
                 order = PATHS if r % 2 == 0 else PATHS[::-1]  # alternate which goes first
                 for path in order:
                     _clear_log(url)
-                    sim_before = _proc_cpu(pid)
+                    sim_before = cpu_seconds([pid])
                     seconds, cpu_s, ids = await _time(listings[path], selector)
-                    sim_cpu[path].append(round(_proc_cpu(pid) - sim_before, 3))
+                    sim_cpu[path].append(round(cpu_seconds([pid]) - sim_before, 3))
                     calls[path] = _requests(url)
                     runs[path].append(round(seconds, 3))
                     cpu[path].append(round(cpu_s, 3))

@@ -12,6 +12,7 @@ import time
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +197,51 @@ def wait_listening(
             return
         except OSError:
             time.sleep(0.05)
+
+
+def _stats() -> dict[int, list[str]]:
+    """Every live process's /proc/<pid>/stat fields after the command name (field 3 on)."""
+    out: dict[int, list[str]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                text = (proc / "stat").read_text()
+            except OSError:
+                continue
+            out[int(proc.name)] = text[text.rindex(")") + 2 :].split()
+    return out
+
+
+def cpu_seconds(pids: Sequence[int], *, children: bool = False) -> float:
+    """User + system CPU seconds of live processes (with `children`: of their waited-for
+    children too); a process that is gone counts 0."""
+    total = 0
+    for pid in pids:
+        try:
+            text = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+        if children:
+            total += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds(port: int) -> float:
+    """The CPU seconds of the PostgreSQL server listening on `port` on this machine: its
+    postmaster (with its ended backends) and every live child."""
+    stats = _stats()
+    postmaster = None
+    for pid in stats:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[0].endswith(b"postgres") and (b"-p", str(port).encode()) in pairwise(argv):
+            postmaster = pid
+            break
+    if postmaster is None:
+        return 0.0
+    kids = [pid for pid, fields in stats.items() if int(fields[1]) == postmaster]  # ppid
+    return cpu_seconds([postmaster], children=True) + cpu_seconds(kids)

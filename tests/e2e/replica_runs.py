@@ -6,14 +6,19 @@ on one replica and on three.
 from __future__ import annotations
 
 import asyncio
-import itertools
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.procs import get_json, kill9, post_json, simulator_process
+from tests.e2e.procs import (
+    cpu_seconds,
+    get_json,
+    kill9,
+    post_json,
+    postgres_cpu_seconds,
+    simulator_process,
+)
 from tests.e2e.replicas import (
     Cluster,
     EventReader,
@@ -215,53 +220,3 @@ async def unlimited_run(tmp: Path, db_url: str, replicas: int, servers: int) -> 
         seconds = time.monotonic() - started
         cpu = cpu_seconds(pids) + postgres_cpu_seconds(port) - cpu_before
         return UnlimitedRun(seconds, cpu, idle)
-
-
-def _stat(pid: int) -> list[str]:
-    """The fields of /proc/<pid>/stat after the command name (field 3 on)."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    return text[text.rindex(")") + 2 :].split()
-
-
-def cpu_seconds(pids: list[int], *, children: bool = False) -> float:
-    """User + system CPU seconds of live processes (with `children`: of their waited-for
-    children too)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = _stat(pid)
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-        if children:
-            total += int(fields[13]) + int(fields[14])  # cutime, cstime
-    return total / tick
-
-
-def postgres_cpu_seconds(port: int) -> float:
-    """The CPU seconds of the PostgreSQL server listening on `port` on this machine: its
-    postmaster (with its ended backends) and every live child."""
-    postmaster = None
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        pairs = itertools.pairwise(argv)
-        if argv[0].endswith(b"postgres") and (b"-p", str(port).encode()) in pairs:
-            postmaster = int(proc.name)
-            break
-    if postmaster is None:
-        return 0.0
-    kids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if int(_stat(int(proc.name))[1]) == postmaster:  # ppid
-                    kids.append(int(proc.name))
-            except (OSError, ValueError):
-                continue
-    return cpu_seconds([postmaster], children=True) + cpu_seconds(kids)
