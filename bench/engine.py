@@ -5,14 +5,15 @@ of plan, unlimited, singles, mixed, restart.
     planning loop (a streaming planner stands in for the drivers, so this measures fleet's own
     bookkeeping): seconds and peak RSS of a fresh process. Bar: < 20 s and < 400 MB on both.
 (b) unlimited_10k: a 10,000-server stop against the simulator (its own process) with effectively
-    unlimited budgets: sub-jobs per second and fleet's CPU milliseconds per sub-job.
+    unlimited budgets, on SQLite and on PostgreSQL (`--db`): sub-jobs per second and the CPU
+    milliseconds per sub-job of the service and, on PostgreSQL, of the database server too.
 (c) limited_mixed: a 2,000-server stop across ECS, BMS and OpenStack against budgets shaped like the
     defaults but with a short window (`--window`, 3 s), the simulator enforcing the same limits:
     actual duration over the lower bound the limits imply, and the simulator's throttled count.
     Bar: ratio <= 1.10 with 0 throttled. eta_mixed: the ETA of a dry run of the same targets,
     asked just before, against the run's duration (within 15%).
-(d) unlimited_singles: an OpenStack stop (one server per call) with unlimited budgets: calls per
-    second and CPU milliseconds per call, claim to poll.
+(d) unlimited_singles: an OpenStack stop (one server per call) with unlimited budgets, on both
+    databases like (b): calls per second and CPU milliseconds per call, claim to poll.
 (e) restart: `fleet serve` killed with SIGKILL while calls are in flight and started again at
     once: seconds from the kill until the killed process's rows move (bench/restart.py). Bar: < 5 s.
 
@@ -36,7 +37,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -49,7 +50,13 @@ sys.path.insert(0, str(ROOT))
 from jobs.states import FINISHED_OPERATIONS  # noqa: E402
 from tests.api.live import _stop, _wait_ready  # noqa: E402
 from tests.conftest import _find_bindir, _free_port  # noqa: E402
-from tests.e2e.procs import cpu_seconds, get_json, post_json, simulator_process  # noqa: E402
+from tests.e2e.procs import (  # noqa: E402
+    cpu_seconds,
+    get_json,
+    post_json,
+    postgres_cpu_seconds,
+    simulator_process,
+)
 
 # --- (a) plan 100k ---------------------------------------------------------------------------------
 
@@ -320,6 +327,7 @@ class Run:
     created_at: float  # epoch seconds (the simulator logs epoch times)
     eta_s: float | None  # the dry run's ETA, when one was asked first
     cpu_seconds: float  # the service process, during the run
+    db_cpu_seconds: float  # the PostgreSQL server during the run (0 on SQLite: in the service)
     throttled: int  # 429s the simulator answered
     units: dict[str, int]  # units the simulator counted per rate key
     spans: dict[str, tuple[float, float]]  # first and last request per rate key (epoch)
@@ -351,8 +359,10 @@ def campaign(
     poll_interval: float = 0.5,
     stop_seconds: float = 20.0,
     dry_run_first: bool = False,
+    db_url: str | None = None,
 ) -> Run:
-    """Run a stop through `fleet serve` against a simulator process with `limits` enforced.
+    """Run a stop through `fleet serve` against a simulator process with `limits` enforced, on
+    `db_url` (a fresh PostgreSQL database) or, without one, a SQLite file of the run's own.
 
     With BENCH_TRACE=path set, the simulator's request log is written to `path` and the
     service's log to `path.log` (where a run's time went)."""
@@ -362,7 +372,8 @@ def campaign(
         with simulator_process(tmp / "world.toml", tmp / "sim.log") as url:
             sim = _get(f"{url}/_sim/endpoints")
             post_json(f"{url}/_sim/limits", limits)
-            db = f"sqlite+aiosqlite:///{tmp}/bench.db"
+            db = db_url or f"sqlite+aiosqlite:///{tmp}/bench.db"
+            pg_port = _pg_port(db_url)
             _campaign_config(tmp / "c.toml", db, sim, endpoints, poll_interval, stop_seconds)
             env = {
                 "BENCH_AK": sim["huawei"]["ak"],
@@ -375,9 +386,9 @@ def campaign(
                     body = {"action": "stop", "targets": targets, "dry_run": True}
                     eta = float(svc.call("POST", "/v1/operations", body)["plan"]["eta_seconds"])
                     post_json(f"{url}/_sim/limits", limits)  # the dry run's listing: a new window
-                cpu0 = _cpu_seconds(svc.pid)
+                cpu0, db0 = _cpu_seconds(svc.pid), _db_cpu(pg_port)
                 op = svc.run({"action": "stop", "targets": targets})
-                cpu = _cpu_seconds(svc.pid) - cpu0
+                cpu, db_cpu = _cpu_seconds(svc.pid) - cpu0, _db_cpu(pg_port) - db0
             stats: dict[str, Any] = _get(f"{url}/_sim/stats")["keys"]
             requests: list[dict[str, Any]] = _get(f"{url}/_sim/requests")["requests"]
             statuses = Counter(s["status"] for s in _get(f"{url}/_sim/servers")["servers"])
@@ -391,6 +402,7 @@ def campaign(
         created_at=datetime.fromisoformat(str(op["created_at"])).timestamp(),
         eta_s=eta,
         cpu_seconds=cpu,
+        db_cpu_seconds=db_cpu,
         throttled=sum(int(v["throttled"]) for v in stats.values()),
         units={k: int(v.get("units") or 0) for k, v in stats.items()},
         spans=_spans(requests),
@@ -399,38 +411,83 @@ def campaign(
     )
 
 
-def unlimited_10k(count: int) -> dict[str, float]:
+def _on_databases(dbs: list[str], run: Callable[[str | None], dict[str, float]]) -> dict[str, Any]:
+    """`run` on each database asked for (None: a SQLite file; else a PostgreSQL URL of a
+    throwaway cluster): `{"sqlite": {...}, "postgresql": {...}}`."""
+    out: dict[str, Any] = {}
+    for db in dbs:
+        if db == "sqlite":
+            out[db] = run(None)
+        else:
+            with postgres() as url:
+                out[db] = run(url)
+    return out
+
+
+def unlimited_10k(count: int, dbs: list[str]) -> dict[str, Any]:
     # a stop settles in 20 simulated seconds: 0.02 s at speed 1000
     world = f"seed = 3\nspeed = 1000.0\n[generate]\necs = {count}\nbms = 0\nopenstack = 0\n"
     limits: dict[str, Any] = {"huawei-ecs:action": None}
     big = '{ action = [{ limit = 100000, period = 1, unit = "servers" }] }'
-    r = campaign(
-        world, f"ecs | huawei-ecs | {big}", limits, {"endpoints": ["ecs"]}, stop_seconds=0.02
-    )
-    acted = count  # every server is a sub-job (already-stopped ones are skipped at planning)
-    _report_state("unlimited_10k", r)
-    return {
-        "subjobs_per_s": round(acted / r.seconds, 1),
-        "cpu_ms_per_subjob": round(r.cpu_seconds * 1000 / acted, 3),
-    }
+
+    def run(db_url: str | None) -> dict[str, float]:
+        r = campaign(
+            world,
+            f"ecs | huawei-ecs | {big}",
+            limits,
+            {"endpoints": ["ecs"]},
+            stop_seconds=0.02,
+            db_url=db_url,
+        )
+        acted = count  # every server is a sub-job (already-stopped ones are skipped at planning)
+        _report_state(f"unlimited_10k ({_db_name(db_url)})", r)
+        return {
+            "subjobs_per_s": round(acted / r.seconds, 1),
+            "cpu_ms_per_subjob": round(r.cpu_seconds * 1000 / acted, 3),
+            "db_cpu_ms_per_subjob": round(r.db_cpu_seconds * 1000 / acted, 3),
+        }
+
+    return _on_databases(dbs, run)
 
 
-def unlimited_singles(count: int) -> dict[str, float]:
+def unlimited_singles(count: int, dbs: list[str]) -> dict[str, Any]:
     """An OpenStack stop (one server per call) with unlimited budgets: the per-call cost that
     decides how fast a window of a per-server budget leaves."""
     world = f"seed = 4\nspeed = 1000.0\n[generate]\necs = 0\nbms = 0\nopenstack = {count}\n"
     limits: dict[str, Any] = {"openstack:action": None}
     free = "{ action = [], show = [], list = [] }"
-    r = campaign(
-        world, f"es | openstack | {free}", limits, {"endpoints": ["es"]}, stop_seconds=0.02
-    )
-    acted = r.units.get("openstack:action", 0)
-    _report_state("unlimited_singles", r)
-    return {
-        "calls": acted,
-        "calls_per_s": round(acted / r.seconds, 1),
-        "cpu_ms_per_call": round(r.cpu_seconds * 1000 / max(1, acted), 3),
-    }
+
+    def run(db_url: str | None) -> dict[str, float]:
+        r = campaign(
+            world,
+            f"es | openstack | {free}",
+            limits,
+            {"endpoints": ["es"]},
+            stop_seconds=0.02,
+            db_url=db_url,
+        )
+        acted = r.units.get("openstack:action", 0)
+        _report_state(f"unlimited_singles ({_db_name(db_url)})", r)
+        return {
+            "calls": acted,
+            "calls_per_s": round(acted / r.seconds, 1),
+            "cpu_ms_per_call": round(r.cpu_seconds * 1000 / max(1, acted), 3),
+            "db_cpu_ms_per_call": round(r.db_cpu_seconds * 1000 / max(1, acted), 3),
+        }
+
+    return _on_databases(dbs, run)
+
+
+def _db_name(db_url: str | None) -> str:
+    return "postgresql" if db_url else "sqlite"
+
+
+def _pg_port(db_url: str | None) -> int | None:
+    return None if db_url is None else int(db_url.rsplit(":", 1)[1].split("/", 1)[0])
+
+
+def _db_cpu(port: int | None) -> float:
+    return 0.0 if port is None else postgres_cpu_seconds(port)
 
 
 def _report_state(name: str, r: Run) -> None:
@@ -515,6 +572,12 @@ def main() -> None:
     parser.add_argument(
         "--window", type=float, default=3.0, help="limited_mixed: the budgets' period (s)"
     )
+    parser.add_argument(
+        "--db",
+        choices=["sqlite", "postgresql", "both"],
+        default="both",
+        help="unlimited and singles: the database(s) of the service",
+    )
     parser.add_argument("--plan-child")
     parser.add_argument("--count", type=int, default=100_000)
     args = parser.parse_args()
@@ -522,12 +585,13 @@ def main() -> None:
         plan_child(args.plan_child, args.count)
         return
     out: dict[str, object] = {}
+    dbs = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     if args.only in (None, "plan"):
         out["plan_100k"] = plan_100k(10_000 if args.quick else 100_000)
     if args.only in (None, "unlimited"):
-        out["unlimited_10k"] = unlimited_10k(1_000 if args.quick else 10_000)
+        out["unlimited_10k"] = unlimited_10k(1_000 if args.quick else 10_000, dbs)
     if args.only in (None, "singles"):
-        out["unlimited_singles"] = unlimited_singles(300 if args.quick else 2_000)
+        out["unlimited_singles"] = unlimited_singles(300 if args.quick else 2_000, dbs)
     if args.only in (None, "mixed"):
         out["limited_mixed"], out["eta_mixed"] = limited_mixed(args.window)
     if args.only in (None, "restart"):
