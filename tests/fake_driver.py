@@ -134,7 +134,9 @@ class FakeDriver:
             ids.append(server_id)
         return Submission(Action.CREATE, tuple(ids), spec.api_class)
 
-    def list_created(self, tag: tuple[str, str], name_prefix: str) -> AsyncIterator[ServerRef]:
+    def list_created(
+        self, tag: tuple[str, str], name_prefix: str, since: str | None = None
+    ) -> AsyncIterator[ServerRef]:
         return self.list_servers(created_selector(tag, name_prefix))
 
     async def quota(self) -> Quota | None:

@@ -243,10 +243,15 @@ class Driver(Protocol):
         """The project's server quota as the cloud reports it (None: it reports none)."""
         ...
 
-    def list_created(self, tag: tuple[str, str], name_prefix: str) -> AsyncIterator[ServerRef]:
+    def list_created(
+        self, tag: tuple[str, str], name_prefix: str, since: str | None = None
+    ) -> AsyncIterator[ServerRef]:
         """Every server that creates carrying `tag` (key, value) made, among those whose name
         starts with `name_prefix`: by the tag where the cloud takes tags at creation, else by
-        what the create wrote instead (Nova below 2.52: server metadata)."""
+        what the create wrote instead (Nova below 2.52: server metadata). With `since` (the
+        cloud's clock, ISO 8601) a driver may list only the servers changed since about then
+        (Nova's `changes-since`), deleted ones left out; a driver without such a filter lists
+        them all."""
         ...
 
     async def flavors(self) -> frozenset[str]:

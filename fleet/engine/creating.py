@@ -21,6 +21,7 @@ names its id), ERROR is the failure with the cloud's fault, anything else is sti
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 
 from fleet.domain import Action, ActionParams, ServerRef, ServerStatus
 from fleet.drivers.base import CreateRequest, Driver
@@ -125,6 +126,8 @@ async def submit(
     memo: dict[str, JSONValue] = {"created_as": request.name, "count": request.count}
     if submission.job_id:
         memo["job_id"] = submission.job_id  # evidence for a later verification (create_jobs)
+    if submission.since:
+        memo["since"] = submission.since  # the cloud's clock at acceptance: polls list less
     for sj in run:
         outcomes[sj.id] = Accepted(
             cloud_job_id=submission.job_id,
@@ -138,14 +141,17 @@ async def submit(
 # --- reading the operation's servers back ------------------------------------------------------
 
 
-async def found(driver: Driver, params: ActionParams, operation_id: str) -> list[ServerRef]:
+async def found(
+    driver: Driver, params: ActionParams, operation_id: str, since: str | None = None
+) -> list[ServerRef]:
     """Every server of the operation on the endpoint, one listing: by its `fleet-op` tag (or what
-    the dialect wrote instead, `Driver.list_created`), among the names the operation gives."""
+    the dialect wrote instead, `Driver.list_created`), among the names the operation gives;
+    with `since`, those changed since then where the dialect can filter so."""
     create = params.create
     assert create is not None
     batched = driver.capabilities.spec(Action.CREATE).max_batch > 1
     prefix = f"{stem(create.name, operation_id)}-" if batched else literal_prefix(create.name)
-    return [s async for s in driver.list_created((OP_TAG, operation_id), prefix)]
+    return [s async for s in driver.list_created((OP_TAG, operation_id), prefix, since)]
 
 
 def matcher(
@@ -195,10 +201,10 @@ def state_of(server: ServerRef) -> Outcome:
 
 
 async def _read(
-    batch: Batch, driver: Driver, params: ActionParams
+    batch: Batch, driver: Driver, params: ActionParams, since: str | None = None
 ) -> tuple[Mapping[int, ServerRef | None], set[str], Outcome | None]:
     try:
-        servers = await found(driver, params, batch.operation_id)
+        servers = await found(driver, params, batch.operation_id, since)
     except DriverError as exc:
         return {}, set(), RetryLater(reason=str(exc), code=exc.code or exc.kind.value)
     match = matcher(driver, params, batch.operation_id)(servers)
@@ -216,8 +222,16 @@ async def _jobs(
 
 async def poll(batch: Batch, driver: Driver, params: ActionParams) -> dict[int, Outcome]:
     """Follow accepted creates: a planned server not listed yet is still being created, unless
-    its cloud job says it failed or made it and it is gone."""
-    seen, listed, error = await _read(batch, driver, params)
+    its cloud job says it failed or made it and it is gone.
+
+    Where every call of the batch was accepted at a known time (the cloud's clock), the listing
+    asks for the servers changed since the earliest (a create's server changes when it settles),
+    so a poll reads the servers still being made, not all the operation has made; a planned
+    server that listing lacks is looked for in the whole listing, as without a time."""
+    since = _since(batch)
+    seen, listed, error = await _read(batch, driver, params, since)
+    if error is None and since is not None and any(v is None for v in seen.values()):
+        seen, listed, error = await _read(batch, driver, params)
     if error is not None:
         return {sj.id: error for sj in batch.subjobs}
     missing = {sj.id: sj.cloud_job_id for sj in batch.subjobs if seen[sj.id] is None}
@@ -232,6 +246,25 @@ async def poll(batch: Batch, driver: Driver, params: ActionParams) -> dict[int, 
         else:
             out[sj.id] = Failed(code=said.code or CREATE_FAILED, reason=said.reason or "")
     return out
+
+
+def _since(batch: Batch) -> str | None:
+    """The earliest acceptance time among the batch's calls, None unless each has one."""
+    times: list[str] = []
+    for sj in batch.subjobs:
+        since = (sj.memo or {}).get("since")
+        if not isinstance(since, str):
+            return None
+        times.append(since)
+    return min(times, key=_instant) if times else None
+
+
+def _instant(value: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return datetime.max.replace(tzinfo=UTC)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 async def verify(batch: Batch, driver: Driver, params: ActionParams) -> dict[int, Outcome]:

@@ -232,7 +232,9 @@ class HuaweiBmsDriver(HuaweiDriverBase):
             Action.CREATE, (), cr.CREATE, job_id=job_id, request_id=response.request_id
         )
 
-    def list_created(self, tag: tuple[str, str], name_prefix: str) -> AsyncIterator[ServerRef]:
+    def list_created(
+        self, tag: tuple[str, str], name_prefix: str, since: str | None = None
+    ) -> AsyncIterator[ServerRef]:
         return self.list_servers(created_selector(tag, name_prefix))
 
     async def quota(self) -> Quota | None:

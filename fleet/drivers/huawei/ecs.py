@@ -367,7 +367,9 @@ class HuaweiEcsDriver(HuaweiDriverBase):
             Action.CREATE, (), f"/v1/{pid}/cloudservers", cr.ecs_body(request), _CREATE
         )
 
-    def list_created(self, tag: tuple[str, str], name_prefix: str) -> AsyncIterator[ServerRef]:
+    def list_created(
+        self, tag: tuple[str, str], name_prefix: str, since: str | None = None
+    ) -> AsyncIterator[ServerRef]:
         return self.list_servers(created_selector(tag, name_prefix))
 
     async def quota(self) -> Quota | None:

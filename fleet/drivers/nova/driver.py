@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 import aiohttp
 import structlog
 
-from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef
+from fleet.domain import Action, ActionParams, Provider, Selector, ServerRef, ServerStatus
 from fleet.drivers.actions import ActionSpec, Capabilities
 from fleet.drivers.auth import TokenAuth
 from fleet.drivers.base import (
@@ -364,20 +364,30 @@ class OpenStackDriver:
         return cr.parse_limits((await self._call("GET", "/limits", cr.LIMITS)).data)
 
     async def list_created(
-        self, tag: tuple[str, str], name_prefix: str
+        self, tag: tuple[str, str], name_prefix: str, since: str | None = None
     ) -> AsyncIterator[ServerRef]:
         """By the tag where creates write tags (2.52), else by the name (Nova's `name` filter is
-        a regular expression) and the tag the create wrote as metadata."""
+        a regular expression) and the tag the create wrote as metadata; with `since`, only the
+        servers changed since (`changes-since`, which lists deleted servers too: left out)."""
         await self.compute()
+        at = polling.parse_time(since)
+        recent = [polling.changes_since(at)] if at is not None else []
         if self._tags_at_create:
-            async for server in self.list_servers(created_selector(tag, name_prefix)):
-                yield server
-            return
-        pages = await self.server_pages(cr.name_query(name_prefix))
+            selector = created_selector(tag, name_prefix)
+            query = [*rq.list_query(selector, self.quirks), *recent]
+        else:
+            selector, query = None, [*cr.name_query(name_prefix), *recent]
+        seen = SeenIds()
+        pages = await self.server_pages(query)
         async with contextlib.aclosing(pages):
             async for body in pages:
-                if cr.made_by(body, tag, name_prefix):
-                    yield parse_server(body, endpoint=self.endpoint, provider=self.provider)
+                if selector is None and not cr.made_by(body, tag, name_prefix):
+                    continue
+                server = parse_server(body, endpoint=self.endpoint, provider=self.provider)
+                if server.status is ServerStatus.DELETED or not seen.add(server.id):
+                    continue
+                if selector is None or selector.matches(server):
+                    yield server
 
     async def _tags(self, action: Action, server_id: str, params: ActionParams) -> None:
         base = f"/servers/{seg(server_id)}/tags"

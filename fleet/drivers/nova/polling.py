@@ -60,7 +60,7 @@ async def poll(reads: ServerReads, submission: Submission, page_size: int) -> Po
     if submission.done:
         return all_done(submission)
     ids = submission.server_ids
-    since = _parse_time(submission.since)
+    since = parse_time(submission.since)
     listed: dict[str, ServerRef] = {}
     if len(ids) > 1 and since is not None:
         try:
@@ -99,8 +99,7 @@ async def _changed(
 ) -> dict[str, ServerRef]:
     """Those of `ids` among the servers changed since `since` (less `CHANGES_SINCE_MARGIN`:
     Nova compares whole seconds), reading at most `CHANGED_PAGES` pages."""
-    floor = (since - timedelta(seconds=CHANGES_SINCE_MARGIN)).replace(microsecond=0)
-    query = [("changes-since", floor.strftime("%Y-%m-%dT%H:%M:%SZ"))]
+    query = [changes_since(since)]
     wanted, found, left = set(ids), {}, CHANGED_PAGES * page_size
     pages = await reads.server_pages(query)
     async with contextlib.aclosing(pages):
@@ -113,6 +112,13 @@ async def _changed(
             if len(found) == len(wanted) or left <= 0:
                 break
     return found
+
+
+def changes_since(since: datetime) -> tuple[str, str]:
+    """The `changes-since` filter reaching `CHANGES_SINCE_MARGIN` before `since` (Nova compares
+    whole seconds)."""
+    floor = (since - timedelta(seconds=CHANGES_SINCE_MARGIN)).replace(microsecond=0)
+    return ("changes-since", floor.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 async def _show_outcome(
@@ -139,7 +145,8 @@ def cloud_time(response: HttpResponse) -> str | None:
     return None if at is None else at.isoformat()
 
 
-def _parse_time(value: str | None) -> datetime | None:
+def parse_time(value: str | None) -> datetime | None:
+    """An ISO 8601 time (UTC when it names no zone); None for none or a malformed one."""
     if value is None:
         return None
     try:
