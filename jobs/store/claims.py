@@ -176,6 +176,9 @@ async def claim_batches(
             return []  # paused, cancelled or halted since the dispatcher listed it
         if max_batch and max(max_batch) == 1:  # one server per call: every row is a group
             return await _claim_singles(db, conn, req, min(servers, max_groups))
+        uniform = await _uniform_groups(db, conn, req, max_batch, servers, max_groups)
+        if uniform is not None:
+            return await _write_groups(db, conn, req, uniform)
         while len(batches) < max_groups and servers > 0:
             batch = await _claim_group(db, conn, req, head_stmt, max_batch, servers)
             if batch is None:
@@ -238,24 +241,63 @@ async def _claim_singles(
     measured on SQLite), and the window's calls waited for it."""
     stmt = sa.select(SUBJOBS).where(*_eligible(req)).order_by(_S.seq).limit(count)
     rows = [to_subjob(r._mapping) for r in await conn.execute(db.skip_locked(stmt))]
-    if not rows:
+    return await _write_groups(db, conn, req, [[r] for r in rows])
+
+
+async def _uniform_groups(
+    db: Database,
+    conn: AsyncConnection,
+    req: ClaimRequest,
+    max_batch: Sequence[int],
+    servers: int,
+    max_groups: int,
+) -> list[list[SubJobRecord]] | None:
+    """The groups of a claim read in one statement when the claimable rows it reads share one
+    batch key, step and verify flag (a campaign's usual case: one endpoint's stop, one create):
+    consecutive runs of at most the step's batch size, in `seq` order, as the per-group path
+    would make them one by one (five round trips a group: a window of ten BMS groups took
+    0.24-0.31 s on SQLite beside other writers). None when the rows mix groups: the per-group
+    path then picks each group's rows among all the claimable ones."""
+    widest = max(max_batch, default=1)
+    stmt = (
+        sa.select(SUBJOBS)
+        .where(*_eligible(req))
+        .order_by(_S.seq)
+        .limit(max(1, min(servers, max_groups * widest)))
+    )
+    rows = [to_subjob(r._mapping) for r in await conn.execute(db.skip_locked(stmt))]
+    if not rows or len({(r.batch_key, r.step, r.verify_first) for r in rows}) > 1:
+        return None if rows else []
+    cap = max(1, max_batch[min(rows[0].step, len(max_batch) - 1)] if max_batch else 1)
+    groups = [rows[i : i + cap] for i in range(0, len(rows), cap)][:max_groups]
+    return groups
+
+
+async def _write_groups(
+    db: Database, conn: AsyncConnection, req: ClaimRequest, groups: Sequence[list[SubJobRecord]]
+) -> list[Batch]:
+    """Move each group's rows to DISPATCHING on a call row of its own, with their CLAIM events,
+    in a few statements whatever the number of groups (committed by the caller's transaction
+    before any cloud call is made). The rows are ours until commit: SQLite's write lock, or
+    PostgreSQL's FOR UPDATE of the statement that read them."""
+    groups = [g for g in groups if g]
+    if not groups:
         return []
     calls = [
         call_row(
             operation_id=req.operation_id,
-            purpose="verify" if r.verify_first else "submit",
-            kind=r.kind,
-            step=r.step,
+            purpose="verify" if g[0].verify_first else "submit",
+            kind=g[0].kind,
+            step=g[0].step,
             rate_key=req.rate_key,
-            batch_key=r.batch_key,
-            servers=[r.target_id],
+            batch_key=g[0].batch_key,
+            servers=[r.target_id for r in g],
             worker=req.worker,
             started_at=req.now,
         )
-        for r in rows
+        for g in groups
     ]
     call_ids = await _insert_calls(db, conn, calls)
-    # The rows are ours until commit: SQLite's write lock, or PostgreSQL's FOR UPDATE above.
     update = (
         sa.update(SUBJOBS)
         .where(_S.id == sa.bindparam("b_id"), _S.state == State.PENDING.value)
@@ -269,20 +311,21 @@ async def _claim_singles(
             sent_after=sa.func.coalesce(sa.bindparam("b_floor", type_=UTCDateTime), _S.sent_after),
         )
     )
-    bumps = [0 if r.verify_first else 1 for r in rows]
-    await conn.execute(
-        update,
-        [
-            {"b_id": r.id, "b_call": c, "b_bump": b, "b_floor": req.cloud_floor if b else None}
-            for r, c, b in zip(rows, call_ids, bumps, strict=True)
-        ],
-    )
+    params = []
+    for group, call_id in zip(groups, call_ids, strict=True):
+        bump = 0 if group[0].verify_first else 1
+        floor = req.cloud_floor if bump else None
+        params += [
+            {"b_id": r.id, "b_call": call_id, "b_bump": bump, "b_floor": floor} for r in group
+        ]
+    await conn.execute(update, params)
     batches: list[Batch] = []
     events: list[dict[str, object]] = []
-    for row, call_id, bump in zip(rows, call_ids, bumps, strict=True):
-        claimed = _as_claimed(row, req, call_id, bump)
+    for group, call_id in zip(groups, call_ids, strict=True):
+        first = group[0]
+        bump = 0 if first.verify_first else 1
         events += transition_events(
-            [Moved(row.id, row.operation_id, row.target_id, row.step, claimed.attempt)],
+            [Moved(r.id, r.operation_id, r.target_id, r.step, r.attempt + bump) for r in group],
             Event.CLAIM,
             State.PENDING,
             State.DISPATCHING,
@@ -293,14 +336,14 @@ async def _claim_singles(
         batches.append(
             Batch(
                 operation_id=req.operation_id,
-                kind=row.kind,
-                step=row.step,
+                kind=first.kind,
+                step=first.step,
                 rate_key=req.rate_key,
-                batch_key=row.batch_key,
+                batch_key=first.batch_key,
                 params=req.params,
-                subjobs=(claimed,),
+                subjobs=tuple(_as_claimed(r, req, call_id, bump) for r in group),
                 call_id=call_id,
-                verify=row.verify_first,
+                verify=first.verify_first,
             )
         )
     await insert_events(conn, events)
