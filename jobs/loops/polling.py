@@ -5,7 +5,9 @@ cloud says something changed). Sub-jobs sharing a cloud job id are polled togeth
 sub-jobs without one (per-server dialects) are grouped per operation, kind, step and rate key up
 to the executor's `poll_batch`, so one status listing can answer for many servers. In the
 runtime each group is polled in a task of its own (`Poller.run_once`), so rows that fall due
-while a slow poll is under way are leased and polled at once.
+while a slow poll is under way are leased and polled at once; but job-less rows of a group key
+whose poll is under way wait for its end and go together in the next one (one listing of what
+changed answers for all of them, where several at once each read the same servers).
 """
 
 from __future__ import annotations
@@ -29,6 +31,14 @@ from jobs.types import JSONMapping
 log = structlog.get_logger("jobs.polling")
 
 
+_Key = tuple[str, str, int, str]
+
+
+def _key(row: SubJobRecord) -> _Key:
+    """The group key of a job-less row (`poll_groups`)."""
+    return (row.operation_id, row.kind, row.step, row.rate_key)
+
+
 def poll_groups(
     rows: Sequence[SubJobRecord], poll_batch: Callable[[str, str], int]
 ) -> list[tuple[SubJobRecord, ...]]:
@@ -41,7 +51,7 @@ def poll_groups(
         if row.cloud_job_id:
             by_job.setdefault((row.operation_id, row.rate_key, row.cloud_job_id), []).append(row)
         else:
-            loose.setdefault((row.operation_id, row.kind, row.step, row.rate_key), []).append(row)
+            loose.setdefault(_key(row), []).append(row)
     groups = [tuple(g) for g in by_job.values()]
     for (_, kind, _, key), members in loose.items():
         size = max(1, poll_batch(kind, key))
@@ -71,11 +81,14 @@ class Poller:
         self.recorder = recorder or Recorder(store, config.worker, clock)
         self.spawn = spawn
         self._gate = asyncio.Semaphore(config.max_polls_in_flight)
-        self._polls: dict[asyncio.Task[None], frozenset[int]] = {}  # spawned polls, their rows
+        # spawned polls: their rows and, for job-less rows, their group key
+        self._polls: dict[asyncio.Task[None], tuple[frozenset[int], _Key | None]] = {}
+        self._waiting: list[SubJobRecord] = []  # leased, for the next poll of a busy key
 
     def held(self) -> set[int]:
-        """Sub-jobs being polled by this process right now (their leases get renewed)."""
-        return {i for ids in self._polls.values() for i in ids}
+        """Sub-jobs being polled, or leased for the next poll, by this process right now (their
+        leases get renewed)."""
+        return {i for ids, _ in self._polls.values() for i in ids} | {r.id for r in self._waiting}
 
     async def run_once(self) -> int:
         """Lease the due cloud jobs (bounded) and poll each once. Returns sub-jobs leased.
@@ -85,29 +98,38 @@ class Poller:
         no row that falls due meanwhile, which the next round leases (a round that waited for
         its slowest poll read the last servers of a create up to a round late). Without it,
         this waits for the polls it started."""
-        held = sum(len(ids) for ids in self._polls.values())
+        held = sum(len(ids) for ids, _ in self._polls.values()) + len(self._waiting)
         limit = self.config.poll_limit - held
-        if limit <= 0 or len(self._polls) >= self.config.max_polls_in_flight:
+        if len(self._polls) >= self.config.max_polls_in_flight:
             return 0  # a poll that ends wakes the loop (`notify`)
-        now = self.clock.now()
-        rows = await self.store.claim_polls(
-            self.config.worker, now, now + timedelta(seconds=self.config.lease_ttl), limit
-        )
-        if not rows:
+        rows: list[SubJobRecord] = []
+        if limit > 0:
+            now = self.clock.now()
+            until = now + timedelta(seconds=self.config.lease_ttl)
+            rows = list(await self.store.claim_polls(self.config.worker, now, until, limit))
+        busy = {key for _, key in self._polls.values() if key is not None}
+        ready = [r for r in self._waiting if _key(r) not in busy]
+        self._waiting = [r for r in self._waiting if _key(r) in busy]
+        if not rows and not ready:
             return 0
-        params = await self._params({r.operation_id for r in rows})
-        groups = poll_groups(rows, lambda kind, key: self.executor.profile(kind, key).poll_batch)
-        polls = [(g, self._poll(g, params.get(g[0].operation_id, {}))) for g in groups]
+        params = await self._params({r.operation_id for r in [*rows, *ready]})
+        groups = poll_groups(
+            [*ready, *rows], lambda kind, key: self.executor.profile(kind, key).poll_batch
+        )
         if self.spawn is None:
             async with asyncio.TaskGroup() as tg:
-                for _, poll in polls:
-                    tg.create_task(poll)
+                for group in groups:
+                    tg.create_task(self._poll(group, params.get(group[0].operation_id, {})))
             self._polled()
-        else:
-            for group, poll in polls:
-                task = self.spawn(poll)
-                self._polls[task] = frozenset(r.id for r in group)
-                task.add_done_callback(self._ended)
+            return len(rows)
+        for group in groups:
+            key = None if group[0].cloud_job_id else _key(group[0])
+            if key is not None and key in busy:
+                self._waiting += group  # polled together once the poll under way has ended
+                continue
+            task = self.spawn(self._poll(group, params.get(group[0].operation_id, {})))
+            self._polls[task] = (frozenset(r.id for r in group), key)
+            task.add_done_callback(self._ended)
         return len(rows)
 
     def _ended(self, task: asyncio.Task[None]) -> None:

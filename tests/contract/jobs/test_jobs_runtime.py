@@ -15,6 +15,7 @@ from jobs_store_helpers import WORKER
 from jobs.config import EngineConfig
 from jobs.loops.runtime import Runtime
 from jobs.operations import Operations
+from jobs.outcomes import Accepted, Completed
 from jobs.ports import ActionProfile, PlanEntry, StepProfile, SubJobOutcomes
 from jobs.records import Batch, NewOperation, OperationRecord, OperationView
 from jobs.states import OperationState, State
@@ -190,3 +191,55 @@ async def test_a_slow_poll_does_not_hold_up_the_polls_of_another_operation(
         assert (await ops.get(slow.operation.id)).operation.finished_at is None
         answer.set()
         assert (await finished(ops, slow.operation.id)).state is OperationState.SUCCEEDED
+
+
+class JoblessPolls(FakeExecutor):
+    """One server per call with no cloud job (a Nova dialect): the first poll answers only once
+    `answer` is set, and the calls after the first are answered once it has begun."""
+
+    def __init__(self, polling: asyncio.Event, answer: asyncio.Event) -> None:
+        super().__init__(default_profile=ActionProfile((StepProfile(1),), poll_batch=20))
+        self.polling, self.answer = polling, answer
+        self.at_once = self.most_at_once = 0
+        self.sizes: list[int] = []
+
+    async def submit(self, batch: Batch) -> SubJobOutcomes:
+        if batch.target_ids != ("srv-00000",):
+            await self.polling.wait()
+        return {s.id: Accepted(cloud_job_id=None, poll_after=0.0) for s in batch.subjobs}
+
+    async def poll(self, batch: Batch) -> SubJobOutcomes:
+        self.at_once += 1
+        self.most_at_once = max(self.most_at_once, self.at_once)
+        self.sizes.append(len(batch.subjobs))
+        try:
+            if not self.polling.is_set():
+                self.polling.set()
+                await self.answer.wait()
+            return {s.id: Completed() for s in batch.subjobs}
+        finally:
+            self.at_once -= 1
+
+
+async def test_rows_due_during_a_poll_of_their_group_go_together_in_the_next_one(
+    store: SqlJobStore,
+) -> None:
+    polling, answer = asyncio.Event(), asyncio.Event()
+    fake = JoblessPolls(polling, answer)
+    runtime = Runtime(store, FakePlanner(items(6)), fake, FakeRateLimiter(), config=config())
+    async with runtime:
+        ops = Operations(store, on_created=runtime.wake_planner, on_changed=runtime.wake)
+        view, _ = await ops.create(NewOperation(kind="stop", created_by="t"))
+        async with asyncio.timeout(30):
+            await polling.wait()
+
+        async def due() -> bool:  # the five later calls are answered, their rows due
+            page = await store.list_subjobs(view.operation.id, State.AWAITING, None, 100)
+            return len(page.items) == 6
+
+        await until(due)
+        await asyncio.sleep(0.2)  # rounds of the poll loop while the first poll hangs
+        answer.set()
+        assert (await finished(ops, view.operation.id)).state is OperationState.SUCCEEDED
+    assert fake.most_at_once == 1  # never a second listing of the group's servers beside it
+    assert fake.sizes == [1, 5]
