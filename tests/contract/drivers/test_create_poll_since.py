@@ -62,9 +62,7 @@ async def _create(driver: OpenStackDriver, raw: dict[str, Any], n: int) -> dict[
     return dict(accepted.memo)
 
 
-async def test_a_poll_lists_the_servers_changed_since_its_calls(
-    sim: Sim, make_os: MakeOs
-) -> None:
+async def test_a_poll_lists_the_servers_changed_since_its_calls(sim: Sim, make_os: MakeOs) -> None:
     driver, raw = make_os(), _raw(sim)
     first = await _create(driver, raw, 1)
     sim.advance(600)  # web-1 is ACTIVE long before the next call
