@@ -26,6 +26,27 @@ TTL = timedelta(seconds=60)
 WORKER = "worker-a"
 
 
+def claim_request(
+    op_id: str,
+    *,
+    cap: int = 100,
+    seq_end: int = 10**9,
+    now: datetime = T0,
+    key: str = "cloud:action",
+    worker: str = WORKER,
+) -> ClaimRequest:
+    """A claim of `op_id`'s rows at `key`, at most `cap` servers."""
+    return ClaimRequest(
+        operation_id=op_id,
+        rate_key=key,
+        max_servers=cap,
+        seq_end=seq_end,
+        worker=worker,
+        now=now,
+        lease_until=now + TTL,
+    )
+
+
 async def counts_and_truth(
     store: SqlJobStore,
 ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:

@@ -9,27 +9,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from jobs_store_helpers import T0, TTL, WORKER, plan_operation
+from jobs_store_helpers import WORKER, claim_request, plan_operation
 from sqlalchemy import event
 
-from jobs.records import ClaimRequest
 from jobs.states import Event, State
 from jobs.store import SqlJobStore
 from jobs.testing import items
 
 pytestmark = pytest.mark.contract
-
-
-def _request(op_id: str, cap: int = 1000) -> ClaimRequest:
-    return ClaimRequest(
-        operation_id=op_id,
-        rate_key="cloud:action",
-        max_servers=cap,
-        seq_end=10**9,
-        worker=WORKER,
-        now=T0,
-        lease_until=T0 + TTL,
-    )
 
 
 @contextmanager
@@ -53,7 +40,7 @@ async def test_ten_groups_of_one_batch_key_are_claimed_in_a_few_statements(
 ) -> None:
     op = await plan_operation(store, items(235, batch_key="b"))
     with _statements(store) as sent:
-        batches = await store.claim_batches(_request(op.id), [24], 10)
+        batches = await store.claim_batches(claim_request(op.id, cap=1000), [24], 10)
     assert [len(b.subjobs) for b in batches] == [24] * 9 + [19]
     assert [b.target_ids[0] for b in batches] == [f"srv-{i * 24:05d}" for i in range(10)]
     # one group at a time took 64 statements here (five or six a group)
@@ -67,19 +54,21 @@ async def test_ten_groups_of_one_batch_key_are_claimed_in_a_few_statements(
     assert {(s.attempt, s.lease_owner) for s in page.items} == {(1, WORKER)}
     claims = [e for e in await store.list_events(op.id, 0, 10_000) if e.event == Event.CLAIM]
     assert sorted(e.call_id for e in claims) == sorted(by_target.values())
-    assert await store.claim_batches(_request(op.id), [24], 10) == []  # every row claimed once
+    assert (
+        await store.claim_batches(claim_request(op.id, cap=1000), [24], 10) == []
+    )  # every row claimed once
 
 
 async def test_a_claim_keeps_to_its_servers_and_groups(store: SqlJobStore) -> None:
     op = await plan_operation(store, items(100, batch_key="b"))
-    batches = await store.claim_batches(_request(op.id, cap=30), [24], 10)
+    batches = await store.claim_batches(claim_request(op.id, cap=30), [24], 10)
     assert [len(b.subjobs) for b in batches] == [24, 6]
-    batches = await store.claim_batches(_request(op.id), [24], 2)
+    batches = await store.claim_batches(claim_request(op.id, cap=1000), [24], 2)
     assert [len(b.subjobs) for b in batches] == [24, 24]
 
 
 async def test_rows_of_mixed_groups_are_claimed_group_by_group(store: SqlJobStore) -> None:
     entries = items(3, batch_key="x") + items(30, batch_key="y", prefix="other-")
     op = await plan_operation(store, entries)
-    batches = await store.claim_batches(_request(op.id), [24], 3)
+    batches = await store.claim_batches(claim_request(op.id, cap=1000), [24], 3)
     assert [(b.batch_key, len(b.subjobs)) for b in batches] == [("x", 3), ("y", 24), ("y", 6)]

@@ -8,29 +8,25 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from jobs_store_helpers import T0, TTL, WORKER, claim_one, counts_and_truth, plan_operation
+from jobs_store_helpers import (
+    T0,
+    TTL,
+    WORKER,
+    claim_one,
+    claim_request,
+    counts_and_truth,
+    plan_operation,
+)
 
 from jobs.plan import PlanBuilder
 from jobs.ports import CallResult
-from jobs.records import Batch, Change, ClaimRequest, NewOperation
+from jobs.records import Batch, Change, NewOperation
 from jobs.states import Event, State
 from jobs.store import SqlJobStore
 from jobs.strategy import Strategy, parse_amount
 from jobs.testing import items
 
 pytestmark = pytest.mark.contract
-
-
-def request(op_id: str, *, cap: int = 100, worker: str = WORKER) -> ClaimRequest:
-    return ClaimRequest(
-        operation_id=op_id,
-        rate_key="cloud:action",
-        max_servers=cap,
-        seq_end=10**9,
-        worker=worker,
-        now=T0,
-        lease_until=T0 + TTL,
-    )
 
 
 async def shows(store: SqlJobStore, op_id: str, expected: dict[State, int]) -> None:
@@ -43,7 +39,7 @@ async def shows(store: SqlJobStore, op_id: str, expected: dict[State, int]) -> N
 
 
 async def claim(store: SqlJobStore, op_id: str, cap: int, worker: str = WORKER) -> Batch:
-    batch = await claim_one(store, request(op_id, cap=cap, worker=worker), [10])
+    batch = await claim_one(store, claim_request(op_id, cap=cap, worker=worker), [10])
     assert batch is not None
     return batch
 

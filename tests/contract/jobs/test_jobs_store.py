@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from jobs_store_helpers import T0, TTL, WORKER, claim_one, plan_operation
+from jobs_store_helpers import T0, TTL, WORKER, claim_one, claim_request, plan_operation
 from sqlalchemy.exc import IntegrityError
 
 from jobs.decide import Context, Phase, decide_batch
@@ -24,7 +24,7 @@ from jobs.outcomes import (
     StillRunning,
 )
 from jobs.ports import CallResult
-from jobs.records import Change, ClaimRequest, NewOperation
+from jobs.records import Change, NewOperation
 from jobs.retry import RetryPolicy
 from jobs.states import Event, State
 from jobs.store import SqlJobStore
@@ -33,26 +33,6 @@ from jobs.strategy import Strategy, parse_amount
 from jobs.testing import items
 
 pytestmark = pytest.mark.contract
-
-
-def claim_request(
-    op_id: str,
-    *,
-    cap: int = 100,
-    seq_end: int = 10**9,
-    now: datetime = T0,
-    key: str = "cloud:action",
-    worker: str = WORKER,
-) -> ClaimRequest:
-    return ClaimRequest(
-        operation_id=op_id,
-        rate_key=key,
-        max_servers=cap,
-        seq_end=seq_end,
-        worker=worker,
-        now=now,
-        lease_until=now + TTL,
-    )
 
 
 async def test_create_returns_the_same_operation_for_the_same_idempotency_key(
