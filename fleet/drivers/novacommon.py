@@ -61,7 +61,7 @@ def flavor_id(flavor: dict[str, object] | str | None) -> str | None:
 
 def parse_server(data: object, *, endpoint: str, provider: Provider) -> ServerRef:
     """A server body of a list or a show. The body goes to the model as it is (a copy with its
-    keys made strings, `as_dict`, was half the cost of a listed server)."""
+    keys made strings, `as_dict`, was a quarter of the cost of reading a listed server)."""
     try:
         body = NovaServerBody.model_validate(data if isinstance(data, dict) else {})
     except ValidationError as exc:

@@ -283,8 +283,8 @@ _JSON_COLUMNS = frozenset({"payload"})
 async def _insert_rows(conn: AsyncConnection, values: Sequence[Mapping[str, object]]) -> None:
     """SQLite: one prepared `INSERT` the driver runs for every row (`executemany`, a C loop),
     each value converted by its column's own bind processor (what SQLAlchemy itself would send),
-    instead of compiled multi-row `INSERT` pages: about a third of the CPU per row
-    (docs/benchmarks.md, Peers). Values shared by the rows (the timestamps) are converted once."""
+    instead of compiled multi-row `INSERT` pages: 0.21-0.25 s of CPU for 5,000 rows where those
+    took 0.30-0.35 s (D93). Values shared by the rows (the timestamps) are converted once."""
     dialect = conn.dialect
     columns = [c.name for c in SUBJOBS.columns if c.name in values[0]]  # the statement's order
     converters = [_converter(SUBJOBS.c[name].type, dialect) for name in columns]
