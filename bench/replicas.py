@@ -12,7 +12,8 @@
    and the simulator's action limit is lifted); `unlimited_speedup` is one replica's time over
    three replicas' time (>= 0.9: nothing lost to coordination), `unlimited_cpu_ratio` the CPU
    the replicas and PostgreSQL spent on it, three replicas' over one's (<= 1.1), `idle_cpu_per_s`
-   what they cost before the operation, doing nothing.
+   what they cost before the operation, doing nothing. These replicas run the product's idle
+   interval (0.5 s), as users do; the first run's are woken every 0.1 s, for quick takeovers.
 3. The shared budget's own cost (`ledger`): three limiters on one database granting calls on a
    key whose budget never binds, as fast as they can, one call at a time per limiter and 20 at a
    time: grants per second and the mean wait from asking to the grant.

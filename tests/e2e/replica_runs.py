@@ -199,7 +199,9 @@ async def unlimited_run(tmp: Path, db_url: str, replicas: int, servers: int) -> 
     port = int(db_url.rsplit(":", 1)[1].split("/", 1)[0])
     with (
         simulator_process(world, tmp / "sim.log") as sim_url,
-        cluster(tmp, db_url, sim_url, budgets, replicas, extra=extra) as group,
+        # the product's idle interval (0.5 s), as users run it: the tests' 0.1 s is for quick
+        # takeovers, and each idle replica's loops cost a core-share for it (benchmarks.md)
+        cluster(tmp, db_url, sim_url, budgets, replicas, extra=extra, idle_interval=None) as group,
     ):
         # the simulator's own ECS action limit (1,000 servers a minute) is lifted too: 3,000
         # servers waited for three of its windows on one replica or three

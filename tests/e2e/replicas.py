@@ -58,16 +58,19 @@ def config_text(
     budgets: Mapping[str, str],
     policies: Path | None,
     extra: Mapping[str, str] | None = None,
+    idle_interval: float | None = 0.1,
 ) -> str:
     """The replicas' one configuration; `budgets` maps an endpoint name to its TOML budgets,
-    `extra` to more TOML lines of its table (`action_seconds = {...}`, say)."""
+    `extra` to more TOML lines of its table (`action_seconds = {...}`, say). The loops wake
+    every `idle_interval` seconds when idle (0.1: the tests' takeovers and policy slots come
+    soon); None leaves it out, so the replicas run the product's default."""
+    idle = "" if idle_interval is None else f"idle_interval = {idle_interval}\n"
     text = f"""
 [database]
 url = "{db_url}"
 [engine]
 poll_interval = 0.5
-idle_interval = 0.1
-drain_grace = 2.0
+{idle}drain_grace = 2.0
 [logging]
 format = "json"
 level = "warning"
@@ -172,6 +175,7 @@ def cluster(
     replicas: int,
     policies: str | None = None,
     extra: Mapping[str, str] | None = None,
+    idle_interval: float | None = 0.1,
 ) -> Iterator[Cluster]:
     """`replicas` replicas named r1, r2, ... started and ready; killed (SIGKILL) on exit."""
     sim = get_json(f"{sim_url}/_sim/endpoints")
@@ -180,7 +184,7 @@ def cluster(
         policy_file = tmp / "policies.toml"
         policy_file.write_text(policies)
     config = tmp / "fleet.toml"
-    config.write_text(config_text(db_url, sim, budgets, policy_file, extra))
+    config.write_text(config_text(db_url, sim, budgets, policy_file, extra, idle_interval))
     env = sim_secrets(sim)
     group = Cluster(config, env, migrated_token(config, env, "bench", "admin"), tmp)
     try:
