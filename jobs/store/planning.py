@@ -120,12 +120,28 @@ async def insert_subjobs(
     """Bulk-insert planned rows (Core executemany) while still holding the planning lease."""
     if not rows:
         return 0
-    values = [
+    values = planned_values(operation.id, operation.kind, rows, now)
+    async with db.write() as conn:
+        if not await _own_planning(conn, operation.id, worker, plan_lease_expires_at=lease_until):
+            raise Conflict(f"lost the planning lease of operation {operation.id}")
+        if db.is_postgres:
+            await _copy_rows(conn, values)
+        else:
+            await _insert_rows(conn, values)
+        await counts.add_inserted(conn, operation.id, (str(v["state"]) for v in values))
+    return len(values)
+
+
+def planned_values(
+    operation_id: str, kind: str, rows: Sequence[NewSubJob], now: datetime
+) -> list[dict[str, object]]:
+    """The `subjobs` column values of planned rows (PENDING, or SKIPPED with their reason)."""
+    return [
         {
-            "operation_id": operation.id,
+            "operation_id": operation_id,
             "seq": r.seq,
             "target_id": r.target_id,
-            "kind": operation.kind,
+            "kind": kind,
             "rate_key": r.rate_key,
             "batch_key": r.batch_key,
             "payload": dict(r.payload),
@@ -141,15 +157,6 @@ async def insert_subjobs(
         }
         for r in rows
     ]
-    async with db.write() as conn:
-        if not await _own_planning(conn, operation.id, worker, plan_lease_expires_at=lease_until):
-            raise Conflict(f"lost the planning lease of operation {operation.id}")
-        if db.is_postgres:
-            await _copy_rows(conn, values)
-        else:
-            await _insert_rows(conn, values)
-        await counts.add_inserted(conn, operation.id, (str(v["state"]) for v in values))
-    return len(values)
 
 
 async def finish_planning(

@@ -15,6 +15,7 @@ from jobs.records import NewOperation
 from jobs.states import State
 from jobs.store import SqlJobStore, counts
 from jobs.store.models import SUBJOBS
+from jobs.store.planning import planned_values
 from jobs.strategy import Strategy
 from jobs.testing import items
 
@@ -53,27 +54,7 @@ async def test_planned_rows_are_stored_as_a_core_insert_stores_them(store: SqlJo
     now = T0 + timedelta(microseconds=123456)
     assert await store.insert_subjobs(claimed, rows, WORKER, now, now + TTL) == len(rows)
 
-    core = [
-        {
-            "operation_id": other.id,
-            "seq": r.seq,
-            "target_id": r.target_id,
-            "kind": "stop",
-            "rate_key": r.rate_key,
-            "batch_key": r.batch_key,
-            "payload": dict(r.payload),
-            "state": (State.PENDING if r.skip_reason is None else State.SKIPPED).value,
-            "reason": r.skip_reason,
-            "step": 0,
-            "attempt": 0,
-            "throttles": 0,
-            "not_before": now,
-            "verify_first": False,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for r in rows
-    ]
+    core = planned_values(other.id, "stop", rows, now)
     async with store.db.write() as conn:
         await conn.execute(sa.insert(SUBJOBS), core)
         await counts.add_inserted(conn, other.id, (str(v["state"]) for v in core))
