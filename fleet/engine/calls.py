@@ -7,8 +7,9 @@ reporting the failure it undid. Shared by the submit, poll and verify paths
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from fleet.domain import Action, ActionParams, PowerType, ServerRef
 from fleet.drivers.actions import TYPICAL_SECONDS, ActionSpec, Goal, Recipe, Step
@@ -221,3 +222,18 @@ def reached(spec: ActionSpec, server: ServerRef, params: ActionParams) -> bool:
     if spec.goal in (Goal.FLAVOR, Goal.TAGS_SET, Goal.TAGS_UNSET):
         return spec.reached(server, params)
     return spec.settled_there(server)
+
+
+def earliest(times: Iterable[object]) -> str | None:
+    """The earliest of the calls' acceptance times (the cloud's clock, ISO 8601 with a zone), or
+    None unless every one is such a time: a poll then reads as if no time were known."""
+    parsed: list[datetime] = []
+    for value in times:
+        try:
+            at = datetime.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:
+            at = None
+        if at is None or at.tzinfo is None:
+            return None
+        parsed.append(at)
+    return min(parsed).isoformat() if parsed else None

@@ -21,12 +21,12 @@ names its id), ERROR is the failure with the cloud's fault, anything else is sti
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 
 from fleet.domain import Action, ActionParams, ServerRef, ServerStatus
 from fleet.drivers.base import CreateRequest, Driver
 from fleet.drivers.config import ConfigError, SecretRef
 from fleet.drivers.errors import DriverError, ErrorKind, Throttled, Transient
+from fleet.engine.calls import earliest
 from fleet.engine.create_jobs import JobEvidence, JobSays, evidence, remembered_job
 from fleet.engine.templates import OP_TAG, batch_base, literal_prefix, slot_of, stem
 from jobs.outcomes import (
@@ -250,21 +250,7 @@ async def poll(batch: Batch, driver: Driver, params: ActionParams) -> dict[int, 
 
 def _since(batch: Batch) -> str | None:
     """The earliest acceptance time among the batch's calls, None unless each has one."""
-    times: list[str] = []
-    for sj in batch.subjobs:
-        since = (sj.memo or {}).get("since")
-        if not isinstance(since, str):
-            return None
-        times.append(since)
-    return min(times, key=_instant) if times else None
-
-
-def _instant(value: str) -> datetime:
-    try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        return datetime.max.replace(tzinfo=UTC)
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+    return earliest((sj.memo or {}).get("since") for sj in batch.subjobs)
 
 
 async def verify(batch: Batch, driver: Driver, params: ActionParams) -> dict[int, Outcome]:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
 
 from fleet.domain import ActionParams
 from fleet.drivers.actions import Goal, Step
 from fleet.drivers.base import OutcomeState, PollResult, ServerOutcome, Submission
 from fleet.drivers.errors import DriverError, ErrorKind
 from fleet.engine import creating
-from fleet.engine.calls import Call, poll_error, server_id
+from fleet.engine.calls import Call, earliest, poll_error, server_id
 from jobs.outcomes import Outcome, StillRunning
 from jobs.ports import SubJobOutcomes
 from jobs.records import Batch, SubJobRecord
@@ -58,15 +57,9 @@ def _submission_for(batch: Batch, step: Step, params: ActionParams) -> Submissio
 def _since(batch: Batch) -> str | None:
     """The earliest time (the cloud's clock) at which one of the batch's calls was accepted,
     None unless every sub-job has one."""
-    times: list[datetime] = []
-    for sj in batch.subjobs:
-        recorded = (sj.memo or {}).get("submission")
-        since = recorded.get("since") if isinstance(recorded, Mapping) else None
-        try:
-            at = datetime.fromisoformat(since) if isinstance(since, str) else None
-        except ValueError:
-            at = None
-        if at is None or at.tzinfo is None:
-            return None
-        times.append(at)
-    return min(times).isoformat() if times else None
+    return earliest(_recorded(sj).get("since") for sj in batch.subjobs)
+
+
+def _recorded(sj: SubJobRecord) -> Mapping[str, object]:
+    recorded = (sj.memo or {}).get("submission")
+    return recorded if isinstance(recorded, Mapping) else {}
