@@ -38,6 +38,7 @@ from jobs.store.base import (
 from jobs.store.db import Database
 from jobs.store.models import BEGUN_INDEX, BEGUN_SQL, CLOUD_CALLS, OPERATIONS, SUBJOBS
 from jobs.store.settle import settle
+from jobs.store.singles import Single, apply_singles, each_row_once
 
 SETTABLE = frozenset(
     {
@@ -513,8 +514,9 @@ async def apply_many(
     now: datetime,
 ) -> list[Applied]:
     """Apply the outcomes of several calls in ONE transaction: per call, one compare-and-set
-    UPDATE per group of identical changes, their event rows and the call's row; then the
-    operations' consequences once. Returns one `Applied` per item (operation-level results on
+    UPDATE per group of identical changes (the changes of their own, of every call together:
+    `jobs.store.singles`), their event rows and the call's row; then the operations'
+    consequences once. Returns one `Applied` per item (operation-level results on
     the last one)."""
     for changes, _ in items:
         for change in changes:
@@ -526,8 +528,16 @@ async def apply_many(
     async with db.write() as conn:
         await db.lock_operations(conn, op_ids)
         events: list[dict[str, object]] = []
-        for changes, call in items:
-            results.append(await _apply_changes(conn, changes, worker, now, call, events))
+        # changes of their own (one-server calls, a poll's per-server results) go together
+        aside: list[Single] | None = [] if each_row_once(items) else None
+        for index, (changes, call) in enumerate(items):
+            results.append(
+                await _apply_changes(conn, changes, worker, now, call, events, (aside, index))
+            )
+        for index, more in (await apply_singles(conn, aside, worker, now, events)).items():
+            results[index] = Applied(
+                results[index].applied + more.applied, results[index].lost + more.lost
+            )
         await _finish_calls(conn, [call for _, call in items if call is not None], now)
         await insert_events(conn, events)
         await _add_rate_keys(conn, [c for changes, _ in items for c in changes])
@@ -545,7 +555,10 @@ async def _apply_changes(
     now: datetime,
     call: CallResult | None,
     events: list[dict[str, object]],
+    aside: tuple[list[Single] | None, int] = (None, 0),
 ) -> Applied:
+    """Apply one item's changes: one UPDATE per group of identical changes; a change of its own
+    goes to `aside` (with the item's index) when given, to be applied with the others."""
     groups: dict[str, list[Change]] = {}
     if len(changes) == 1:  # one server per call: nothing to group
         groups[""] = [changes[0]]
@@ -553,8 +566,12 @@ async def _apply_changes(
         for change in changes:
             groups.setdefault(_group_key(change), []).append(change)
     applied, lost = 0, []
+    singles, index = aside
     for group in groups.values():
         first = group[0]
+        if singles is not None and len(group) == 1:
+            singles.append((index, first, call))
+            continue
         to_state = first.from_state if first.event is None else target(first.event)
         ids = [c.subjob_id for c in group]
         # An answer to a call applies to the sub-jobs still on that very call: a row this worker
