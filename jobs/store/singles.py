@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -80,7 +80,7 @@ async def apply_singles(
         applied[index] += 1
         if change.event is not None:
             events += transition_events(
-                [row.moved],
+                [_after(row.moved, change)],  # as RETURNING read it: the step and attempt set
                 change.event,
                 change.from_state,
                 to_state,
@@ -91,7 +91,12 @@ async def apply_singles(
                 call_id=None if call is None else call.call_id,
             )
     for (keys, on_call_guard), batch in shapes.items():
-        await conn.execute(_update_one(keys, on_call_guard), batch)
+        done = await conn.execute(_update_one(keys, on_call_guard), batch)
+        if conn.dialect.supports_sane_multi_rowcount and done.rowcount != len(batch):
+            # the read and the write disagree: undo the commit rather than count what did not move
+            raise RuntimeError(
+                f"{len(batch)} changes applied in memory, {done.rowcount} in the database"
+            )
     return {i: Applied(n, tuple(lost.get(i, ()))) for i, n in applied.items()}
 
 
@@ -130,6 +135,16 @@ async def _guards(conn: AsyncConnection, ids: list[int]) -> dict[int, _Row]:
             row = _Row.of(values)
             out[row.moved.id] = row
     return out
+
+
+def _after(moved_row: Moved, change: Change) -> Moved:
+    """The row's identity after the change: the step and attempt it sets."""
+    step, attempt = change.value("step"), change.value("attempt")
+    return replace(
+        moved_row,
+        step=step if isinstance(step, int) else moved_row.step,
+        attempt=attempt if isinstance(attempt, int) else moved_row.attempt,
+    )
 
 
 def _applies(row: _Row, change: Change, worker: str, call: CallResult | None) -> bool:

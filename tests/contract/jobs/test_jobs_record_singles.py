@@ -65,6 +65,24 @@ def _answers(batches: list[Batch]) -> list[tuple[list[Change], CallResult]]:
             change = Change(
                 sj.id, sj.operation_id, sj.target_id, State.DISPATCHING, Event.ACCEPT, values
             )
+        if i == 11:  # a multi-step action moves on
+            change = Change(
+                sj.id,
+                sj.operation_id,
+                sj.target_id,
+                State.DISPATCHING,
+                Event.ADVANCE,
+                (("step", 1), ("attempt", 0), ("not_before", T0)),
+            )
+        if i == 12:  # tried again later
+            change = Change(
+                sj.id,
+                sj.operation_id,
+                sj.target_id,
+                State.DISPATCHING,
+                Event.RETRY,
+                (("attempt", 3), ("not_before", T0 + timedelta(seconds=9))),
+            )
         if i == 5:
             call = CallResult(call_id=batches[6].call_id, outcome="accepted")  # another call
         if i == 9:
@@ -85,16 +103,30 @@ async def _run(store: SqlJobStore, together: bool) -> tuple[Any, ...]:
             applied = [(await store.apply_many([a], WORKER, T0))[0] for a in answers]
     rows = (await store.list_subjobs(op.id, None, None, 1000)).items
     events = await store.list_events(op.id, 0, 10_000)
+    # an event tells the step and attempt the row is at after its change, as the row does
+    now_at = {r.id: (r.step, r.attempt) for r in rows}
+    moves = [e for e in events if e.subjob_id is not None and e.event != Event.PLAN]
+    assert all((e.step, e.attempt) == now_at[e.subjob_id] for e in moves if e.event != Event.CLAIM)
     return (
         sent,
         [(a.applied, a.lost) for a in applied],
         [
-            (r.target_id, r.state, r.cloud_job_id, r.memo, r.not_before, r.call_id is None)
+            (r.target_id, r.state, r.step, r.attempt, r.cloud_job_id, r.memo, r.not_before)
             for r in sorted(rows, key=lambda r: r.target_id)
         ],
         sorted(
             (
-                (e.target_id, e.event, e.from_state, e.to_state, e.code, e.message, e.call_id)
+                (
+                    e.target_id,
+                    e.event,
+                    e.from_state,
+                    e.to_state,
+                    e.step,
+                    e.attempt,
+                    e.code,
+                    e.message,
+                    e.call_id,
+                )
                 for e in events
                 if e.subjob_id is not None and e.event not in (Event.PLAN, Event.CLAIM)
             ),
@@ -126,7 +158,7 @@ async def test_many_one_server_answers_are_recorded_in_a_few_statements(
     assert states.count(State.SUCCEEDED) == len([i for i in range(COUNT) if i % 7 == 3 and i != 9])
     assert states.count(State.DISPATCHING) == 2
     accepted = [r for r in rows if r[1] == State.AWAITING]
-    assert accepted and all(r[2] and r[3] and r[4] for r in accepted)
+    assert accepted and all(r[4] and r[5] and r[6] for r in accepted)
     assert len(events) == COUNT - 2
     assert all(e[-1] in calls.values() for e in events)
 
@@ -185,3 +217,47 @@ async def test_a_poll_naming_each_server_is_recorded_in_a_few_statements(
         if e.event == Event.COMPLETE
     }
     assert said == {sj.target_id: f"created server-{i}" for i, sj in enumerate(batch.subjobs)}
+
+
+async def test_a_change_of_its_own_tells_the_same_event_on_either_path(store: SqlJobStore) -> None:
+    """The set-aside path against the change-by-change one (a commit that names a row twice
+    takes the latter): the same events, with the step and attempt each change sets."""
+    seen = []
+    for twice in (False, True):
+        op = await plan_operation(store, items(3, batch_key=""), max_batch=1)
+        batches = await store.claim_batches(claim_request(op.id, cap=1000), [1], 3)
+        subs = [b.subjobs[0] for b in batches]
+        calls = [CallResult(call_id=b.call_id, outcome="accepted") for b in batches]
+        retry = Change(
+            subs[0].id,
+            op.id,
+            subs[0].target_id,
+            State.DISPATCHING,
+            Event.RETRY,
+            (("attempt", 3), ("not_before", T0)),
+        )
+        advance = Change(
+            subs[1].id,
+            op.id,
+            subs[1].target_id,
+            State.DISPATCHING,
+            Event.ADVANCE,
+            (("step", 1), ("attempt", 0)),
+        )
+        answers = [([retry], calls[0]), ([advance], calls[1])]
+        if twice:
+            third = Change(subs[2].id, op.id, subs[2].target_id, State.DISPATCHING, Event.ACCEPT)
+            answers += [([third], calls[2]), ([third], calls[2])]
+        await store.apply_many(answers, WORKER, T0)
+        events = await store.list_events(op.id, 0, 100)
+        seen.append(
+            sorted(
+                (
+                    (e.event, e.step, e.attempt)
+                    for e in events
+                    if e.event in (Event.RETRY, Event.ADVANCE)
+                ),
+                key=str,
+            )
+        )
+    assert seen[0] == seen[1] == [(Event.ADVANCE, 1, 0), (Event.RETRY, 0, 3)]
