@@ -51,6 +51,7 @@ from jobs.store import SqlJobStore
 from jobs.store.budgets import SqlLedger
 from jobs.store.identity import WorkerLock, worker_identity
 from jobs.store.migrate import upgrade
+from jobs.store.notify import PgListener
 
 if TYPE_CHECKING:
     from fleet.simulator.server import RunningSimulator
@@ -208,6 +209,7 @@ def engine_config(settings: Settings, worker: str | None) -> EngineConfig:
         drain_grace=e.drain_grace,
         dispatch_idle=min(0.25, e.idle_interval),
         poll_idle=e.idle_interval,
+        listen_idle=e.fallback_interval,
         retry=RetryPolicy(max_attempts=e.max_attempts),
         throttle_deadlines={
             f"{spec.name}:": spec.throttle_deadline_seconds for spec in settings.endpoints
@@ -332,6 +334,8 @@ async def open_fleet(
                 clock=clock,
                 config=config,
                 observe=listening,  # a planning's listing calls tell why they wait
+                # other replicas' word of new work (LISTEN): idle loops look rarely themselves
+                wakeups=PgListener(settings.database.url) if shared else None,
             )
             operations = Operations(
                 store, clock, on_created=runtime.wake_planner, on_changed=runtime.wake

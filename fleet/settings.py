@@ -72,6 +72,9 @@ class EngineSpec(_Strict):
     lease_seconds: float = Field(default=30.0, gt=0)
     poll_interval: float = Field(default=2.0, gt=0)
     idle_interval: float = Field(default=0.5, gt=0)
+    # PostgreSQL: replicas wake each other's loops when work appears (LISTEN/NOTIFY); while that
+    # works, a loop with nothing to do looks by itself only this often (the fallback)
+    fallback_interval: float = Field(default=5.0, gt=0)
     drain_grace: float = Field(default=10.0, ge=0)
     max_attempts: int = Field(default=8, ge=1)
 

@@ -51,6 +51,10 @@ class EngineConfig:
     poll_idle: float = 0.5
     plan_idle: float = 0.25  # how soon a worker finds an operation another process created
     reap_interval: float = 15.0
+    # While word of new work arrives from other processes (`jobs.ports.Wakeups`: PostgreSQL
+    # LISTEN), planning, and dispatch and polling with no operation running, sleep this long when
+    # idle: a fallback for a lost notification, and rare rounds for replicas that have no work.
+    listen_idle: float = 5.0
     error_backoff: float = 1.0  # after an unexpected error in a loop
     drain_grace: float = 30.0  # on stop, in-flight calls get this long before they are cancelled
 
@@ -66,6 +70,8 @@ class EngineConfig:
             raise ValueError("throttle_deadlines must be > 0")
         if not self.worker:
             raise ValueError("worker must be a non-empty name")
+        if self.listen_idle <= 0:
+            raise ValueError("listen_idle must be > 0")
         if self.dispatch_ahead < 0:
             raise ValueError("dispatch_ahead must be >= 0")
         if self.lease_ttl <= 0 or self.poll_interval < 0 or self.max_await <= 0:

@@ -14,7 +14,7 @@ The engine deals only in opaque `kind`, `target_id`, `payload`, `rate_key` and `
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, TypeAlias
@@ -140,6 +140,21 @@ class RateLimiter(Protocol):
     def on_throttled(self, key: str, retry_after: float | None) -> None: ...
 
     def state(self, key: str) -> KeyState: ...
+
+
+class Wakeups(Protocol):
+    """Word from other processes that work appeared for this one's loops (on PostgreSQL
+    `jobs.store.notify.PgListener`). While `listening`, idle loops sleep
+    `EngineConfig.listen_idle`; the word is best-effort, so that sleep is the fallback."""
+
+    @property
+    def listening(self) -> bool: ...
+
+    async def start(self, wake: Callable[[str], None]) -> None:
+        """Call `wake(topic)` from now on: "planning", "dispatch", or "all"."""
+        ...
+
+    async def stop(self) -> None: ...
 
 
 # --- the store ----------------------------------------------------------------------------------

@@ -103,10 +103,17 @@ class Dispatcher:
         self._no_round = asyncio.Event()
         self._no_round.set()
         self._drained = False  # a drain gave up waiting: nothing claimed after it is sent
+        self._active = False  # the last round found operations to claim for
 
     @property
     def in_flight(self) -> int:
         return len(self._tasks)
+
+    @property
+    def busy(self) -> bool:
+        """Operations were running at the last round's look, or calls are in flight: work may
+        come due with time (a retry's delay, a budget's window, a poll), not only with news."""
+        return self._active or bool(self._tasks)
 
     def held(self) -> set[int]:
         """Sub-jobs whose call is in this process right now (their leases get renewed)."""
@@ -127,6 +134,7 @@ class Dispatcher:
 
     async def _round(self) -> int:
         active = await self.store.active_operations()
+        self._active = bool(active)
         by_key: dict[str, list[ActiveOperation]] = {}
         for item in active:
             for key in item.operation.rate_keys:

@@ -33,7 +33,7 @@ from jobs.loops.planning import PlanningLoop
 from jobs.loops.polling import Poller
 from jobs.loops.reaping import Reaper
 from jobs.loops.recorder import Recorder
-from jobs.ports import Executor, JobStore, Planner, RateLimiter
+from jobs.ports import Executor, JobStore, Planner, RateLimiter, Wakeups
 from jobs.waiting import Waiting, WaitObserver, no_observer
 
 log = structlog.get_logger("jobs.runtime")
@@ -51,8 +51,10 @@ class Runtime:
         config: EngineConfig | None = None,
         rand: Callable[[], float] = random.random,
         observe: WaitObserver = no_observer,
+        wakeups: Wakeups | None = None,
     ) -> None:
         self.store = store
+        self.wakeups = wakeups
         self.clock = clock or SystemClock()
         self.config = config or EngineConfig()
         self._stop = asyncio.Event()
@@ -110,6 +112,27 @@ class Runtime:
         self._wake["dispatch"].set()
         self._wake["polling"].set()
 
+    def _woken(self, topic: str) -> None:
+        """Another process's word (`Wakeups`): an operation to plan, sub-jobs to send, or
+        (on connecting) anything."""
+        if topic == "planning":
+            self.wake_planner()
+        elif topic == "dispatch":
+            self._call_finished()
+        else:
+            self.wake()
+
+    def _idle_seconds(self, name: str, idle: float) -> float:
+        """A loop's idle sleep: its own `idle`, or `listen_idle` while word of new work arrives from
+        other processes and the loop's work can only appear with such word: planning (a
+        postponed planning's time is found by this fallback), and dispatch and polling while no
+        operation runs (rows come due with time only in running operations)."""
+        if self.wakeups is None or not self.wakeups.listening:
+            return idle
+        if name == "planning" or (name in ("dispatch", "polling") and not self.dispatcher.busy):
+            return self.config.listen_idle
+        return idle
+
     def waiting(self, operation_id: str) -> tuple[Waiting, ...]:
         """What the operation's planning waits on now, if this process plans it (jobs.waiting)."""
         return self.planning.waiting.of(operation_id)
@@ -133,6 +156,8 @@ class Runtime:
         reaped = await self.store.reap(now, self.config.worker)
         log.info("runtime_started", worker=self.config.worker, recovered=recovered, reaped=reaped)
         self._stop.clear()
+        if self.wakeups is not None:
+            await self.wakeups.start(self._woken)
         self.dispatcher.start_claiming()
         self._task = asyncio.create_task(self._run(), name="jobs-runtime")
         return recovered + reaped
@@ -152,6 +177,8 @@ class Runtime:
         await self.dispatcher.drain(grace)
         task, self._task = self._task, None
         await self._finish(task, grace)
+        if self.wakeups is not None:
+            await self.wakeups.stop()
         log.info("runtime_stopped", worker=self.config.worker)
 
     async def _finish(self, task: asyncio.Task[None], grace: float) -> None:
@@ -247,7 +274,7 @@ class Runtime:
             if done and not always_sleep:
                 await asyncio.sleep(0)  # more work may be waiting: go again, but let others in
             else:
-                await self._idle(name, idle)
+                await self._idle(name, self._idle_seconds(name, idle))
 
     async def _idle(self, name: str, seconds: float) -> None:
         """Sleep on the clock until `seconds` pass, the loop is woken, or the runtime stops."""

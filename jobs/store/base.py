@@ -31,6 +31,7 @@ from jobs.states import Event, State
 from jobs.store import counts
 from jobs.store.db import event_listeners
 from jobs.store.models import CLOUD_CALLS, EVENTS, OPERATIONS, SUBJOBS
+from jobs.store.notify import notify_for_events
 from jobs.strategy import BlastRadius, Strategy
 from jobs.types import JSONMapping
 
@@ -299,6 +300,7 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[Mapping[str, objec
         for start in range(0, len(rows), CHUNK):
             await conn.execute(EVENTS.insert(), list(rows[start : start + CHUNK]))
     await counts.add(conn, counts.from_events(rows))
+    await notify_for_events(conn, rows)  # other processes' loops: new work (PostgreSQL)
     for listener in event_listeners(conn):
         await listener(conn, rows)
 
