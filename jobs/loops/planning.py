@@ -7,6 +7,10 @@ of one endpoint or page are in the database while the next one is listed. The ro
 until `finish_planning` stamps the operation planned, so a refusal (blast radius) deletes them in
 the same transaction that records the reason: the operation is refused atomically. A crash in
 the middle leaves an unplanned operation whose partial rows the next attempt deletes first.
+
+An operation nothing can refuse or hold (`dispatches_while_planning`) is opened to dispatch by
+its first full call's worth of rows instead, while the listing goes on; its rows are then kept
+by every later attempt, which goes on from them (D101, `jobs.store.streaming`).
 """
 
 from __future__ import annotations
