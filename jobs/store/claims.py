@@ -530,9 +530,11 @@ async def claim_polls(
             _S.not_before <= now,
             sa.or_(_S.lease_owner.is_(None), _S.lease_expires_at < now),
         )
-        .order_by(_S.not_before, _S.cloud_job_id, _S.id)
+        .order_by(*_POLL_ORDER)
         .limit(limit)
     )
+    if db.is_postgres:
+        return await _lease_polls_pg(db, stmt, worker, lease_until)
     if not await _any(db, stmt):
         return []
     async with db.write() as conn:
@@ -546,6 +548,32 @@ async def claim_polls(
             .values(lease_owner=worker, lease_expires_at=lease_until)
         )
     return [replace(r, lease_owner=worker, lease_expires_at=lease_until) for r in rows]
+
+
+_POLL_ORDER = (_S.not_before, _S.cloud_job_id, _S.id)
+
+
+async def _lease_polls_pg(
+    db: Database, due: sa.Select[tuple[object, ...]], worker: str, lease_until: datetime
+) -> list[SubJobRecord]:
+    """PostgreSQL: the rows are picked (`FOR UPDATE SKIP LOCKED`), leased and returned by ONE
+    statement, its own transaction: one round trip whether or not anything is due, where a
+    probe, then BEGIN, the locking SELECT, the UPDATE and COMMIT took five, and the rows were
+    written twice (their lock, then their lease)."""
+    # MATERIALIZED: the rows are picked once, whatever join the planner chooses (a subquery
+    # with LIMIT and SKIP LOCKED run again on a rescan could pick other rows)
+    locked = due.with_only_columns(_S.id).with_for_update(skip_locked=True)
+    picked = locked.cte("due").prefix_with("MATERIALIZED")
+    stmt = (
+        sa.update(SUBJOBS)
+        .where(_S.id == picked.c.id, _S.state == State.AWAITING.value)
+        .values(lease_owner=worker, lease_expires_at=lease_until)
+        .returning(*SUBJOBS.c)
+    )
+    async with db.autocommit() as conn:
+        rows = [to_subjob(r._mapping) for r in await conn.execute(stmt)]
+    rows.sort(key=lambda r: (r.not_before, r.cloud_job_id is None, r.cloud_job_id or "", r.id))
+    return rows  # in the order the probe's SELECT read them (NULL job ids last)
 
 
 def _group_key(change: Change) -> str:

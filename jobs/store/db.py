@@ -166,6 +166,18 @@ class Database:
             await conn.execution_options(**options)
             yield conn
 
+    @contextlib.asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """PostgreSQL: a connection on which every statement is its own transaction, for a
+        write that is one statement (one round trip instead of BEGIN, the statement and
+        COMMIT). It is not the engine's write path: nothing here reaches the event listeners,
+        so a statement run here must write no events."""
+        if not self.is_postgres:
+            raise ValueError("autocommit writes are for PostgreSQL (SQLite queues its writers)")
+        async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
+
     def skip_locked(self, stmt: sa.Select[tuple[object, ...]]) -> sa.Select[tuple[object, ...]]:
         """Claim rows nobody else holds (PostgreSQL); SQLite's write lock already serialises."""
         return stmt.with_for_update(skip_locked=True) if self.is_postgres else stmt
