@@ -12,7 +12,8 @@ concurrently with the writer (WAL).
 PostgreSQL: READ COMMITTED (reads outside a snapshot in autocommit: the same visibility, one
 round trip), claims with ``FOR UPDATE SKIP LOCKED``, and writes that touch an
 operation lock its row first (in id order), which serialises the error-budget arithmetic per
-operation and keeps lock order consistent (no deadlocks between loops).
+operation and keeps lock order consistent (no deadlocks between loops). A pooled connection is
+checked with one `SELECT 1` when it is taken from the pool (`_check_connection`).
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from typing import Protocol
 
 import sqlalchemy as sa
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.util import await_
 
 from jobs.priority import WriterQueue
 from jobs.store.models import OPERATIONS
@@ -71,6 +73,37 @@ def _sqlite_connect(dbapi_connection: _DBAPIConnection, _record: ConnectionPoolE
     cursor.close()
 
 
+class _AsyncpgConnection(Protocol):
+    async def execute(self, query: str) -> str: ...
+
+    def is_closed(self) -> bool: ...
+
+
+class _AdaptedConnection(Protocol):
+    @property
+    def driver_connection(self) -> _AsyncpgConnection: ...
+
+
+def _check_connection(
+    dbapi_connection: _AdaptedConnection,
+    _record: ConnectionPoolEntry,
+    _proxy: PoolProxiedConnection,
+) -> None:
+    """PostgreSQL: a pooled connection is checked as it is taken from the pool with one
+    `SELECT 1` (one round trip, no transaction), so one that a server restart broke is replaced
+    before a request or a loop uses it. SQLAlchemy's own check (`pool_pre_ping`) wraps its
+    statement in BEGIN and ROLLBACK for poolers that pin a connection per transaction: three
+    round trips on every checkout, which an unlimited run pays hundreds of times a second. A
+    failed check invalidates the whole pool, as the pre-ping did: a restart broke them all."""
+    driver = dbapi_connection.driver_connection
+    try:
+        if driver.is_closed():
+            raise ConnectionError("the connection is closed")
+        await_(driver.execute("SELECT 1"))
+    except Exception as error:  # a connection that cannot run SELECT 1 is of no use
+        raise exc.InvalidatePoolError(repr(error)) from error
+
+
 def _sqlite_begin(conn: sa.Connection) -> None:
     read_only = bool(conn.get_execution_options().get(_READ_OPTION, False))
     conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
@@ -92,8 +125,9 @@ class Database:
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         else:
             self.engine = create_async_engine(
-                url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+                url, echo=echo, pool_size=pool_size, max_overflow=pool_size
             )
+            event.listen(self.engine.sync_engine.pool, "checkout", _check_connection)
         self._writers = WriterQueue() if self.is_sqlite else None
 
     def listen(self, listener: EventListener) -> None:
@@ -130,6 +164,18 @@ class Database:
             if self.is_postgres:
                 options["isolation_level"] = "REPEATABLE READ" if snapshot else "AUTOCOMMIT"
             await conn.execution_options(**options)
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """PostgreSQL: a connection on which every statement is its own transaction, for a
+        write that is one statement (one round trip instead of BEGIN, the statement and
+        COMMIT). It is not the engine's write path: nothing here reaches the event listeners,
+        so a statement run here must write no events."""
+        if not self.is_postgres:
+            raise ValueError("autocommit writes are for PostgreSQL (SQLite queues its writers)")
+        async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
 
     def skip_locked(self, stmt: sa.Select[tuple[object, ...]]) -> sa.Select[tuple[object, ...]]:
