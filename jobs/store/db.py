@@ -93,7 +93,7 @@ def _check_connection(
     `SELECT 1` (one round trip, no transaction), so one that a server restart broke is replaced
     before a request or a loop uses it. SQLAlchemy's own check (`pool_pre_ping`) wraps its
     statement in BEGIN and ROLLBACK for poolers that pin a connection per transaction: three
-    round trips on every checkout, which an unlimited run pays hundreds of times a second. A
+    round trips on every checkout, which an unlimited run pays tens of times a second. A
     failed check invalidates the whole pool, as the pre-ping did: a restart broke them all."""
     driver = dbapi_connection.driver_connection
     try:
