@@ -38,7 +38,7 @@ from jobs.store.base import (
 from jobs.store.db import Database
 from jobs.store.models import BEGUN_INDEX, BEGUN_SQL, CLOUD_CALLS, OPERATIONS, SUBJOBS
 from jobs.store.settle import settle
-from jobs.store.singles import Single, apply_singles, each_row_once
+from jobs.store.singles import Single, apply_singles, compare_and_set, each_row_once
 
 SETTABLE = frozenset(
     {
@@ -700,25 +700,7 @@ def _move_stmt(keys: tuple[str, ...], on_call: bool, dialect: str) -> sa.Update:
         if dialect == "postgresql"
         else _S.id.in_(sa.bindparam("m_ids", expanding=True))
     )
-    guard = [
-        ids,
-        _S.state == sa.bindparam("m_from"),
-        _S.lease_owner == sa.bindparam("m_worker"),
-    ]
-    if on_call:
-        guard.append(_S.call_id == sa.bindparam("m_call"))
-    return (
-        sa.update(SUBJOBS)
-        .where(*guard)
-        .values(
-            state=sa.bindparam("m_to"),
-            lease_owner=None,
-            lease_expires_at=None,
-            updated_at=sa.bindparam("m_now"),
-            **{k: sa.bindparam(f"v_{k}") for k in keys},
-        )
-        .returning(*MOVED_COLUMNS)
-    )
+    return compare_and_set(ids, keys, on_call).returning(*MOVED_COLUMNS)
 
 
 async def _add_rate_keys(conn: AsyncConnection, changes: Sequence[Change]) -> None:

@@ -156,8 +156,15 @@ def _applies(row: _Row, change: Change, worker: str, call: CallResult | None) ->
 @functools.lru_cache(maxsize=128)
 def _update_one(keys: tuple[str, ...], on_call: bool) -> sa.Update:
     """One row's compare-and-set UPDATE setting `keys`, to run for many rows at once."""
+    return compare_and_set(_S.id == sa.bindparam("m_id"), keys, on_call)
+
+
+def compare_and_set(ids: sa.ColumnElement[bool], keys: tuple[str, ...], on_call: bool) -> sa.Update:
+    """The UPDATE that moves the rows `ids` selects, only where they are still in the state the
+    change comes from (`m_from`) under this worker's lease (`m_worker`) and, `on_call`, on the
+    call answered (`m_call`): to `m_to`, lease released, the change's `keys` set (`v_<key>`)."""
     guard = [
-        _S.id == sa.bindparam("m_id"),
+        ids,
         _S.state == sa.bindparam("m_from"),
         _S.lease_owner == sa.bindparam("m_worker"),
     ]

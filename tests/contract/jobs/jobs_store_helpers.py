@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
 
 from jobs.clock import FakeClock
 from jobs.config import EngineConfig
@@ -155,3 +158,20 @@ class Harness:
             if view.operation.finished_at is not None or view.operation.refused_reason:
                 return view
         raise AssertionError(f"operation {op_id} did not finish in {rounds} rounds")
+
+
+@contextmanager
+def executions(store: SqlJobStore) -> Iterator[list[tuple[str, int]]]:
+    """The SQL statements the store sends while the block runs, each with the number of
+    parameter sets it ran with (an executemany's rows)."""
+    sent: list[tuple[str, int]] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, params: Any, _ctx: Any, many: bool) -> None:
+        sent.append((statement, len(params) if many else 1))
+
+    engine = store.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)

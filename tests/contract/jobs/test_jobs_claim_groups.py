@@ -4,15 +4,11 @@ group at a time; rows of mixed groups are still claimed group by group. On both 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from jobs_store_helpers import T0, TTL, WORKER, claim_request, plan_operation
-from sqlalchemy import event
+from jobs_store_helpers import T0, TTL, WORKER, claim_request, executions, plan_operation
 
 from jobs.states import Event, State
 from jobs.store import SqlJobStore
@@ -21,44 +17,11 @@ from jobs.testing import items
 pytestmark = pytest.mark.contract
 
 
-@contextmanager
-def _statements(store: SqlJobStore) -> Iterator[list[str]]:
-    """The SQL statements the store sends while the block runs."""
-    sent: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        sent.append(statement)
-
-    engine = store.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
-
-
-@contextmanager
-def _executions(store: SqlJobStore) -> Iterator[list[tuple[str, int]]]:
-    """Each statement the store sends with the number of times the database runs it (an
-    executemany runs once per parameter set)."""
-    sent: list[tuple[str, int]] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, params: Any, _ctx: Any, many: bool) -> None:
-        sent.append((statement, len(params) if many else 1))
-
-    engine = store.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
-
-
 async def test_ten_groups_of_one_batch_key_are_claimed_in_a_few_statements(
     store: SqlJobStore,
 ) -> None:
     op = await plan_operation(store, items(235, batch_key="b"))
-    with _statements(store) as sent:
+    with executions(store) as sent:
         batches = await store.claim_batches(claim_request(op.id, cap=1000), [24], 10)
     assert [len(b.subjobs) for b in batches] == [24] * 9 + [19]
     assert [b.target_ids[0] for b in batches] == [f"srv-{i * 24:05d}" for i in range(10)]
@@ -99,7 +62,7 @@ async def test_a_claim_moves_all_its_rows_with_one_update_on_postgresql(
     if not store.db.is_postgres:
         pytest.skip("SQLite's executemany is a loop in this process: nothing to save")
     op = await plan_operation(store, items(235, batch_key="b"))
-    with _executions(store) as sent:
+    with executions(store) as sent:
         batches = await store.claim_batches(claim_request(op.id, cap=1000), [24], 10)
     assert sum(len(b.subjobs) for b in batches) == 235
     # an executemany ran one UPDATE per row: 235 here, 7,580 in an unlimited 10,000-server stop

@@ -5,14 +5,10 @@ transaction); it was a probe, a locking SELECT and an UPDATE. On both databases.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from jobs_store_helpers import T0, TTL, WORKER, claim_one, claim_request, plan_operation
-from sqlalchemy import event
+from jobs_store_helpers import T0, TTL, WORKER, claim_one, claim_request, executions, plan_operation
 
 from jobs.records import Change
 from jobs.states import Event, State
@@ -20,21 +16,6 @@ from jobs.store import SqlJobStore
 from jobs.testing import items
 
 pytestmark = pytest.mark.contract
-
-
-@contextmanager
-def _statements(store: SqlJobStore) -> Iterator[list[str]]:
-    sent: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        sent.append(statement)
-
-    engine = store.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
 
 
 async def _awaiting(store: SqlJobStore) -> list[str]:
@@ -83,7 +64,7 @@ async def test_a_poll_lease_is_one_statement_on_postgresql(store: SqlJobStore) -
         pytest.skip("SQLite: a probe, then the write lock only when something is due")
     order = await _awaiting(store)
     at = T0 + timedelta(seconds=2)
-    with _statements(store) as sent:
+    with executions(store) as sent:
         leased = await store.claim_polls(WORKER, at, at + TTL, 10)
         assert await store.claim_polls(WORKER, at, at + TTL, 10) == []
     assert [r.target_id for r in leased] == order[:4]

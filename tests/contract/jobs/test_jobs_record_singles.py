@@ -4,14 +4,11 @@ one at a time. On both databases."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from jobs_store_helpers import T0, WORKER, claim_request, plan_operation
-from sqlalchemy import event
+from jobs_store_helpers import T0, WORKER, claim_request, executions, plan_operation
 
 from jobs.ports import CallResult
 from jobs.records import Batch, Change
@@ -22,21 +19,6 @@ from jobs.testing import items
 pytestmark = pytest.mark.contract
 
 COUNT = 40
-
-
-@contextmanager
-def _statements(store: SqlJobStore) -> Iterator[list[str]]:
-    sent: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        sent.append(statement)
-
-    engine = store.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
 
 
 def _answers(batches: list[Batch]) -> list[tuple[list[Change], CallResult]]:
@@ -96,7 +78,7 @@ async def _run(store: SqlJobStore, together: bool) -> tuple[Any, ...]:
     batches = await store.claim_batches(claim_request(op.id, cap=1000), [1], COUNT)
     assert len(batches) == COUNT
     answers = _answers(batches)
-    with _statements(store) as sent:
+    with executions(store) as sent:
         if together:
             applied = await store.apply_many(answers, WORKER, T0)
         else:
@@ -205,7 +187,7 @@ async def test_a_poll_naming_each_server_is_recorded_in_a_few_statements(
         )
         for i, sj in enumerate(batch.subjobs)
     ]
-    with _statements(store) as sent:
+    with executions(store) as sent:
         [applied] = await store.apply_many([(changes, call)], WORKER, T0)
     assert (applied.applied, applied.lost) == (COUNT, ())
     assert len(sent) <= 12, sent  # one UPDATE ... RETURNING per server took more than COUNT
