@@ -19,7 +19,7 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 
 from jobs.ports import CallResult
 from jobs.records import ActiveOperation, Applied, Batch, Change, ClaimRequest, SubJobRecord
-from jobs.states import IN_FLIGHT, Event, State, target
+from jobs.states import IN_FLIGHT, Event, State
 from jobs.store import counts
 from jobs.store.base import (
     CHUNK,
@@ -38,7 +38,13 @@ from jobs.store.base import (
 from jobs.store.db import Database
 from jobs.store.models import BEGUN_INDEX, BEGUN_SQL, CLOUD_CALLS, OPERATIONS, SUBJOBS
 from jobs.store.settle import settle
-from jobs.store.singles import Single, apply_singles, compare_and_set, each_row_once
+from jobs.store.singles import (
+    Single,
+    apply_singles,
+    compare_and_set,
+    each_row_once,
+    move_params,
+)
 
 SETTABLE = frozenset(
     {
@@ -654,21 +660,9 @@ async def _apply_changes(
         if singles is not None and len(group) == 1:
             singles.append((index, first, call))
             continue
-        to_state = first.from_state if first.event is None else target(first.event)
+        to_state, on_call, params = move_params(first, worker, now, call)
         ids = [c.subjob_id for c in group]
-        # An answer to a call applies to the sub-jobs still on that very call: a row this worker
-        # claimed again meanwhile (its lease had run out) belongs to the newer call.
-        on_call = None if first.from_state is not State.DISPATCHING else call
         stmt = _move_stmt(tuple(k for k, _ in first.values), on_call is not None, conn.dialect.name)
-        params: dict[str, object] = {
-            "m_from": first.from_state.value,
-            "m_worker": worker,
-            "m_to": to_state.value,
-            "m_now": now,
-            **{f"v_{k}": v for k, v in first.values},
-        }
-        if on_call is not None:
-            params["m_call"] = on_call.call_id
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start : start + CHUNK]
             rows = moved((await conn.execute(stmt, {**params, "m_ids": chunk})).all())

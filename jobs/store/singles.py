@@ -59,24 +59,15 @@ async def apply_singles(
     shapes: dict[tuple[tuple[str, ...], bool], list[dict[str, object]]] = {}
     for index, change, call in singles:
         applied.setdefault(index, 0)
-        on_call = call if change.from_state is State.DISPATCHING else None
+        to_state, on_call, params = move_params(change, worker, now, call)
         row = rows.get(change.subjob_id)
         if row is None or not _applies(row, change, worker, on_call):
             lost.setdefault(index, []).append(change.subjob_id)
             continue
-        to_state = change.from_state if change.event is None else target(change.event)
-        params: dict[str, object] = {
-            "m_id": change.subjob_id,
-            "m_from": change.from_state.value,
-            "m_worker": worker,
-            "m_to": to_state.value,
-            "m_now": now,
-            **{f"v_{k}": v for k, v in change.values},
-        }
-        if on_call is not None:
-            params["m_call"] = on_call.call_id
         keys = tuple(k for k, _ in change.values)
-        shapes.setdefault((keys, on_call is not None), []).append(params)
+        shapes.setdefault((keys, on_call is not None), []).append(
+            {**params, "m_id": change.subjob_id}
+        )
         applied[index] += 1
         if change.event is not None:
             events += transition_events(
@@ -98,6 +89,27 @@ async def apply_singles(
                 f"{len(batch)} changes applied in memory, {done.rowcount} in the database"
             )
     return {i: Applied(n, tuple(lost.get(i, ()))) for i, n in applied.items()}
+
+
+def move_params(
+    change: Change, worker: str, now: datetime, call: CallResult | None
+) -> tuple[State, CallResult | None, dict[str, object]]:
+    """What a change's compare-and-set UPDATE (`compare_and_set`) binds, besides the rows: the
+    state it moves to, the call the rows must still be on (an answer to a call applies to the
+    sub-jobs still on that very call: a row this worker claimed again meanwhile, its lease run
+    out, belongs to the newer call), and the parameters."""
+    to_state = change.from_state if change.event is None else target(change.event)
+    on_call = call if change.from_state is State.DISPATCHING else None
+    params: dict[str, object] = {
+        "m_from": change.from_state.value,
+        "m_worker": worker,
+        "m_to": to_state.value,
+        "m_now": now,
+        **{f"v_{k}": v for k, v in change.values},
+    }
+    if on_call is not None:
+        params["m_call"] = on_call.call_id
+    return to_state, on_call, params
 
 
 @dataclass(frozen=True, slots=True)
