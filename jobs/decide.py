@@ -57,6 +57,9 @@ class Context:
     policy_for: Callable[[str], RetryPolicy] | None = None
     # the longest budget period of a rate key (None: no budget), for throttle waits
     window: Callable[[str], float | None] | None = None
+    # when the poll being decided left (None: `now`): the next poll is due a poll interval after
+    # it, not after its answer, so a poll's own time does not stretch the cadence (D106)
+    sent: datetime | None = None
 
     def policy_of(self, rate_key: str) -> RetryPolicy:
         return self.policy if self.policy_for is None else self.policy_for(rate_key)
@@ -215,18 +218,29 @@ def _timed_out(sub: SubJobRecord, ctx: Context) -> bool:
     return (ctx.now - since).total_seconds() > ctx.max_await
 
 
-def _still_running(sub: SubJobRecord, poll_after: float | None, ctx: Context) -> Change:
+def _still_running(
+    sub: SubJobRecord, poll_after: float | None, ctx: Context, *, cadence: bool = True
+) -> Change:
     if _timed_out(sub, ctx):
         reason = f"no result from the cloud after {ctx.max_await:g}s"
         return _change(
             sub, Event.FAIL, AWAIT_TIMEOUT, reason, error_code=AWAIT_TIMEOUT, error_message=reason
         )
-    return _change(sub, None, not_before=_at(ctx, poll_after, ctx.poll_interval))
+    return _change(sub, None, not_before=_next_poll(ctx, poll_after, cadence))
+
+
+def _next_poll(ctx: Context, poll_after: float | None, cadence: bool) -> datetime:
+    """The next poll of a row still running: `poll_after` (or the poll interval) after the poll
+    that saw it left, at once (never before its answer) when that poll took longer (D106); after
+    a poll that failed (`cadence` False) the delay runs from the failure, as a backoff."""
+    start = ctx.sent if cadence and ctx.sent is not None else ctx.now
+    seconds = ctx.poll_interval if poll_after is None else poll_after
+    return max(ctx.now, start + timedelta(seconds=max(0.0, seconds)))
 
 
 def _retry(sub: SubJobRecord, outcome: RetryLater | Failed, ctx: Context) -> Change:
     if ctx.phase is Phase.POLL and isinstance(outcome, RetryLater):
-        return _still_running(sub, outcome.delay, ctx)
+        return _still_running(sub, outcome.delay, ctx, cadence=False)
     throttled = isinstance(outcome, RetryLater) and outcome.throttled
     since = sub.throttled_since if throttled else None
     verdict = decide_retry(

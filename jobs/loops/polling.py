@@ -161,6 +161,7 @@ class Poller:
         )
         result: Mapping[int, Outcome] | BaseException
         async with self._gate:
+            sent = self.clock.now()
             try:
                 result = await self.executor.poll(batch)
             except asyncio.CancelledError:
@@ -181,5 +182,6 @@ class Poller:
             max_await=self.config.max_await,
             rand=self.rand,
             policy_for=self.config.retry_for,
+            sent=sent,
         )
         await self.recorder.record(decide_batch(batch, result, ctx), None)

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
 import structlog
 
 from jobs.clock import Clock
 from jobs.ports import CallResult, JobStore
 from jobs.records import Applied, Change
+from jobs.states import TRANSITIONS, State
 
 log = structlog.get_logger("jobs.recorder")
 
@@ -29,11 +31,23 @@ _Item = tuple[Sequence[Change], CallResult | None, "asyncio.Future[Applied]"]
 
 
 class Recorder:
-    def __init__(self, store: JobStore, worker: str, clock: Clock, *, max_items: int = 200) -> None:
+    """`poll_due`, if given, hears when the rows a record leaves awaiting the cloud fall due for
+    their next poll (the earliest of them), so the poll loop can wake then (D106)."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        worker: str,
+        clock: Clock,
+        *,
+        max_items: int = 200,
+        poll_due: Callable[[datetime], None] | None = None,
+    ) -> None:
         self.store = store
         self.worker = worker
         self.clock = clock
         self.max_items = max_items
+        self.poll_due = poll_due
         self._queue: deque[_Item] = deque()
         self._writer: asyncio.Task[None] | None = None
 
@@ -49,6 +63,8 @@ class Recorder:
                 await future  # the cloud answered: commit it, then honour the cancel
             raise
         _log(applied)
+        if self.poll_due is not None and applied.applied and (due := next_poll(changes)):
+            self.poll_due(due)
         return applied
 
     async def _drain(self) -> None:
@@ -107,6 +123,18 @@ class Recorder:
             error = failure
         if not item[2].done():
             item[2].set_exception(error)
+
+
+def next_poll(changes: Sequence[Change]) -> datetime | None:
+    """The earliest time a row these changes leave AWAITING (accepted, or still running) is due
+    to be polled; None if they leave none."""
+    due: datetime | None = None
+    for change in changes:
+        to = change.from_state if change.event is None else TRANSITIONS[change.event][1]
+        at = change.value("not_before")
+        if to is State.AWAITING and isinstance(at, datetime) and (due is None or at < due):
+            due = at
+    return due
 
 
 def _log(applied: Applied) -> None:

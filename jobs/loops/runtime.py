@@ -17,11 +17,12 @@ Typical use from an aiohttp cleanup context::
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import random
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 
 import structlog
@@ -37,6 +38,8 @@ from jobs.ports import Executor, JobStore, Planner, RateLimiter, Wakeups
 from jobs.waiting import Waiting, WaitObserver, no_observer
 
 log = structlog.get_logger("jobs.runtime")
+
+ALARM_HORIZON = 60.0  # seconds: polls due later are found by the poll loop's idle rounds
 
 
 class Runtime:
@@ -69,7 +72,8 @@ class Runtime:
             notify=self.wake_dispatch,
             observe=observe,
         )
-        self.recorder = Recorder(store, self.config.worker, self.clock)
+        self.recorder = Recorder(store, self.config.worker, self.clock, poll_due=self._poll_due)
+        self._alarms: dict[int, asyncio.Task[None]] = {}  # polls due, by 10 ms slot
         self.dispatcher = Dispatcher(
             store,
             executor,
@@ -111,6 +115,26 @@ class Runtime:
     def _call_finished(self) -> None:
         self._wake["dispatch"].set()
         self._wake["polling"].set()
+
+    def _poll_due(self, at: datetime) -> None:
+        """Wake the poll loop when rows this process recorded fall due (D106), instead of on its
+        next idle round (up to `poll_idle` later); one timer per 10 ms slot, none past
+        `ALARM_HORIZON` (the idle rounds find those)."""
+        delay = (at - self.clock.now()).total_seconds()
+        slot = math.ceil(at.timestamp() * 100)
+        if delay > ALARM_HORIZON or slot in self._alarms or self._task is None:
+            return
+        if delay <= 0:
+            self._wake["polling"].set()
+            return
+        self._alarms[slot] = asyncio.create_task(self._alarm(slot, delay), name="jobs-poll-alarm")
+
+    async def _alarm(self, slot: int, delay: float) -> None:
+        try:
+            await self.clock.sleep(delay + 0.001)
+            self._wake["polling"].set()
+        finally:
+            self._alarms.pop(slot, None)
 
     def _woken(self, topic: str) -> None:
         """Another process's word (`Wakeups`): an operation to plan, sub-jobs to send, or
@@ -177,6 +201,9 @@ class Runtime:
         await self.dispatcher.drain(grace)
         task, self._task = self._task, None
         await self._finish(task, grace)
+        for alarm in self._alarms.values():
+            alarm.cancel()
+        self._alarms.clear()
         if self.wakeups is not None:
             await self.wakeups.stop()
         log.info("runtime_stopped", worker=self.config.worker)

@@ -15,7 +15,7 @@ from jobs_store_helpers import WORKER
 from jobs.config import EngineConfig
 from jobs.loops.runtime import Runtime
 from jobs.operations import Operations
-from jobs.outcomes import Accepted, Completed
+from jobs.outcomes import Accepted, Completed, Outcome, StillRunning
 from jobs.ports import ActionProfile, PlanEntry, StepProfile, SubJobOutcomes
 from jobs.records import Batch, NewOperation, OperationRecord, OperationView
 from jobs.states import OperationState, State
@@ -243,3 +243,41 @@ async def test_rows_due_during_a_poll_of_their_group_go_together_in_the_next_one
         assert (await finished(ops, view.operation.id)).state is OperationState.SUCCEEDED
     assert fake.most_at_once == 1  # never a second listing of the group's servers beside it
     assert fake.sizes == [1, 5]
+
+
+class PollLater(FakeExecutor):
+    """Calls accepted with their first poll due `after` seconds later; each row is still running
+    at its first poll (due again `after` seconds after that poll left) and done at its second."""
+
+    def __init__(self, after: float) -> None:
+        super().__init__(default_profile=ActionProfile((StepProfile(5),), poll_batch=20))
+        self.after = after
+        self.seen: set[int] = set()
+
+    async def submit(self, batch: Batch) -> SubJobOutcomes:
+        return {s.id: Accepted(cloud_job_id=None, poll_after=self.after) for s in batch.subjobs}
+
+    async def poll(self, batch: Batch) -> SubJobOutcomes:
+        self.polls.append((None, batch.target_ids))
+        out: dict[int, Outcome] = {}
+        for s in batch.subjobs:
+            out[s.id] = Completed() if s.id in self.seen else StillRunning(poll_after=self.after)
+            self.seen.add(s.id)
+        return out
+
+
+async def test_rows_are_polled_when_they_fall_due_not_on_the_poll_loops_next_idle_round(
+    store: SqlJobStore,
+) -> None:
+    # the poll loop idles for a minute: only being woken at the rows' due times gets it done
+    fake = PollLater(after=0.3)
+    runtime = Runtime(
+        store, FakePlanner(items(3)), fake, FakeRateLimiter(), config=config(poll_idle=60.0)
+    )
+    async with runtime:
+        ops = Operations(store, on_created=runtime.wake_planner, on_changed=runtime.wake)
+        view, _ = await ops.create(NewOperation(kind="stop", created_by="t"))
+        done = await finished(ops, view.operation.id)
+    assert done.state is OperationState.SUCCEEDED
+    assert done.counts == {State.SUCCEEDED: 3}
+    assert len(fake.polls) == 2  # each poll at its time: none early, none missed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -119,6 +120,28 @@ def test_poll_that_cannot_read_the_job_reads_again_and_sends_nothing() -> None:
     awaiting = sub(state=State.AWAITING, accepted_at=NOW)
     change = decide(awaiting, RetryLater(delay=9.0, reason="502"), ctx(Phase.POLL))
     assert change.event is None
+    assert vals(change) == {"not_before": at(9.0)}
+
+
+def test_the_next_poll_is_due_an_interval_after_the_poll_left_not_after_its_answer() -> None:
+    awaiting = sub(state=State.AWAITING, accepted_at=NOW)
+    left = replace(ctx(Phase.POLL), sent=NOW - timedelta(seconds=1.5))
+    assert vals(decide(awaiting, StillRunning(), left)) == {"not_before": at(3.5)}
+    assert vals(decide(awaiting, StillRunning(poll_after=2.0), left)) == {"not_before": at(0.5)}
+
+
+def test_a_poll_that_took_longer_than_the_interval_is_followed_at_once_never_before_its_answer() -> (
+    None
+):
+    awaiting = sub(state=State.AWAITING, accepted_at=NOW)
+    slow = replace(ctx(Phase.POLL), sent=NOW - timedelta(seconds=7.0))
+    assert vals(decide(awaiting, StillRunning(), slow)) == {"not_before": NOW}
+
+
+def test_a_failed_poll_waits_its_delay_from_the_failure_not_from_when_it_left() -> None:
+    awaiting = sub(state=State.AWAITING, accepted_at=NOW)
+    failed = replace(ctx(Phase.POLL), sent=NOW - timedelta(seconds=8.0))
+    change = decide(awaiting, RetryLater(delay=9.0, reason="502"), failed)
     assert vals(change) == {"not_before": at(9.0)}
 
 
