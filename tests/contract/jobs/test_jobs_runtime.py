@@ -65,16 +65,23 @@ def executor(**kw: object) -> FakeExecutor:
     return FakeExecutor(default_profile=profile, **kw)  # type: ignore[arg-type]
 
 
-async def test_an_operation_created_through_the_api_runs_to_the_end(store: SqlJobStore) -> None:
-    fake = executor()
-    # the planner idles for a minute: only the API's wake-up can get this test done in time
+async def run_to_end(
+    store: SqlJobStore, fake: FakeExecutor, servers: int, **overrides: float
+) -> tuple[OperationView, Runtime]:
+    """One stop of `servers` created through the API on a runtime, to its end."""
     runtime = Runtime(
-        store, FakePlanner(items(12)), fake, FakeRateLimiter(), config=config(plan_idle=60.0)
+        store, FakePlanner(items(servers)), fake, FakeRateLimiter(), config=config(**overrides)
     )
     async with runtime:
         ops = Operations(store, on_created=runtime.wake_planner, on_changed=runtime.wake)
         view, _ = await ops.create(NewOperation(kind="stop", created_by="ops-token"))
-        done = await finished(ops, view.operation.id)
+        return await finished(ops, view.operation.id), runtime
+
+
+async def test_an_operation_created_through_the_api_runs_to_the_end(store: SqlJobStore) -> None:
+    fake = executor()
+    # the planner idles for a minute: only the API's wake-up can get this test done in time
+    done, runtime = await run_to_end(store, fake, 12, plan_idle=60.0)
     assert done.state is OperationState.SUCCEEDED
     assert done.counts == {State.SUCCEEDED: 12}
     assert fake.sent_twice() == []
@@ -271,13 +278,7 @@ async def test_rows_are_polled_when_they_fall_due_not_on_the_poll_loops_next_idl
 ) -> None:
     # the poll loop idles for a minute: only being woken at the rows' due times gets it done
     fake = PollLater(after=0.3)
-    runtime = Runtime(
-        store, FakePlanner(items(3)), fake, FakeRateLimiter(), config=config(poll_idle=60.0)
-    )
-    async with runtime:
-        ops = Operations(store, on_created=runtime.wake_planner, on_changed=runtime.wake)
-        view, _ = await ops.create(NewOperation(kind="stop", created_by="t"))
-        done = await finished(ops, view.operation.id)
+    done, _ = await run_to_end(store, fake, 3, poll_idle=60.0)
     assert done.state is OperationState.SUCCEEDED
     assert done.counts == {State.SUCCEEDED: 3}
     assert len(fake.polls) == 2  # each poll at its time: none early, none missed
