@@ -250,7 +250,7 @@ class WaitingPlanner(FakePlanner):
 async def test_rows_are_written_while_the_planner_waits(store: SqlJobStore) -> None:
     planner = WaitingPlanner(first=3, rest=2)
     h = Harness(store, planner=planner)
-    op = await h.create()
+    op = await h.create(guard=BlastRadius(max_servers=100))  # refusable: held whole (D77)
     planning = asyncio.create_task(h.planning.run_once())
     async with asyncio.timeout(10):
         await planner.waiting.wait()

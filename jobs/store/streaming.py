@@ -1,0 +1,99 @@
+"""An operation open to dispatch while it is planned (D101; part of the store).
+
+Planning may open an operation nothing can refuse or hold (no guard, no approval rule, not a dry
+run, no waves) to dispatch from its first rows on (`insert_subjobs` with `progress`): it is
+planned (`planned_at`) while its planning lease is held and its summary is not written yet. Its
+rows may have been sent, so they are never deleted: a planning that fails or dies is taken up
+again from them (`planned_rows`: the next attempt drops the targets they hold and numbers after
+them), and a planning that must end without finishing (a refusal of a later item, its retries
+spent) stops the operation instead (`halt_open_planning`): what was not begun is cancelled, what
+was begun finishes. The operation cannot finish while its planning is open (`settle`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from jobs.ports import NewSubJob
+from jobs.records import PlanSummary
+from jobs.store.base import insert_events, operation_event
+from jobs.store.db import Database
+from jobs.store.models import OPERATIONS, SUBJOBS
+from jobs.store.settle import settle
+
+
+async def planned_rows(db: Database, operation_id: str) -> list[NewSubJob]:
+    """The rows an earlier attempt wrote for an operation open to dispatch, in their order."""
+    s = SUBJOBS.c
+    stmt = (
+        sa.select(s.seq, s.target_id, s.rate_key, s.batch_key, s.payload, s.state, s.reason)
+        .where(s.operation_id == operation_id)
+        .order_by(s.seq)
+    )
+    async with db.read() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return [
+        NewSubJob(
+            seq=r.seq,
+            target_id=r.target_id,
+            rate_key=r.rate_key,
+            batch_key=r.batch_key,
+            payload=r.payload if isinstance(r.payload, dict) else {},
+            skip_reason=r.reason if r.seq < 0 else None,  # skipped rows are numbered below 0
+        )
+        for r in rows
+    ]
+
+
+async def halt_open_planning(
+    conn: AsyncConnection,
+    row: sa.RowMapping,
+    reason: str,
+    summary: PlanSummary | None,
+    worker: str,
+    now: datetime,
+) -> bool:
+    """End the planning of an operation open to dispatch that cannot finish it: the operation
+    is stopped with `reason`, its rows kept (caller holds the operation's lock)."""
+    operation_id = str(row["id"])
+    c = OPERATIONS.c
+    plan = summary or _summary_so_far(row)
+    stmt = (
+        sa.update(OPERATIONS)
+        .where(c.id == operation_id, c.plan_owner == worker, c.finished_at.is_(None))
+        .values(
+            halted_reason=sa.func.coalesce(c.halted_reason, reason),
+            summary=plan.to_json(),
+            plan_owner=None,
+            plan_lease_expires_at=None,
+            plan_error=reason,
+            updated_at=now,
+        )
+        .returning(c.id)
+    )
+    if (await conn.execute(stmt)).first() is None:
+        return False
+    message = f"planning stopped after dispatch began: {reason}"
+    await insert_events(
+        conn, [operation_event(operation_id, "halted", now, worker=worker, message=message)]
+    )
+    await settle(conn, [operation_id], now, worker)
+    return True
+
+
+def _summary_so_far(row: sa.RowMapping) -> PlanSummary:
+    targets, skipped = row["targets"], row["skipped"]
+    return PlanSummary(
+        targets=targets if isinstance(targets, int) else 0,
+        skipped=skipped if isinstance(skipped, int) else 0,
+        skipped_by_reason={},
+        rate_keys=(),
+        waves=(),
+        wave_count=1,
+        eta_seconds=0.0,
+        acting_by_scope={},
+        fleet_by_scope={},
+    )
