@@ -140,19 +140,16 @@ async def insert_subjobs(
         return 0
     values = planned_values(operation.id, operation.kind, rows, now)
     opened: dict[str, object] = {}
-    if progress is not None:
-        planned_at = sa.case(
-            (OPERATIONS.c.planned_at.is_(None), now), else_=OPERATIONS.c.planned_at
-        )
-        opened = {
-            "planned_at": planned_at,
-            "targets": progress.targets,
-            "skipped": progress.skipped,
-            "rate_keys": list(progress.rate_keys),
-        }
     async with db.write() as conn:
         if progress is not None:
             await db.lock_operations(conn, [operation.id])
+            row = await operation_row(conn, operation.id)
+            opened = {
+                "planned_at": row["planned_at"] or now,
+                "targets": progress.targets,
+                "skipped": progress.skipped,
+                "rate_keys": merged_rate_keys(progress.rate_keys, row["rate_keys"]),
+            }
         if not await _own_planning(
             conn, operation.id, worker, plan_lease_expires_at=lease_until, **opened
         ):
@@ -163,6 +160,14 @@ async def insert_subjobs(
             await _insert_rows(conn, values)
         await counts.add_inserted(conn, operation.id, (str(v["state"]) for v in values))
     return len(values)
+
+
+def merged_rate_keys(planned: Sequence[str], kept: object) -> list[str]:
+    """The operation's rate keys: those planned, then those it already has that they lack (a
+    later step's key, added while an operation open to dispatch was listed, D101): a planning
+    adds keys, it never drops one."""
+    more = [str(k) for k in kept if str(k) not in planned] if isinstance(kept, list) else []
+    return [*planned, *more]
 
 
 def planned_values(
@@ -216,7 +221,7 @@ async def finish_planning(
             planned_at=planned_at,
             targets=summary.targets,
             skipped=summary.skipped,
-            rate_keys=[k.rate_key for k in summary.rate_keys],
+            rate_keys=merged_rate_keys([k.rate_key for k in summary.rate_keys], row["rate_keys"]),
             summary=summary.to_json(),
             plan_owner=None,
             plan_lease_expires_at=None,
