@@ -33,7 +33,12 @@ from jobs.store.base import (
 from jobs.store.db import Database
 from jobs.store.models import OPERATIONS, SUBJOBS
 from jobs.store.settle import settle
-from jobs.store.streaming import halt_open_planning
+from jobs.store.streaming import (
+    halt_open_planning,
+    merged_rate_keys,
+    open_values,
+    opened_event,
+)
 
 
 async def claim_planning(
@@ -144,30 +149,19 @@ async def insert_subjobs(
         if progress is not None:
             await db.lock_operations(conn, [operation.id])
             row = await operation_row(conn, operation.id)
-            opened = {
-                "planned_at": row["planned_at"] or now,
-                "targets": progress.targets,
-                "skipped": progress.skipped,
-                "rate_keys": merged_rate_keys(progress.rate_keys, row["rate_keys"]),
-            }
+            opened = open_values(row, progress, now)
         if not await _own_planning(
             conn, operation.id, worker, plan_lease_expires_at=lease_until, **opened
         ):
             raise Conflict(f"lost the planning lease of operation {operation.id}")
+        if progress is not None and row["planned_at"] is None:  # told before any row is sent
+            await insert_events(conn, [opened_event(operation.id, progress, worker, now)])
         if db.is_postgres:
             await _copy_rows(conn, values)
         else:
             await _insert_rows(conn, values)
         await counts.add_inserted(conn, operation.id, (str(v["state"]) for v in values))
     return len(values)
-
-
-def merged_rate_keys(planned: Sequence[str], kept: object) -> list[str]:
-    """The operation's rate keys: those planned, then those it already has that they lack (a
-    later step's key, added while an operation open to dispatch was listed, D101): a planning
-    adds keys, it never drops one."""
-    more = [str(k) for k in kept if str(k) not in planned] if isinstance(kept, list) else []
-    return [*planned, *more]
 
 
 def planned_values(
@@ -232,7 +226,9 @@ async def finish_planning(
         if not owned:
             return False
         message = f"{summary.targets} targets, {summary.skipped} skipped"
-        events = [operation_event(operation_id, "planned", now, worker=worker, message=message)]
+        # an operation open to dispatch was told `planned` when it opened (D101)
+        name = "planned" if row["planned_at"] is None else "listing_ended"
+        events = [operation_event(operation_id, name, now, worker=worker, message=message)]
         if waits:
             events.append(
                 operation_event(

@@ -12,17 +12,46 @@ was begun finishes. The operation cannot finish while its planning is open (`set
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from jobs.ports import NewSubJob
+from jobs.ports import NewSubJob, PlanProgress
 from jobs.records import PlanSummary
 from jobs.store.base import insert_events, operation_event
 from jobs.store.db import Database
 from jobs.store.models import OPERATIONS, SUBJOBS
 from jobs.store.settle import settle
+
+
+def open_values(row: sa.RowMapping, progress: PlanProgress, now: datetime) -> dict[str, object]:
+    """The operation's values while it is open to dispatch (`row`, locked): planned since its
+    first opening, with the targets planned so far and their rate keys."""
+    return {
+        "planned_at": row["planned_at"] or now,
+        "targets": progress.targets,
+        "skipped": progress.skipped,
+        "rate_keys": merged_rate_keys(progress.rate_keys, row["rate_keys"]),
+    }
+
+
+def opened_event(
+    operation_id: str, progress: PlanProgress, worker: str, now: datetime
+) -> dict[str, object]:
+    """`operation.planned` of an operation opened to dispatch, in the transaction that opens
+    it (before any of its rows can be sent or fail): its plan so far."""
+    message = f"{progress.targets} targets, {progress.skipped} skipped so far; listing goes on"
+    return operation_event(operation_id, "planned", now, worker=worker, message=message)
+
+
+def merged_rate_keys(planned: Sequence[str], kept: object) -> list[str]:
+    """The operation's rate keys: those planned, then those it already has that they lack (a
+    later step's key, added while an operation open to dispatch was listed): a planning adds
+    keys, it never drops one."""
+    more = [str(k) for k in kept if str(k) not in planned] if isinstance(kept, list) else []
+    return [*planned, *more]
 
 
 async def planned_rows(db: Database, operation_id: str) -> list[NewSubJob]:
@@ -76,9 +105,11 @@ async def halt_open_planning(
     )
     if (await conn.execute(stmt)).first() is None:
         return False
-    message = f"planning stopped after dispatch began: {reason}"
+    # its own event: not `operation.halted`, which tells the error budget ran out
+    message = f"listing stopped after dispatch began: {reason}"
     await insert_events(
-        conn, [operation_event(operation_id, "halted", now, worker=worker, message=message)]
+        conn,
+        [operation_event(operation_id, "listing_stopped", now, worker=worker, message=message)],
     )
     await settle(conn, [operation_id], now, worker)
     return True
