@@ -298,8 +298,9 @@ async def postpone_planning(
             plan_error=error,
             updated_at=now,
         )
-        if owned and not opened:  # an operation open to dispatch keeps its rows (D101)
-            await counts.delete_subjobs(conn, operation_id)
+        if owned:
+            if not opened:  # an operation open to dispatch keeps its rows (D101)
+                await counts.delete_subjobs(conn, operation_id)
             await insert_events(
                 conn,
                 [

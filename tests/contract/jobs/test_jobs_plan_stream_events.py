@@ -77,3 +77,20 @@ async def test_a_listing_stopped_after_dispatch_began_is_told_as_such(
     ]
     [stopped] = [e for e in await store.list_events(op.id, 0, 100) if "listing_stopped" in e.event]
     assert "a later page cannot be read" in (stopped.message or "")
+
+
+async def test_a_postponed_listing_is_told_as_any_postponed_planning(store: SqlJobStore) -> None:
+    planner = PagedPlanner(items(8), 4)
+    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
+    op = await h.create()
+    planning = await first_rows_sent(h, planner)
+    planner.fail = RuntimeError("page 2 failed")
+    planner.release.set()
+    async with asyncio.timeout(10):
+        await planning
+    assert (await history(store, op.id))[-1] == "operation.planning_postponed"
+    [postponed] = [e for e in await store.list_events(op.id, 0, 100) if "postponed" in e.event]
+    assert postponed.message == "RuntimeError: page 2 failed"
+    await h.clock.advance(h.config.plan_retry_delay * 2)
+    view = await h.run(op.id)
+    assert view.counts == {State.SUCCEEDED: 8}
