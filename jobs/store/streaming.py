@@ -13,6 +13,7 @@ was begun finishes. The operation cannot finish while its planning is open (`set
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -89,7 +90,8 @@ async def halt_open_planning(
     is stopped with `reason`, its rows kept (caller holds the operation's lock)."""
     operation_id = str(row["id"])
     c = OPERATIONS.c
-    plan = summary or _summary_so_far(row)
+    # the summary keeps why the listing stopped: it never ended, so nothing may read it whole
+    plan = replace(summary or _summary_so_far(row), refused_reason=reason)
     stmt = (
         sa.update(OPERATIONS)
         .where(c.id == operation_id, c.plan_owner == worker, c.finished_at.is_(None))
