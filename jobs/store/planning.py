@@ -34,6 +34,7 @@ from jobs.store.db import Database
 from jobs.store.models import OPERATIONS, SUBJOBS
 from jobs.store.settle import settle
 from jobs.store.streaming import (
+    end_cancelled_listing,
     halt_open_planning,
     merged_rate_keys,
     open_values,
@@ -96,21 +97,20 @@ async def _close_cancelled_planning(conn: AsyncConnection, now: datetime) -> Non
     """Operations cancelled before (or while a crashed process was) planning them: finish them
     with no sub-jobs instead of planning work nobody wants."""
     c = OPERATIONS.c
-    stmt = sa.select(c.id, c.planned_at).where(
+    stmt = sa.select(OPERATIONS).where(
         planning_open(),
         c.refused_reason.is_(None),
         c.cancel_requested.is_(True),
         sa.or_(c.plan_owner.is_(None), c.plan_lease_expires_at < now),
     )
-    rows = (await conn.execute(stmt)).all()
-    ids = [r[0] for r in rows]
-    for op_id, planned_at in rows:
-        if planned_at is None:  # rows of an operation open to dispatch are kept (D101)
-            await counts.delete_subjobs(conn, op_id)
-        await update_operation(
-            conn, op_id, planned_at=planned_at or now, plan_owner=None, updated_at=now
-        )
-    await settle(conn, ids, now, None)
+    rows = [r._mapping for r in (await conn.execute(stmt)).all()]
+    for row in rows:
+        if row["planned_at"] is not None:  # open to dispatch: its rows are kept (D101)
+            await end_cancelled_listing(conn, row, now)
+            continue
+        await counts.delete_subjobs(conn, row["id"])
+        await update_operation(conn, row["id"], planned_at=now, plan_owner=None, updated_at=now)
+    await settle(conn, [str(r["id"]) for r in rows], now, None)
 
 
 async def _own_planning(

@@ -117,6 +117,22 @@ async def halt_open_planning(
     return True
 
 
+async def end_cancelled_listing(conn: AsyncConnection, row: sa.RowMapping, now: datetime) -> None:
+    """End the listing of a cancelled operation open to dispatch that nobody plans (its
+    attempt postponed, or its planner dead): its summary is what was planned so far, so it is
+    no longer waiting to be planned (and is not rewritten by every planning tick while its
+    calls in flight finish); it finishes once they have (caller holds its lock, settles)."""
+    plan = replace(_summary_so_far(row), refused_reason=CANCELLED_WHILE_LISTED)
+    await conn.execute(
+        sa.update(OPERATIONS)
+        .where(OPERATIONS.c.id == row["id"], OPERATIONS.c.summary.is_(None))
+        .values(summary=plan.to_json(), plan_owner=None, plan_lease_expires_at=None, updated_at=now)
+    )
+
+
+CANCELLED_WHILE_LISTED = "cancelled before its listing ended"
+
+
 def _summary_so_far(row: sa.RowMapping) -> PlanSummary:
     targets, skipped = row["targets"], row["skipped"]
     return PlanSummary(

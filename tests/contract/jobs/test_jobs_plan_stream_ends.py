@@ -41,3 +41,82 @@ async def test_a_retry_after_its_listing_stopped_early_is_refused(store: SqlJobS
     assert after.state is OperationState.STOPPED
     assert after.counts == {State.SUCCEEDED: 3, State.FAILED: 1}
     assert "a later page cannot be read" in (after.operation.halted_reason or "")
+
+
+async def test_it_finishes_when_its_listing_ends_with_nothing_more(store: SqlJobStore) -> None:
+    """Every row is done while the listing waits; the listing then ends with no more rows."""
+    planner = PagedPlanner(items(3), 3)
+    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
+    op = await h.create()
+    planning = await first_rows_sent(h, planner)
+    await h.clock.advance(h.config.poll_interval)
+    await h.poller.run_once()
+    view = await h.ops.get(op.id)
+    assert view.counts == {State.SUCCEEDED: 3}
+    assert view.state is OperationState.RUNNING
+    planner.release.set()
+    async with asyncio.timeout(10):
+        await planning
+    view = await h.ops.get(op.id)
+    assert view.operation.finished_at is not None
+    assert view.state is OperationState.SUCCEEDED
+
+
+async def _postponed(h: Harness, planner: PagedPlanner) -> None:
+    """Its first rows sent, its listing fails and waits to be tried again."""
+    planning = await first_rows_sent(h, planner)
+    planner.fail = RuntimeError("page 2 failed")
+    planner.release.set()
+    async with asyncio.timeout(10):
+        await planning
+
+
+async def test_a_cancel_while_its_listing_is_postponed_finishes_it(store: SqlJobStore) -> None:
+    planner = PagedPlanner(items(8), 4)
+    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
+    op = await h.create()
+    await _postponed(h, planner)
+    await h.clock.advance(h.config.poll_interval)
+    await h.poller.run_once()
+    await h.ops.cancel(op.id, "tester")
+    view = await h.ops.get(op.id)
+    assert view.operation.finished_at is not None
+    assert view.state is OperationState.CANCELLED
+    assert view.counts == {State.SUCCEEDED: 4}
+    assert len(planner.plans) == 1  # not listed again
+
+
+@pytest.mark.parametrize("when", ["postponed", "listing"])
+async def test_a_cancelled_one_with_calls_in_flight_is_left_alone_by_planning(
+    store: SqlJobStore, when: str
+) -> None:
+    """Cancelled while its listing waits to be tried again (or while it lists, which then
+    fails): planning has nothing more to do with it, and does not rewrite it at every tick
+    while its calls in flight finish."""
+    planner = PagedPlanner(items(8), 4)
+    executor = FakeExecutor(default_profile=PROFILE, polls_to_complete=2)
+    h = Harness(store, planner=planner, executor=executor)
+    op = await h.create()
+    if when == "postponed":
+        await _postponed(h, planner)
+        await h.ops.cancel(op.id, "tester")
+    else:
+        planning = await first_rows_sent(h, planner)
+        await h.ops.cancel(op.id, "tester")
+        planner.fail = RuntimeError("page 2 failed")
+        planner.release.set()
+        async with asyncio.timeout(10):
+            await planning
+    await h.clock.advance(1)
+    assert await h.planning.run_once() == 0
+    settled = await store.get_operation(op.id)
+    assert settled is not None and settled.finished_at is None  # its calls are in flight
+    for _ in range(3):
+        await h.clock.advance(h.config.plan_retry_delay * 3)
+        assert await h.planning.run_once() == 0
+        assert await store.get_operation(op.id) == settled
+    assert len(planner.plans) == 1
+    assert (await h.ops.get(op.id)).state is OperationState.CANCELLING
+    view = await h.run(op.id)  # its calls are answered: it ends
+    assert view.state is OperationState.CANCELLED
+    assert view.counts == {State.SUCCEEDED: 4}
