@@ -271,6 +271,11 @@ class JobStore(Protocol):
         """The rows of an operation open to dispatch, kept from an earlier attempt (D101)."""
         ...
 
+    async def every_replica_streams(self, now: datetime) -> bool:
+        """Whether every live replica understands an operation open to dispatch while it is
+        listed (D101), so that one may be opened now."""
+        ...
+
     async def finish_planning(
         self,
         operation_id: str,

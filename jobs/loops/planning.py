@@ -130,7 +130,11 @@ class PlanningLoop:
         return self.limiter.state(key).budgets
 
     async def _plan(self, op: OperationRecord) -> None:
-        plan = _Attempt(PlanBuilder(), dispatches_while_planning(op), self._batch(op))
+        streams = dispatches_while_planning(op) and (
+            op.planned_at is not None  # opened already: every attempt goes on from its rows
+            or await self.store.every_replica_streams(self.clock.now())  # a rolling upgrade
+        )
+        plan = _Attempt(PlanBuilder(), streams, self._batch(op))
         if op.planned_at is not None:  # open to dispatch: go on from the rows kept (D101)
             plan.builder.seed(await self.store.planned_rows(op.id))
         builder = plan.builder

@@ -166,6 +166,9 @@ class SqlJobStore:
     async def planned_rows(self, operation_id: str) -> list[NewSubJob]:
         return await store_streaming.planned_rows(self.db, operation_id)
 
+    async def every_replica_streams(self, now: datetime) -> bool:
+        return await store_streaming.every_replica_streams(self.db, now)
+
     async def finish_planning(
         self,
         operation_id: str,

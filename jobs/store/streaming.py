@@ -23,7 +23,8 @@ from jobs.ports import NewSubJob, PlanProgress
 from jobs.records import PlanSummary
 from jobs.store.base import insert_events, operation_event
 from jobs.store.db import Database
-from jobs.store.models import OPERATIONS, SUBJOBS
+from jobs.store.leases import RELEASE
+from jobs.store.models import OPERATIONS, SUBJOBS, WORKERS
 from jobs.store.settle import settle
 
 
@@ -53,6 +54,21 @@ def merged_rate_keys(planned: Sequence[str], kept: object) -> list[str]:
     keys, it never drops one."""
     more = [str(k) for k in kept if str(k) not in planned] if isinstance(kept, list) else []
     return [*planned, *more]
+
+
+async def every_replica_streams(db: Database, now: datetime) -> bool:
+    """Whether an operation may be opened to dispatch while it is listed: every live replica
+    understands it. A replica of an earlier release (its `workers` row without `release`, or
+    with a lower one) finishes an operation as soon as the rows written so far are done, and
+    the rest would be lost. A single process on SQLite is always this release."""
+    if not db.is_postgres:
+        return True
+    w = WORKERS.c
+    older = sa.select(w.id).where(
+        w.expires_at >= now, sa.or_(w.release.is_(None), w.release < RELEASE)
+    )
+    async with db.read() as conn:
+        return (await conn.execute(older.limit(1))).first() is None
 
 
 async def planned_rows(db: Database, operation_id: str) -> list[NewSubJob]:
