@@ -8,6 +8,11 @@ again from them (`planned_rows`: the next attempt drops the targets they hold an
 them), and a planning that must end without finishing (a refusal of a later item, its retries
 spent) stops the operation instead (`halt_open_planning`): what was not begun is cancelled, what
 was begun finishes. The operation cannot finish while its planning is open (`settle`).
+
+It is told `operation.planned` when it opens (`opened_event`), and its rate keys only grow
+(`merged_rate_keys`). A cancel that nobody plans it for ends its listing with what was planned
+(`end_cancelled_listing`). It is opened only when every live replica understands it
+(`every_replica_streams`, a rolling upgrade).
 """
 
 from __future__ import annotations
