@@ -140,7 +140,7 @@ async def insert_subjobs(
 ) -> int:
     """Bulk-insert planned rows (Core executemany) while still holding the planning lease.
     With `progress`, the operation is open to dispatch from this transaction on, with the
-    targets and rate keys planned so far (D101)."""
+    targets and rate keys planned so far (D101); the insert that opens it tells it planned."""
     if not rows:
         return 0
     values = planned_values(operation.id, operation.kind, rows, now)
