@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from jobs.ports import ActionProfile, FleetSize, NewSubJob, PlanItem, StepProfile
@@ -39,9 +39,12 @@ MAX_WAVES_LISTED = 100
 # `only_if_running` apply to the targets whose status was RUNNING_STATUS.
 STATUS_FIELD = "status"
 RUNNING_STATUS = "running"
+# ... and the scope (endpoint) a target belongs to under this one, read back when a planning is
+# taken up from kept rows (D101).
+SCOPE_FIELD = "endpoint"
 
 
-def was_running(target: PlanItem | SubJobRecord) -> bool:
+def was_running(target: PlanItem | SubJobRecord | NewSubJob) -> bool:
     """Whether the target (a plan item, or the sub-job planned from it) was running when planned:
     steps `only_if_running` apply to it."""
     return target.payload.get(STATUS_FIELD) == RUNNING_STATUS
@@ -88,17 +91,21 @@ class PlanBuilder:
         self.acting_by_scope: Counter[str] = Counter()
         self.fleet_by_scope: dict[str, int] = {}
         self._seen = SeenIds()
+        self._next_seq = 0
+        self._next_skipped = SKIPPED_SEQ_BASE
 
     def add(self, item: PlanItem) -> NewSubJob | None:
         """The row to insert for `item`, or None for a duplicate target (kept once)."""
         if not self._seen.add(item.target_id):
             return None
         if item.skip_reason is not None:
-            seq = SKIPPED_SEQ_BASE + self.skipped
+            seq = self._next_skipped
+            self._next_skipped += 1
             self.skipped += 1
             self.skipped_by_reason[item.skip_reason] += 1
         else:
-            seq = self.acting
+            seq = self._next_seq
+            self._next_seq += 1
             self.acting += 1
             self.per_batch[(item.rate_key, item.batch_key)] += 1
             if was_running(item):
@@ -112,6 +119,23 @@ class PlanBuilder:
             payload=item.payload,
             skip_reason=item.skip_reason,
         )
+
+    def seed(self, rows: Iterable[NewSubJob]) -> None:
+        """Take up the rows an earlier attempt wrote for an operation open to dispatch (D101):
+        their targets are not planned again, and new rows are numbered after them."""
+        for row in rows:
+            self._seen.add(row.target_id)
+            if row.skip_reason is not None:
+                self.skipped += 1
+                self.skipped_by_reason[row.skip_reason] += 1
+                self._next_skipped = max(self._next_skipped, row.seq + 1)
+                continue
+            self.acting += 1
+            self._next_seq = max(self._next_seq, row.seq + 1)
+            self.per_batch[(row.rate_key, row.batch_key)] += 1
+            if was_running(row):
+                self.running[(row.rate_key, row.batch_key)] += 1
+            self.acting_by_scope[str(row.payload.get(SCOPE_FIELD, ""))] += 1
 
     def fleet(self, size: FleetSize) -> None:
         self.fleet_by_scope[size.scope] = size.servers

@@ -173,6 +173,16 @@ class NewSubJob:
 
 
 @dataclass(frozen=True)
+class PlanProgress:
+    """What planning has planned so far, given with rows that open their operation to dispatch
+    while the listing goes on (D101)."""
+
+    targets: int
+    skipped: int
+    rate_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class CallResult:
     """How a cloud call ended, recorded on its `cloud_calls` row with the sub-jobs' changes."""
 
@@ -254,7 +264,17 @@ class JobStore(Protocol):
         worker: str,
         now: datetime,
         lease_until: datetime,
+        progress: PlanProgress | None = None,
     ) -> int: ...
+
+    async def planned_rows(self, operation_id: str) -> list[NewSubJob]:
+        """The rows of an operation open to dispatch, kept from an earlier attempt (D101)."""
+        ...
+
+    async def every_replica_streams(self, now: datetime) -> bool:
+        """Whether every live replica understands an operation open to dispatch while it is
+        listed (D101), so that one may be opened now."""
+        ...
 
     async def finish_planning(
         self,

@@ -202,7 +202,13 @@ class OperationRecord:
             cancel_requested=self.cancel_requested,
             halted=self.halted_reason is not None,
             approval=self.approval_flag,
+            listing=self.listing,
         )
+
+    @property
+    def listing(self) -> bool:
+        """Planned and open to dispatch while its planning goes on (D101): no summary yet."""
+        return self.planned_at is not None and self.summary is None and self.finished_at is None
 
 
 @dataclass(frozen=True)

@@ -202,6 +202,8 @@ class OperationFlags:
     halted: bool
     # None (no approval needed), "pending", or the decision: "approved", "rejected", "expired"
     approval: str | None = None
+    # planned and dispatched while its listing goes on (D101): active whatever its counts say
+    listing: bool = False
 
 
 def _approval_state(flags: OperationFlags) -> OperationState | None:
@@ -227,7 +229,7 @@ def derive_operation_state(counts: Mapping[State, int], flags: OperationFlags) -
     if waiting is not None:
         return waiting
     active = sum(counts.get(s, 0) for s in ACTIVE)
-    if active:
+    if active or flags.listing:
         if flags.cancel_requested:
             return OperationState.CANCELLING
         if flags.halted:

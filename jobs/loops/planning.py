@@ -7,6 +7,10 @@ of one endpoint or page are in the database while the next one is listed. The ro
 until `finish_planning` stamps the operation planned, so a refusal (blast radius) deletes them in
 the same transaction that records the reason: the operation is refused atomically. A crash in
 the middle leaves an unplanned operation whose partial rows the next attempt deletes first.
+
+An operation nothing can refuse or hold (`dispatches_while_planning`) is opened to dispatch by
+its first full call's worth of rows instead, while the listing goes on; its rows are then kept
+by every later attempt, which goes on from them (D101, `jobs.store.streaming`).
 """
 
 from __future__ import annotations
@@ -31,10 +35,12 @@ from jobs.ports import (
     PlanEntry,
     PlanItem,
     Planner,
+    PlanProgress,
     RateLimiter,
 )
 from jobs.ratelimit import Budget
 from jobs.records import OperationRecord
+from jobs.strategy import Percent
 from jobs.waiting import WaitNotes, WaitObserver, no_observer
 
 log = structlog.get_logger("jobs.planning")
@@ -124,7 +130,14 @@ class PlanningLoop:
         return self.limiter.state(key).budgets
 
     async def _plan(self, op: OperationRecord) -> None:
-        builder = PlanBuilder()
+        streams = dispatches_while_planning(op) and (
+            op.planned_at is not None  # opened already: every attempt goes on from its rows
+            or await self.store.every_replica_streams(self.clock.now())  # a rolling upgrade
+        )
+        plan = _Attempt(PlanBuilder(), streams, self._batch(op))
+        if op.planned_at is not None:  # open to dispatch: go on from the rows kept (D101)
+            plan.builder.seed(await self.store.planned_rows(op.id))
+        builder = plan.builder
         guard = op.guard
         early: str | None = None
         chunk: list[NewSubJob] = []
@@ -137,7 +150,7 @@ class PlanningLoop:
             while True:
                 if chunk and queue.empty():
                     # the planner waits for a cloud's answer: write what we have meanwhile
-                    await self._flush(op, chunk)
+                    await self._flush(op, chunk, plan)
                     chunk = []
                 entry = await queue.get()
                 if entry is None:
@@ -151,11 +164,17 @@ class PlanningLoop:
                     early = f"blast radius: more than max_servers {guard.max_servers} servers"
                     break
                 if len(chunk) >= self.config.plan_chunk:
-                    await self._flush(op, chunk)
+                    await self._flush(op, chunk, plan)
                     chunk = []
         finally:
             pump.cancel()
             await asyncio.gather(pump, return_exceptions=True)
+        await self._finish(op, plan, chunk, early)
+
+    async def _finish(
+        self, op: OperationRecord, plan: _Attempt, chunk: list[NewSubJob], early: str | None
+    ) -> None:
+        builder = plan.builder
         eta = EtaInputs(
             profile=self.executor.profile(op.kind),
             profile_for=lambda key: self.executor.profile(op.kind, key),
@@ -163,14 +182,14 @@ class PlanningLoop:
             poll_interval=self.config.poll_interval,
             budgets=self._budgets,
         )
-        refusal = early or builder.refusal(guard)
+        refusal = early or builder.refusal(op.guard)
         summary = builder.summary(eta, refused_reason=refusal)
         now = self.clock.now()
         if refusal is not None:
             await self.store.refuse_planning(op.id, refusal, summary, self.config.worker, now)
             log.info("operation_refused", operation_id=op.id, reason=refusal)
             return
-        await self._flush(op, chunk)
+        await self._flush(op, chunk, plan)
         rules = op.approval_rules
         approval = None if rules is None else rules.needed(*builder.scopes)
         worker = self.config.worker
@@ -196,12 +215,69 @@ class PlanningLoop:
                 raise PlanningError(f"{name} longer than {limit} characters: {value[:80]!r}...")
         return builder.add(entry)
 
-    async def _flush(self, op: OperationRecord, rows: list[NewSubJob]) -> None:
-        if rows:
-            now = self.clock.now()
-            until = now + timedelta(seconds=self.config.lease_ttl)
-            await self.store.insert_subjobs(op, rows, self.config.worker, now, until)
-            await asyncio.sleep(0)  # let the other loops in
+    def _batch(self, op: OperationRecord) -> Callable[[str], int]:
+        """The servers the first call on a rate key carries at most (its first step's batch,
+        within `max_in_flight`)."""
+        mif = op.strategy.max_in_flight
+
+        def first_call(key: str) -> int:
+            steps = self.executor.profile(op.kind, key).steps
+            size = max(1, steps[0].max_batch) if steps else 1
+            return size if mif is None else max(1, min(size, mif))
+
+        return first_call
+
+    async def _flush(self, op: OperationRecord, rows: list[NewSubJob], plan: _Attempt) -> None:
+        if not rows:
+            return
+        now = self.clock.now()
+        until = now + timedelta(seconds=self.config.lease_ttl)
+        progress = plan.progress()
+        await self.store.insert_subjobs(op, rows, self.config.worker, now, until, progress)
+        if progress is not None and self.notify is not None:
+            self.notify()  # rows to dispatch now (D101)
+        await asyncio.sleep(0)  # let the other loops in
+
+
+def dispatches_while_planning(op: OperationRecord) -> bool:
+    """Whether the operation is opened to dispatch from its first rows on, while the listing
+    goes on (D101): only when nothing can refuse or hold it once its rows are planned (no guard
+    with a limit, no approval rule, not a dry run), and when no count of the whole plan decides
+    what may be sent (no waves, no error budget in percent)."""
+    guard = op.guard
+    limited = guard is not None and (guard.max_servers is not None or guard.max_percent is not None)
+    return not (
+        op.dry_run
+        or limited
+        or op.approval_rules is not None
+        or op.strategy.waves
+        or isinstance(op.strategy.max_errors, Percent)
+    )
+
+
+@dataclass
+class _Attempt:
+    """One planning attempt: what it has planned, and whether its rows open the operation.
+
+    Rows are shown to dispatch (`PlanProgress.targets`: those numbered below it) a full call's
+    worth at a time: a call sent with the few rows of a half-read page takes its share of the
+    window's budget, and a sliding window gives that share back as it was taken, so every later
+    window would be split the same way (a Huawei ECS call carries 1,000 servers)."""
+
+    builder: PlanBuilder
+    streams: bool
+    batch: Callable[[str], int]
+    shown: int = -1  # targets shown to dispatch; -1: the operation is not open yet
+
+    def progress(self) -> PlanProgress | None:
+        if not self.streams:
+            return None
+        b = self.builder
+        full = max((self.batch(k) for k in b.rate_keys), default=1)
+        if b.acting - max(0, self.shown) < full:
+            return None
+        self.shown = b.acting
+        return PlanProgress(targets=b.acting, skipped=b.skipped, rate_keys=b.rate_keys)
 
 
 def _limits(item: PlanItem) -> tuple[tuple[str, str, int], ...]:

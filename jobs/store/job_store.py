@@ -17,7 +17,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from jobs.approval import Decision
-from jobs.ports import CallResult, NewSubJob
+from jobs.ports import CallResult, NewSubJob, PlanProgress
 from jobs.records import (
     ActiveOperation,
     Applied,
@@ -42,6 +42,7 @@ from jobs.store import leases as store_leases
 from jobs.store import ops as store_ops
 from jobs.store import planning as store_planning
 from jobs.store import requeue as store_requeue
+from jobs.store import streaming as store_streaming
 from jobs.store import totals
 from jobs.store.base import to_call
 from jobs.store.db import Database
@@ -156,10 +157,17 @@ class SqlJobStore:
         worker: str,
         now: datetime,
         lease_until: datetime,
+        progress: PlanProgress | None = None,
     ) -> int:
         return await store_planning.insert_subjobs(
-            self.db, operation, rows, worker, now, lease_until
+            self.db, operation, rows, worker, now, lease_until, progress
         )
+
+    async def planned_rows(self, operation_id: str) -> list[NewSubJob]:
+        return await store_streaming.planned_rows(self.db, operation_id)
+
+    async def every_replica_streams(self, now: datetime) -> bool:
+        return await store_streaming.every_replica_streams(self.db, now)
 
     async def finish_planning(
         self,

@@ -24,6 +24,11 @@ from jobs.store.settle import settle
 _S = SUBJOBS.c
 log = structlog.get_logger("jobs.leases")
 
+# What this engine understands, written on its `workers` row by its registration and heartbeats
+# (a row of an older release has NULL): 1, an operation open to dispatch while its listing goes
+# on (D101), which an older replica would finish as soon as its rows so far are done.
+RELEASE = 1
+
 
 async def _lease_lost(
     db: Database, conn: AsyncConnection, owned: sa.ColumnElement[bool], now: datetime, who: str
@@ -134,7 +139,7 @@ async def renew_leases(
         await conn.execute(
             sa.update(WORKERS)
             .where(WORKERS.c.id == worker)
-            .values(heartbeat_at=now, expires_at=until)
+            .values(heartbeat_at=now, expires_at=until, release=RELEASE)
         )
     return renewed
 
@@ -149,6 +154,7 @@ async def register_worker(
         "heartbeat_at": now,
         "expires_at": until,
         "draining": False,
+        "release": RELEASE,
     }
     async with db.write() as conn:
         result = await conn.execute(

@@ -237,6 +237,8 @@ class Worker(SQLModel, table=True):
     heartbeat_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
     expires_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
     draining: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False))
+    # what the process understands (`jobs.store.leases.RELEASE`); NULL: a release before it
+    release: int | None = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
 
 
 class Lease(SQLModel, table=True):

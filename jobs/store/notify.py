@@ -40,6 +40,7 @@ EVERY = "all"  # sent by nobody: what a listener hands its runtime when it (re)c
 _TOPICS = {
     "operation.created": PLANNING,
     "operation.planned": DISPATCH,
+    "operation.listing_ended": DISPATCH,  # the last rows of one dispatched while listed (D101)
     "operation.approved": DISPATCH,
     "operation.resumed": DISPATCH,
     "operation.retry_requested": DISPATCH,

@@ -40,6 +40,7 @@ from jobs.store.base import (
 from jobs.store.db import Database
 from jobs.store.models import EVENTS, OPERATIONS, SUBJOBS
 from jobs.store.settle import settle
+from jobs.store.streaming import end_cancelled_listing
 from jobs.types import JSONValue
 
 
@@ -261,7 +262,11 @@ async def cancel(db: Database, operation_id: str, by: str, now: datetime) -> Ope
         await insert_events(conn, [operation_event(operation_id, "cancelled", now, worker=by)])
         planning = row["plan_owner"] is not None and row["plan_lease_expires_at"] >= now
         if row["planned_at"] is None and not planning:
-            await update_operation(conn, operation_id, planned_at=now)
+            await update_operation(
+                conn, operation_id, planned_at=now, plan_owner=None, plan_lease_expires_at=None
+            )
+        elif row["summary"] is None and not planning:  # open to dispatch, its listing waits
+            await end_cancelled_listing(conn, row, now)
         await settle(conn, [operation_id], now, by)
         return to_operation(await operation_row(conn, operation_id))
 

@@ -2,7 +2,9 @@
 stamp it planned, refuse it (atomically: its rows go in the same transaction) or postpone it.
 
 Rows written while planning are invisible to dispatch (the operation is not planned yet) and are
-deleted by the next attempt if this one dies half-way.
+deleted by the next attempt if this one dies half-way, unless the planning opened the operation to
+dispatch while it lists (`insert_subjobs` with `progress`, D101): its rows are then kept, and the
+next attempt goes on from them (`jobs.store.streaming`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobs.approval import ApprovalRules
 from jobs.errors import Conflict
-from jobs.ports import NewSubJob
+from jobs.ports import NewSubJob, PlanProgress
 from jobs.records import OperationRecord, PlanSummary
 from jobs.states import State
 from jobs.store import counts
@@ -31,6 +33,13 @@ from jobs.store.base import (
 from jobs.store.db import Database
 from jobs.store.models import OPERATIONS, SUBJOBS
 from jobs.store.settle import settle
+from jobs.store.streaming import (
+    end_cancelled_listing,
+    halt_open_planning,
+    merged_rate_keys,
+    open_values,
+    opened_event,
+)
 
 
 async def claim_planning(
@@ -41,7 +50,7 @@ async def claim_planning(
     stmt = (
         sa.select(OPERATIONS)
         .where(
-            c.planned_at.is_(None),
+            planning_open(),
             c.refused_reason.is_(None),
             c.cancel_requested.is_(False),
             sa.or_(c.plan_not_before.is_(None), c.plan_not_before <= now),
@@ -51,7 +60,7 @@ async def claim_planning(
         .limit(1)
     )
     waiting = sa.select(c.id).where(
-        c.planned_at.is_(None),
+        planning_open(),
         c.refused_reason.is_(None),
         sa.or_(c.plan_owner.is_(None), c.plan_lease_expires_at < now),
     )
@@ -72,25 +81,36 @@ async def claim_planning(
             plan_attempts=c.plan_attempts + 1,
             updated_at=now,
         )
-        await counts.delete_subjobs(conn, op_id)
+        if row._mapping["planned_at"] is None:  # else its rows may have been sent: kept (D101)
+            await counts.delete_subjobs(conn, op_id)
         return to_operation(await operation_row(conn, op_id))
+
+
+def planning_open() -> sa.ColumnElement[bool]:
+    """An operation whose planning has not ended: not planned yet, or open to dispatch while
+    it lists (planned, with no summary yet and not finished, D101)."""
+    c = OPERATIONS.c
+    return sa.or_(c.planned_at.is_(None), sa.and_(c.summary.is_(None), c.finished_at.is_(None)))
 
 
 async def _close_cancelled_planning(conn: AsyncConnection, now: datetime) -> None:
     """Operations cancelled before (or while a crashed process was) planning them: finish them
     with no sub-jobs instead of planning work nobody wants."""
     c = OPERATIONS.c
-    stmt = sa.select(c.id).where(
-        c.planned_at.is_(None),
+    stmt = sa.select(OPERATIONS).where(
+        planning_open(),
         c.refused_reason.is_(None),
         c.cancel_requested.is_(True),
         sa.or_(c.plan_owner.is_(None), c.plan_lease_expires_at < now),
     )
-    ids = [r[0] for r in (await conn.execute(stmt)).all()]
-    for op_id in ids:
-        await counts.delete_subjobs(conn, op_id)
-        await update_operation(conn, op_id, planned_at=now, plan_owner=None, updated_at=now)
-    await settle(conn, ids, now, None)
+    rows = [r._mapping for r in (await conn.execute(stmt)).all()]
+    for row in rows:
+        if row["planned_at"] is not None:  # open to dispatch: its rows are kept (D101)
+            await end_cancelled_listing(conn, row, now)
+            continue
+        await counts.delete_subjobs(conn, row["id"])
+        await update_operation(conn, row["id"], planned_at=now, plan_owner=None, updated_at=now)
+    await settle(conn, [str(r["id"]) for r in rows], now, None)
 
 
 async def _own_planning(
@@ -101,7 +121,7 @@ async def _own_planning(
         .where(
             OPERATIONS.c.id == operation_id,
             OPERATIONS.c.plan_owner == worker,
-            OPERATIONS.c.planned_at.is_(None),
+            OPERATIONS.c.finished_at.is_(None),
         )
         .values(**values)
         .returning(OPERATIONS.c.id)
@@ -116,14 +136,26 @@ async def insert_subjobs(
     worker: str,
     now: datetime,
     lease_until: datetime,
+    progress: PlanProgress | None = None,
 ) -> int:
-    """Bulk-insert planned rows (Core executemany) while still holding the planning lease."""
+    """Bulk-insert planned rows (Core executemany) while still holding the planning lease.
+    With `progress`, the operation is open to dispatch from this transaction on, with the
+    targets and rate keys planned so far (D101); the insert that opens it tells it planned."""
     if not rows:
         return 0
     values = planned_values(operation.id, operation.kind, rows, now)
+    opened: dict[str, object] = {}
     async with db.write() as conn:
-        if not await _own_planning(conn, operation.id, worker, plan_lease_expires_at=lease_until):
+        if progress is not None:
+            await db.lock_operations(conn, [operation.id])
+            row = await operation_row(conn, operation.id)
+            opened = open_values(row, progress, now)
+        if not await _own_planning(
+            conn, operation.id, worker, plan_lease_expires_at=lease_until, **opened
+        ):
             raise Conflict(f"lost the planning lease of operation {operation.id}")
+        if progress is not None and row["planned_at"] is None:  # told before any row is sent
+            await insert_events(conn, [opened_event(operation.id, progress, worker, now)])
         if db.is_postgres:
             await _copy_rows(conn, values)
         else:
@@ -174,15 +206,16 @@ async def finish_planning(
         row = await operation_row(conn, operation_id)
         done = now if row["dry_run"] else None
         waits = approval is not None and not row["dry_run"]
+        planned_at = row["planned_at"] or now  # open to dispatch since then (D101)
         owned = await _own_planning(
             conn,
             operation_id,
             worker,
             **(_approval_values(row, approval, now) if waits else {}),
-            planned_at=now,
+            planned_at=planned_at,
             targets=summary.targets,
             skipped=summary.skipped,
-            rate_keys=[k.rate_key for k in summary.rate_keys],
+            rate_keys=merged_rate_keys([k.rate_key for k in summary.rate_keys], row["rate_keys"]),
             summary=summary.to_json(),
             plan_owner=None,
             plan_lease_expires_at=None,
@@ -193,7 +226,9 @@ async def finish_planning(
         if not owned:
             return False
         message = f"{summary.targets} targets, {summary.skipped} skipped"
-        events = [operation_event(operation_id, "planned", now, worker=worker, message=message)]
+        # an operation open to dispatch was told `planned` when it opened (D101)
+        name = "planned" if row["planned_at"] is None else "listing_ended"
+        events = [operation_event(operation_id, name, now, worker=worker, message=message)]
         if waits:
             events.append(
                 operation_event(
@@ -221,9 +256,13 @@ async def refuse_planning(
     worker: str,
     now: datetime,
 ) -> bool:
-    """Refuse atomically: the partial rows go, the operation keeps only its reason."""
+    """Refuse atomically: the partial rows go, the operation keeps only its reason. An
+    operation open to dispatch (D101) is stopped instead, its rows kept: some may be sent."""
     async with db.write() as conn:
         await db.lock_operations(conn, [operation_id])
+        row = await operation_row(conn, operation_id)
+        if row["planned_at"] is not None:
+            return await halt_open_planning(conn, row, reason, summary, worker, now)
         owned = await _own_planning(
             conn,
             operation_id,
@@ -248,6 +287,7 @@ async def postpone_planning(
     db: Database, operation_id: str, error: str, not_before: datetime, worker: str, now: datetime
 ) -> bool:
     async with db.write() as conn:
+        opened = (await operation_row(conn, operation_id))["planned_at"] is not None
         owned = await _own_planning(
             conn,
             operation_id,
@@ -259,7 +299,8 @@ async def postpone_planning(
             updated_at=now,
         )
         if owned:
-            await counts.delete_subjobs(conn, operation_id)
+            if not opened:  # an operation open to dispatch keeps its rows (D101)
+                await counts.delete_subjobs(conn, operation_id)
             await insert_events(
                 conn,
                 [

@@ -82,6 +82,12 @@ async def _check_retryable(conn: AsyncConnection, op: OperationRecord, include: 
         raise Conflict("cannot retry: the operation has no sub-jobs to retry")
     if op.cancel_requested:
         raise Conflict("cannot retry: the operation was cancelled")
+    stopped = None if op.summary is None else op.summary.refused_reason
+    if stopped is not None:  # its listing stopped early after dispatch began (D101)
+        raise Conflict(
+            f"cannot retry: its listing stopped before every server was listed ({stopped}), "
+            "so it cannot succeed; create the operation again for the servers it did not list"
+        )
     if include or op.strategy.max_errors is None:
         return
     unknown = (await count_unsuccessful(conn, op.id))[State.UNKNOWN]

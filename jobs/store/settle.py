@@ -139,7 +139,11 @@ async def settle(
             await cancel_pending(conn, op_id, reason, now, worker)
         else:
             await _release_waves(conn, op, now, worker, events, resuming)
-        if op.finished_at is None and not await exists_active(conn, op_id):
+        if (
+            op.finished_at is None
+            and planning_ended(row._mapping)
+            and not await exists_active(conn, op_id)
+        ):
             unsuccessful = await count_unsuccessful(conn, op_id)
             flags = OperationFlags(
                 True,
@@ -162,6 +166,15 @@ async def settle(
             finished.append(op_id)
         await insert_events(conn, events)
     return Settled(tuple(halted), tuple(finished))
+
+
+def planning_ended(row: sa.RowMapping) -> bool:
+    """Whether a planned operation's planning has ended, so it may finish: its summary is
+    written, or it was cancelled and nobody plans it any more. An operation open to dispatch
+    while it is planned (D101) has neither until its listing ends."""
+    return row["summary"] is not None or (
+        bool(row["cancel_requested"]) and row["plan_owner"] is None
+    )
 
 
 def _approval_refused(op: OperationRecord) -> str | None:

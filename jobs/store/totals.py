@@ -44,7 +44,10 @@ async def operation_states(db: Database) -> dict[OperationState, int]:
             (o.approval_reason.is_(None), None),
             else_=sa.func.coalesce(o.approval_decision, "pending"),
         ).label("approval"),
-        has(ACTIVE).label("active"),
+        sa.or_(  # an operation dispatched while its listing goes on is active (D101)
+            has(ACTIVE),
+            sa.and_(o.planned_at.is_not(None), o.summary.is_(None), o.finished_at.is_(None)),
+        ).label("active"),
         has(UNSUCCESSFUL).label("failed"),
     )
     stmt = sa.select(*flags, sa.func.count()).group_by(*flags)

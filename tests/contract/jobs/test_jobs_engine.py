@@ -54,7 +54,13 @@ async def test_a_campaign_runs_to_success_with_one_call_per_batch(store: SqlJobS
     per_sub = Counter(e.event for e in events if e.subjob_id is not None)
     assert per_sub == {Event.CLAIM: 24, Event.ACCEPT: 24, Event.COMPLETE: 24}
     names = [e.event for e in events if e.subjob_id is None]
-    assert names == ["operation.created", "operation.planned", "operation.finished"]
+    # planned when its first rows open it to dispatch, while the listing goes on (D101)
+    assert names == [
+        "operation.created",
+        "operation.planned",
+        "operation.listing_ended",
+        "operation.finished",
+    ]
     calls = await store.list_calls(op.id)
     assert [c.outcome for c in calls] == ["accepted"] * 3
     assert all(c.cloud_job_id for c in calls)
@@ -250,7 +256,7 @@ class WaitingPlanner(FakePlanner):
 async def test_rows_are_written_while_the_planner_waits(store: SqlJobStore) -> None:
     planner = WaitingPlanner(first=3, rest=2)
     h = Harness(store, planner=planner)
-    op = await h.create()
+    op = await h.create(guard=BlastRadius(max_servers=100))  # refusable: held whole (D77)
     planning = asyncio.create_task(h.planning.run_once())
     async with asyncio.timeout(10):
         await planner.waiting.wait()

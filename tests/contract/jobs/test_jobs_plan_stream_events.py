@@ -1,0 +1,96 @@
+"""What an operation dispatched while its listing goes on tells (D101): `operation.planned`
+(the webhook's `fleet.operation.started`) when it opens, before any of its rows can fail; the
+end of its listing; a listing stopped early as such (not as a spent error budget, whose
+`operation.halted` is the webhook's `fleet.operation.budget_exhausted`); a postponed listing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from jobs_store_helpers import Harness
+from plan_stream_helpers import PROFILE, PagedPlanner, first_rows_sent, history
+
+from jobs.errors import PlanningError
+from jobs.outcomes import Failed
+from jobs.states import State
+from jobs.store import SqlJobStore
+from jobs.testing import FakeExecutor, items
+
+pytestmark = pytest.mark.contract
+
+
+async def test_it_is_told_planned_when_it_opens_and_once(store: SqlJobStore) -> None:
+    planner = PagedPlanner(items(6), 3)
+    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
+    op = await h.create()
+    planning = await first_rows_sent(h, planner)
+    assert await history(store, op.id) == ["operation.created", "operation.planned"]
+    planner.release.set()
+    async with asyncio.timeout(10):
+        await planning
+    await h.run(op.id)
+    assert await history(store, op.id) == [
+        "operation.created",
+        "operation.planned",
+        "operation.listing_ended",
+        "operation.finished",
+    ]
+
+
+async def test_its_first_failures_come_after_it_is_told_planned(store: SqlJobStore) -> None:
+    planner = PagedPlanner(items(6), 3)
+    executor = FakeExecutor(default_profile=PROFILE)
+    executor.poll_script["srv-00000"] = [Failed(code="x", reason="boom")]
+    h = Harness(store, planner=planner, executor=executor)
+    op = await h.create()
+    planning = await first_rows_sent(h, planner)
+    await h.clock.advance(h.config.poll_interval)
+    await h.poller.run_once()
+    planner.release.set()
+    async with asyncio.timeout(10):
+        await planning
+    events = await store.list_events(op.id, 0, 1000)
+    told = [e.event for e in events if e.event == "operation.planned" or e.to_state == "failed"]
+    assert told == ["operation.planned", "fail"]
+
+
+async def test_a_listing_stopped_after_dispatch_began_is_told_as_such(
+    store: SqlJobStore,
+) -> None:
+    planner = PagedPlanner(items(8), 4)
+    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
+    op = await h.create()
+    planning = await first_rows_sent(h, planner)
+    planner.fail = PlanningError("endpoint e: a later page cannot be read")
+    planner.release.set()
+    async with asyncio.timeout(10):
+        await planning
+    view = await h.run(op.id)
+    assert view.counts == {State.SUCCEEDED: 4}
+    told = await history(store, op.id)
+    assert told == [
+        "operation.created",
+        "operation.planned",
+        "operation.listing_stopped",
+        "operation.finished",
+    ]
+    [stopped] = [e for e in await store.list_events(op.id, 0, 100) if "listing_stopped" in e.event]
+    assert "a later page cannot be read" in (stopped.message or "")
+
+
+async def test_a_postponed_listing_is_told_as_any_postponed_planning(store: SqlJobStore) -> None:
+    planner = PagedPlanner(items(8), 4)
+    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
+    op = await h.create()
+    planning = await first_rows_sent(h, planner)
+    planner.fail = RuntimeError("page 2 failed")
+    planner.release.set()
+    async with asyncio.timeout(10):
+        await planning
+    assert (await history(store, op.id))[-1] == "operation.planning_postponed"
+    [postponed] = [e for e in await store.list_events(op.id, 0, 100) if "postponed" in e.event]
+    assert postponed.message == "RuntimeError: page 2 failed"
+    await h.clock.advance(h.config.plan_retry_delay * 2)
+    view = await h.run(op.id)
+    assert view.counts == {State.SUCCEEDED: 8}
