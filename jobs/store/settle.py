@@ -133,10 +133,7 @@ async def settle(
         refused = _approval_refused(op)
         stopped = op.cancel_requested or op.halted_reason is not None or op_id in halted
         if stopped or refused:
-            reason = refused or (
-                "cancelled" if op.cancel_requested else "stopped: the error budget ran out"
-            )
-            await cancel_pending(conn, op_id, reason, now, worker)
+            await cancel_pending(conn, op_id, refused or _stop_reason(op), now, worker)
         else:
             await _release_waves(conn, op, now, worker, events, resuming)
         if (
@@ -175,6 +172,17 @@ def planning_ended(row: sa.RowMapping) -> bool:
     return row["summary"] is not None or (
         bool(row["cancel_requested"]) and row["plan_owner"] is None
     )
+
+
+def _stop_reason(op: OperationRecord) -> str:
+    """Why a stopped operation's pending sub-jobs are cancelled: a cancel, a listing that
+    stopped after dispatch began (D101: its summary keeps why), or the error budget."""
+    if op.cancel_requested:
+        return "cancelled"
+    listing = op.summary.refused_reason if op.summary is not None else None
+    if listing:
+        return f"stopped: the listing stopped early: {listing}"
+    return "stopped: the error budget ran out"
 
 
 def _approval_refused(op: OperationRecord) -> str | None:

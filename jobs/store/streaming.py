@@ -113,6 +113,7 @@ async def halt_open_planning(
     c = OPERATIONS.c
     # the summary keeps why the listing stopped: it never ended, so nothing may read it whole
     plan = replace(summary or _summary_so_far(row), refused_reason=reason)
+    plan = replace(plan, targets=await _written(conn, operation_id))
     stmt = (
         sa.update(OPERATIONS)
         .where(c.id == operation_id, c.plan_owner == worker, c.finished_at.is_(None))
@@ -122,6 +123,7 @@ async def halt_open_planning(
             plan_owner=None,
             plan_lease_expires_at=None,
             plan_error=reason,
+            targets=plan.targets,  # every row written, those never shown included (cancelled)
             updated_at=now,
         )
         .returning(c.id)
@@ -143,12 +145,28 @@ async def end_cancelled_listing(conn: AsyncConnection, row: sa.RowMapping, now: 
     attempt postponed, or its planner dead): its summary is what was planned so far, so it is
     no longer waiting to be planned (and is not rewritten by every planning tick while its
     calls in flight finish); it finishes once they have (caller holds its lock, settles)."""
-    plan = replace(_summary_so_far(row), refused_reason=CANCELLED_WHILE_LISTED)
+    written = await _written(conn, str(row["id"]))
+    plan = replace(_summary_so_far(row), refused_reason=CANCELLED_WHILE_LISTED, targets=written)
     await conn.execute(
         sa.update(OPERATIONS)
         .where(OPERATIONS.c.id == row["id"], OPERATIONS.c.summary.is_(None))
-        .values(summary=plan.to_json(), plan_owner=None, plan_lease_expires_at=None, updated_at=now)
+        .values(
+            summary=plan.to_json(),
+            targets=written,
+            plan_owner=None,
+            plan_lease_expires_at=None,
+            updated_at=now,
+        )
     )
+
+
+async def _written(conn: AsyncConnection, operation_id: str) -> int:
+    """The rows an open operation's listing wrote to act on (skipped ones are numbered below
+    0), those not shown to dispatch yet included: when its listing ends early they are
+    cancelled, and the operation's targets are what its counts hold."""
+    s = SUBJOBS.c
+    stmt = sa.select(sa.func.count()).where(s.operation_id == operation_id, s.seq >= 0)
+    return int((await conn.execute(stmt)).scalar_one())
 
 
 CANCELLED_WHILE_LISTED = "cancelled before its listing ended"

@@ -1,0 +1,50 @@
+"""The rows of an operation dispatched while listed (D101) that its listing wrote but never
+showed to dispatch, when the listing stops early: they are cancelled saying why, and the
+operation's targets count them, as its counts do."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from jobs_store_helpers import Harness
+from plan_stream_helpers import PROFILE, PagedPlanner, dispatch_all
+
+from jobs.errors import PlanningError
+from jobs.states import OperationState, State
+from jobs.store import SqlJobStore
+from jobs.testing import FakeExecutor, items
+
+pytestmark = pytest.mark.contract
+
+
+async def test_rows_never_shown_are_cancelled_for_the_listing_and_counted(
+    store: SqlJobStore,
+) -> None:
+    # pages of 4 and 2 rows against calls of 3: the second page's rows are written, not shown
+    planner = PagedPlanner(items(10), 4, 6)
+    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
+    op = await h.create()
+    planning = asyncio.create_task(h.planning.run_once())
+    async with asyncio.timeout(10):
+        await planner.at[0].wait()
+    await dispatch_all(h)
+    planner.go[0].set()
+    async with asyncio.timeout(10):
+        await planner.at[1].wait()
+    planner.fail = PlanningError("endpoint e: a later page cannot be read")
+    planner.go[1].set()
+    async with asyncio.timeout(10):
+        await planning
+    view = await h.run(op.id)
+    assert view.state is OperationState.STOPPED
+    assert view.operation.targets == sum(view.counts.values()) == 6
+    cancelled = [
+        s
+        for s in (await store.list_subjobs(op.id, None, None, 100)).items
+        if s.state is State.CANCELLED
+    ]
+    assert cancelled
+    assert {s.reason for s in cancelled} == {
+        "stopped: the listing stopped early: planning refused: endpoint e: a later page cannot be read"
+    }
