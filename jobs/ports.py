@@ -267,8 +267,9 @@ class JobStore(Protocol):
         progress: PlanProgress | None = None,
     ) -> int: ...
 
-    async def planned_rows(self, operation_id: str) -> list[NewSubJob]:
-        """The rows of an operation open to dispatch, kept from an earlier attempt (D101)."""
+    def planned_rows(self, operation_id: str) -> AsyncIterator[list[NewSubJob]]:
+        """The rows of an operation open to dispatch, kept from an earlier attempt (D101), a
+        page at a time."""
         ...
 
     async def every_replica_streams(self, now: datetime) -> bool:

@@ -136,7 +136,8 @@ class PlanningLoop:
         )
         plan = _Attempt(PlanBuilder(), streams, self._batch(op))
         if op.planned_at is not None:  # open to dispatch: go on from the rows kept (D101)
-            plan.builder.seed(await self.store.planned_rows(op.id))
+            async for rows in self.store.planned_rows(op.id):
+                plan.builder.seed(rows)
         builder = plan.builder
         guard = op.guard
         early: str | None = None

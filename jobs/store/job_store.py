@@ -11,7 +11,7 @@ Times are passed in (`now`), never read here, so a fake clock drives the whole e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -163,8 +163,8 @@ class SqlJobStore:
             self.db, operation, rows, worker, now, lease_until, progress
         )
 
-    async def planned_rows(self, operation_id: str) -> list[NewSubJob]:
-        return await store_streaming.planned_rows(self.db, operation_id)
+    def planned_rows(self, operation_id: str) -> AsyncIterator[list[NewSubJob]]:
+        return store_streaming.planned_rows(self.db, operation_id)
 
     async def every_replica_streams(self, now: datetime) -> bool:
         return await store_streaming.every_replica_streams(self.db, now)

@@ -17,7 +17,7 @@ It is told `operation.planned` when it opens (`opened_event`), and its rate keys
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -76,27 +76,41 @@ async def every_replica_streams(db: Database, now: datetime) -> bool:
         return (await conn.execute(older.limit(1))).first() is None
 
 
-async def planned_rows(db: Database, operation_id: str) -> list[NewSubJob]:
-    """The rows an earlier attempt wrote for an operation open to dispatch, in their order."""
+PLANNED_PAGE = 5_000  # kept rows read at a time by a re-plan
+
+
+async def planned_rows(
+    db: Database, operation_id: str, page: int = PLANNED_PAGE
+) -> AsyncIterator[list[NewSubJob]]:
+    """The rows an earlier attempt wrote for an operation open to dispatch, in their order, a
+    page at a time (a re-plan of a large operation holds one page of them, not all)."""
     s = SUBJOBS.c
-    stmt = (
-        sa.select(s.seq, s.target_id, s.rate_key, s.batch_key, s.payload, s.state, s.reason)
-        .where(s.operation_id == operation_id)
-        .order_by(s.seq)
-    )
-    async with db.read() as conn:
-        rows = (await conn.execute(stmt)).all()
-    return [
-        NewSubJob(
-            seq=r.seq,
-            target_id=r.target_id,
-            rate_key=r.rate_key,
-            batch_key=r.batch_key,
-            payload=r.payload if isinstance(r.payload, dict) else {},
-            skip_reason=r.reason if r.seq < 0 else None,  # skipped rows are numbered below 0
+    after: int | None = None
+    while True:
+        stmt = (
+            sa.select(s.seq, s.target_id, s.rate_key, s.batch_key, s.payload, s.reason)
+            .where(s.operation_id == operation_id)
+            .order_by(s.seq)
+            .limit(page)
         )
-        for r in rows
-    ]
+        if after is not None:
+            stmt = stmt.where(s.seq > after)
+        async with db.read() as conn:
+            rows = (await conn.execute(stmt)).all()
+        if not rows:
+            return
+        yield [
+            NewSubJob(
+                seq=r.seq,
+                target_id=r.target_id,
+                rate_key=r.rate_key,
+                batch_key=r.batch_key,
+                payload=r.payload if isinstance(r.payload, dict) else {},
+                skip_reason=r.reason if r.seq < 0 else None,  # skipped rows are numbered below 0
+            )
+            for r in rows
+        ]
+        after = rows[-1].seq
 
 
 async def halt_open_planning(
