@@ -40,9 +40,10 @@ async def _other_replica(store: SqlJobStore, release: int | None, ttl: float) ->
 
 
 async def _opened_while_listed(store: SqlJobStore) -> bool:
-    """Plan an operation of five servers listed in two pages; whether its first three were
-    sent before the second page was listed. Either way it ends with all five done once."""
-    planner = PagedPlanner(items(5), 3)
+    """Plan an operation of five servers listed in two pages (four, then one); whether its
+    first three were sent before the second page was listed. Either way it ends with all five
+    done once."""
+    planner = PagedPlanner(items(5), 4)
     h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
     op = await h.create()
     planning = asyncio.create_task(h.planning.run_once())
