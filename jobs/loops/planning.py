@@ -263,7 +263,13 @@ class _Attempt:
     Rows are shown to dispatch (`PlanProgress.targets`: those numbered below it) a full call's
     worth at a time: a call sent with the few rows of a half-read page takes its share of the
     window's budget, and a sliding window gives that share back as it was taken, so every later
-    window would be split the same way (a Huawei ECS call carries 1,000 servers)."""
+    window would be split the same way (a Huawei ECS call carries 1,000 servers).
+
+    The last row written is never shown until the listing ends: while it is open, one written
+    row is always pending and unshown, so a process of an earlier release (which finishes an
+    operation when none of its rows is active, and knows nothing of open listings: an API
+    process in a rolling upgrade, a rollback) cannot finish it while servers are still to be
+    listed."""
 
     builder: PlanBuilder
     streams: bool
@@ -275,10 +281,11 @@ class _Attempt:
             return None
         b = self.builder
         full = max((self.batch(k) for k in b.rate_keys), default=1)
-        if b.acting - max(0, self.shown) < full:
+        show = b.acting - 1  # the last row written stays unshown (see above)
+        if show - max(0, self.shown) < full:
             return None
-        self.shown = b.acting
-        return PlanProgress(targets=b.acting, skipped=b.skipped, rate_keys=b.rate_keys)
+        self.shown = show
+        return PlanProgress(targets=show, skipped=b.skipped, rate_keys=b.rate_keys)
 
 
 def _limits(item: PlanItem) -> tuple[tuple[str, str, int], ...]:

@@ -26,7 +26,9 @@ pytestmark = pytest.mark.contract
 
 
 async def test_the_first_rows_are_sent_while_the_listing_goes_on(store: SqlJobStore) -> None:
-    planner = PagedPlanner(items(5), 3)
+    """Four rows listed, calls of three: the first three are sent, the fourth (the last
+    written) stays unshown while the listing goes on."""
+    planner = PagedPlanner(items(5), 4)
     h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
     op = await h.create()
     planning = await first_rows_sent(h, planner)
@@ -34,7 +36,8 @@ async def test_the_first_rows_are_sent_while_the_listing_goes_on(store: SqlJobSt
     await h.clock.advance(h.config.poll_interval)
     await h.poller.run_once()  # the three are done; the operation is not, its listing goes on
     view = await h.ops.get(op.id)
-    assert view.counts == {State.SUCCEEDED: 3}
+    assert view.counts == {State.SUCCEEDED: 3, State.PENDING: 1}
+    assert view.operation.targets == 3
     assert view.operation.finished_at is None
     assert view.state is OperationState.RUNNING
     planner.release.set()
@@ -84,7 +87,7 @@ async def test_rows_are_shown_to_dispatch_a_full_call_at_a_time(store: SqlJobSto
 async def test_nothing_is_sent_before_a_plan_that_may_be_refused_or_held_is_whole(
     store: SqlJobStore, hold: dict[str, object]
 ) -> None:
-    planner = PagedPlanner(items(5), 3)
+    planner = PagedPlanner(items(5), 4)  # enough to open one that nothing refuses or holds
     h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
     op = await h.create(**hold)
     planning = asyncio.create_task(h.planning.run_once())
@@ -105,7 +108,7 @@ async def test_a_restart_mid_listing_neither_repeats_nor_loses_a_server(
 ) -> None:
     """The planning process dies after its first rows were sent: the restarted worker goes on
     from the rows kept (a listing that now shows the targets in another order, one twice)."""
-    planner = PagedPlanner(items(25), 12)
+    planner = PagedPlanner(items(25), 13)  # twelve shown, the last written held back
     h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
     op = await h.create()
     planning = await first_rows_sent(h, planner)
@@ -157,7 +160,7 @@ async def test_a_listing_that_fails_after_rows_were_sent_is_planned_again_from_t
 async def test_a_refusal_after_rows_were_sent_stops_the_operation_and_keeps_them(
     store: SqlJobStore,
 ) -> None:
-    planner = PagedPlanner(items(8), 4)
+    planner = PagedPlanner(items(8), 5)  # four shown and sent, the fifth held back
     h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
     op = await h.create()
     planning = await first_rows_sent(h, planner)
@@ -168,14 +171,15 @@ async def test_a_refusal_after_rows_were_sent_stops_the_operation_and_keeps_them
     view = await h.run(op.id)
     assert view.operation.refused_reason is None
     assert "a later page cannot be read" in (view.operation.halted_reason or "")
-    assert view.counts == {State.SUCCEEDED: 4}  # the begun ones finished; nothing else planned
+    # the begun ones finished; the one listed but never shown is cancelled; nothing else planned
+    assert view.counts == {State.SUCCEEDED: 4, State.CANCELLED: 1}
     assert h.executor.sent_twice() == []
 
 
 async def test_a_cancel_while_the_listing_goes_on_ends_once_the_listing_has(
     store: SqlJobStore,
 ) -> None:
-    planner = PagedPlanner(items(8), 4)
+    planner = PagedPlanner(items(8), 5)  # four shown and sent, the fifth held back
     h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
     op = await h.create()
     planning = await first_rows_sent(h, planner)
@@ -195,10 +199,11 @@ async def test_a_cancel_while_the_listing_goes_on_ends_once_the_listing_has(
 async def test_a_lease_lost_mid_listing_is_taken_up_by_another_worker(
     store: SqlJobStore,
 ) -> None:
-    planner = PagedPlanner(items(6), 3)
+    planner = PagedPlanner(items(6), 4)
     h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
     op = await h.create()
     planning = await first_rows_sent(h, planner)
+    assert sum(len(t) for _, _, t in h.executor.calls) == 3
     planning.cancel()
     await asyncio.gather(planning, return_exceptions=True)
     await h.clock.advance(h.config.lease_ttl + 1)
@@ -227,7 +232,7 @@ def _resize_like(first: int) -> FakeExecutor:
 async def test_a_later_steps_rate_key_is_kept_and_sent_while_the_listing_goes_on(
     store: SqlJobStore,
 ) -> None:
-    planner = PagedPlanner(items(9), 3, 6)
+    planner = PagedPlanner(items(9), 4, 7)  # three, then six shown
     h = Harness(store, planner=planner, executor=_resize_like(3))
     op = await h.create()
     planning = await first_rows_sent(h, planner)
@@ -248,7 +253,7 @@ async def test_a_later_steps_rate_key_is_kept_and_sent_while_the_listing_goes_on
 
 async def test_a_later_steps_rate_key_outlives_the_end_of_the_listing(store: SqlJobStore) -> None:
     """Its rows are still on it when the summary is written: they are sent, not stuck."""
-    planner = PagedPlanner(items(6), 3)
+    planner = PagedPlanner(items(6), 4)
     h = Harness(store, planner=planner, executor=_resize_like(3))
     op = await h.create()
     planning = await first_rows_sent(h, planner)

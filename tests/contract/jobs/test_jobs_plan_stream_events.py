@@ -21,7 +21,7 @@ pytestmark = pytest.mark.contract
 
 
 async def test_it_is_told_planned_when_it_opens_and_once(store: SqlJobStore) -> None:
-    planner = PagedPlanner(items(6), 3)
+    planner = PagedPlanner(items(6), 4)
     h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
     op = await h.create()
     planning = await first_rows_sent(h, planner)
@@ -39,7 +39,7 @@ async def test_it_is_told_planned_when_it_opens_and_once(store: SqlJobStore) -> 
 
 
 async def test_its_first_failures_come_after_it_is_told_planned(store: SqlJobStore) -> None:
-    planner = PagedPlanner(items(6), 3)
+    planner = PagedPlanner(items(6), 4)
     executor = FakeExecutor(default_profile=PROFILE)
     executor.poll_script["srv-00000"] = [Failed(code="x", reason="boom")]
     h = Harness(store, planner=planner, executor=executor)
@@ -58,7 +58,7 @@ async def test_its_first_failures_come_after_it_is_told_planned(store: SqlJobSto
 async def test_a_listing_stopped_after_dispatch_began_is_told_as_such(
     store: SqlJobStore,
 ) -> None:
-    planner = PagedPlanner(items(8), 4)
+    planner = PagedPlanner(items(8), 5)  # four shown and sent, the fifth held back
     h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
     op = await h.create()
     planning = await first_rows_sent(h, planner)
@@ -67,7 +67,7 @@ async def test_a_listing_stopped_after_dispatch_began_is_told_as_such(
     async with asyncio.timeout(10):
         await planning
     view = await h.run(op.id)
-    assert view.counts == {State.SUCCEEDED: 4}
+    assert view.counts == {State.SUCCEEDED: 4, State.CANCELLED: 1}
     told = await history(store, op.id)
     assert told == [
         "operation.created",
