@@ -73,6 +73,17 @@ async def first_rows_sent(h: Harness, planner: PagedPlanner) -> asyncio.Task[int
     return planning
 
 
+async def listing_fails(
+    planner: PagedPlanner, planning: asyncio.Task[int], error: Exception, cut: int = 0
+) -> None:
+    """The listing fails at the page after cut `cut` (which it waits at), and the planning
+    attempt ends (postponed or stopped, as the error says)."""
+    planner.fail = error
+    planner.go[cut].set()
+    async with asyncio.timeout(10):
+        await planning
+
+
 async def history(store: SqlJobStore, operation_id: str) -> list[str]:
     """The operation's own events (`operation.*`), in order."""
     events = await store.list_events(operation_id, 0, 10_000)

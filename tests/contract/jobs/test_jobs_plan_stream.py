@@ -11,7 +11,7 @@ from fractions import Fraction
 
 import pytest
 from jobs_store_helpers import WORKER, Harness
-from plan_stream_helpers import PROFILE, PagedPlanner, dispatch_all, first_rows_sent
+from plan_stream_helpers import PROFILE, PagedPlanner, dispatch_all, first_rows_sent, listing_fails
 
 from jobs.approval import ApprovalRule, ApprovalRules
 from jobs.errors import PlanningError
@@ -141,10 +141,7 @@ async def test_a_listing_that_fails_after_rows_were_sent_is_planned_again_from_t
     h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
     op = await h.create()
     planning = await first_rows_sent(h, planner)
-    planner.fail = RuntimeError("page 2 failed")
-    planner.release.set()
-    async with asyncio.timeout(10):
-        await planning
+    await listing_fails(planner, planning, RuntimeError("page 2 failed"))
     view = await h.ops.get(op.id)
     assert view.operation.finished_at is None
     assert view.operation.refused_reason is None
@@ -164,10 +161,7 @@ async def test_a_refusal_after_rows_were_sent_stops_the_operation_and_keeps_them
     h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
     op = await h.create()
     planning = await first_rows_sent(h, planner)
-    planner.fail = PlanningError("endpoint e: a later page cannot be read")
-    planner.release.set()
-    async with asyncio.timeout(10):
-        await planning
+    await listing_fails(planner, planning, PlanningError("endpoint e: a later page cannot be read"))
     view = await h.run(op.id)
     assert view.operation.refused_reason is None
     assert "a later page cannot be read" in (view.operation.halted_reason or "")

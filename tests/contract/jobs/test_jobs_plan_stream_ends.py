@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 from jobs_store_helpers import Harness
-from plan_stream_helpers import PROFILE, PagedPlanner, first_rows_sent, history
+from plan_stream_helpers import PROFILE, PagedPlanner, first_rows_sent, history, listing_fails
 
 from jobs.errors import Conflict, PlanningError
 from jobs.outcomes import Failed
@@ -29,10 +29,7 @@ async def test_a_retry_after_its_listing_stopped_early_is_refused(store: SqlJobS
     h = Harness(store, planner=planner, executor=executor)
     op = await h.create()
     planning = await first_rows_sent(h, planner)
-    planner.fail = PlanningError("endpoint e: a later page cannot be read")
-    planner.release.set()
-    async with asyncio.timeout(10):
-        await planning
+    await listing_fails(planner, planning, PlanningError("endpoint e: a later page cannot be read"))
     view = await h.run(op.id)
     assert view.state is OperationState.STOPPED
     with pytest.raises(Conflict, match="listing stopped before every server was listed") as err:
@@ -96,10 +93,7 @@ async def test_one_calls_worth_is_planned_whole(store: SqlJobStore) -> None:
 async def _postponed(h: Harness, planner: PagedPlanner) -> None:
     """Its first rows sent, its listing fails and waits to be tried again."""
     planning = await first_rows_sent(h, planner)
-    planner.fail = RuntimeError("page 2 failed")
-    planner.release.set()
-    async with asyncio.timeout(10):
-        await planning
+    await listing_fails(planner, planning, RuntimeError("page 2 failed"))
 
 
 async def test_a_cancel_while_its_listing_is_postponed_finishes_it(store: SqlJobStore) -> None:
@@ -134,10 +128,7 @@ async def test_a_cancelled_one_with_calls_in_flight_is_left_alone_by_planning(
     else:
         planning = await first_rows_sent(h, planner)
         await h.ops.cancel(op.id, "tester")
-        planner.fail = RuntimeError("page 2 failed")
-        planner.release.set()
-        async with asyncio.timeout(10):
-            await planning
+        await listing_fails(planner, planning, RuntimeError("page 2 failed"))
     await h.clock.advance(1)
     assert await h.planning.run_once() == 0
     settled = await store.get_operation(op.id)

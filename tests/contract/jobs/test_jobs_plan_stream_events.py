@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 from jobs_store_helpers import Harness
-from plan_stream_helpers import PROFILE, PagedPlanner, first_rows_sent, history
+from plan_stream_helpers import PROFILE, PagedPlanner, first_rows_sent, history, listing_fails
 
 from jobs.errors import PlanningError
 from jobs.outcomes import Failed
@@ -62,10 +62,7 @@ async def test_a_listing_stopped_after_dispatch_began_is_told_as_such(
     h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
     op = await h.create()
     planning = await first_rows_sent(h, planner)
-    planner.fail = PlanningError("endpoint e: a later page cannot be read")
-    planner.release.set()
-    async with asyncio.timeout(10):
-        await planning
+    await listing_fails(planner, planning, PlanningError("endpoint e: a later page cannot be read"))
     view = await h.run(op.id)
     assert view.counts == {State.SUCCEEDED: 4, State.CANCELLED: 1}
     told = await history(store, op.id)
@@ -84,10 +81,7 @@ async def test_a_postponed_listing_is_told_as_any_postponed_planning(store: SqlJ
     h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
     op = await h.create()
     planning = await first_rows_sent(h, planner)
-    planner.fail = RuntimeError("page 2 failed")
-    planner.release.set()
-    async with asyncio.timeout(10):
-        await planning
+    await listing_fails(planner, planning, RuntimeError("page 2 failed"))
     assert (await history(store, op.id))[-1] == "operation.planning_postponed"
     [postponed] = [e for e in await store.list_events(op.id, 0, 100) if "postponed" in e.event]
     assert postponed.message == "RuntimeError: page 2 failed"

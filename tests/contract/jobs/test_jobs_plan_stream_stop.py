@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 from jobs_store_helpers import Harness
-from plan_stream_helpers import PROFILE, PagedPlanner, dispatch_all
+from plan_stream_helpers import PROFILE, PagedPlanner, dispatch_all, listing_fails
 
 from jobs.errors import PlanningError
 from jobs.states import OperationState, State
@@ -32,10 +32,9 @@ async def test_rows_never_shown_are_cancelled_for_the_listing_and_counted(
     planner.go[0].set()
     async with asyncio.timeout(10):
         await planner.at[1].wait()
-    planner.fail = PlanningError("endpoint e: a later page cannot be read")
-    planner.go[1].set()
-    async with asyncio.timeout(10):
-        await planning
+    await listing_fails(
+        planner, planning, PlanningError("endpoint e: a later page cannot be read"), cut=1
+    )
     view = await h.run(op.id)
     assert view.state is OperationState.STOPPED
     assert view.operation.targets == sum(view.counts.values()) == 6

@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 from jobs_store_helpers import T0, WORKER, Harness
-from plan_stream_helpers import PROFILE, PagedPlanner, first_rows_sent
+from plan_stream_helpers import PROFILE, PagedPlanner, first_rows_sent, listing_fails
 
 from jobs.states import ACTIVE, OperationState, State
 from jobs.store import SqlJobStore
@@ -128,10 +128,7 @@ async def test_an_earlier_release_cannot_finish_it_while_its_listing_is_open(
     h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
     op = await h.create()
     planning = await first_rows_sent(h, planner)
-    planner.fail = RuntimeError("page 2: 503")  # the listing is postponed
-    planner.release.set()
-    async with asyncio.timeout(10):
-        await planning
+    await listing_fails(planner, planning, RuntimeError("page 2: 503"))  # the listing is postponed
     await h.clock.advance(h.config.poll_interval)
     await h.poller.run_once()
     view = await h.ops.get(op.id)
