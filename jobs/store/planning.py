@@ -287,6 +287,7 @@ async def postpone_planning(
     db: Database, operation_id: str, error: str, not_before: datetime, worker: str, now: datetime
 ) -> bool:
     async with db.write() as conn:
+        await db.lock_operations(conn, [operation_id])
         opened = (await operation_row(conn, operation_id))["planned_at"] is not None
         owned = await _own_planning(
             conn,
@@ -309,6 +310,12 @@ async def postpone_planning(
                     )
                 ],
             )
+            row = await operation_row(conn, operation_id)
+            if opened and row["cancel_requested"]:
+                # cancelled while it listed: nobody plans it now, so its listing ends here with
+                # what was planned (else a call answered meanwhile would finish it unsummed)
+                await end_cancelled_listing(conn, row, now)
+                await settle(conn, [operation_id], now, worker)
         return owned
 
 

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 from jobs_store_helpers import Harness
-from plan_stream_helpers import PROFILE, PagedPlanner, dispatch_all, listing_fails
+from plan_stream_helpers import PROFILE, PagedPlanner, dispatch_all, first_rows_sent, listing_fails
 
 from jobs.errors import PlanningError
 from jobs.states import OperationState, State
@@ -47,3 +47,27 @@ async def test_rows_never_shown_are_cancelled_for_the_listing_and_counted(
     assert {s.reason for s in cancelled} == {
         "stopped: the listing stopped early: planning refused: endpoint e: a later page cannot be read"
     }
+
+
+async def test_a_cancel_while_it_lists_then_a_postponed_listing_ends_it_summed(
+    store: SqlJobStore,
+) -> None:
+    """Cancelled while it lists, its listing then fails and is postponed with calls in flight:
+    the listing ends there, so when the calls are answered it finishes with its summary and
+    with targets that count every row written, as its counts do."""
+    planner = PagedPlanner(items(8), 5)  # four shown and sent, the fifth held back
+    executor = FakeExecutor(default_profile=PROFILE, polls_to_complete=2)
+    h = Harness(store, planner=planner, executor=executor)
+    op = await h.create()
+    planning = await first_rows_sent(h, planner)
+    await h.ops.cancel(op.id, "tester")
+    await listing_fails(planner, planning, RuntimeError("page 2 failed"))
+    for _ in range(2):  # its calls are answered before any planning round
+        await h.clock.advance(h.config.poll_interval)
+        await h.poller.run_once()
+    view = await h.ops.get(op.id)
+    assert view.operation.finished_at is not None
+    assert view.state is OperationState.CANCELLED
+    assert view.operation.summary is not None
+    assert view.operation.targets == sum(view.counts.values()) == 5
+    assert view.counts == {State.SUCCEEDED: 4, State.CANCELLED: 1}
