@@ -36,6 +36,7 @@ from jobs.store.settle import settle
 from jobs.store.streaming import (
     end_cancelled_listing,
     halt_open_planning,
+    listing_open,
     merged_rate_keys,
     open_values,
     opened_event,
@@ -89,8 +90,7 @@ async def claim_planning(
 def planning_open() -> sa.ColumnElement[bool]:
     """An operation whose planning has not ended: not planned yet, or open to dispatch while
     it lists (planned, with no summary yet and not finished, D101)."""
-    c = OPERATIONS.c
-    return sa.or_(c.planned_at.is_(None), sa.and_(c.summary.is_(None), c.finished_at.is_(None)))
+    return sa.or_(OPERATIONS.c.planned_at.is_(None), listing_open())
 
 
 async def _close_cancelled_planning(conn: AsyncConnection, now: datetime) -> None:

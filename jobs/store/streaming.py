@@ -33,6 +33,13 @@ from jobs.store.models import OPERATIONS, SUBJOBS, WORKERS
 from jobs.store.settle import settle
 
 
+def listing_open() -> sa.ColumnElement[bool]:
+    """An operation open to dispatch while it lists: planned, with no summary yet and not
+    finished (`OperationRecord.listing` in Python)."""
+    c = OPERATIONS.c
+    return sa.and_(c.planned_at.is_not(None), c.summary.is_(None), c.finished_at.is_(None))
+
+
 def open_values(row: sa.RowMapping, progress: PlanProgress, now: datetime) -> dict[str, object]:
     """The operation's values while it is open to dispatch (`row`, locked): planned since its
     first opening, with the targets planned so far and their rate keys."""

@@ -22,6 +22,7 @@ from jobs.states import (
 )
 from jobs.store.db import Database
 from jobs.store.models import CLOUD_CALLS, COUNTS, OPERATIONS, SUBJOBS
+from jobs.store.streaming import listing_open
 
 
 async def operation_states(db: Database) -> dict[OperationState, int]:
@@ -46,7 +47,7 @@ async def operation_states(db: Database) -> dict[OperationState, int]:
         ).label("approval"),
         sa.or_(  # an operation dispatched while its listing goes on is active (D101)
             has(ACTIVE),
-            sa.and_(o.planned_at.is_not(None), o.summary.is_(None), o.finished_at.is_(None)),
+            listing_open(),
         ).label("active"),
         has(UNSUCCESSFUL).label("failed"),
     )
