@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 from jobs_store_helpers import Harness
 
 from jobs.ports import ActionProfile, PlanEntry, StepProfile
 from jobs.records import OperationRecord
 from jobs.store import SqlJobStore
-from jobs.testing import FakePlanner
+from jobs.testing import FakeExecutor, FakePlanner
 
 PROFILE = ActionProfile((StepProfile(max_batch=3),), poll_batch=10)
 
@@ -49,6 +50,35 @@ class PagedPlanner(FakePlanner):
             await self._page(i)
             yield entry
         await self._page(len(self.default))
+
+
+async def paged(
+    store: SqlJobStore,
+    entries: list[PlanEntry],
+    *cuts: int,
+    executor: FakeExecutor | None = None,
+    **create: Any,
+) -> tuple[PagedPlanner, Harness, OperationRecord]:
+    """A harness whose planner lists `entries` in pages cut at `cuts` (`PagedPlanner`), its
+    executor `executor` (by default one of three servers a call), and a stop created on it."""
+    planner = PagedPlanner(entries, *cuts)
+    h = Harness(store, planner=planner, executor=executor or FakeExecutor(default_profile=PROFILE))
+    return planner, h, await h.create(**create)
+
+
+async def nothing_sent_while_listing(h: Harness, planner: PagedPlanner, operation_id: str) -> None:
+    """Plan until the planner waits for its next page: meanwhile nothing is dispatched and the
+    operation is not open; then let the listing end."""
+    planning = asyncio.create_task(h.planning.run_once())
+    async with asyncio.timeout(10):
+        await planner.waiting.wait()
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+        assert await h.dispatcher.run_once() == 0
+    assert (await h.ops.get(operation_id)).operation.planned_at is None
+    planner.release.set()
+    async with asyncio.timeout(10):
+        await planning
 
 
 async def dispatch_all(h: Harness) -> None:

@@ -11,7 +11,15 @@ from fractions import Fraction
 
 import pytest
 from jobs_store_helpers import WORKER, Harness
-from plan_stream_helpers import PROFILE, PagedPlanner, dispatch_all, first_rows_sent, listing_fails
+from plan_stream_helpers import (
+    PROFILE,
+    PagedPlanner,
+    dispatch_all,
+    first_rows_sent,
+    listing_fails,
+    nothing_sent_while_listing,
+    paged,
+)
 
 from jobs.approval import ApprovalRule, ApprovalRules
 from jobs.errors import PlanningError
@@ -28,9 +36,7 @@ pytestmark = pytest.mark.contract
 async def test_the_first_rows_are_sent_while_the_listing_goes_on(store: SqlJobStore) -> None:
     """Four rows listed, calls of three: the first three are sent, the fourth (the last
     written) stays unshown while the listing goes on."""
-    planner = PagedPlanner(items(5), 4)
-    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
-    op = await h.create()
+    planner, h, op = await paged(store, items(5), 4)
     planning = await first_rows_sent(h, planner)
     assert [t for _, _, t in h.executor.calls] == [("srv-00000", "srv-00001", "srv-00002")]
     await h.clock.advance(h.config.poll_interval)
@@ -54,19 +60,9 @@ async def test_the_first_rows_are_sent_while_the_listing_goes_on(store: SqlJobSt
 async def test_rows_are_shown_to_dispatch_a_full_call_at_a_time(store: SqlJobStore) -> None:
     """Three rows listed, calls of ten: nothing is sent until the listing ends (a call of three
     would take its share of every later window), then one call carries the five."""
-    planner = PagedPlanner(items(5), 3)
-    ten = ActionProfile((StepProfile(max_batch=10),), poll_batch=10)
-    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=ten))
-    op = await h.create()
-    planning = asyncio.create_task(h.planning.run_once())
-    async with asyncio.timeout(10):
-        await planner.waiting.wait()
-    for _ in range(20):
-        await asyncio.sleep(0.01)
-        assert await h.dispatcher.run_once() == 0
-    planner.release.set()
-    async with asyncio.timeout(10):
-        await planning
+    ten = FakeExecutor(default_profile=ActionProfile((StepProfile(max_batch=10),), poll_batch=10))
+    planner, h, op = await paged(store, items(5), 3, executor=ten)
+    await nothing_sent_while_listing(h, planner, op.id)
     view = await h.run(op.id)
     assert view.counts == {State.SUCCEEDED: 5}
     assert [len(t) for _, _, t in h.executor.calls] == [5]
@@ -87,19 +83,10 @@ async def test_rows_are_shown_to_dispatch_a_full_call_at_a_time(store: SqlJobSto
 async def test_nothing_is_sent_before_a_plan_that_may_be_refused_or_held_is_whole(
     store: SqlJobStore, hold: dict[str, object]
 ) -> None:
-    planner = PagedPlanner(items(5), 4)  # enough to open one that nothing refuses or holds
-    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
-    op = await h.create(**hold)
-    planning = asyncio.create_task(h.planning.run_once())
-    async with asyncio.timeout(10):
-        await planner.waiting.wait()
-    for _ in range(20):
-        await asyncio.sleep(0.01)
-        assert await h.dispatcher.run_once() == 0
-    assert (await h.ops.get(op.id)).operation.planned_at is None
-    planner.release.set()
-    async with asyncio.timeout(10):
-        await planning
+    planner, h, op = await paged(
+        store, items(5), 4, **hold
+    )  # enough to open one that nothing refuses or holds
+    await nothing_sent_while_listing(h, planner, op.id)
     assert h.executor.calls == []
 
 
@@ -108,9 +95,7 @@ async def test_a_restart_mid_listing_neither_repeats_nor_loses_a_server(
 ) -> None:
     """The planning process dies after its first rows were sent: the restarted worker goes on
     from the rows kept (a listing that now shows the targets in another order, one twice)."""
-    planner = PagedPlanner(items(25), 13)  # twelve shown, the last written held back
-    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
-    op = await h.create()
+    planner, h, op = await paged(store, items(25), 13)  # twelve shown, the last written held back
     planning = await first_rows_sent(h, planner)
     sent = sorted(t for _, _, call in h.executor.calls for t in call)
     assert len(sent) == 12
@@ -137,9 +122,7 @@ async def test_a_restart_mid_listing_neither_repeats_nor_loses_a_server(
 async def test_a_listing_that_fails_after_rows_were_sent_is_planned_again_from_them(
     store: SqlJobStore,
 ) -> None:
-    planner = PagedPlanner(items(8), 4)
-    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
-    op = await h.create()
+    planner, h, op = await paged(store, items(8), 4)
     planning = await first_rows_sent(h, planner)
     await listing_fails(planner, planning, RuntimeError("page 2 failed"))
     view = await h.ops.get(op.id)
@@ -157,9 +140,7 @@ async def test_a_listing_that_fails_after_rows_were_sent_is_planned_again_from_t
 async def test_a_refusal_after_rows_were_sent_stops_the_operation_and_keeps_them(
     store: SqlJobStore,
 ) -> None:
-    planner = PagedPlanner(items(8), 5)  # four shown and sent, the fifth held back
-    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
-    op = await h.create()
+    planner, h, op = await paged(store, items(8), 5)  # four shown and sent, the fifth held back
     planning = await first_rows_sent(h, planner)
     await listing_fails(planner, planning, PlanningError("endpoint e: a later page cannot be read"))
     view = await h.run(op.id)
@@ -173,9 +154,7 @@ async def test_a_refusal_after_rows_were_sent_stops_the_operation_and_keeps_them
 async def test_a_cancel_while_the_listing_goes_on_ends_once_the_listing_has(
     store: SqlJobStore,
 ) -> None:
-    planner = PagedPlanner(items(8), 5)  # four shown and sent, the fifth held back
-    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
-    op = await h.create()
+    planner, h, op = await paged(store, items(8), 5)  # four shown and sent, the fifth held back
     planning = await first_rows_sent(h, planner)
     await h.clock.advance(h.config.poll_interval)
     await h.poller.run_once()
@@ -193,9 +172,7 @@ async def test_a_cancel_while_the_listing_goes_on_ends_once_the_listing_has(
 async def test_a_lease_lost_mid_listing_is_taken_up_by_another_worker(
     store: SqlJobStore,
 ) -> None:
-    planner = PagedPlanner(items(6), 4)
-    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
-    op = await h.create()
+    planner, h, op = await paged(store, items(6), 4)
     planning = await first_rows_sent(h, planner)
     assert sum(len(t) for _, _, t in h.executor.calls) == 3
     planning.cancel()

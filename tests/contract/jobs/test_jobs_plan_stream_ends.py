@@ -8,7 +8,15 @@ import asyncio
 
 import pytest
 from jobs_store_helpers import Harness
-from plan_stream_helpers import PROFILE, PagedPlanner, first_rows_sent, history, listing_fails
+from plan_stream_helpers import (
+    PROFILE,
+    PagedPlanner,
+    first_rows_sent,
+    history,
+    listing_fails,
+    nothing_sent_while_listing,
+    paged,
+)
 
 from jobs.errors import Conflict, PlanningError
 from jobs.outcomes import Failed
@@ -45,9 +53,7 @@ async def test_it_finishes_when_its_listing_ends_with_nothing_more(store: SqlJob
     """Every row shown is done while the listing waits; the listing then ends with no more
     rows: the last one written, held back until then, is shown by the end of the listing
     (nothing left to write), sent, and the operation finishes once, `succeeded`."""
-    planner = PagedPlanner(items(4), 4)
-    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
-    op = await h.create()
+    planner, h, op = await paged(store, items(4), 4)
     planning = await first_rows_sent(h, planner)
     await h.clock.advance(h.config.poll_interval)
     await h.poller.run_once()
@@ -72,19 +78,8 @@ async def test_it_finishes_when_its_listing_ends_with_nothing_more(store: SqlJob
 async def test_one_calls_worth_is_planned_whole(store: SqlJobStore) -> None:
     """Exactly one call's worth listed before the end: with the last row held back it does not
     open; the listing ends, and one call carries all three."""
-    planner = PagedPlanner(items(3), 3)
-    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
-    op = await h.create()
-    planning = asyncio.create_task(h.planning.run_once())
-    async with asyncio.timeout(10):
-        await planner.waiting.wait()
-    for _ in range(20):
-        await asyncio.sleep(0.01)
-        assert await h.dispatcher.run_once() == 0
-    assert (await h.ops.get(op.id)).operation.planned_at is None
-    planner.release.set()
-    async with asyncio.timeout(10):
-        await planning
+    planner, h, op = await paged(store, items(3), 3)
+    await nothing_sent_while_listing(h, planner, op.id)
     view = await h.run(op.id)
     assert view.state is OperationState.SUCCEEDED
     assert [len(t) for _, _, t in h.executor.calls] == [3]
@@ -97,9 +92,7 @@ async def _postponed(h: Harness, planner: PagedPlanner) -> None:
 
 
 async def test_a_cancel_while_its_listing_is_postponed_finishes_it(store: SqlJobStore) -> None:
-    planner = PagedPlanner(items(8), 5)  # four shown and sent, the fifth held back
-    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
-    op = await h.create()
+    planner, h, op = await paged(store, items(8), 5)  # four shown and sent, the fifth held back
     await _postponed(h, planner)
     await h.clock.advance(h.config.poll_interval)
     await h.poller.run_once()

@@ -9,7 +9,14 @@ import asyncio
 
 import pytest
 from jobs_store_helpers import Harness
-from plan_stream_helpers import PROFILE, PagedPlanner, first_rows_sent, history, listing_fails
+from plan_stream_helpers import (
+    PROFILE,
+    PagedPlanner,
+    first_rows_sent,
+    history,
+    listing_fails,
+    paged,
+)
 
 from jobs.errors import PlanningError
 from jobs.outcomes import Failed
@@ -21,9 +28,7 @@ pytestmark = pytest.mark.contract
 
 
 async def test_it_is_told_planned_when_it_opens_and_once(store: SqlJobStore) -> None:
-    planner = PagedPlanner(items(6), 4)
-    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
-    op = await h.create()
+    planner, h, op = await paged(store, items(6), 4)
     planning = await first_rows_sent(h, planner)
     assert await history(store, op.id) == ["operation.created", "operation.planned"]
     planner.release.set()
@@ -58,9 +63,7 @@ async def test_its_first_failures_come_after_it_is_told_planned(store: SqlJobSto
 async def test_a_listing_stopped_after_dispatch_began_is_told_as_such(
     store: SqlJobStore,
 ) -> None:
-    planner = PagedPlanner(items(8), 5)  # four shown and sent, the fifth held back
-    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
-    op = await h.create()
+    planner, h, op = await paged(store, items(8), 5)  # four shown and sent, the fifth held back
     planning = await first_rows_sent(h, planner)
     await listing_fails(planner, planning, PlanningError("endpoint e: a later page cannot be read"))
     view = await h.run(op.id)
@@ -77,9 +80,7 @@ async def test_a_listing_stopped_after_dispatch_began_is_told_as_such(
 
 
 async def test_a_postponed_listing_is_told_as_any_postponed_planning(store: SqlJobStore) -> None:
-    planner = PagedPlanner(items(8), 4)
-    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
-    op = await h.create()
+    planner, h, op = await paged(store, items(8), 4)
     planning = await first_rows_sent(h, planner)
     await listing_fails(planner, planning, RuntimeError("page 2 failed"))
     assert (await history(store, op.id))[-1] == "operation.planning_postponed"

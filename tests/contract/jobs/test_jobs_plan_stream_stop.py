@@ -8,7 +8,14 @@ import asyncio
 
 import pytest
 from jobs_store_helpers import Harness
-from plan_stream_helpers import PROFILE, PagedPlanner, dispatch_all, first_rows_sent, listing_fails
+from plan_stream_helpers import (
+    PROFILE,
+    PagedPlanner,
+    dispatch_all,
+    first_rows_sent,
+    listing_fails,
+    paged,
+)
 
 from jobs.errors import PlanningError
 from jobs.states import OperationState, State
@@ -22,9 +29,7 @@ async def test_rows_never_shown_are_cancelled_for_the_listing_and_counted(
     store: SqlJobStore,
 ) -> None:
     # pages of 4 and 2 rows against calls of 3: the second page's rows are written, not shown
-    planner = PagedPlanner(items(10), 4, 6)
-    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
-    op = await h.create()
+    planner, h, op = await paged(store, items(10), 4, 6)
     planning = asyncio.create_task(h.planning.run_once())
     async with asyncio.timeout(10):
         await planner.at[0].wait()

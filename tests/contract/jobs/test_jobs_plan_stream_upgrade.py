@@ -12,14 +12,14 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from jobs_store_helpers import T0, WORKER, Harness
-from plan_stream_helpers import PROFILE, PagedPlanner, first_rows_sent, listing_fails
+from jobs_store_helpers import T0, WORKER
+from plan_stream_helpers import first_rows_sent, listing_fails, paged
 
 from jobs.states import ACTIVE, OperationState, State
 from jobs.store import SqlJobStore
 from jobs.store.leases import RELEASE
 from jobs.store.models import OPERATIONS, SUBJOBS, WORKERS
-from jobs.testing import FakeExecutor, items
+from jobs.testing import items
 
 pytestmark = pytest.mark.contract
 
@@ -45,9 +45,7 @@ async def _opened_while_listed(store: SqlJobStore) -> bool:
     """Plan an operation of five servers listed in two pages (four, then one); whether its
     first three were sent before the second page was listed. Either way it ends with all five
     done once."""
-    planner = PagedPlanner(items(5), 4)
-    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
-    op = await h.create()
+    planner, h, op = await paged(store, items(5), 4)
     planning = asyncio.create_task(h.planning.run_once())
     async with asyncio.timeout(10):
         await planner.waiting.wait()
@@ -124,9 +122,7 @@ async def test_an_earlier_release_cannot_finish_it_while_its_listing_is_open(
     """Its rows shown are all done and its listing is postponed: one row written is still
     pending and unshown, so an earlier release's rule (no active row: finished) leaves it
     open, and the next attempt lists the rest."""
-    planner = PagedPlanner(items(8), 5)
-    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
-    op = await h.create()
+    planner, h, op = await paged(store, items(8), 5)
     planning = await first_rows_sent(h, planner)
     await listing_fails(planner, planning, RuntimeError("page 2: 503"))  # the listing is postponed
     await h.clock.advance(h.config.poll_interval)
