@@ -1,4 +1,5 @@
-"""Huawei BMS v1 flavors: `GET /v1/{project_id}/baremetalservers/flavors[?availability_zone=]`.
+"""Huawei BMS v1 flavors and tenant quotas: `GET /v1/{project_id}/baremetalservers/flavors` and
+`.../baremetalservers/limits`.
 
 Seed 000 Table 2 gives the URI ("Querying Flavor Details and Extended Flavor Information") and
 its limit, 500 requests per minute (rate key `huawei-bms:flavors`). The body is the official
@@ -15,6 +16,12 @@ the `*_detail` descriptions, and `cond:operation:status` "normal" (on sale).
 `availability_zone` narrows the list to the flavors sold in that zone: every BMS flavor is sold
 in every zone the world's servers live in, and a zone the world does not have has none (an empty
 list, not an error: the SDK documents no error for it).
+
+Tenant quotas: seed 000 Table 2 gives the URI ("Querying Tenant Quotas") and its limit, 500
+requests per minute (rate key `huawei-bms:limits`); the body is the official SDK's
+`ShowTenantQuotaResponse`, `{"absolute": {...}}` with the fields of its `Absolute` model, which
+are ECS's (seed 001 Table 5-61): `maxTotalInstances` is the world's BMS quota, the `total*Used`
+figures are the project's live BMSs, and the figures the world does not model are ECS's example.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from aiohttp import web
 
 from fleet.simulator import huawei_iam
 from fleet.simulator.core import HUAWEI, SimContext, admit, ctx_of, json_response
+from fleet.simulator.huawei_ecs_catalog import quotas
 from fleet.simulator.world import BMS, Flavor
 
 
@@ -81,6 +89,16 @@ async def get_flavors(request: web.Request) -> web.Response:
     return json_response({"flavors": [flavor_json(ctx, project_id, f) for f in flavors]})
 
 
+async def get_limits(request: web.Request) -> web.Response:
+    """`GET /v1/{project_id}/baremetalservers/limits` -> `{"absolute": {...}}`."""
+    ctx = ctx_of(request)
+    project_id = request.match_info["project_id"]
+    await huawei_iam.authenticate(request, project_id)
+    await admit(request, dialect=HUAWEI, rate_key="huawei-bms:limits", action="limits")
+    return json_response({"absolute": quotas(ctx, project_id, BMS)})
+
+
 def setup(app: web.Application) -> None:
-    """Register the flavor route (before `/baremetalservers/{server_id}`, which would match it)."""
+    """Register both routes (before `/baremetalservers/{server_id}`, which would match them)."""
     app.router.add_get("/v1/{project_id}/baremetalservers/flavors", get_flavors)
+    app.router.add_get("/v1/{project_id}/baremetalservers/limits", get_limits)

@@ -124,17 +124,18 @@ async def get_flavors(request: web.Request) -> web.Response:
     return json_response({"flavors": [flavor_json(ctx, project_id, f) for f in page]})
 
 
-def quotas(ctx: SimContext, project_id: str) -> dict[str, int]:
-    """Table 5-61: the example's maxima, the usage of the project's live ECSs."""
-    live = [s for s in ctx.world.visible(ECS, project_id) if s.deleted_at is None]
+def quotas(ctx: SimContext, project_id: str, kind: str = ECS) -> dict[str, int]:
+    """Table 5-61: the example's maxima, the usage of the project's live servers of `kind` (ECS
+    here; BMS answers the same fields, `huawei_bms_flavors`)."""
+    live = [s for s in ctx.world.visible(kind, project_id) if s.deleted_at is None]
     used = {
         "totalInstancesUsed": len(live),
         "totalCoresUsed": sum(ctx.world.flavors[s.flavor_id].vcpus for s in live),
         "totalRAMUsed": sum(ctx.world.flavors[s.flavor_id].ram for s in live),
     }
     absolute = {**QUOTA_EXAMPLE, **used}
-    if ECS in ctx.world.catalog.quotas:  # the world's quota (see `provision`)
-        absolute["maxTotalInstances"] = ctx.world.catalog.quotas[ECS]
+    if kind in ctx.world.catalog.quotas:  # the world's quota (see `provision`)
+        absolute["maxTotalInstances"] = ctx.world.catalog.quotas[kind]
     for used_key, max_key in (
         ("totalInstancesUsed", "maxTotalInstances"),
         ("totalCoresUsed", "maxTotalCores"),

@@ -35,6 +35,7 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "huawei-bms:detail": Limit(500, 60.0),
     "huawei-bms:show": Limit(1000, 60.0),
     "huawei-bms:flavors": Limit(500, 60.0),
+    "huawei-bms:limits": Limit(500, 60.0),
     "huawei-bms:versions": Limit(2000, 60.0),
 }
 

@@ -225,6 +225,23 @@ async def test_admission_refuses_bad_input_naming_the_field(tmp_path: Path) -> N
         assert "4 of 5 used, room for 1" in caught.value.message
 
 
+async def test_admission_refuses_a_bms_create_beyond_the_quota_with_the_numbers(
+    tmp_path: Path,
+) -> None:
+    world = tmp_path / "world.toml"
+    world.write_text("[generate]\necs = 4\nbms = 2\nopenstack = 10\n[quotas]\nbms = 3\n")
+    async with running(tmp_path, world=world) as (fleet, sim):
+        params = await create_params(sim, "bms-sim", 2, "db-{n}")
+        with pytest.raises(FieldError) as caught:
+            await fleet.admission.admit(ActRequest("create", {"endpoints": ["bms-sim"]}, params))
+        assert caught.value.field == "params.count"
+        assert "quota of bms-sim: 2 of 3 used, room for 1" in caught.value.message
+        admitted = await fleet.admission.admit(
+            ActRequest("create", {"endpoints": ["bms-sim"]}, params | {"count": 1})
+        )
+        assert admitted is not None
+
+
 async def test_retry_failed_creates_a_new_server_for_a_failed_build(tmp_path: Path) -> None:
     """The failed build stays listed in ERROR under the same name; the retry's new server is the
     one the sub-job follows."""

@@ -11,7 +11,7 @@
   `physical.*` flavors of the native list on the ECS endpoint), so every driver can say what flavors
   its servers have; nothing resizes to them.
 Budgets per URI from the BMS API constraints table (seed 000): action 50/min (start, stop and reboot
-share one URI, A-2), jobs 2,000/min, detail 500/min, show 1,000/min.
+share one URI, A-2), jobs 2,000/min, detail 500/min, show 1,000/min, tenant quotas 500/min.
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ CAPABILITIES = Capabilities(
         JOBS: (RateBudget(2000, 60.0, BudgetUnit.REQUESTS),),
         DETAIL: (RateBudget(500, 60.0, BudgetUnit.REQUESTS),),
         SHOW: (RateBudget(1000, 60.0, BudgetUnit.REQUESTS),),
+        cr.LIMITS: (RateBudget(500, 60.0, BudgetUnit.REQUESTS),),
         NOVA_TAGS: (),  # native API on the ECS endpoint: no documented limit
         NOVA_FLAVORS: (),  # likewise; the list is cached (`FlavorCache`)
         IAM_API_CLASS: (),
@@ -238,4 +239,10 @@ class HuaweiBmsDriver(HuaweiDriverBase):
         return self.list_servers(created_selector(tag, name_prefix))
 
     async def quota(self) -> Quota | None:
-        return None  # the seeds document no BMS quota read: the cloud decides (`Ecs.0001`)
+        """The tenant's BMS quota (seed 000 "Querying Tenant Quotas"; the body is the official
+        SDK's `ShowTenantQuotaResponse`, `{"absolute": {...}}` as ECS answers it)."""
+        pid = seg(await self._client.project_id())
+        response = await self._client.bms.call(
+            HttpRequest("GET", f"/v1/{pid}/baremetalservers/limits", cr.LIMITS)
+        )
+        return cr.parse_limits(response.data)

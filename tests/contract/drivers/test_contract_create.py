@@ -68,7 +68,6 @@ async def test_bms_creates_with_its_mandatory_fields(sim: Sim, make_bms: MakeBms
     assert sub.job_id
     found = [s async for s in driver.list_servers(Selector(tags_all={"fleet-op": "op-1"}))]
     assert sorted(s.name for s in found) == ["db-abc-1-0001", "db-abc-1-0002"]
-    assert await driver.quota() is None
 
 
 async def test_nova_creates_one_server_with_tags(sim: Sim, make_os: MakeOs) -> None:
@@ -87,14 +86,19 @@ async def test_nova_creates_one_server_with_tags(sim: Sim, make_os: MakeOs) -> N
     assert after.used == before.used + 1
 
 
-async def test_ecs_quota_read_and_refusal_beyond_it(sim: Sim, make_ecs: MakeEcs) -> None:
-    driver = make_ecs()
+@pytest.mark.parametrize("kind", ["ecs", "bms"])
+async def test_huawei_quota_read_and_refusal_beyond_it(
+    sim: Sim, make_ecs: MakeEcs, make_bms: MakeBms, kind: str
+) -> None:
+    driver = make_ecs() if kind == "ecs" else make_bms()
     quota = await driver.quota()
     assert quota is not None and quota.room > 0
-    sim.world.catalog.quotas["ecs"] = quota.used + 2
+    path = "/cloudservers/limits" if kind == "ecs" else "/baremetalservers/limits"
+    assert [e["rate_key"] for e in calls(sim, "GET", path)] == [f"huawei-{kind}:limits"]
+    sim.world.catalog.quotas[kind] = quota.used + 2
     assert await driver.quota() == Quota(used=quota.used, limit=quota.used + 2)
     with pytest.raises(DriverError) as refused:
-        await driver.create(_request(sim, "ecs", "big-1", 3))
+        await driver.create(_request(sim, kind, "big-1", 3))
     assert refused.value.code == "Ecs.0001"
     found = [s async for s in driver.list_servers(Selector(tags_all={"fleet-op": "op-1"}))]
     assert found == []

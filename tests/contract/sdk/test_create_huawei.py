@@ -17,6 +17,7 @@ from huaweicloudsdkbms.v1 import (
     ExtendParam,
     MetaDataInfo,
     Nics,
+    ShowTenantQuotaRequest,
     SystemTags,
 )
 from huaweicloudsdkbms.v1 import ShowJobInfosRequest as BmsJobRequest
@@ -230,6 +231,17 @@ async def test_bms_create_errors(sim: Sim) -> None:
     assert (await refused(bms_server(need, count=25))).error_code == "Ecs.0118"
     sim.world.catalog.quotas["bms"] = 2  # 2 exist
     assert (await refused(bms_server(need))).error_code == "Ecs.0001"
+
+
+async def test_bms_tenant_quota_counts_the_live_bms(sim: Sim) -> None:
+    client = bms_client(await published(sim))
+    quota = await asyncio.to_thread(client.show_tenant_quota, ShowTenantQuotaRequest())
+    assert quota.absolute.total_instances_used == 2  # the world's two BMSs
+    assert quota.absolute.max_total_instances >= 500 + 2  # room for 500 more by default
+    assert sim.requests(path_prefix="/v1/")[0]["rate_key"] == "huawei-bms:limits"
+    sim.world.catalog.quotas["bms"] = 3
+    quota = await asyncio.to_thread(client.show_tenant_quota, ShowTenantQuotaRequest())
+    assert (quota.absolute.max_total_instances, quota.absolute.total_instances_used) == (3, 2)
 
 
 async def test_client_token_makes_a_repeated_create_a_no_op(sim: Sim) -> None:
