@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 
 from fleet.domain import ActionParams, CreateParams, PowerType, Selector, ServerStatus
 from fleet.drivers.registry import KINDS, NEEDS
@@ -126,6 +127,17 @@ _CREATE_KEYS = {
 _PARAM_KEYS = {"type", "flavor", "live", "tags", "delete_publicip", "delete_volume"}
 
 
+EXPIRY_TAG = "expires-at"  # the clean-up policies' default expiry tag (docs/policies.md)
+
+
+def _iso_day(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == len("YYYY-MM-DD")
+
+
 def parse_params(kind: str, raw: Mapping[str, object]) -> ActionParams:
     """`params` JSON -> ActionParams for `kind`; raises SpecError naming the field."""
     if kind not in KINDS:
@@ -140,6 +152,11 @@ def parse_params(kind: str, raw: Mapping[str, object]) -> ActionParams:
         raise SpecError("params.type", "must be SOFT or HARD") from None
     flavor = raw.get("flavor")
     tags = _str_map(raw.get("tags", {}), "params.tags")
+    if EXPIRY_TAG in tags and not _iso_day(tags[EXPIRY_TAG]):
+        raise SpecError(
+            f"params.tags.{EXPIRY_TAG}",
+            f"{tags[EXPIRY_TAG]!r} is not a day YYYY-MM-DD (the clean-up policies read it)",
+        )
     given = {"flavor": isinstance(flavor, str) and bool(flavor), "tags": bool(tags)}
     for name in NEEDS.get(kind, ()):  # what the dialects declare the action needs
         if not given.get(name, name in raw):

@@ -22,6 +22,7 @@ The planner's exclusion tag (`fleet-exclude=true`) is applied later, by the plan
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -30,6 +31,7 @@ from fleet.domain import ServerRef
 from fleet.policies.model import CleanupSpec, Policy
 
 NOT_DUE = "not due"
+_OPERATION_ID = re.compile(r"[0-9a-f]{32}")  # an operation's id, as a create tags its servers
 
 
 @dataclass(frozen=True)
@@ -86,22 +88,25 @@ def snooze_reason(policy: Policy, server: ServerRef, day: date) -> str | None:
 
 
 def cleanup_verdict(policy: Policy, server: ServerRef, day: date) -> Verdict:
-    """Due for this clean-up policy's action, or why not."""
+    """Due for this clean-up policy's action, or why not. The op tag of a server fleet created
+    holds the creating operation's id (D41), not a mark: it is no reason to skip."""
     spec = policy.spec.cleanup or CleanupSpec()
+    later: str | None = None
     if spec.expiry_tag and spec.expiry_tag in server.tags:
         expires = _day(server.tags[spec.expiry_tag])
         if expires is None:
             return Verdict(False, f"expiry tag unreadable: {server.tags[spec.expiry_tag]!r}")
         if expires < day:
             return Verdict(True, f"expired {expires.isoformat()}")
+        later = f"{NOT_DUE}: expires {expires.isoformat()}"
     if spec.op_tag and spec.op_tag in server.tags:
-        marker = parse_marker(server.tags[spec.op_tag])
-        if marker is None:
-            return Verdict(False, f"op tag unreadable: {server.tags[spec.op_tag]!r}")
-        op, when = marker
-        if op == policy.action and when <= day:
-            return Verdict(True, f"marked {format_marker(op, when)}")
-    return Verdict(False, NOT_DUE)
+        value = server.tags[spec.op_tag]
+        marker = parse_marker(value)
+        if marker is None and later is None and not _OPERATION_ID.fullmatch(value):
+            return Verdict(False, f"op tag unreadable: {value!r}")
+        if marker is not None and marker[0] == policy.action and marker[1] <= day:
+            return Verdict(True, f"marked {format_marker(*marker)}")
+    return Verdict(False, later or NOT_DUE)
 
 
 def mark_value(policy: Policy, day: date) -> tuple[str, str]:

@@ -212,6 +212,7 @@ async def test_admission_refuses_bad_input_naming_the_field(tmp_path: Path) -> N
             "params.vpc": {k: v for k, v in good.items() if k != "vpc"},
             "params.admin_password": good | {"admin_password": "hunter2"},
             "params.image": {k: v for k, v in good.items() if k != "image"},
+            "params.tags.expires-at": good | {"tags": {"expires-at": "tomorrow"}},
         }
         for field, params in cases.items():
             with pytest.raises(FieldError) as caught:
