@@ -109,15 +109,15 @@ def decide(sub: SubJobRecord, outcome: Outcome, ctx: Context) -> Change:
         case Accepted():
             return _accepted(sub, outcome, ctx)
         case Completed():
-            return _change(
-                sub,
-                Event.COMPLETE,
-                message=outcome.reason,
-                reason=outcome.reason,
-                verify_first=False,
-                error_code=None,
-                error_message=None,
-            )
+            values: dict[str, JSONValue | datetime] = {
+                "reason": outcome.reason,
+                "verify_first": False,
+                "error_code": None,
+                "error_message": None,
+            }
+            if outcome.memo:
+                values["memo"] = {**(sub.memo or {}), **outcome.memo}
+            return _change_values(sub, Event.COMPLETE, values, message=outcome.reason)
         case Noop():
             return _noop(sub, outcome, ctx)
         case StillRunning():

@@ -35,6 +35,7 @@ class Completed:
 
     reason: str | None = None
     request_id: str | None = None
+    memo: JSONMapping | None = None  # executor's notes added to the sub-job's (a created server)
 
 
 @dataclass(frozen=True)

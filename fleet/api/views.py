@@ -120,7 +120,8 @@ def subjob_out(sub: SubJobRecord) -> SubJobOut:
         seq=sub.seq,
         target_id=sub.target_id,
         endpoint=_text(payload.get("endpoint")),
-        server_id=_text(payload.get("server_id")),
+        # a planned create has no server id until the cloud made it (`fleet.engine.creating`)
+        server_id=_text(payload.get("server_id") or (sub.memo or {}).get("server_id")),
         name=_text(payload.get("name")),
         state=sub.state,
         step=sub.step,

@@ -191,12 +191,15 @@ def _rank(server: ServerRef) -> tuple[bool, str]:
 
 def state_of(server: ServerRef) -> Outcome:
     """What the server found for a planned one says of its create."""
-    if server.status is ServerStatus.ERROR:
-        return Failed(code=CREATE_FAILED, reason=server.fault or "the server settled in ERROR")
+    if server.status is ServerStatus.ERROR:  # it stays listed: its id says which to clean up
+        fault = server.fault or "the server settled in ERROR"
+        return Failed(code=CREATE_FAILED, reason=f"{fault} (server {server.id})")
     if server.status in (ServerStatus.DELETED, ServerStatus.DELETING):
         return Failed(code=CREATE_FAILED, reason=f"server {server.id} was deleted")
     if server.settled and not server.fault:
-        return Completed(reason=f"created {server.id} ({server.name})")
+        return Completed(
+            reason=f"created {server.id} ({server.name})", memo={"server_id": server.id}
+        )
     return StillRunning()
 
 

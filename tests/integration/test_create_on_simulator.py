@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from fleet.api.views import subjob_out
 from fleet.drivers.base import CreateRequest
 from fleet.engine.admission import ActRequest
 from fleet.engine.templates import slot_of
@@ -126,6 +127,7 @@ async def test_create_makes_exactly_the_servers_asked_for(tmp_path: Path, endpoi
         rows = await subjobs(fleet, op_id)
         ids = {s["id"] for s in servers}
         assert {str(r.reason).split()[1] for r in rows} == ids  # "created <id> (<name>)"
+        assert {subjob_out(r).server_id for r in rows} == ids  # as the API shows each sub-job
 
 
 @pytest.mark.parametrize("endpoint", ["ecs-sim", "easystack-sim"])
@@ -167,7 +169,13 @@ async def test_a_failed_build_fails_that_server_with_the_vendors_reason(tmp_path
         assert states == {State.SUCCEEDED: 4, State.FAILED: 2}, view
         failed = [r for r in rows if r.state is State.FAILED]
         assert all("no capacity" in str(r.error_message) for r in failed)
-        assert len(await created_servers(sim, op_id)) == 6  # a failed build stays listed
+        made = await created_servers(sim, op_id)
+        assert len(made) == 6  # a failed build stays listed, and its failure names it
+        in_error = {s["id"] for s in made if s["status"] == "ERROR"}
+        assert len(in_error) == 2
+        assert {i for r in failed for i in in_error if f"(server {i})" in str(r.error_message)} == (
+            in_error
+        )
 
 
 async def test_throttled_creates_are_retried_without_a_second_server(tmp_path: Path) -> None:
