@@ -31,6 +31,7 @@ from fleet.api.schemas import (
     OperationOut,
     OperationPage,
     OperationsQuery,
+    QuotaOut,
     RetryIn,
     RetryOut,
     SubJobPage,
@@ -71,7 +72,8 @@ async def create_operation(request: web.Request) -> web.Response:
     fleet = fleet_of(request)
     body = await read_body(request, CreateOperationIn)
     key = idempotency_key(request.headers.get("Idempotency-Key"))
-    new = await new_operation(body, fleet, identity_of(request), key)
+    admitted = await new_operation(body, fleet, identity_of(request), key)
+    new = admitted.operation
     try:
         view, created = await fleet.operations.create(new)
     except IdempotencyConflict as exc:
@@ -83,9 +85,15 @@ async def create_operation(request: web.Request) -> web.Response:
         return json_response(_out(fleet, view), 202, headers)
     view = await _wait_planned(request, fleet, view.operation.id, request.app[CONFIG].dry_run_wait)
     summary = view.operation.summary
+    count = new.params.get("count")
     out = DryRunOut(
         operation=_out(fleet, view),
         plan=None if summary is None else plan_out(summary),
+        quota=[
+            QuotaOut(endpoint=name, used=q.used, limit=q.limit, room=q.room, requested=count)
+            for name, q in sorted(admitted.quotas.items())
+            if isinstance(count, int)
+        ],
     )
     return json_response(out, 200, headers)  # plan: null if planning outlasted the wait
 

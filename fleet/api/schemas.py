@@ -285,9 +285,21 @@ class OperationPage(_Out):
     next_cursor: str | None
 
 
+class QuotaOut(_Out):
+    endpoint: str
+    used: int = Field(description="servers the project has, as the cloud reported at admission")
+    limit: int = Field(description="servers the project may have")
+    room: int = Field(description="servers the project may still add")
+    requested: int = Field(description="servers this create would add on the endpoint")
+
+
 class DryRunOut(_Out):
     operation: OperationOut
     plan: PlanOut | None = Field(description="null when planning took longer than the wait")
+    quota: list[QuotaOut] = Field(
+        default_factory=list,
+        description="a create: the quota of each endpoint it makes servers on that reports one",
+    )
 
 
 class RetryOut(_Out):

@@ -11,11 +11,10 @@ from aiohttp import web
 
 from fleet.api.errors import field_problem
 from fleet.api.schemas import CreateOperationIn, TargetsIn
-from fleet.engine.admission import ActRequest
+from fleet.engine.admission import ActRequest, Admitted
 from fleet.service import Fleet
 from fleet.tokens import Identity, Role
 from jobs.errors import FieldError
-from jobs.records import NewOperation
 from jobs.types import JSONObject, JSONValue
 
 MAX_IDEMPOTENCY_KEY = 255
@@ -46,7 +45,7 @@ def idempotency_key(raw: str | None) -> str | None:
 
 async def new_operation(
     body: CreateOperationIn, fleet: Fleet, who: Identity, key: str | None
-) -> NewOperation:
+) -> Admitted:
     """Everything checked; nothing written."""
     request = ActRequest(
         action=body.action,
@@ -61,7 +60,7 @@ async def new_operation(
         admin=who.role is Role.ADMIN,
     )
     try:
-        return await fleet.admission.admit(request)
+        return await fleet.admission.check(request)
     except FieldError as exc:
         raise field_problem(exc.field, exc.message) from None
 

@@ -283,7 +283,7 @@ async def cmd_run(args: Namespace, client: Client, out: TextIO, err: TextIO) -> 
     if args.dry_run:
         op, plan = data.get("operation"), data.get("plan")
         assert isinstance(op, dict)
-        out.write(plan_text(op, plan if isinstance(plan, dict) else None) + "\n")
+        out.write(plan_text(op, plan if isinstance(plan, dict) else None, data.get("quota")) + "\n")
         if _creates(args) and isinstance(plan, dict):
             out.write(await _planned_names(client, str(op.get("id"))))
         return 0

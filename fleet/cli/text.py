@@ -116,7 +116,9 @@ def requeued_note(data: Mapping[str, object], op: Mapping[str, object], args: ob
     return f" ({data['requeued']} requeued)"
 
 
-def plan_text(op: Mapping[str, object], plan: Mapping[str, object] | None) -> str:
+def plan_text(
+    op: Mapping[str, object], plan: Mapping[str, object] | None, quota: object = None
+) -> str:
     if plan is None:
         head = f"operation {op.get('id')}: still planning; see `fleet ops show {op.get('id')}`"
         return "\n".join([head, *waiting_lines(op)])
@@ -142,6 +144,11 @@ def plan_text(op: Mapping[str, object], plan: Mapping[str, object] | None) -> st
         )
     if plan.get("refused_reason"):
         lines.append(f"  REFUSED: {plan.get('refused_reason')}")
+    for q in quota if isinstance(quota, list) else []:
+        lines.append(
+            f"  quota of {q.get('endpoint')}: {q.get('used')} of {q.get('limit')} used, room for "
+            f"{q.get('room')}; this create adds {q.get('requested')}"
+        )
     lines.append(f"  ETA: {number(plan.get('eta_seconds')):.1f} s (from the rate limits)")
     return "\n".join(lines)
 

@@ -55,6 +55,15 @@ FLAVOR_CHECK_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
+class Admitted:
+    """An admitted request, and the quota each endpoint a create makes servers on reported
+    (those that report one)."""
+
+    operation: NewOperation
+    quotas: Mapping[str, Quota]
+
+
+@dataclass(frozen=True)
 class ActRequest:
     """A request to act, as any door received it (JSON values, as the client wrote them)."""
 
@@ -113,6 +122,13 @@ class Admission:
 
     async def admit(self, request: ActRequest) -> NewOperation:
         """Everything checked; nothing written. Raises FieldError naming the field."""
+        return (await self.check(request)).operation
+
+    async def check(self, request: ActRequest) -> Admitted:
+        """`admit`, with what the clouds said while checking (a dry run shows it)."""
+        makes_servers = any(d.capabilities.creates(request.action) for d in self.drivers.values())
+        if makes_servers and not request.targets.get("endpoints"):  # it says where, nothing else
+            raise FieldError("targets.endpoints", f"a {request.action} names its endpoint(s)")
         selector, named = self._selector(request.targets)
         try:
             params = parse_params(request.action, request.params)
@@ -124,15 +140,15 @@ class Admission:
         await self.discovered(targeted)
         self.capabilities(request.action, params, named, targeted)
         await self.flavor(request.action, params, named)
-        creates = await self.creation(request.action, params, named)
+        quotas = await self.creation(request.action, params, named)
         try:
             strategy = Strategy.from_json(dict(request.strategy))
         except InvalidSpec as exc:
             raise _named(exc, "strategy.") from None
         guard = self.guard(request, targeted)
-        if creates:
+        if quotas is not None:
             guard = stricter(BlastRadius(max_servers=self.create_ceiling * len(named)))
-        return NewOperation(
+        new = NewOperation(
             kind=request.action,
             params=dict(request.params),  # type: ignore[arg-type]
             selector=selector,
@@ -144,6 +160,7 @@ class Admission:
             created_by=request.created_by,
             idempotency_key=request.idempotency_key,
         )
+        return Admitted(new, quotas or {})
 
     def targets(self, raw: Mapping[str, object]) -> JSONObject:
         """The selector JSON, checked: at least one criterion, known endpoints."""
@@ -250,15 +267,17 @@ class Admission:
             f"unknown flavor {flavor!r}: no endpoint lists it (checked {', '.join(known)})",
         )
 
-    async def creation(self, kind: str, params: ActionParams, named: Sequence[str]) -> bool:
+    async def creation(
+        self, kind: str, params: ActionParams, named: Sequence[str]
+    ) -> dict[str, Quota] | None:
         """For a kind that makes servers: the endpoints are named, the count is within the
-        create ceiling and within each endpoint's quota (where the cloud reports one). Whether
-        the kind makes servers is returned."""
+        create ceiling and within each endpoint's quota (where the cloud reports one). Returns
+        the quotas read (by endpoint), or None when the kind makes no servers."""
         makers = [n for n in named if self.drivers[n].capabilities.creates(kind)]
         if params.create is None or not any(
             caps.creates(kind) for caps in (d.capabilities for d in self.drivers.values())
         ):
-            return False
+            return None
         count = params.create.count
         if count > self.create_ceiling:
             raise FieldError(
@@ -274,7 +293,7 @@ class Admission:
                     f"{count} servers exceed the quota of {name}: {quota.used} of "
                     f"{quota.limit} used, room for {quota.room}",
                 )
-        return True
+        return {n: q for n, q in zip(makers, quotas, strict=True) if q is not None}
 
     async def _quota_of(self, name: str) -> Quota | None:
         try:

@@ -128,3 +128,18 @@ async def test_a_fire_shows_what_its_operation_did(api_db: Api) -> None:
     assert shown.body["last_fire"]["outcome"] == "succeeded", shown.body  # type: ignore[index]
     listed = await api.get("/v1/policies/dev-stop/fires")
     assert listed.body["items"][0]["outcome"] == "succeeded", listed.body  # type: ignore[index]
+
+
+async def test_a_create_dry_run_shows_the_quota_the_cloud_reports(api_db: Api) -> None:
+    api = api_db
+    body = operation("create", {"endpoints": ["ecs-sim"]}, params=CREATE)
+    dry = await api.post("/v1/operations", body)
+    assert dry.status == 200, dry.body
+    quota = await api.fleet.drivers["ecs-sim"].quota()
+    assert quota is not None
+    assert dry.body["quota"] == [  # type: ignore[index]
+        {"endpoint": "ecs-sim", "used": quota.used, "limit": quota.limit, "room": quota.room,
+         "requested": 2}
+    ]  # fmt: skip
+    stop = await api.post("/v1/operations", operation("stop", {"endpoints": ["ecs-sim"]}))
+    assert stop.status == 200 and stop.body["quota"] == [], stop.body  # type: ignore[index]

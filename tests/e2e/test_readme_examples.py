@@ -71,6 +71,7 @@ def test_examples_work_against_a_live_service(tmp_path: Path) -> None:
         'fleet_operations{state="succeeded"}',  # metrics
         "3.1.0",  # the OpenAPI document
         "ETA:",  # `fleet run --dry-run`
+        "quota of easystack-sim: ",  # the create's dry run, with the quota the cloud reports
         "ci-bot\toperator\tactive",  # `fleet tokens list`
     ):
         assert expected in out, expected

@@ -232,6 +232,10 @@ async def test_admission_refuses_bad_input_naming_the_field(tmp_path: Path) -> N
             await fleet.admission.admit(ActRequest("create", {"endpoints": ["ecs-sim"]}, good))
         assert caught.value.field == "params.count"
         assert "4 of 5 used, room for 1" in caught.value.message
+        for targets in ({}, {"tags_all": {"env": "dev"}}):  # a create says where, nothing else
+            with pytest.raises(FieldError) as caught:
+                await fleet.admission.admit(ActRequest("create", targets, good))
+            assert caught.value.field == "targets.endpoints", caught.value
 
 
 async def test_admission_refuses_a_bms_create_beyond_the_quota_with_the_numbers(
