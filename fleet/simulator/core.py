@@ -236,8 +236,25 @@ async def read_json(request: web.Request, dialect: str) -> dict[str, object]:
         ) from None
     if not isinstance(data, dict):
         raise SimReply(error_response(dialect, 400, "request body is illegal.", "Ecs.0005"))
-    entry_of(request)["body"] = data
+    entry_of(request)["body"] = redacted(data)
     return data
+
+
+SECRET_FIELDS = frozenset({"adminPass", "password"})
+"""Body fields the request log never shows (a create's admin password, Keystone's password):
+`/_sim/requests` answers anyone who can reach the simulator."""
+
+
+def redacted(value: object) -> object:
+    """`value` (a JSON body) with every string under a `SECRET_FIELDS` key replaced by `***`."""
+    if isinstance(value, dict):
+        return {
+            k: "***" if k in SECRET_FIELDS and isinstance(v, str) else redacted(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redacted(v) for v in value]
+    return value
 
 
 async def admit(

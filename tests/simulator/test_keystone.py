@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import aiohttp
@@ -56,6 +57,8 @@ async def test_password_token_has_subject_header_and_compute_catalog(simulator: 
             token_value = resp.headers["X-Subject-Token"]
             token = (await resp.json())["token"]
     assert token["methods"] == ["password"]
+    password = simulator.endpoints["openstack"]["password"]
+    assert password not in json.dumps(list(simulator.requests()))  # the log hides it
     assert token["project"]["id"] == simulator.world.openstack_project_id
     assert token["user"]["name"] == "admin" and token["roles"]
     assert token["issued_at"] < token["expires_at"]

@@ -3,6 +3,7 @@ operation's identity tag (found again by one listing), the quota read and the ve
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -46,6 +47,8 @@ async def test_ecs_creates_a_batch_under_one_base_name(sim: Sim, make_ecs: MakeE
     body = _body(sent)
     assert body["count"] == 3 and body["name"] == "web-abc-1"
     assert body["root_volume"] == {"volumetype": "SSD"}
+    assert body["adminPass"] == "***"  # sent, and never shown by the simulator's request log
+    assert "s3cret" not in json.dumps(list(sim.requests()))
     assert {"key": "fleet-op", "value": "op-1"} in body["server_tags"]
     assert sent["rate_key"] == "huawei-ecs:create"
     assert sub.job_id
