@@ -37,7 +37,9 @@ import structlog
 from fleet.domain import ActionParams
 from fleet.drivers.actions import Goal
 from fleet.drivers.base import Discovering, Driver, Quota, resolve_flavor
+from fleet.drivers.config import ConfigError
 from fleet.drivers.errors import DriverError, Unsupported
+from fleet.engine.creating import admin_password
 from fleet.engine.opspec import parse_params, parse_targets
 from jobs.approval import ApprovalRule, ApprovalRules
 from jobs.errors import FieldError, InvalidSpec
@@ -285,6 +287,10 @@ class Admission:
                 f"{count} servers per endpoint > the create ceiling {self.create_ceiling} "
                 "([guards.create] max_servers)",
             )
+        try:  # read where the calls will read it: this process's environment and files
+            admin_password(params.create.admin_password)
+        except ConfigError as exc:
+            raise FieldError("params.admin_password", f"{exc} (in the service)") from None
         quotas = await asyncio.gather(*(self._quota_of(n) for n in makers))
         for name, quota in zip(makers, quotas, strict=True):
             if quota is not None and count > quota.room:

@@ -61,8 +61,9 @@ def _run(subjobs: Sequence[SubJobRecord], max_batch: int) -> list[SubJobRecord]:
     return run
 
 
-def _password(reference: str | None) -> str | None:
-    """The admin password from its reference, read now and never kept."""
+def admin_password(reference: str | None) -> str | None:
+    """The admin password from its reference, read now and never kept (ConfigError says why it
+    cannot be read, never the value)."""
     if reference is None:
         return None
     scheme, _, where = reference.partition(":")
@@ -92,7 +93,7 @@ def request_for(
         vpc=create.vpc,
         availability_zone=create.availability_zone,
         key_name=create.key_name,
-        admin_password=_password(create.admin_password),
+        admin_password=admin_password(create.admin_password),
     )
 
 

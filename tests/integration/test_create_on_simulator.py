@@ -232,6 +232,18 @@ async def test_admission_refuses_bad_input_naming_the_field(tmp_path: Path) -> N
             await fleet.admission.admit(ActRequest("create", {"endpoints": ["ecs-sim"]}, good))
         assert caught.value.field == "params.count"
         assert "4 of 5 used, room for 1" in caught.value.message
+        for ref in ("env:FLEET_TEST_UNSET_PASSWORD", f"file:{tmp_path}/no-such-file"):
+            with pytest.raises(FieldError) as caught:  # unreadable where the calls would read it
+                await fleet.admission.admit(
+                    ActRequest("create", {"endpoints": ["ecs-sim"]}, good | {"admin_password": ref})
+                )
+            assert caught.value.field == "params.admin_password", caught.value
+            assert "(in the service)" in caught.value.message
+        (tmp_path / "pw").write_text("Sim-pass-123\n")
+        readable = good | {"count": 1, "admin_password": f"file:{tmp_path}/pw"}
+        assert await fleet.admission.admit(
+            ActRequest("create", {"endpoints": ["ecs-sim"]}, readable)
+        )
         for targets in ({}, {"tags_all": {"env": "dev"}}):  # a create says where, nothing else
             with pytest.raises(FieldError) as caught:
                 await fleet.admission.admit(ActRequest("create", targets, good))
