@@ -2,7 +2,9 @@
 
 Sending: the transaction that makes work appear for other processes (an operation created,
 planned, approved, resumed, its failed sub-jobs requeued) also runs ``pg_notify`` on `CHANNEL`,
-from `insert_events`, so the word goes out when (and only if) the transaction commits. The payload
+from `insert_events`, so the word goes out when (and only if) the transaction commits; so does
+the planning write that shows more rows of an operation dispatched while it lists (D101), which
+tells no event. The payload
 names the loops to wake (`PLANNING`: an operation to plan; `DISPATCH`: sub-jobs to send or poll).
 PostgreSQL folds identical notifications of one transaction into one.
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -56,7 +58,14 @@ async def notify_for_events(conn: AsyncConnection, rows: Sequence[Mapping[str, o
         for r in rows
         if r.get("subjob_id") is None and str(r["event"]) in _TOPICS
     }
-    for topic in sorted(topics):
+    await notify(conn, topics)
+
+
+async def notify(conn: AsyncConnection, topics: Iterable[str]) -> None:
+    """On PostgreSQL, notify `topics` in `conn`'s transaction (sent if and when it commits)."""
+    if conn.dialect.name != "postgresql":
+        return
+    for topic in sorted(set(topics)):
         await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, topic)))
 
 

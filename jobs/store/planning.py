@@ -32,6 +32,7 @@ from jobs.store.base import (
 )
 from jobs.store.db import Database
 from jobs.store.models import OPERATIONS, SUBJOBS
+from jobs.store.notify import DISPATCH, notify
 from jobs.store.settle import settle
 from jobs.store.streaming import (
     end_cancelled_listing,
@@ -156,6 +157,8 @@ async def insert_subjobs(
             raise Conflict(f"lost the planning lease of operation {operation.id}")
         if progress is not None and row["planned_at"] is None:  # told before any row is sent
             await insert_events(conn, [opened_event(operation.id, progress, worker, now)])
+        elif progress is not None:  # more rows to send: the replica that sends them may be another
+            await notify(conn, [DISPATCH])
         if db.is_postgres:
             await _copy_rows(conn, values)
         else:

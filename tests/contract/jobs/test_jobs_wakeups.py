@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from jobs.config import EngineConfig
 from jobs.loops.runtime import Runtime
+from jobs.outcomes import Completed
 from jobs.plan import EtaInputs, PlanBuilder
-from jobs.ports import ActionProfile, PlanItem, StepProfile, Wakeups
+from jobs.ports import ActionProfile, PlanItem, PlanProgress, StepProfile, Wakeups
 from jobs.records import NewOperation
 from jobs.states import OperationState
 from jobs.store import SqlJobStore
@@ -31,14 +32,16 @@ pytestmark = [pytest.mark.contract, pytest.mark.postgres]
 LONG = 60.0  # the idle intervals a test's notifications (or the fallback) must beat
 
 
-def config(listen_idle: float = LONG, plan_idle: float = LONG) -> EngineConfig:
+def config(
+    listen_idle: float = LONG, plan_idle: float = LONG, dispatch_idle: float = 0.05
+) -> EngineConfig:
     """The planner idles for a minute; dispatch and polling idle briefly (0.05 s) while an
     operation runs, and `listen_idle` while none does."""
     return EngineConfig(
         worker=WORKER,
         poll_interval=1.0,  # polls come due with time: no notification says so
         plan_idle=plan_idle,
-        dispatch_idle=0.05,
+        dispatch_idle=dispatch_idle,
         poll_idle=0.05,
         reap_interval=LONG,
         listen_idle=listen_idle,
@@ -121,6 +124,49 @@ async def test_an_operation_another_replica_planned_is_dispatched_at_once_by_its
     eta = EtaInputs(ActionProfile((StepProfile(5),)), claimed.strategy, 5.0, lambda k: ())
     async with runtime(mine, config(), PgListener(pg_url)):
         await asyncio.sleep(0.5)  # nothing runs yet: dispatch and polling idle for a minute
+        assert await other.finish_planning(op.id, builder.summary(eta), "worker-b", now)
+        assert await finished_within(mine, op.id, 15.0) is OperationState.SUCCEEDED
+
+
+async def test_rows_another_replica_shows_while_it_lists_are_dispatched_at_once(
+    stores: tuple[SqlJobStore, SqlJobStore], pg_url: str
+) -> None:
+    """An operation another replica dispatches while it lists (D101): each planning write that
+    shows more rows wakes this replica's dispatcher, which otherwise idles a minute."""
+    mine, other = stores
+    now = datetime.now(UTC)
+    op, _ = await other.create_operation(NewOperation(kind="stop", created_by="api"), now)
+    claimed = await other.claim_planning("worker-b", now, now + timedelta(seconds=60))
+    assert claimed is not None and claimed.id == op.id
+    builder = PlanBuilder()
+    rows = [r for e in items(12) if isinstance(e, PlanItem) and (r := builder.add(e)) is not None]
+    keys = builder.rate_keys
+    fake = FakeExecutor(default_profile=ActionProfile((StepProfile(5),), poll_batch=20))
+    fake.script = {r.target_id: [Completed()] for r in rows}  # done when sent: no poll wakes it
+    rt = Runtime(
+        mine, FakePlanner(items(1)), fake, FakeRateLimiter(), config=config(dispatch_idle=LONG),
+        wakeups=PgListener(pg_url),
+    )  # fmt: skip
+    until = now + timedelta(seconds=60)
+
+    async def sent(count: int) -> None:
+        async with asyncio.timeout(10):
+            while True:
+                if sum(len(t) for _, _, t in fake.calls) >= count:
+                    return
+                await asyncio.sleep(0.02)
+
+    async with rt:
+        await asyncio.sleep(0.5)  # the rounds that follow connecting are over: every loop idles
+        shown = PlanProgress(targets=5, skipped=0, rate_keys=keys)
+        await other.insert_subjobs(claimed, rows[:6], "worker-b", now, until, shown)
+        await sent(5)  # opened: told by its `operation.planned`
+        await asyncio.sleep(0.5)  # this replica's dispatcher idles again
+        more = PlanProgress(targets=10, skipped=0, rate_keys=keys)
+        await other.insert_subjobs(claimed, rows[6:11], "worker-b", now, until, more)
+        await sent(10)  # told by the write that showed them, not by the listing's end
+        eta = EtaInputs(ActionProfile((StepProfile(5),)), claimed.strategy, 5.0, lambda k: ())
+        await other.insert_subjobs(claimed, rows[11:], "worker-b", now, until)
         assert await other.finish_planning(op.id, builder.summary(eta), "worker-b", now)
         assert await finished_within(mine, op.id, 15.0) is OperationState.SUCCEEDED
 
