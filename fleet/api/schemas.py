@@ -274,8 +274,9 @@ class OperationOut(_Out):
     approval: ApprovalOut | None = Field(default=None, description="null: needs no approval")
     waiting: list[WaitingOut] = Field(
         default_factory=list,
-        description="while planning: why it waits (an endpoint's listing waiting for its rate "
-        "budget, a slow answer or a retry; a postponed attempt); empty once it goes on",
+        description="while planning (or running while it lists): why the planning waits (an "
+        "endpoint's listing waiting for its rate budget, a slow answer or a retry; a postponed "
+        "attempt); empty once it goes on",
     )
     links: LinksOut
 

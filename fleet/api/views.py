@@ -81,10 +81,11 @@ def operation_out(
         planned_at=op.planned_at,
         finished_at=op.finished_at,
         approval=approval_out(view),
-        waiting=[  # only while planning: a cancelled operation waits for nothing
+        waiting=[  # only while planning (or listing, D101): a cancelled one waits for nothing
             WaitingOut(endpoint=w.endpoint, reason=w.reason, since=w.since, until=w.until)
             for w in waiting
             if view.state is OperationState.PLANNING
+            or (op.listing and view.state is OperationState.RUNNING)
         ],
         links=LinksOut(self=path, subjobs=f"{path}/subjobs", events=f"{path}/events"),
     )

@@ -18,9 +18,10 @@ from plan_stream_helpers import (
     paged,
 )
 
+from fleet.api.views import operation_out
 from jobs.errors import PlanningError
 from jobs.outcomes import Failed
-from jobs.states import State
+from jobs.states import OperationState, State
 from jobs.store import SqlJobStore
 from jobs.testing import FakeExecutor, items
 
@@ -86,6 +87,12 @@ async def test_a_postponed_listing_is_told_as_any_postponed_planning(store: SqlJ
     assert (await history(store, op.id))[-1] == "operation.planning_postponed"
     [postponed] = [e for e in await store.list_events(op.id, 0, 100) if "postponed" in e.event]
     assert postponed.message == "RuntimeError: page 2 failed"
+    # running (its first rows were sent), and the API says why its listing waits, and until when
+    view = await h.ops.get(op.id)
+    shown = operation_out(view, h.clock.now(), h.planning.waiting.of(op.id))
+    assert shown.state is OperationState.RUNNING
+    [note] = shown.waiting
+    assert "page 2 failed" in note.reason and note.until is not None
     await h.clock.advance(h.config.plan_retry_delay * 2)
     view = await h.run(op.id)
     assert view.counts == {State.SUCCEEDED: 8}
