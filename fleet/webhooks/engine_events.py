@@ -108,6 +108,8 @@ async def _publish_operation(
         if type_ is EventType.OPERATION_FINISHED:
             state = OUTCOMES.get(str(data["state"]), str(data["state"]))
             data["outcome"] = state
+            # why it stopped short (its error budget, a listing stopped early) or was refused
+            data["halted_reason"], data["refused_reason"] = op.halted_reason, op.refused_reason
         scope = Scope(endpoints, policy, state)
         await publish(
             conn, type_, op.id, data, now=at, scope=scope, source="/v1/operations", only=subs

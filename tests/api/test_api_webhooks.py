@@ -297,3 +297,5 @@ async def test_an_exhausted_error_budget_is_told_then_the_failed_outcome(
     assert told[0]["data"]["state"] == "stopping"  # type: ignore[index]
     assert "max_errors 1 exceeded" in str(told[0]["data"]["message"])  # type: ignore[index]
     assert told[1]["data"]["outcome"] == "failed"  # type: ignore[index]
+    assert "max_errors 1 exceeded" in str(told[1]["data"]["halted_reason"])  # type: ignore[index]
+    assert told[1]["data"]["refused_reason"] is None  # type: ignore[index]
