@@ -135,6 +135,8 @@ class PlanningLoop:
             or await self.store.every_replica_streams(self.clock.now())  # a rolling upgrade
         )
         plan = _Attempt(PlanBuilder(), streams, self._batch(op))
+        if op.planned_at is not None:  # taken up again: a full call beyond what was shown
+            plan.shown = op.targets
         if op.planned_at is not None:  # open to dispatch: go on from the rows kept (D101)
             async for rows in self.store.planned_rows(op.id):
                 plan.builder.seed(rows)

@@ -6,6 +6,7 @@ no server is sent twice or left out."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from fractions import Fraction
 
@@ -24,7 +25,8 @@ from plan_stream_helpers import (
 from jobs.approval import ApprovalRule, ApprovalRules
 from jobs.errors import PlanningError
 from jobs.outcomes import Advance
-from jobs.ports import ActionProfile, StepProfile
+from jobs.ports import ActionProfile, PlanEntry, StepProfile
+from jobs.records import OperationRecord
 from jobs.states import OperationState, State
 from jobs.store import SqlJobStore
 from jobs.strategy import BlastRadius, Strategy, parse_amount
@@ -237,3 +239,57 @@ async def test_a_later_steps_rate_key_outlives_the_end_of_the_listing(store: Sql
     view = await h.run(op.id, rounds=20)
     assert view.state is OperationState.SUCCEEDED
     assert view.counts == {State.SUCCEEDED: 6}
+
+
+class TwoListings(FakePlanner):
+    """The first listing waits at `cuts[0]` and fails there; the second waits at `cuts[1]`."""
+
+    def __init__(self, entries: list[PlanEntry], *cuts: int) -> None:
+        super().__init__(entries)
+        self.cuts = cuts
+        self.at = [asyncio.Event() for _ in cuts]
+        self.go = [asyncio.Event() for _ in cuts]
+
+    async def plan(self, operation: OperationRecord) -> AsyncIterator[PlanEntry]:
+        self.plans.append(operation.id)
+        attempt = len(self.plans) - 1
+        for i, entry in enumerate(self.default):
+            if attempt < len(self.cuts) and i == self.cuts[attempt]:
+                self.at[attempt].set()
+                await self.go[attempt].wait()
+                if attempt == 0:
+                    raise RuntimeError("page 2 failed")
+            yield entry
+
+
+async def test_a_listing_taken_up_again_shows_a_full_call_beyond_what_was_shown(
+    store: SqlJobStore,
+) -> None:
+    """Four rows shown (and sent) before the listing failed, the fifth held back: taken up again,
+    one more row does not show the held-back one alone (a call of one would take a call's share
+    of its window); the rest go in full calls."""
+    planner = TwoListings(items(9), 5, 6)
+    h = Harness(store, planner=planner, executor=FakeExecutor(default_profile=PROFILE))
+    op = await h.create()
+    planning = asyncio.create_task(h.planning.run_once())
+    async with asyncio.timeout(10):
+        await planner.at[0].wait()
+    await dispatch_all(h)
+    assert [len(t) for _, _, t in h.executor.calls] == [3, 1]
+    planner.go[0].set()
+    async with asyncio.timeout(10):
+        await planning  # postponed
+    await h.clock.advance(h.config.plan_retry_delay * 2)
+    planning = asyncio.create_task(h.planning.run_once())
+    async with asyncio.timeout(10):
+        await planner.at[1].wait()  # six rows written, the fifth and sixth unshown
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+        assert await h.dispatcher.run_once() == 0
+    planner.go[1].set()
+    async with asyncio.timeout(10):
+        await planning
+    view = await h.run(op.id)
+    assert view.counts == {State.SUCCEEDED: 9}
+    assert [len(t) for _, _, t in h.executor.calls] == [3, 1, 3, 2]
+    assert h.executor.sent_twice() == []
