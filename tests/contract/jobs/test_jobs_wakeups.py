@@ -20,8 +20,8 @@ from jobs.config import EngineConfig
 from jobs.loops.runtime import Runtime
 from jobs.outcomes import Completed
 from jobs.plan import EtaInputs, PlanBuilder
-from jobs.ports import ActionProfile, PlanItem, PlanProgress, StepProfile, Wakeups
-from jobs.records import NewOperation
+from jobs.ports import ActionProfile, NewSubJob, PlanItem, PlanProgress, StepProfile, Wakeups
+from jobs.records import NewOperation, OperationRecord
 from jobs.states import OperationState
 from jobs.store import SqlJobStore
 from jobs.store.notify import EVERY, PLANNING, PgListener
@@ -110,16 +110,26 @@ async def test_an_operation_created_by_another_replica_is_planned_at_once_by_its
         assert await finished_within(mine, op_id, 15.0) is OperationState.SUCCEEDED
 
 
+async def planned_elsewhere(
+    other: SqlJobStore, now: datetime, count: int
+) -> tuple[OperationRecord, PlanBuilder, list[NewSubJob]]:
+    """A stop another replica ("worker-b") created and holds the planning lease of, and the
+    `count` rows its plan makes (not written yet)."""
+    op, _ = await other.create_operation(NewOperation(kind="stop", created_by="api"), now)
+    claimed = await other.claim_planning("worker-b", now, now + timedelta(seconds=60))
+    assert claimed is not None and claimed.id == op.id
+    builder = PlanBuilder()
+    rows = [r for e in items(count) if isinstance(e, PlanItem) and (r := builder.add(e))]
+    return claimed, builder, rows
+
+
 async def test_an_operation_another_replica_planned_is_dispatched_at_once_by_its_notification(
     stores: tuple[SqlJobStore, SqlJobStore], pg_url: str
 ) -> None:
     mine, other = stores
     now = datetime.now(UTC)
-    op, _ = await other.create_operation(NewOperation(kind="stop", created_by="api"), now)
-    claimed = await other.claim_planning("worker-b", now, now + timedelta(seconds=60))
-    assert claimed is not None and claimed.id == op.id
-    builder = PlanBuilder()
-    rows = [r for e in items(6) if isinstance(e, PlanItem) and (r := builder.add(e)) is not None]
+    claimed, builder, rows = await planned_elsewhere(other, now, 6)
+    op = claimed
     await other.insert_subjobs(claimed, rows, "worker-b", now, now + timedelta(seconds=60))
     eta = EtaInputs(ActionProfile((StepProfile(5),)), claimed.strategy, 5.0, lambda k: ())
     async with runtime(mine, config(), PgListener(pg_url)):
@@ -135,12 +145,8 @@ async def test_rows_another_replica_shows_while_it_lists_are_dispatched_at_once(
     shows more rows wakes this replica's dispatcher, which otherwise idles a minute."""
     mine, other = stores
     now = datetime.now(UTC)
-    op, _ = await other.create_operation(NewOperation(kind="stop", created_by="api"), now)
-    claimed = await other.claim_planning("worker-b", now, now + timedelta(seconds=60))
-    assert claimed is not None and claimed.id == op.id
-    builder = PlanBuilder()
-    rows = [r for e in items(12) if isinstance(e, PlanItem) and (r := builder.add(e)) is not None]
-    keys = builder.rate_keys
+    claimed, builder, rows = await planned_elsewhere(other, now, 12)
+    op, keys = claimed, builder.rate_keys
     fake = FakeExecutor(default_profile=ActionProfile((StepProfile(5),), poll_batch=20))
     fake.script = {r.target_id: [Completed()] for r in rows}  # done when sent: no poll wakes it
     rt = Runtime(
