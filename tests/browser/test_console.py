@@ -77,6 +77,49 @@ def test_plan_then_run_a_reboot_in_waves(
     page.close()
 
 
+def _sim(console: Console, path: str) -> dict[str, object]:
+    with urllib.request.urlopen(console.live.sim_url + path, timeout=30) as resp:  # loopback
+        data: dict[str, object] = json.loads(resp.read())
+        return data
+
+
+def test_create_servers_with_the_quota_shown_before_they_are_made(
+    browser: Browser, console: Console, dialogs: list[str]
+) -> None:
+    need: dict[str, str] = _sim(console, "/_sim/endpoints")["openstack"]["create"]  # type: ignore[index]
+    page = open_page(browser, dialogs)
+    sign_in(page, console, "operator")
+    page.get_by_role("link", name="New operation").first.click()
+    page.get_by_label("Action", exact=True).select_option("create")
+    page.get_by_label("easystack-sim").check()
+    page.locator("#flavor option").nth(1).wait_for(state="attached")  # the endpoint's flavors
+    page.locator("#flavor").select_option(index=1)
+    page.get_by_label("Count").fill("2")
+    page.get_by_label("Server name").fill("made-{n}")
+    page.get_by_label("Image").fill(need["image"])
+    page.get_by_label("Network").fill(need["network"])
+    page.get_by_label("Tags to set or remove").fill("env=dev, expires-at=2030-01-01")
+    page.get_by_role("button", name="Plan (dry run)").click()
+    page.locator("#plan").wait_for()
+    assert page.locator("#plan-targets").inner_text() == "2"
+    quota = page.locator("#plan-quota tbody tr")
+    expect(quota).to_have_count(1)
+    expect(quota).to_contain_text("easystack-sim")
+    cells = [quota.locator("td").nth(i).inner_text() for i in range(5)]
+    used, limit, room, adds = (int(c) for c in cells[1:])
+    assert room == limit - used and adds == 2
+    shot(page, "19-create-plan")
+    page.locator("#run").click()
+    page.wait_for_url(re.compile(r"#/operations/"))
+    page.locator("#live .state").filter(has_text="succeeded").wait_for()
+    servers: list[dict[str, object]] = _sim(console, "/_sim/servers")["servers"]  # type: ignore[assignment]
+    made = [s for s in servers if str(s["name"]).startswith("made-")]
+    assert sorted(str(s["name"]) for s in made) == ["made-1", "made-2"]
+    assert all(s["tags"]["expires-at"] == "2030-01-01" for s in made)  # type: ignore[index]
+    assert dialogs == []
+    page.close()
+
+
 def _long_reboot(console: Console) -> str:
     """A reboot of two endpoints one server at a time: running long enough to be paused."""
     body = {

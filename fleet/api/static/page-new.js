@@ -20,7 +20,15 @@ function field(label, input, hint) {
     hint ? h("small", { class: "muted" }, hint) : null);
 }
 
-function planView(plan) {
+function quotaView(quota) {
+  if (!quota || !quota.length) return null;
+  return h("section", { id: "plan-quota" },
+    h("h3", {}, "Quota, as the cloud reports it"),
+    table(["endpoint", "used", "limit", "room", "this create adds"],
+      quota.map((q) => row([q.endpoint, String(q.used), String(q.limit), String(q.room), String(q.requested)]))));
+}
+
+function planView(plan, quota) {
   if (!plan) return message("Still planning: the plan will show on the operation.", "info");
   const skipped = Object.entries(plan.skipped_by_reason).map(([r, n]) => `${n} ${r}`).join("; ");
   return h("section", { id: "plan", class: "plan" },
@@ -33,7 +41,8 @@ function planView(plan) {
       h("dt", {}, "ETA"), h("dd", {}, seconds(plan.eta_seconds))),
     table(["rate key", "servers", "batches", "calls", "budgets", "sending"],
       plan.rate_keys.map((k) => row([k.rate_key, String(k.servers), String(k.batches), String(k.calls),
-        k.budgets.join(", "), seconds(k.send_seconds)])), "No call to make."));
+        k.budgets.join(", "), seconds(k.send_seconds)])), "No call to make."),
+    quotaView(quota));
 }
 
 export function newOperationPage(main) {
@@ -60,6 +69,14 @@ function build(main, doc, endpoints, status) {
     waves: h("input", { id: "waves", type: "text", placeholder: "1, 10%, 100%" }),
     pause: h("input", { id: "pause-after-wave", type: "checkbox" }),
     reason: h("input", { id: "reason", type: "text" }),
+    // a create's request (decision D40): where the servers come from and what they are called
+    count: h("input", { id: "count", type: "number", min: 1 }),
+    template: h("input", { id: "server-name", type: "text", placeholder: "web-{n:03d}" }),
+    image: h("input", { id: "image", type: "text" }),
+    network: h("input", { id: "network", type: "text" }),
+    vpc: h("input", { id: "vpc", type: "text" }),
+    zone: h("input", { id: "zone", type: "text" }),
+    password: h("input", { id: "admin-password", type: "text", placeholder: "env:NAME or file:PATH" }),
   };
   const epBoxes = endpoints.map((e) => h("label", { class: "check" },
     h("input", { type: "checkbox", name: "endpoint", value: e.name, onchange: flavors }), ` ${e.name} (${e.provider})`));
@@ -78,12 +95,23 @@ function build(main, doc, endpoints, status) {
     if (el.type.value) params.type = el.type.value;
     if (el.action.value === "resize" && el.flavor.value) params.flavor = el.flavor.value;
     if (el.action.value.startsWith("tag")) params.tags = pairs(el.setTags.value);
+    if (el.action.value === "create") Object.assign(params, creation());
     const strategy = { pause_after_wave: el.pause.checked };
     if (el.waves.value.trim()) strategy.waves = waves(el.waves.value);
     if (el.inFlight.value) strategy.max_in_flight = Number(el.inFlight.value);
     const me = el.maxErrors.value.trim();
     if (me) strategy.max_errors = /^\d+$/.test(me) ? Number(me) : me;
     return { action: el.action.value, params, targets, strategy, dry_run: dryRun, reason: el.reason.value };
+  }
+
+  function creation() {
+    const text = (input) => input.value.trim();
+    const out = { count: Number(el.count.value), name: text(el.template), flavor: el.flavor.value,
+      image: text(el.image), network: text(el.network), tags: pairs(el.setTags.value) };
+    for (const [key, input] of [["vpc", el.vpc], ["availability_zone", el.zone], ["admin_password", el.password]]) {
+      if (text(input)) out[key] = text(input);
+    }
+    return out;
   }
 
   async function flavors() {
@@ -105,7 +133,7 @@ function build(main, doc, endpoints, status) {
     clear(status); clear(planned); invalidate();
     try {
       const out = await post("/v1/operations", collect(true));
-      clear(planned, planView(out.plan));
+      clear(planned, planView(out.plan, out.quota));
       if (out.plan && !out.plan.refused_reason && out.plan.targets > 0) {
         body = collect(false);
         const key = crypto.randomUUID();
@@ -128,18 +156,28 @@ function build(main, doc, endpoints, status) {
 
   const typeField = field("Type", el.type, "SOFT or HARD");
   const flavorField = field("Flavor", el.flavor, "the flavors of the chosen endpoints");
-  const tagsField = field("Tags to set or remove", el.setTags, "key=value, ...");
+  const tagsField = field("Tags to set or remove", el.setTags, "key=value, ... (a create: its servers' tags)");
+  const createFields = h("div", { id: "create-fields" },
+    field("Count", el.count, "servers on each chosen endpoint"),
+    field("Server name", el.template, "a template with {n}, e.g. web-{n:03d}"),
+    field("Image", el.image, "the image id"),
+    field("Network", el.network, "on Huawei the subnet id; on Nova the network id"),
+    field("VPC", el.vpc, "Huawei: the subnet's VPC id"),
+    field("Availability zone", el.zone, "BMS needs it"),
+    field("Admin password", el.password, "a secret reference in the service: env:NAME or file:PATH"));
   function fit() { // only the params the chosen action takes
     const a = el.action.value;
     typeField.hidden = !["stop", "reboot"].includes(a);
-    flavorField.hidden = a !== "resize";
-    tagsField.hidden = !a.startsWith("tag");
+    flavorField.hidden = !["resize", "create"].includes(a);
+    tagsField.hidden = !a.startsWith("tag") && a !== "create";
+    createFields.hidden = a !== "create";
   }
   el.action.addEventListener("change", fit);
   fit();
 
   const form = h("form", { id: "new-operation", onsubmit: (e) => { e.preventDefault(); plan(); }, oninput: invalidate },
-    h("fieldset", {}, h("legend", {}, "What"), field("Action", el.action), typeField, flavorField, tagsField),
+    h("fieldset", {}, h("legend", {}, "What"), field("Action", el.action), typeField, flavorField, tagsField,
+      createFields),
     h("fieldset", {}, h("legend", {}, "Targets (every given criterion must hold)"),
       h("div", { class: "field" }, h("span", {}, "Endpoints"), h("div", { class: "checks" }, epBoxes)),
       field("Server ids", el.ids, "separated by spaces or commas"),
