@@ -121,7 +121,7 @@ def plan_text(
 ) -> str:
     if plan is None:
         head = f"operation {op.get('id')}: still planning; see `fleet ops show {op.get('id')}`"
-        return "\n".join([head, *waiting_lines(op)])
+        return "\n".join([head, *waiting_lines(op), *_quota_lines(quota)])
     skipped = plan.get("skipped_by_reason") or {}
     assert isinstance(skipped, dict)
     why = ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items())) or "none"
@@ -144,13 +144,19 @@ def plan_text(
         )
     if plan.get("refused_reason"):
         lines.append(f"  REFUSED: {plan.get('refused_reason')}")
-    for q in quota if isinstance(quota, list) else []:
-        lines.append(
-            f"  quota of {q.get('endpoint')}: {q.get('used')} of {q.get('limit')} used, room for "
-            f"{q.get('room')}; this create adds {q.get('requested')}"
-        )
+    lines += _quota_lines(quota)
     lines.append(f"  ETA: {number(plan.get('eta_seconds')):.1f} s (from the rate limits)")
     return "\n".join(lines)
+
+
+def _quota_lines(quota: object) -> list[str]:
+    """A create's dry run: each endpoint's quota, as the cloud reported it at admission."""
+    return [
+        f"  quota of {q.get('endpoint')}: {q.get('used')} of {q.get('limit')} used, room for "
+        f"{q.get('room')}; this create adds {q.get('requested')}"
+        for q in (quota if isinstance(quota, list) else [])
+        if isinstance(q, dict)
+    ]
 
 
 def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:

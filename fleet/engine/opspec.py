@@ -7,6 +7,7 @@ restart they read the same JSON back).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -128,14 +129,18 @@ _PARAM_KEYS = {"type", "flavor", "live", "tags", "delete_publicip", "delete_volu
 
 
 EXPIRY_TAG = "expires-at"  # the clean-up policies' default expiry tag (docs/policies.md)
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _iso_day(text: str) -> bool:
+    """`YYYY-MM-DD`, a real day (not an ISO week date, which `fromisoformat` also takes)."""
+    if not _DAY.fullmatch(text):
+        return False
     try:
         date.fromisoformat(text)
     except ValueError:
         return False
-    return len(text) == len("YYYY-MM-DD")
+    return True
 
 
 def parse_params(kind: str, raw: Mapping[str, object]) -> ActionParams:
@@ -152,7 +157,8 @@ def parse_params(kind: str, raw: Mapping[str, object]) -> ActionParams:
         raise SpecError("params.type", "must be SOFT or HARD") from None
     flavor = raw.get("flavor")
     tags = _str_map(raw.get("tags", {}), "params.tags")
-    if EXPIRY_TAG in tags and not _iso_day(tags[EXPIRY_TAG]):
+    sets_tags = kind == "tag_add" or creates  # a tag_remove may name any value, "" included
+    if sets_tags and EXPIRY_TAG in tags and not _iso_day(tags[EXPIRY_TAG]):
         raise SpecError(
             f"params.tags.{EXPIRY_TAG}",
             f"{tags[EXPIRY_TAG]!r} is not a day YYYY-MM-DD (the clean-up policies read it)",

@@ -91,22 +91,20 @@ def cleanup_verdict(policy: Policy, server: ServerRef, day: date) -> Verdict:
     """Due for this clean-up policy's action, or why not. The op tag of a server fleet created
     holds the creating operation's id (D41), not a mark: it is no reason to skip."""
     spec = policy.spec.cleanup or CleanupSpec()
-    later: str | None = None
     if spec.expiry_tag and spec.expiry_tag in server.tags:
         expires = _day(server.tags[spec.expiry_tag])
         if expires is None:
             return Verdict(False, f"expiry tag unreadable: {server.tags[spec.expiry_tag]!r}")
         if expires < day:
             return Verdict(True, f"expired {expires.isoformat()}")
-        later = f"{NOT_DUE}: expires {expires.isoformat()}"
     if spec.op_tag and spec.op_tag in server.tags:
         value = server.tags[spec.op_tag]
         marker = parse_marker(value)
-        if marker is None and later is None and not _OPERATION_ID.fullmatch(value):
+        if marker is None and not _OPERATION_ID.fullmatch(value):
             return Verdict(False, f"op tag unreadable: {value!r}")
         if marker is not None and marker[0] == policy.action and marker[1] <= day:
             return Verdict(True, f"marked {format_marker(*marker)}")
-    return Verdict(False, later or NOT_DUE)
+    return Verdict(False, NOT_DUE)
 
 
 def mark_value(policy: Policy, day: date) -> tuple[str, str]:

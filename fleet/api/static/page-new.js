@@ -29,7 +29,7 @@ function quotaView(quota) {
 }
 
 function planView(plan, quota) {
-  if (!plan) return message("Still planning: the plan will show on the operation.", "info");
+  if (!plan) return h("div", {}, message("Still planning: the plan will show on the operation.", "info"), quotaView(quota));
   const skipped = Object.entries(plan.skipped_by_reason).map(([r, n]) => `${n} ${r}`).join("; ");
   return h("section", { id: "plan", class: "plan" },
     h("h2", {}, "Plan"),

@@ -9,9 +9,10 @@ BMS (seed 003): also `availability_zone`, `metadata.op_svc_userid` and `extendpa
 `count` at most 24 (a base name of at most 58 characters with `count` > 1); at most 9 tags;
 answer `{"order_id", "job_id"}`; 50 create calls per minute (seed 000).
 
-Limits: ECS `GET /v1/{project_id}/cloudservers/limits` (`absolute.maxTotalInstances`,
-`totalInstancesUsed`); the seeds document no BMS quota read, so a BMS create is checked by the
-cloud alone (`Ecs.0001` when the quota is short).
+Limits: ECS `GET /v1/{project_id}/cloudservers/limits` and BMS `GET /v1/{project_id}/
+baremetalservers/limits` (seed 000; the SDK's `ShowTenantQuotaResponse`), both
+`absolute.maxTotalInstances` and `totalInstancesUsed`; the cloud still refuses a create the quota
+cannot hold (`Ecs.0001`) when others took the room after admission.
 """
 
 from __future__ import annotations

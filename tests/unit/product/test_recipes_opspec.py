@@ -108,12 +108,25 @@ def test_every_recipe_is_found_by_its_stored_name() -> None:
         ("stop", {"colour": "red"}, "params.colour"),
         ("resize", {"flavor": "x", "live": "yes"}, "params.live"),
         ("tag_add", {"tags": {"a": 1}}, "params.tags"),
+        ("tag_add", {"tags": {"expires-at": "tomorrow"}}, "params.tags.expires-at"),
+        ("tag_add", {"tags": {"expires-at": "2026-W01-1"}}, "params.tags.expires-at"),
+        ("tag_add", {"tags": {"expires-at": "2026-02-30"}}, "params.tags.expires-at"),
     ],
 )
 def test_bad_params_name_the_field(kind: str, raw: dict[str, object], field: str) -> None:
     with pytest.raises(SpecError) as err:
         parse_params(kind, raw)
     assert err.value.field == field
+
+
+def test_an_expiry_tag_is_removed_whatever_its_value() -> None:
+    """Only the actions that set tags hold `expires-at` to a day: a tag_remove names any value
+    (`""`: whatever it is), so a malformed expiry can be removed."""
+    for value in ("", "tomorrow"):
+        assert parse_params("tag_remove", {"tags": {"expires-at": value}}).tags == {
+            "expires-at": value
+        }
+    assert parse_params("tag_add", {"tags": {"expires-at": "2030-01-01"}}).tags
 
 
 def test_params_round_trip() -> None:
