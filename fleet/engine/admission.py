@@ -136,8 +136,6 @@ class Admission:
             params = parse_params(request.action, request.params)
         except FieldError as exc:
             raise (exc if exc.field == "action" else _named(exc, "params", "params")) from None
-        if params.create is not None and not named:  # a kind that makes servers says where
-            raise FieldError("targets.endpoints", f"a {request.action} names its endpoint(s)")
         targeted = named or sorted(self.drivers)
         await self.discovered(targeted)
         self.capabilities(request.action, params, named, targeted)
