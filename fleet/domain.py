@@ -10,8 +10,21 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 from types import MappingProxyType
+
+EXPIRY_TAG = "expires-at"
+"""The tag whose day (`YYYY-MM-DD`) tells the clean-up policies a server has expired (their
+default `expiry_tag`); a create or a tag_add that sets it is held to a day at admission."""
+
+
+def tag_day(text: str) -> date | None:
+    """A day a tag's value names (`2026-12-31`), as the policies read it; None if it names none."""
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        return None
 
 
 class Provider(StrEnum):

@@ -22,13 +22,14 @@ from fleet.api.schemas import (
     _Out,
     _Query,
 )
+from fleet.domain import EXPIRY_TAG
 from fleet.policies.model import NAME_PATTERN
 
 # --- requests ---------------------------------------------------------------------------------
 
 
 class CleanupIn(_In):
-    expiry_tag: str | None = Field(default="expires-at", max_length=255)
+    expiry_tag: str | None = Field(default=EXPIRY_TAG, max_length=255)
     op_tag: str | None = Field(default="fleet-op", max_length=255)
 
 

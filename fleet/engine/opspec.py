@@ -10,9 +10,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
 
-from fleet.domain import ActionParams, CreateParams, PowerType, Selector, ServerStatus
+from fleet.domain import (
+    EXPIRY_TAG,
+    ActionParams,
+    CreateParams,
+    PowerType,
+    Selector,
+    ServerStatus,
+    tag_day,
+)
 from fleet.drivers.registry import KINDS, NEEDS
 from fleet.engine.tag_limits import filter_tag_problem
 from fleet.engine.templates import parse_create
@@ -128,19 +135,12 @@ _CREATE_KEYS = {
 _PARAM_KEYS = {"type", "flavor", "live", "tags", "delete_publicip", "delete_volume"}
 
 
-EXPIRY_TAG = "expires-at"  # the clean-up policies' default expiry tag (docs/policies.md)
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")  # not an ISO week date, which `tag_day` also reads
 
 
 def _iso_day(text: str) -> bool:
-    """`YYYY-MM-DD`, a real day (not an ISO week date, which `fromisoformat` also takes)."""
-    if not _DAY.fullmatch(text):
-        return False
-    try:
-        date.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
+    """`YYYY-MM-DD`, a real day."""
+    return bool(_DAY.fullmatch(text)) and tag_day(text) is not None
 
 
 def parse_params(kind: str, raw: Mapping[str, object]) -> ActionParams:

@@ -41,7 +41,7 @@ from pydantic import (
     ValidationError,
 )
 
-from fleet.domain import ActionParams
+from fleet.domain import EXPIRY_TAG, ActionParams
 from fleet.drivers.registry import KINDS
 from fleet.engine.opspec import SpecError, Targets, parse_params, parse_tag, parse_targets
 from fleet.policies.cron import CronError, Schedule
@@ -90,7 +90,7 @@ class _Strict(BaseModel):
 class CleanupSpec(_Strict):
     """Which tags make a server due for a clean-up policy's action."""
 
-    expiry_tag: str | None = "expires-at"  # value YYYY-MM-DD: due once that day is in the past
+    expiry_tag: str | None = EXPIRY_TAG  # value YYYY-MM-DD: due once that day is in the past
     op_tag: str | None = "fleet-op"  # value ACTION.YYYY-MM-DD (or ACTION@...): due on that day
 
 

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
-from fleet.domain import ServerRef
+from fleet.domain import ServerRef, tag_day
 from fleet.policies.model import CleanupSpec, Policy
 
 NOT_DUE = "not due"
@@ -41,13 +41,6 @@ class Verdict:
 
 
 ACT = Verdict(True, "")
-
-
-def _day(text: str) -> date | None:
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        return None
 
 
 MARK_SEPARATOR = "."  # OP.YYYY-MM-DD; `@` (the older form) is not a valid ECS tag value
@@ -64,7 +57,7 @@ def parse_marker(text: str) -> tuple[str, date] | None:
     neither shape."""
     sep = OLD_SEPARATOR if OLD_SEPARATOR in text else MARK_SEPARATOR
     op, found, when = text.strip().rpartition(sep)
-    day = _day(when) if found else None
+    day = tag_day(when) if found else None
     return None if day is None or not op.strip() else (op.strip(), day)
 
 
@@ -81,7 +74,7 @@ def snooze_reason(policy: Policy, server: ServerRef, day: date) -> str | None:
     key = policy.spec.snooze_tag
     if not key or key not in server.tags:
         return None
-    until = _day(server.tags[key])
+    until = tag_day(server.tags[key])
     if until is None:
         return f"snooze tag unreadable: {key}={server.tags[key]!r} (expected YYYY-MM-DD)"
     return f"snoozed until {until.isoformat()}" if day <= until else None
@@ -92,7 +85,7 @@ def cleanup_verdict(policy: Policy, server: ServerRef, day: date) -> Verdict:
     holds the creating operation's id (D41), not a mark: it is no reason to skip."""
     spec = policy.spec.cleanup or CleanupSpec()
     if spec.expiry_tag and spec.expiry_tag in server.tags:
-        expires = _day(server.tags[spec.expiry_tag])
+        expires = tag_day(server.tags[spec.expiry_tag])
         if expires is None:
             return Verdict(False, f"expiry tag unreadable: {server.tags[spec.expiry_tag]!r}")
         if expires < day:

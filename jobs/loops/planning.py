@@ -134,9 +134,9 @@ class PlanningLoop:
             op.planned_at is not None  # opened already: every attempt goes on from its rows
             or await self.store.every_replica_streams(self.clock.now())  # a rolling upgrade
         )
-        plan = _Attempt(PlanBuilder(), streams, self._batch(op))
-        if op.planned_at is not None:  # taken up again: a full call beyond what was shown
-            plan.shown = op.targets
+        # taken up again: rows are shown a full call beyond what was shown (its targets)
+        shown = -1 if op.planned_at is None else op.targets
+        plan = _Attempt(PlanBuilder(), streams, self._batch(op), shown)
         if op.planned_at is not None:  # open to dispatch: go on from the rows kept (D101)
             async for rows in self.store.planned_rows(op.id):
                 plan.builder.seed(rows)
