@@ -24,6 +24,7 @@ from tests.integration.test_operations_on_simulator import (
     performed,
     running,
     subjobs,
+    wait_for,
     wait_terminal,
 )
 
@@ -280,3 +281,19 @@ async def test_retry_failed_creates_a_new_server_for_a_failed_build(tmp_path: Pa
         assert view.state is OperationState.SUCCEEDED, view
         servers = await created_servers(sim, op_id)
         assert sorted(s["status"] for s in servers) == ["ACTIVE", "ACTIVE", "ACTIVE", "ERROR"]
+
+
+async def test_waves_apply_to_a_create(tmp_path: Path) -> None:
+    """A create's strategy holds as any operation's: its first wave (two servers) is made, then
+    it pauses; resumed, the rest are made, every server once."""
+    async with running(tmp_path) as (fleet, sim):
+        strategy = {"waves": [2, "100%"], "pause_after_wave": True}
+        op_id = await start_create(fleet, sim, "easystack-sim", 5, strategy=strategy)
+        view = await wait_for(fleet, op_id, lambda v: v.operation.paused, 60)
+        assert view.counts.get(State.SUCCEEDED) == 2, view.counts
+        assert len(await created_servers(sim, op_id)) == 2
+        await fleet.operations.resume(op_id, "t")
+        view = await wait_terminal(fleet, op_id, 60)
+        assert view.state is OperationState.SUCCEEDED, view
+        assert len(await created_servers(sim, op_id)) == 5
+        assert len(await create_posts(sim, "easystack-sim")) == 5
