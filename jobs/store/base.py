@@ -8,7 +8,7 @@ engine touches SQLAlchemy.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -296,13 +296,59 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[Mapping[str, objec
         for start in range(0, len(rows), EVENT_CHUNK):
             chunk = rows[start : start + EVENT_CHUNK]
             await conn.execute(_UNNEST_EVENTS, {c: [r[c] for r in chunk] for c in _EVENT_COLUMNS})
-    else:  # SQLite's executemany is a loop in the same process: nothing to save
-        for start in range(0, len(rows), CHUNK):
-            await conn.execute(EVENTS.insert(), list(rows[start : start + CHUNK]))
+    else:
+        await insert_rows(conn, EVENTS, rows)
     await counts.add(conn, counts.from_events(rows))
     await notify_for_events(conn, rows)  # other processes' loops: new work (PostgreSQL)
     for listener in event_listeners(conn):
         await listener(conn, rows)
+
+
+async def insert_rows(
+    conn: AsyncConnection, table: sa.Table, values: Sequence[Mapping[str, object]]
+) -> None:
+    """SQLite: one prepared `INSERT` the driver runs for every row (`executemany`, a C loop),
+    each value converted by its column's own bind processor (what SQLAlchemy itself would send),
+    instead of compiled multi-row `INSERT` pages: 0.21-0.25 s of CPU for 5,000 rows where those
+    took 0.30-0.35 s for 5,000 planned rows (D93). Values shared by the rows (the timestamps)
+    are converted once. Every row has the first row's keys."""
+    dialect = conn.dialect
+    columns = [c.name for c in table.columns if c.name in values[0]]  # the statement's order
+    converters = [_memo(table.c[name].type, dialect) for name in columns]
+    # the dialect's own text for the statement: `INSERT INTO t (...) VALUES (?, ...)`
+    sql = str(table.insert().compile(dialect=dialect, column_keys=columns))
+    rows = [
+        tuple(v[c] if f is None else f(v[c]) for c, f in zip(columns, converters, strict=True))
+        for v in values
+    ]
+    for start in range(0, len(rows), CHUNK):
+        await conn.exec_driver_sql(sql, rows[start : start + CHUNK])
+
+
+def converter(
+    type_: sa.types.TypeEngine[object], dialect: sa.Dialect
+) -> Callable[[object], object]:
+    """The column type's bind processor: a value as SQLAlchemy itself would send it."""
+    process = type_.dialect_impl(dialect).bind_processor(dialect)
+    return (lambda value: value) if process is None else process
+
+
+def _memo(
+    type_: sa.types.TypeEngine[object], dialect: sa.Dialect
+) -> Callable[[object], object] | None:
+    """The column's bind processor (None: values go as they are); for other than JSON columns
+    it remembers what it converted (the rows of one insert share their timestamps)."""
+    process = type_.dialect_impl(dialect).bind_processor(dialect)
+    if process is None or isinstance(type_, sa.JSON):
+        return process
+    done: dict[object, object] = {}
+
+    def convert(value: object) -> object:
+        if value not in done:
+            done[value] = process(value)
+        return done[value]
+
+    return convert
 
 
 def ids_in(

@@ -27,6 +27,7 @@ from jobs.store.base import (
     PG_IDS,
     Moved,
     call_row,
+    converter,
     ids_in,
     insert_events,
     moved,
@@ -337,18 +338,13 @@ async def _write_groups(
     return batches
 
 
-_CLAIM_ROW = (
-    sa.update(SUBJOBS)
-    .where(_S.id == sa.bindparam("b_id"), _S.state == State.PENDING.value)
-    .values(
-        state=State.DISPATCHING.value,
-        lease_owner=sa.bindparam("b_worker"),
-        lease_expires_at=sa.bindparam("b_until", type_=UTCDateTime),
-        call_id=sa.bindparam("b_call"),
-        attempt=_S.attempt + sa.bindparam("b_bump"),
-        updated_at=sa.bindparam("b_now", type_=UTCDateTime),
-        sent_after=sa.func.coalesce(sa.bindparam("b_floor", type_=UTCDateTime), _S.sent_after),
-    )
+# SQLite: one prepared UPDATE the driver runs for every row (executemany, a C loop), the shared
+# timestamps converted once: through SQLAlchemy each row's parameters went through its bind
+# processing, 30-35 ms of a 1,000-row claim's 60-80 (the statements themselves: 4 ms).
+_CLAIM_ROW_SQLITE = (
+    "UPDATE subjobs SET state = ?, lease_owner = ?, lease_expires_at = ?, call_id = ?, "
+    "attempt = attempt + ?, updated_at = ?, sent_after = coalesce(?, sent_after) "
+    "WHERE id = ? AND state = ?"
 )
 # PostgreSQL: the rows of every group in ONE statement, each row's call and attempt bump from
 # arrays (`unnest`), where an executemany ran one UPDATE per row (a claim of 7,580 rows sent
@@ -377,35 +373,34 @@ async def _move_to_calls(
 ) -> None:
     """Move the groups' rows to DISPATCHING, each on its call (attempt bumped unless the group
     verifies first)."""
-    shared = {
-        "b_worker": req.worker,
-        "b_until": req.lease_until,
-        "b_now": req.now,
-        "b_floor": req.cloud_floor,
-    }
     rows = [
         (r.id, call_id, 0 if group[0].verify_first else 1)
         for group, call_id in zip(groups, call_ids, strict=True)
         for r in group
     ]
+    pending, dispatching = State.PENDING.value, State.DISPATCHING.value
     if conn.dialect.name == "postgresql":
         ids, calls, bumps = (list(column) for column in zip(*rows, strict=True))
-        params = {"b_ids": ids, "b_calls": calls, "b_bumps": bumps}
-        pending, dispatching = State.PENDING.value, State.DISPATCHING.value
-        await conn.execute(
-            _CLAIM_ROWS_PG, {**shared, **params, "b_from": pending, "b_to": dispatching}
-        )
+        params = {
+            "b_worker": req.worker,
+            "b_until": req.lease_until,
+            "b_now": req.now,
+            "b_floor": req.cloud_floor,
+            "b_ids": ids,
+            "b_calls": calls,
+            "b_bumps": bumps,
+            "b_from": pending,
+            "b_to": dispatching,
+        }
+        await conn.execute(_CLAIM_ROWS_PG, params)
         return
-    await conn.execute(
-        _CLAIM_ROW,
+    stamp = converter(_S.updated_at.type, conn.dialect)
+    until, now = stamp(req.lease_until), stamp(req.now)
+    floor = None if req.cloud_floor is None else stamp(req.cloud_floor)
+    await conn.exec_driver_sql(
+        _CLAIM_ROW_SQLITE,
         [
-            {
-                **shared,
-                "b_id": i,
-                "b_call": c,
-                "b_bump": b,
-                "b_floor": req.cloud_floor if b else None,
-            }
+            (dispatching, req.worker, until, c, b, now, floor if b else None, i, pending)
             for i, c, b in rows
         ],
     )

@@ -10,7 +10,7 @@ next attempt goes on from them (`jobs.store.streaming`).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -23,8 +23,8 @@ from jobs.records import OperationRecord, PlanSummary
 from jobs.states import State
 from jobs.store import counts
 from jobs.store.base import (
-    CHUNK,
     insert_events,
+    insert_rows,
     operation_event,
     operation_row,
     to_operation,
@@ -162,7 +162,7 @@ async def insert_subjobs(
         if db.is_postgres:
             await _copy_rows(conn, values)
         else:
-            await _insert_rows(conn, values)
+            await insert_rows(conn, SUBJOBS, values)
         await counts.add_inserted(conn, operation.id, (str(v["state"]) for v in values))
     return len(values)
 
@@ -336,39 +336,3 @@ async def _copy_rows(conn: AsyncConnection, values: Sequence[Mapping[str, object
 
 
 _JSON_COLUMNS = frozenset({"payload"})
-
-
-async def _insert_rows(conn: AsyncConnection, values: Sequence[Mapping[str, object]]) -> None:
-    """SQLite: one prepared `INSERT` the driver runs for every row (`executemany`, a C loop),
-    each value converted by its column's own bind processor (what SQLAlchemy itself would send),
-    instead of compiled multi-row `INSERT` pages: 0.21-0.25 s of CPU for 5,000 rows where those
-    took 0.30-0.35 s (D93). Values shared by the rows (the timestamps) are converted once."""
-    dialect = conn.dialect
-    columns = [c.name for c in SUBJOBS.columns if c.name in values[0]]  # the statement's order
-    converters = [_converter(SUBJOBS.c[name].type, dialect) for name in columns]
-    # the dialect's own text for the statement: `INSERT INTO subjobs (...) VALUES (?, ...)`
-    sql = str(SUBJOBS.insert().compile(dialect=dialect, column_keys=columns))
-    rows = [
-        tuple(v[c] if f is None else f(v[c]) for c, f in zip(columns, converters, strict=True))
-        for v in values
-    ]
-    for start in range(0, len(rows), CHUNK):
-        await conn.exec_driver_sql(sql, rows[start : start + CHUNK])
-
-
-def _converter(
-    type_: sa.types.TypeEngine[object], dialect: sa.Dialect
-) -> Callable[[object], object] | None:
-    """The column's bind processor (None: values go as they are); for other than JSON columns
-    it remembers what it converted (the rows of one insert share their timestamps)."""
-    process = type_.dialect_impl(dialect).bind_processor(dialect)
-    if process is None or isinstance(type_, sa.JSON):
-        return process
-    done: dict[object, object] = {}
-
-    def convert(value: object) -> object:
-        if value not in done:
-            done[value] = process(value)
-        return done[value]
-
-    return convert
