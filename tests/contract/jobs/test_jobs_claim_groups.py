@@ -56,17 +56,17 @@ async def test_rows_of_mixed_groups_are_claimed_group_by_group(store: SqlJobStor
     assert [(b.batch_key, len(b.subjobs)) for b in batches] == [("x", 3), ("y", 24), ("y", 6)]
 
 
-async def test_a_claim_moves_all_its_rows_with_one_update_on_postgresql(
+async def test_a_claim_moves_all_its_rows_with_one_update(
     store: SqlJobStore,
 ) -> None:
-    if not store.db.is_postgres:
-        pytest.skip("SQLite's executemany is a loop in this process: nothing to save")
     op = await plan_operation(store, items(235, batch_key="b"))
     with executions(store) as sent:
         batches = await store.claim_batches(claim_request(op.id, cap=1000), [24], 10)
     assert sum(len(b.subjobs) for b in batches) == 235
     # an executemany ran one UPDATE per row: 235 here, 7,580 in an unlimited 10,000-server stop
     assert [n for sql, n in sent if sql.lstrip().startswith("UPDATE subjobs")] == [1]
+    # and one INSERT per event row (D107)
+    assert [n for sql, n in sent if sql.lstrip().startswith("INSERT INTO events")] == [1]
 
 
 async def test_a_claim_stamps_the_cloud_floor_on_sends_not_on_verifications(
@@ -91,3 +91,33 @@ async def test_a_claim_stamps_the_cloud_floor_on_sends_not_on_verifications(
     # a verification is not a send: neither the attempt nor the floor moves
     assert {(r.attempt, r.sent_after) for r in rows} == {(1, floor)}
     assert {r.call_id for r in rows} == {b.call_id for b in verify}
+
+
+async def test_one_claim_of_verifications_and_sends_moves_each_row_onto_its_own_call(
+    store: SqlJobStore,
+) -> None:
+    op = await plan_operation(store, items(6, batch_key="b"))
+    floor = T0 - timedelta(seconds=5)
+    first = replace(claim_request(op.id, cap=3), cloud_floor=floor)
+    assert [len(b.subjobs) for b in await store.claim_batches(first, [1], 10)] == [1, 1, 1]
+    assert await store.recover(WORKER, T0) == 3  # these three are verified before a send
+    later = T0 + TTL * 2
+    again = replace(claim_request(op.id, cap=1000, now=later), cloud_floor=later)
+    with executions(store) as sent:
+        batches = await store.claim_batches(again, [1], 10)
+    assert sorted(b.verify for b in batches) == [False] * 3 + [True] * 3
+    assert len({b.call_id for b in batches}) == 6
+    # PostgreSQL: one UPDATE; SQLite: one for the verifications, one for the sends
+    updates = [n for sql, n in sent if sql.lstrip().startswith("UPDATE subjobs")]
+    assert updates == ([1] if store.db.is_postgres else [1, 1])
+    rows = {r.target_id: r for r in (await store.list_subjobs(op.id, None, None, 10)).items}
+    for batch in batches:
+        (row,) = (rows[t] for t in batch.target_ids)
+        assert (row.state, row.call_id, row.lease_owner) == (
+            State.DISPATCHING,
+            batch.call_id,
+            WORKER,
+        )
+        # a verification neither counts as a send nor moves the floor
+        assert (row.attempt, row.sent_after) == ((1, floor) if batch.verify else (1, later))
+        assert batch.subjobs[0].attempt == row.attempt

@@ -1,4 +1,4 @@
-"""Planned rows on SQLite: the store's own `executemany` insert writes every column exactly as
+"""Planned rows on SQLite: the store's own multi-row insert writes every column exactly as
 SQLAlchemy's Core insert of the same values does (PostgreSQL takes them by `COPY`)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from jobs_store_helpers import T0, TTL, WORKER
+from jobs_store_helpers import T0, TTL, WORKER, executions
 
 from jobs.plan import PlanBuilder
 from jobs.ports import PlanItem
@@ -52,7 +52,10 @@ async def test_planned_rows_are_stored_as_a_core_insert_stores_them(store: SqlJo
     builder = PlanBuilder()
     rows = [r for e in entries if isinstance(e, PlanItem) and (r := builder.add(e)) is not None]
     now = T0 + timedelta(microseconds=123456)
-    assert await store.insert_subjobs(claimed, rows, WORKER, now, now + TTL) == len(rows)
+    with executions(store) as sent:
+        assert await store.insert_subjobs(claimed, rows, WORKER, now, now + TTL) == len(rows)
+    # one statement for the rows, not one per row (an executemany, D107)
+    assert [n for sql, n in sent if sql.startswith("INSERT INTO subjobs")] == [1]
 
     core = planned_values(other.id, "stop", rows, now)
     async with store.db.write() as conn:
