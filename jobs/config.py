@@ -45,6 +45,10 @@ class EngineConfig:
     dispatch_ahead: float = 0.5
     # polling
     poll_limit: int = 2000  # awaiting rows leased per poll round
+    # Lease the rows that fall due within this many seconds, and send each poll when its rows
+    # are due: the lease (a write of up to `poll_limit` rows, 0.04-0.07 s for 1,000 on SQLite)
+    # is then done before the due time instead of between it and the read (D108).
+    poll_ahead: float = 0.2
     max_polls_in_flight: int = 16
     # runtime
     dispatch_idle: float = 0.25  # seconds a loop with nothing to do sleeps (unless woken)
@@ -72,8 +76,8 @@ class EngineConfig:
             raise ValueError("worker must be a non-empty name")
         if self.listen_idle <= 0:
             raise ValueError("listen_idle must be > 0")
-        if self.dispatch_ahead < 0:
-            raise ValueError("dispatch_ahead must be >= 0")
+        if self.dispatch_ahead < 0 or self.poll_ahead < 0:
+            raise ValueError("dispatch_ahead and poll_ahead must be >= 0")
         if self.lease_ttl <= 0 or self.poll_interval < 0 or self.max_await <= 0:
             raise ValueError("lease_ttl and max_await must be > 0, poll_interval >= 0")
         if (

@@ -306,8 +306,15 @@ class JobStore(Protocol):
     ) -> list[Batch]: ...
 
     async def claim_polls(
-        self, worker: str, now: datetime, lease_until: datetime, limit: int
-    ) -> list[SubJobRecord]: ...
+        self,
+        worker: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        due_by: datetime | None = None,
+    ) -> list[SubJobRecord]:
+        """Lease AWAITING rows due by `due_by` (`now` when None) whose lease is free at `now`."""
+        ...
 
     async def apply(
         self,

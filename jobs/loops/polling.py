@@ -106,7 +106,8 @@ class Poller:
         if limit > 0:
             now = self.clock.now()
             until = now + timedelta(seconds=self.config.lease_ttl)
-            rows = list(await self.store.claim_polls(self.config.worker, now, until, limit))
+            ahead = now + timedelta(seconds=self.config.poll_ahead)
+            rows = list(await self.store.claim_polls(self.config.worker, now, until, limit, ahead))
         busy = {key for _, key in self._polls.values() if key is not None}
         ready = [r for r in self._waiting if _key(r) not in busy]
         self._waiting = [r for r in self._waiting if _key(r) in busy]
@@ -160,6 +161,10 @@ class Poller:
             subjobs=group,
         )
         result: Mapping[int, Outcome] | BaseException
+        # leased ahead (`poll_ahead`): read the cloud once every row of the group is due
+        wait = (max(r.not_before for r in group) - self.clock.now()).total_seconds()
+        if wait > 0:
+            await self.clock.sleep(wait)
         async with self._gate:
             sent = self.clock.now()
             try:

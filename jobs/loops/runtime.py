@@ -120,6 +120,7 @@ class Runtime:
         """Wake the poll loop when rows this process recorded fall due (D106), instead of on its
         next idle round (up to `poll_idle` later); one timer per 10 ms slot, none past
         `ALARM_HORIZON` (the idle rounds find those)."""
+        at -= timedelta(seconds=self.config.poll_ahead)  # the poll loop leases that far ahead
         delay = (at - self.clock.now()).total_seconds()
         slot = math.ceil(at.timestamp() * 100)
         if delay > ALARM_HORIZON or slot in self._alarms or self._task is None:

@@ -545,14 +545,21 @@ async def _write_ahead(
 
 
 async def claim_polls(
-    db: Database, worker: str, now: datetime, lease_until: datetime, limit: int
+    db: Database,
+    worker: str,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    due_by: datetime | None = None,
 ) -> list[SubJobRecord]:
-    """Lease due AWAITING rows for one poll round (a lease, not a transition)."""
+    """Lease AWAITING rows due by `due_by` (`now` when None: the poller leases a little ahead,
+    `EngineConfig.poll_ahead`) whose lease is free at `now`, for one poll round (a lease, not a
+    transition)."""
     stmt = (
         sa.select(SUBJOBS)
         .where(
             _S.state == State.AWAITING.value,
-            _S.not_before <= now,
+            _S.not_before <= (now if due_by is None else due_by),
             sa.or_(_S.lease_owner.is_(None), _S.lease_expires_at < now),
         )
         .order_by(*_POLL_ORDER)

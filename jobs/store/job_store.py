@@ -211,9 +211,14 @@ class SqlJobStore:
         return await store_claims.claim_batches(self.db, request, max_batch, max_groups)
 
     async def claim_polls(
-        self, worker: str, now: datetime, lease_until: datetime, limit: int
+        self,
+        worker: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        due_by: datetime | None = None,
     ) -> list[SubJobRecord]:
-        return await store_claims.claim_polls(self.db, worker, now, lease_until, limit)
+        return await store_claims.claim_polls(self.db, worker, now, lease_until, limit, due_by)
 
     async def apply(
         self,

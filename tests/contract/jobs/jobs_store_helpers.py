@@ -121,13 +121,14 @@ class Harness:
         self.planner = planner or FakePlanner()
         self.executor = executor or FakeExecutor()
         self.limiter = limiter or FakeRateLimiter()
-        # `round()` waits for every claimed call before it moves the fake clock, so nothing may
-        # be claimed ahead of the room (such a call would wait for a time that never comes).
+        # `round()` waits for every claimed call and poll before it moves the fake clock, so
+        # nothing may be claimed or leased ahead (it would wait for a time that never comes).
         self.config = config or EngineConfig(
             worker=WORKER,
             poll_interval=5.0,
             retry=RetryPolicy(max_attempts=3, base_delay=1.0),
             dispatch_ahead=0.0,
+            poll_ahead=0.0,
         )
         self.ops = Operations(store, self.clock)
         self.planning = PlanningLoop(

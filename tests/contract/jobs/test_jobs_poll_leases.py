@@ -5,15 +5,22 @@ transaction); it was a probe, a locking SELECT and an UPDATE. On both databases.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from jobs_store_helpers import T0, TTL, WORKER, claim_one, claim_request, executions, plan_operation
 
-from jobs.records import Change
+from jobs.clock import FakeClock
+from jobs.config import EngineConfig
+from jobs.loops.polling import Poller
+from jobs.ports import SubJobOutcomes
+from jobs.records import Batch, Change
 from jobs.states import Event, State
 from jobs.store import SqlJobStore
-from jobs.testing import items
+from jobs.store.models import SUBJOBS
+from jobs.testing import FakeExecutor, items
 
 pytestmark = pytest.mark.contract
 
@@ -59,6 +66,22 @@ async def test_due_rows_are_leased_once_in_the_order_they_fall_due(store: SqlJob
     assert {(r.lease_owner, r.lease_expires_at) for r in rows} == {("worker-c", expired + TTL)}
 
 
+async def test_rows_due_by_the_lead_are_leased_ahead_and_a_held_lease_is_judged_now(
+    store: SqlJobStore,
+) -> None:
+    order = await _awaiting(store)
+    at = T0 + timedelta(milliseconds=1800)
+    # nothing is due at 1.8 s; within 0.3 s of it, the rows of job-a (1 s) and job-b (2 s)
+    ahead = await store.claim_polls(WORKER, at, at + TTL, 10, at + timedelta(milliseconds=300))
+    assert [r.target_id for r in ahead] == order[:4]
+    assert {r.lease_owner for r in ahead} == {WORKER}
+    # a lease is free only once it has run out at `now`, however far ahead rows are leased:
+    # worker-b takes the job-less rows, not those WORKER still holds
+    soon = at + TTL - timedelta(seconds=1)
+    taken = await store.claim_polls("worker-b", soon, soon + TTL, 10, soon + TTL)
+    assert [r.target_id for r in taken] == order[4:]
+
+
 async def test_a_poll_lease_is_one_statement_on_postgresql(store: SqlJobStore) -> None:
     if not store.db.is_postgres:
         pytest.skip("SQLite: a probe, then the write lock only when something is due")
@@ -69,3 +92,45 @@ async def test_a_poll_lease_is_one_statement_on_postgresql(store: SqlJobStore) -
         assert await store.claim_polls(WORKER, at, at + TTL, 10) == []
     assert [r.target_id for r in leased] == order[:4]
     assert len(sent) == 2, sent  # one each, whether or not anything was due
+
+
+class _Timed(FakeExecutor):
+    """Notes the fake clock's time of every poll."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.sent_at: list[tuple[str | None, object]] = []
+
+    async def poll(self, batch: Batch) -> SubJobOutcomes:
+        self.sent_at.append((batch.subjobs[0].cloud_job_id, self.clock.now()))
+        return await super().poll(batch)
+
+
+async def test_the_poller_leases_rows_due_within_poll_ahead_and_reads_each_when_due(
+    store: SqlJobStore,
+) -> None:
+    await _awaiting(store)  # job-a due at T0 + 1 s, job-b at 2 s, job-less rows at 3 s
+    clock = FakeClock(T0 + timedelta(milliseconds=800))
+    executor = _Timed(clock)
+    never = EngineConfig(worker="w-0", poll_ahead=0.0)
+    assert await Poller(store, executor, clock, never).run_once() == 0  # nothing due at 0.8 s
+
+    poller = Poller(store, executor, clock, EngineConfig(worker=WORKER, poll_ahead=0.3))
+    polling = asyncio.create_task(poller.run_once())
+    await until_leased(store, 2)  # at 0.8 s: job-a's two rows, due within 0.3 s
+    await clock.advance(0.1)
+    assert executor.sent_at == []  # not read before it is due
+    await clock.advance(0.1)
+    assert await polling == 2
+    assert executor.sent_at == [("job-a", T0 + timedelta(seconds=1))]
+
+
+async def until_leased(store: SqlJobStore, count: int) -> None:
+    held = sa.select(sa.func.count()).where(SUBJOBS.c.lease_owner == WORKER)
+    for _ in range(500):
+        async with store.db.read() as conn:
+            if (await conn.execute(held)).scalar() == count:
+                return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{count} rows were not leased")
