@@ -45,9 +45,9 @@ class EngineConfig:
     dispatch_ahead: float = 0.5
     # polling
     poll_limit: int = 2000  # awaiting rows leased per poll round
-    # Lease the rows that fall due within this many seconds, and send each poll when its rows
-    # are due: the lease (a write of up to `poll_limit` rows, 0.04-0.07 s for 1,000 on SQLite)
-    # is then done before the due time instead of between it and the read (D108).
+    # Lease a cloud job's rows that fall due within this many seconds, and send its poll when
+    # they are due: the lease (a write of up to `poll_limit` rows, 0.04-0.07 s for 1,000 on
+    # SQLite) is then done before the due time instead of between it and the read (D108).
     poll_ahead: float = 0.2
     max_polls_in_flight: int = 16
     # runtime

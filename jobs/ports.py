@@ -313,7 +313,8 @@ class JobStore(Protocol):
         limit: int,
         due_by: datetime | None = None,
     ) -> list[SubJobRecord]:
-        """Lease AWAITING rows due by `due_by` (`now` when None) whose lease is free at `now`."""
+        """Lease the AWAITING rows due at `now` whose lease is free at `now`; with `due_by`,
+        also a cloud job's rows due by then."""
         ...
 
     async def apply(

@@ -161,7 +161,7 @@ class Poller:
             subjobs=group,
         )
         result: Mapping[int, Outcome] | BaseException
-        # leased ahead (`poll_ahead`): read the cloud once every row of the group is due
+        # a job's rows leased ahead (`poll_ahead`): read the cloud once they are due
         wait = (max(r.not_before for r in group) - self.clock.now()).total_seconds()
         if wait > 0:
             await self.clock.sleep(wait)

@@ -118,9 +118,14 @@ class Runtime:
 
     def _poll_due(self, at: datetime) -> None:
         """Wake the poll loop when rows this process recorded fall due (D106), instead of on its
-        next idle round (up to `poll_idle` later); one timer per 10 ms slot, none past
-        `ALARM_HORIZON` (the idle rounds find those)."""
-        at -= timedelta(seconds=self.config.poll_ahead)  # the poll loop leases that far ahead
+        next idle round (up to `poll_idle` later), and `poll_ahead` before, when a cloud job's
+        rows are leased (D108); one timer per 10 ms slot, none past `ALARM_HORIZON` (the idle
+        rounds find those)."""
+        ahead = timedelta(seconds=self.config.poll_ahead)
+        for when in sorted({at - ahead, at}):
+            self._wake_at(when)
+
+    def _wake_at(self, at: datetime) -> None:
         delay = (at - self.clock.now()).total_seconds()
         slot = math.ceil(at.timestamp() * 100)
         if delay > ALARM_HORIZON or slot in self._alarms or self._task is None:

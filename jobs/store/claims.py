@@ -552,14 +552,20 @@ async def claim_polls(
     limit: int,
     due_by: datetime | None = None,
 ) -> list[SubJobRecord]:
-    """Lease AWAITING rows due by `due_by` (`now` when None: the poller leases a little ahead,
-    `EngineConfig.poll_ahead`) whose lease is free at `now`, for one poll round (a lease, not a
-    transition)."""
+    """Lease the AWAITING rows due at `now` whose lease is free at `now`, for one poll round (a
+    lease, not a transition); with `due_by`, also a cloud job's rows due by then (the poller
+    leases a job's poll a little ahead and sends it at its time, `EngineConfig.poll_ahead`; a
+    job's rows fall due together, where job-less rows of one group may fall due apart)."""
+    due = _S.not_before <= now
+    if due_by is not None and due_by > now:
+        due = sa.and_(
+            _S.not_before <= due_by, sa.or_(_S.not_before <= now, _S.cloud_job_id.is_not(None))
+        )
     stmt = (
         sa.select(SUBJOBS)
         .where(
             _S.state == State.AWAITING.value,
-            _S.not_before <= (now if due_by is None else due_by),
+            due,
             sa.or_(_S.lease_owner.is_(None), _S.lease_expires_at < now),
         )
         .order_by(*_POLL_ORDER)

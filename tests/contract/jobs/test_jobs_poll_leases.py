@@ -75,6 +75,9 @@ async def test_rows_due_by_the_lead_are_leased_ahead_and_a_held_lease_is_judged_
     ahead = await store.claim_polls(WORKER, at, at + TTL, 10, at + timedelta(milliseconds=300))
     assert [r.target_id for r in ahead] == order[:4]
     assert {r.lease_owner for r in ahead} == {WORKER}
+    # job-less rows are not leased ahead (a group of them may fall due apart)
+    early = at + timedelta(milliseconds=1000)
+    assert await store.claim_polls("worker-b", early, early + TTL, 10, early + TTL) == []
     # a lease is free only once it has run out at `now`, however far ahead rows are leased:
     # worker-b takes the job-less rows, not those WORKER still holds
     soon = at + TTL - timedelta(seconds=1)
