@@ -1,7 +1,8 @@
 """The polling loop: one poll per cloud job, status reads batched where the dialect allows.
 
 Due AWAITING sub-jobs are leased (a lease, not a transition: polling changes no state unless the
-cloud says something changed). Sub-jobs sharing a cloud job id are polled together with one call;
+cloud says something changed); a cloud job's rows a little ahead (`poll_ahead`), its poll sent
+when they are due (D108). Sub-jobs sharing a cloud job id are polled together with one call;
 sub-jobs without one (per-server dialects) are grouped per operation, kind, step and rate key up
 to the executor's `poll_batch`, so one status listing can answer for many servers. In the
 runtime each group is polled in a task of its own (`Poller.run_once`), so rows that fall due
