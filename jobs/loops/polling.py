@@ -85,6 +85,7 @@ class Poller:
         # spawned polls: their rows and, for job-less rows, their group key
         self._polls: dict[asyncio.Task[None], tuple[frozenset[int], _Key | None]] = {}
         self._waiting: list[SubJobRecord] = []  # leased, for the next poll of a busy key
+        self._sleeping = 0  # spawned polls leased ahead, not yet due: they take no poll slot
 
     def held(self) -> set[int]:
         """Sub-jobs being polled, or leased for the next poll, by this process right now (their
@@ -101,7 +102,7 @@ class Poller:
         this waits for the polls it started."""
         held = sum(len(ids) for ids, _ in self._polls.values()) + len(self._waiting)
         limit = self.config.poll_limit - held
-        if len(self._polls) >= self.config.max_polls_in_flight:
+        if len(self._polls) - self._sleeping >= self.config.max_polls_in_flight:
             return 0  # a poll that ends wakes the loop (`notify`)
         rows: list[SubJobRecord] = []
         if limit > 0:
@@ -162,10 +163,15 @@ class Poller:
             subjobs=group,
         )
         result: Mapping[int, Outcome] | BaseException
-        # a job's rows leased ahead (`poll_ahead`): read the cloud once they are due
-        wait = (max(r.not_before for r in group) - self.clock.now()).total_seconds()
+        # a job's rows leased ahead (`poll_ahead`): read the cloud when the first is due (a job's
+        # rows usually fall due together; none is read later than it would have been)
+        wait = (min(r.not_before for r in group) - self.clock.now()).total_seconds()
         if wait > 0:
-            await self.clock.sleep(wait)
+            self._sleeping += 1
+            try:
+                await self.clock.sleep(wait)
+            finally:
+                self._sleeping -= 1
         async with self._gate:
             sent = self.clock.now()
             try:

@@ -559,7 +559,8 @@ async def claim_polls(
     due = _S.not_before <= now
     if due_by is not None and due_by > now:
         due = sa.and_(
-            _S.not_before <= due_by, sa.or_(_S.not_before <= now, _S.cloud_job_id.is_not(None))
+            _S.not_before <= due_by,
+            sa.or_(_S.not_before <= now, sa.func.coalesce(_S.cloud_job_id, "") != ""),
         )
     stmt = (
         sa.select(SUBJOBS)

@@ -6,6 +6,7 @@ transaction); it was a probe, a locking SELECT and an UPDATE. On both databases.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from datetime import timedelta
 
 import pytest
@@ -137,3 +138,66 @@ async def until_leased(store: SqlJobStore, count: int) -> None:
                 return
         await asyncio.sleep(0.01)
     raise AssertionError(f"{count} rows were not leased")
+
+
+async def test_a_poll_leased_ahead_takes_no_poll_slot_while_it_waits(store: SqlJobStore) -> None:
+    op = await plan_operation(store, items(2))
+    batch = await claim_one(store, claim_request(op.id, cap=2), [10])
+    assert batch is not None
+    due = {0: ("job-a", 1000), 1: (None, 850)}  # ms after T0
+    changes = []
+    for i, sub in enumerate(batch.subjobs):
+        job, ms = due[i]
+        values = (("cloud_job_id", job), ("not_before", T0 + timedelta(milliseconds=ms)))
+        changes.append(
+            Change(sub.id, op.id, sub.target_id, State.DISPATCHING, Event.ACCEPT, values=values)
+        )
+    assert (await store.apply(changes, WORKER, T0)).applied == 2
+    clock = FakeClock(T0 + timedelta(milliseconds=800))
+    executor = _Timed(clock)
+    one = EngineConfig(worker=WORKER, poll_ahead=0.3, max_polls_in_flight=1)
+    tasks: list[asyncio.Task[None]] = []
+    poller = Poller(store, executor, clock, one, spawn=lambda c: _spawned(tasks, c))
+    assert await poller.run_once() == 1  # job-a, leased ahead: it waits for 1.0 s
+    await clock.advance(0.05)  # the job-less row is due at 0.85 s
+    assert await poller.run_once() == 1  # the only poll slot is not the waiting poll's
+    await asyncio.sleep(0.05)
+    assert executor.sent_at == [(None, T0 + timedelta(milliseconds=850))]
+    await clock.advance(0.15)
+    await asyncio.gather(*tasks)
+    assert executor.sent_at[1] == ("job-a", T0 + timedelta(seconds=1))
+
+
+def _spawned(
+    tasks: list[asyncio.Task[None]], coro: Coroutine[None, None, None]
+) -> asyncio.Task[None]:
+    task = asyncio.create_task(coro)
+    tasks.append(task)
+    return task
+
+
+async def test_a_jobs_rows_due_apart_are_read_when_the_first_is_due(store: SqlJobStore) -> None:
+    op = await plan_operation(store, items(2))
+    batch = await claim_one(store, claim_request(op.id, cap=2), [10])
+    assert batch is not None
+    changes = [
+        Change(
+            sub.id,
+            op.id,
+            sub.target_id,
+            State.DISPATCHING,
+            Event.ACCEPT,
+            values=(("cloud_job_id", "job-a"), ("not_before", T0 + timedelta(milliseconds=ms))),
+        )
+        for sub, ms in zip(batch.subjobs, (1000, 1100), strict=True)
+    ]
+    assert (await store.apply(changes, WORKER, T0)).applied == 2
+    clock = FakeClock(T0 + timedelta(milliseconds=900))
+    executor = _Timed(clock)
+    poller = Poller(store, executor, clock, EngineConfig(worker=WORKER, poll_ahead=0.3))
+    polling = asyncio.create_task(poller.run_once())
+    await until_leased(store, 2)
+    await clock.advance(0.1)
+    assert await polling == 2
+    # the row due at 1.0 s is not held for the one due at 1.1 s
+    assert executor.sent_at == [("job-a", T0 + timedelta(seconds=1))]
