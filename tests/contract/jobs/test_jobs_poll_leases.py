@@ -26,22 +26,32 @@ from jobs.testing import FakeExecutor, items
 pytestmark = pytest.mark.contract
 
 
+async def _accepted(store: SqlJobStore, due: list[tuple[str | None, float]]) -> None:
+    """One row per `(cloud job id, seconds after T0 its first poll is due)`, accepted and
+    awaiting its poll (targets srv-00000 onwards, in that order)."""
+    op = await plan_operation(store, items(len(due)))
+    batch = await claim_one(store, claim_request(op.id, cap=len(due)), [10])
+    assert batch is not None
+    changes = [
+        Change(
+            sub.id,
+            op.id,
+            sub.target_id,
+            State.DISPATCHING,
+            Event.ACCEPT,
+            values=(("cloud_job_id", job), ("not_before", T0 + timedelta(seconds=seconds))),
+        )
+        for sub, (job, seconds) in zip(batch.subjobs, due, strict=True)
+    ]
+    assert (await store.apply(changes, WORKER, T0)).applied == len(due)
+
+
 async def _awaiting(store: SqlJobStore) -> list[str]:
     """Six rows awaiting their polls: a cloud job's due at T0 + 1 s, another's at 2 s, and
     job-less rows at 3 s; returns the targets in the order they fall due."""
-    op = await plan_operation(store, items(6))
-    batch = await claim_one(store, claim_request(op.id, cap=6), [10])
-    assert batch is not None
-    due = {0: (None, 3), 1: ("job-b", 2), 2: ("job-a", 1), 3: (None, 3), 4: ("job-a", 1)}
-    due[5] = ("job-b", 2)
-    changes = []
-    for i, sub in enumerate(batch.subjobs):
-        job, seconds = due[i]
-        values = (("cloud_job_id", job), ("not_before", T0 + timedelta(seconds=seconds)))
-        changes.append(
-            Change(sub.id, op.id, sub.target_id, State.DISPATCHING, Event.ACCEPT, values=values)
-        )
-    assert (await store.apply(changes, WORKER, T0)).applied == 6
+    await _accepted(
+        store, [(None, 3), ("job-b", 2), ("job-a", 1), (None, 3), ("job-a", 1), ("job-b", 2)]
+    )
     return ["srv-00002", "srv-00004", "srv-00001", "srv-00005", "srv-00000", "srv-00003"]
 
 
@@ -141,18 +151,7 @@ async def until_leased(store: SqlJobStore, count: int) -> None:
 
 
 async def test_a_poll_leased_ahead_takes_no_poll_slot_while_it_waits(store: SqlJobStore) -> None:
-    op = await plan_operation(store, items(2))
-    batch = await claim_one(store, claim_request(op.id, cap=2), [10])
-    assert batch is not None
-    due = {0: ("job-a", 1000), 1: (None, 850)}  # ms after T0
-    changes = []
-    for i, sub in enumerate(batch.subjobs):
-        job, ms = due[i]
-        values = (("cloud_job_id", job), ("not_before", T0 + timedelta(milliseconds=ms)))
-        changes.append(
-            Change(sub.id, op.id, sub.target_id, State.DISPATCHING, Event.ACCEPT, values=values)
-        )
-    assert (await store.apply(changes, WORKER, T0)).applied == 2
+    await _accepted(store, [("job-a", 1.0), (None, 0.85)])
     clock = FakeClock(T0 + timedelta(milliseconds=800))
     executor = _Timed(clock)
     one = EngineConfig(worker=WORKER, poll_ahead=0.3, max_polls_in_flight=1)
@@ -177,21 +176,7 @@ def _spawned(
 
 
 async def test_a_jobs_rows_due_apart_are_read_when_the_first_is_due(store: SqlJobStore) -> None:
-    op = await plan_operation(store, items(2))
-    batch = await claim_one(store, claim_request(op.id, cap=2), [10])
-    assert batch is not None
-    changes = [
-        Change(
-            sub.id,
-            op.id,
-            sub.target_id,
-            State.DISPATCHING,
-            Event.ACCEPT,
-            values=(("cloud_job_id", "job-a"), ("not_before", T0 + timedelta(milliseconds=ms))),
-        )
-        for sub, ms in zip(batch.subjobs, (1000, 1100), strict=True)
-    ]
-    assert (await store.apply(changes, WORKER, T0)).applied == 2
+    await _accepted(store, [("job-a", 1.0), ("job-a", 1.1)])
     clock = FakeClock(T0 + timedelta(milliseconds=900))
     executor = _Timed(clock)
     poller = Poller(store, executor, clock, EngineConfig(worker=WORKER, poll_ahead=0.3))
